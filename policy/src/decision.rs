@@ -1,0 +1,226 @@
+use crate::Principal;
+
+/// What happens to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Forward to the upstream.
+    Allow,
+    /// Refuse (401 invalid token, 403, 503 ...).
+    Deny,
+    /// Refuse with an MFA challenge: the caller should come back with an MFA token.
+    Challenge,
+}
+
+impl Outcome {
+    /// The stable name used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Challenge => "challenge",
+        }
+    }
+}
+
+/// Why a credential was not accepted. Each maps to 401 `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidReason {
+    /// Not a JWT: wrong segment count, bad base64 or JSON, unknown `alg` such as `none`.
+    Malformed,
+    /// Longer than the configured limit.
+    TooLarge,
+    /// `alg` not in the issuer's allow-list, or inconsistent with the key.
+    AlgorithmNotAllowed,
+    /// No key with this `kid`, even after a refetch.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is in the past beyond the leeway.
+    Expired,
+    /// `nbf` is in the future beyond the leeway.
+    NotYetValid,
+    /// `iss` matches no configured issuer.
+    UnknownIssuer,
+    /// `iss` does not match the issuer for the token's `tid`.
+    WrongIssuer,
+    /// `tid` is not in the issuer's tenant allow-list.
+    TenantNotAllowed,
+    /// `aud` is not one of the issuer's audiences.
+    WrongAudience,
+    /// A required claim is missing or has the wrong shape (`exp`, `tid`, `ver`...).
+    ClaimsInvalid,
+    /// Neither `scp`, `roles` nor `idtyp=app`: the token grants nothing.
+    NoPermissionsClaim,
+}
+
+impl InvalidReason {
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "token_malformed",
+            InvalidReason::TooLarge => "token_too_large",
+            InvalidReason::AlgorithmNotAllowed => "alg_not_allowed",
+            InvalidReason::UnknownKey => "unknown_kid",
+            InvalidReason::BadSignature => "bad_signature",
+            InvalidReason::Expired => "token_expired",
+            InvalidReason::NotYetValid => "token_not_yet_valid",
+            InvalidReason::UnknownIssuer => "unknown_issuer",
+            InvalidReason::WrongIssuer => "wrong_issuer",
+            InvalidReason::TenantNotAllowed => "tenant_not_allowed",
+            InvalidReason::WrongAudience => "wrong_audience",
+            InvalidReason::ClaimsInvalid => "claims_invalid",
+            InvalidReason::NoPermissionsClaim => "no_permissions_claim",
+        }
+    }
+
+    /// A short description for `error_description`; never contains token content.
+    pub fn description(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "The token is malformed",
+            InvalidReason::TooLarge => "The token is too large",
+            InvalidReason::AlgorithmNotAllowed => "The token algorithm is not allowed",
+            InvalidReason::UnknownKey => "The token signing key is unknown",
+            InvalidReason::BadSignature => "The token signature is invalid",
+            InvalidReason::Expired => "The token is expired",
+            InvalidReason::NotYetValid => "The token is not yet valid",
+            InvalidReason::UnknownIssuer => "The token issuer is not trusted",
+            InvalidReason::WrongIssuer => "The token issuer does not match its tenant",
+            InvalidReason::TenantNotAllowed => "The token tenant is not allowed",
+            InvalidReason::WrongAudience => "The token audience is not accepted",
+            InvalidReason::ClaimsInvalid => "The token claims are invalid",
+            InvalidReason::NoPermissionsClaim => "The token carries no scp, roles or idtyp claim",
+        }
+    }
+}
+
+/// Why a user token does not show MFA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MfaGap {
+    /// No `amr` claim in a v1 (or unversioned) token.
+    AmrMissing,
+    /// `amr` is not an array of strings (and the issuer is not lenient).
+    AmrMalformed,
+    /// `amr` holds `wiaormfa` ("Windows or MFA"), which does not prove MFA.
+    WiaOrMfaOnly,
+    /// `amr` holds no MFA method.
+    NoMfaMethod,
+    /// A v2 token: Entra sends no `amr` in v2 access tokens, so MFA is unknown.
+    UnknownV2,
+}
+
+impl MfaGap {
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            MfaGap::AmrMissing => "amr_missing",
+            MfaGap::AmrMalformed => "amr_malformed",
+            MfaGap::WiaOrMfaOnly => "amr_wiaormfa_not_mfa",
+            MfaGap::NoMfaMethod => "mfa_missing",
+            MfaGap::UnknownV2 => "mfa_unknown_v2",
+        }
+    }
+}
+
+/// Why a decision was made. Exhaustive on purpose: adding a reason forces the gateway's
+/// response table to choose its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// App+User with MFA.
+    MfaSatisfied,
+    /// App+User without MFA on a route where MFA is optional.
+    MfaNotRequired,
+    /// App-only on a route that allows it.
+    AppOnlyAllowed,
+    /// A route with `auth = "none"`.
+    PublicRoute,
+    /// No credential on a route that requires one.
+    NoToken,
+    /// The credential was refused.
+    InvalidToken(InvalidReason),
+    /// The issuer's keys are not loaded yet (or could not be fetched), so nothing can be verified.
+    KeysUnavailable,
+    /// App-only on a route that denies it.
+    AppOnlyDenied,
+    /// App+User without MFA on a route that requires it.
+    MfaRequired(MfaGap),
+}
+
+impl Reason {
+    /// The stable reason code written to the decision log and response bodies.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MfaSatisfied => "mfa_satisfied",
+            Reason::MfaNotRequired => "mfa_not_required",
+            Reason::AppOnlyAllowed => "app_only_allowed",
+            Reason::PublicRoute => "public_route",
+            Reason::NoToken => "no_token",
+            Reason::InvalidToken(r) => r.code(),
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::AppOnlyDenied => "app_only_denied",
+            Reason::MfaRequired(gap) => gap.code(),
+        }
+    }
+
+    /// The outcome this reason stands for.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Reason::MfaSatisfied
+            | Reason::MfaNotRequired
+            | Reason::AppOnlyAllowed
+            | Reason::PublicRoute => Outcome::Allow,
+            Reason::NoToken
+            | Reason::InvalidToken(_)
+            | Reason::KeysUnavailable
+            | Reason::AppOnlyDenied => Outcome::Deny,
+            Reason::MfaRequired(_) => Outcome::Challenge,
+        }
+    }
+}
+
+/// Something odd about an accepted token, worth a line in the decision log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anomaly {
+    /// `idtyp=app` together with `scp`: treated as App-only.
+    AppTokenWithScopes,
+    /// An App-only token from a public client (`appidacr`/`azpacr` = "0").
+    AppOnlyPublicClient,
+}
+
+impl Anomaly {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Anomaly::AppTokenWithScopes => "idtyp_app_with_scp",
+            Anomaly::AppOnlyPublicClient => "app_only_public_client",
+        }
+    }
+}
+
+/// The policy's answer for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Decision {
+    /// Why; the outcome follows from it.
+    pub reason: Reason,
+    /// False in report-only mode: the request is forwarded whatever the outcome.
+    pub enforced: bool,
+    /// Who called.
+    pub principal: Principal,
+    /// MFA for App+User callers; `None` for App-only and anonymous callers, who are left out of
+    /// the MFA metric.
+    pub mfa: Option<bool>,
+    /// Oddities worth logging.
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Decision {
+    /// The outcome of [`Decision::reason`].
+    pub fn outcome(&self) -> Outcome {
+        self.reason.outcome()
+    }
+
+    /// Whether the request goes to the upstream.
+    pub fn forwards(&self) -> bool {
+        self.outcome() == Outcome::Allow || !self.enforced
+    }
+}

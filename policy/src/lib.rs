@@ -1,0 +1,24 @@
+//! mfagate's policy: verified facts in, a decision out.
+//!
+//! Nothing here does I/O, reads a clock or the environment: the gateway verifies credentials,
+//! hands over [`TokenFacts`], and passes the current time as a [`UnixTime`]. The rules follow
+//! `shared/docs/claims.md` §8: App-only vs App+User by `idtyp`, then `scp`/`roles`; MFA by an exact
+//! `amr` element (`mfa`, `ngcmfa`) or a configured auth-context id in `acrs`, never by `acr`,
+//! `wiaormfa`, case variants or substrings.
+#![warn(missing_docs)]
+
+mod decision;
+mod evaluate;
+mod facts;
+mod mfa;
+mod principal;
+mod rule;
+mod time;
+
+pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason};
+pub use evaluate::{Credential, evaluate};
+pub use facts::{Amr, TokenFacts, TokenVersion};
+pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};
+pub use principal::{Principal, classify};
+pub use rule::{AppOnlyAccess, AuthRequirement, MfaRequirement, Mode, RouteRule};
+pub use time::UnixTime;
