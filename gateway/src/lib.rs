@@ -1,1 +1,27 @@
+//! mfagate: a reverse proxy that enforces multi-factor authentication on partner API calls.
+//!
+//! The entry point is [`serve`]: give it a bound listener, a validated [`Config`] and a shutdown
+//! future. All I/O lives in this crate; every decision is made by `mfagate-policy`.
 
+pub mod admin;
+pub mod body;
+pub mod clock;
+pub mod config;
+pub mod decision_log;
+pub mod demo;
+pub mod devidp;
+pub mod echo;
+pub mod forward;
+pub mod jwt;
+pub mod keys;
+pub mod metrics;
+pub mod outbound;
+pub mod proxy;
+pub mod respond;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use config::{Config, ConfigError};
+pub use server::{Options, serve, serve_with};
+pub use state::StartError;

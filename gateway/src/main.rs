@@ -1,1 +1,134 @@
-fn main() {}
+//! The `mfagate` command line.
+
+use clap::{Parser, Subcommand};
+use mfagate::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A reverse proxy that enforces multi-factor authentication on partner API calls, logs every
+/// decision, and proves it with numbers.
+#[derive(Parser)]
+#[command(name = "mfagate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: print each problem with its key path, exit 1 on any.
+    CheckConfig {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Run a local demo: a development identity provider (:8082), an echo upstream (:8081) and
+    /// the gateway (:8080), printing curl commands to try.
+    Demo {
+        /// The demo configuration.
+        #[arg(long, default_value = "examples/demo.toml")]
+        config: PathBuf,
+        /// Folder of development keys (DEVELOPMENT ONLY).
+        #[arg(long, default_value = "certs")]
+        certs: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} issuers, {} routes)",
+                    file.display(),
+                    c.issuers.len(),
+                    c.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_failure(&file, &e),
+        },
+        Command::Run { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_failure(&config, &e),
+            };
+            runtime(async move {
+                let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen.addr))?;
+                mfagate::serve(listener, cfg, shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
+        Command::Demo { config, certs } => runtime(async move {
+            mfagate::demo::run(&config, &certs, shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }),
+    }
+}
+
+fn config_failure(file: &std::path::Path, e: &mfagate::ConfigError) -> ExitCode {
+    eprintln!("{}: invalid configuration", file.display());
+    for problem in e.problems() {
+        eprintln!("  {problem}");
+    }
+    ExitCode::from(1)
+}
+
+fn runtime(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mfagate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfagate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

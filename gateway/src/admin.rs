@@ -1,0 +1,85 @@
+//! The admin listener: /healthz (alive), /readyz (keys loaded, log writable), /metrics.
+
+use crate::body::{Body, full};
+use crate::metrics::counter;
+use crate::state::State;
+use http::{Request, Response, StatusCode, header};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Answers one admin request.
+pub async fn handle<B>(
+    state: Arc<State>,
+    req: Request<B>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let (status, content_type, body) = match req.uri().path() {
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" => match state.readiness() {
+            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(&state)),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    };
+    let mut rsp = Response::new(full(body));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    Ok(rsp)
+}
+
+fn render(state: &State) -> String {
+    let mut out = String::new();
+    state.metrics.render(&mut out);
+    let c = &state.cache_counters;
+    counter(
+        &mut out,
+        "mfagate_token_cache_total",
+        "Verified-token cache lookups.",
+        &[
+            ("{result=\"hit\"}".into(), c.hits.load(Relaxed)),
+            ("{result=\"miss\"}".into(), c.misses.load(Relaxed)),
+        ],
+    );
+    let mut fetches = Vec::new();
+    for keys in state.verifier.keys() {
+        let n = keys.name();
+        fetches.push((
+            format!("{{issuer=\"{n}\",result=\"ok\"}}"),
+            keys.counters.ok.load(Relaxed),
+        ));
+        fetches.push((
+            format!("{{issuer=\"{n}\",result=\"failed\"}}"),
+            keys.counters.failed.load(Relaxed),
+        ));
+        fetches.push((
+            format!("{{issuer=\"{n}\",result=\"rate_limited\"}}"),
+            keys.counters.refetch_limited.load(Relaxed),
+        ));
+    }
+    counter(
+        &mut out,
+        "mfagate_jwks_fetch_total",
+        "Key-set fetches by issuer and result.",
+        &fetches,
+    );
+    counter(
+        &mut out,
+        "mfagate_decision_log_lines_total",
+        "Decision records written.",
+        &[(String::new(), state.log.written.load(Relaxed))],
+    );
+    let healthy = u64::from(state.log.is_healthy());
+    out.push_str(&format!("# HELP mfagate_decision_log_healthy 1 when the last write succeeded.\n# TYPE mfagate_decision_log_healthy gauge\nmfagate_decision_log_healthy {healthy}\n"));
+    out
+}

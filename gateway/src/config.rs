@@ -1,0 +1,196 @@
+//! Configuration: `RawConfig` is the TOML as written; [`Config`] is what survived validation.
+//! Every problem is reported with its key path (`route[2].upstream: not a URL`), all at once.
+
+use crate::respond::Challenge;
+use http::{Method, Uri};
+use jsonwebtoken::Algorithm;
+use mfagate_policy::{
+    AppOnlyAccess, AuthRequirement, MfaRequirement, MfaSettings, Mode, RouteRule,
+};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod raw;
+
+pub use raw::RawConfig;
+pub(crate) use raw::is_guid;
+
+/// A configuration that failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{0}")]
+    Parse(String),
+    /// One line per problem.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    /// Each problem on its own line.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Invalid(list) => list.clone(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[listen]`.
+    pub listen: Listen,
+    /// `[admin]`, if any.
+    pub admin: Option<SocketAddr>,
+    /// `[decision_log]`.
+    pub decision_log: DecisionLogConfig,
+    /// `[outbound]`: upstreams and key servers.
+    pub outbound: Outbound,
+    /// `[[issuer]]`.
+    pub issuers: Vec<IssuerConfig>,
+    /// `[[route]]`.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// Certificate chain and key (PEM) for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Time allowed to receive request headers.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Longest bearer token accepted.
+    pub max_token_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// What to do when the decision log cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnLogFailure {
+    /// Refuse requests with 503 and report not ready (default).
+    #[default]
+    Closed,
+    /// Keep serving without a log.
+    Open,
+}
+
+/// `[decision_log]`.
+#[derive(Debug, Clone)]
+pub struct DecisionLogConfig {
+    /// JSON Lines file, appended to.
+    pub path: PathBuf,
+    /// `on_log_failure`.
+    pub on_failure: OnLogFailure,
+    /// Records queued before writers wait (backpressure, never loss).
+    pub queue: usize,
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// Extra CA certificates (PEM) trusted beside the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Time allowed to connect to an upstream or key server.
+    pub connect_timeout: Duration,
+}
+
+/// One trusted token issuer.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// `name`.
+    pub name: String,
+    /// `issuer`, possibly with `{tenantid}`.
+    pub issuer: String,
+    /// Where keys come from.
+    pub keys: KeySource,
+    /// `audiences`.
+    pub audiences: Vec<String>,
+    /// `algorithms`.
+    pub algorithms: Vec<Algorithm>,
+    /// `tenants` (empty: any tenant).
+    pub tenants: Vec<String>,
+    /// MFA settings for the policy.
+    pub mfa: MfaSettings,
+    /// `leeway_secs`.
+    pub leeway_secs: u64,
+    /// `min_refetch_interval_secs`.
+    pub min_refetch_interval: Duration,
+    /// `refresh_interval_secs`: the scheduled refresh, within Cache-Control bounds.
+    pub refresh_interval: Duration,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// OpenID Connect discovery document.
+    Discovery(Uri),
+    /// A JWKS URL.
+    JwksUri(Uri),
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// `name`.
+    pub name: String,
+    /// `path_prefix`.
+    pub path_prefix: String,
+    /// `host`, lowercased, without port.
+    pub host: Option<String>,
+    /// `methods` (empty: any).
+    pub methods: Vec<Method>,
+    /// `upstream`.
+    pub upstream: Uri,
+    /// The policy part.
+    pub rule: RouteRule,
+    /// How MFA refusals are answered.
+    pub challenge: Challenge,
+    /// Remove `Authorization` before forwarding.
+    pub strip_authorization: bool,
+    /// Time allowed for the upstream's response head.
+    pub upstream_timeout: Duration,
+    /// Issuers accepted on this route (empty: all).
+    pub issuers: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates a TOML file. Relative paths inside are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, base)
+    }
+
+    /// Parses and validates TOML text; relative paths are joined to `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        raw.validate(base)
+    }
+
+    /// The issuer with this name.
+    pub fn issuer(&self, name: &str) -> Option<&IssuerConfig> {
+        self.issuers.iter().find(|i| i.name == name)
+    }
+}

@@ -1,0 +1,460 @@
+//! The TOML shape, and its validation into [`Config`].
+
+use super::*;
+use crate::respond::ChallengeKind;
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_max_header() -> usize {
+    16 * 1024
+}
+fn default_max_token() -> usize {
+    16 * 1024
+}
+fn default_grace() -> u64 {
+    30
+}
+fn default_queue() -> usize {
+    8192
+}
+fn default_connect() -> u64 {
+    5
+}
+fn default_leeway() -> u64 {
+    60
+}
+fn default_refetch() -> u64 {
+    300
+}
+fn default_refresh() -> u64 {
+    3600
+}
+fn default_upstream_timeout() -> u64 {
+    60
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_amr() -> Vec<String> {
+    MfaSettings::default().amr_values
+}
+
+/// The configuration file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    admin: Option<RawAdmin>,
+    decision_log: RawDecisionLog,
+    #[serde(default)]
+    outbound: RawOutbound,
+    #[serde(default, rename = "issuer")]
+    issuers: Vec<RawIssuer>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    #[serde(default = "default_listen")]
+    addr: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    #[serde(default = "default_header_timeout")]
+    header_read_timeout_secs: u64,
+    #[serde(default = "default_max_header")]
+    max_header_bytes: usize,
+    #[serde(default = "default_max_token")]
+    max_token_bytes: usize,
+    #[serde(default = "default_grace")]
+    shutdown_grace_secs: u64,
+    #[serde(default)]
+    trust_forwarded_for: bool,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        RawListen {
+            addr: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            header_read_timeout_secs: default_header_timeout(),
+            max_header_bytes: default_max_header(),
+            max_token_bytes: default_max_token(),
+            shutdown_grace_secs: default_grace(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    addr: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecisionLog {
+    path: PathBuf,
+    #[serde(default)]
+    on_log_failure: OnLogFailure,
+    #[serde(default = "default_queue")]
+    queue: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_connect")]
+    connect_timeout_secs: u64,
+}
+
+impl Default for RawOutbound {
+    fn default() -> Self {
+        RawOutbound {
+            ca_file: None,
+            connect_timeout_secs: default_connect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    name: String,
+    issuer: String,
+    discovery: Option<String>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    #[serde(default = "default_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default)]
+    tenants: Vec<String>,
+    #[serde(default = "default_amr")]
+    mfa_amr: Vec<String>,
+    #[serde(default)]
+    mfa_acrs: Vec<String>,
+    #[serde(default)]
+    amr_lenient: bool,
+    #[serde(default = "default_leeway")]
+    leeway_secs: u64,
+    #[serde(default = "default_refetch")]
+    min_refetch_interval_secs: u64,
+    #[serde(default = "default_refresh")]
+    refresh_interval_secs: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    path_prefix: String,
+    host: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+    upstream: String,
+    #[serde(default)]
+    auth: AuthRequirement,
+    #[serde(default)]
+    mfa: MfaRequirement,
+    #[serde(default)]
+    app_only: AppOnlyAccess,
+    #[serde(default)]
+    challenge: ChallengeKind,
+    #[serde(default)]
+    mode: Mode,
+    auth_context: Option<String>,
+    acr_values: Option<String>,
+    authorization_uri: Option<String>,
+    #[serde(default)]
+    strip_authorization: bool,
+    #[serde(default = "default_upstream_timeout")]
+    timeout_secs: u64,
+    #[serde(default)]
+    issuers: Vec<String>,
+}
+
+/// Problems found so far, each with its key path.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+}
+
+fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
+    value.parse().unwrap_or_else(|_| {
+        p.add(path, format!("not a socket address (host:port): {value:?}"));
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    })
+}
+
+fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
+    match value.parse::<Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
+            uri
+        }
+        _ => {
+            p.add(path, format!("not a URL (http:// or https://): {value:?}"));
+            Uri::from_static("http://invalid.invalid/")
+        }
+    }
+}
+
+/// Whether a string is a GUID (Entra tenant and object ids).
+pub(crate) fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|x| x.len()).eq([8, 4, 4, 4, 12])
+        && parts
+            .iter()
+            .all(|x| x.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+impl RawConfig {
+    /// Validates every field and cross-field rule; relative paths are joined to `base`.
+    pub fn validate(self, base: &Path) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let l = self.listen;
+        let tls = match (l.tls_cert, l.tls_key) {
+            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (None, None) => None,
+            _ => {
+                p.add("listen", "tls_cert and tls_key go together");
+                None
+            }
+        };
+        if l.max_header_bytes < 8192 {
+            p.add("listen.max_header_bytes", "must be at least 8192");
+        }
+        let listen = Listen {
+            addr: parse_addr(&mut p, "listen.addr", &l.addr),
+            tls,
+            header_read_timeout: Duration::from_secs(l.header_read_timeout_secs.max(1)),
+            max_header_bytes: l.max_header_bytes,
+            max_token_bytes: l.max_token_bytes,
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+            trust_forwarded_for: l.trust_forwarded_for,
+        };
+        let admin = self
+            .admin
+            .map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
+        if self.decision_log.queue == 0 {
+            p.add("decision_log.queue", "must be at least 1");
+        }
+        let decision_log = DecisionLogConfig {
+            path: base.join(&self.decision_log.path),
+            on_failure: self.decision_log.on_log_failure,
+            queue: self.decision_log.queue.max(1),
+        };
+        let outbound = Outbound {
+            ca_file: self.outbound.ca_file.map(|f| base.join(f)),
+            connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),
+        };
+        let issuers: Vec<IssuerConfig> = self
+            .issuers
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| issuer(&mut p, i, raw))
+            .collect();
+        let routes: Vec<RouteConfig> = self
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| route(&mut p, i, raw, &issuers))
+            .collect();
+        for (i, is) in issuers.iter().enumerate() {
+            if issuers[..i].iter().any(|o| o.name == is.name) {
+                p.add(
+                    format!("issuer[{i}].name"),
+                    format!("duplicate name {:?}", is.name),
+                );
+            }
+        }
+        for (i, r) in routes.iter().enumerate() {
+            if routes[..i].iter().any(|o| o.name == r.name) {
+                p.add(
+                    format!("route[{i}].name"),
+                    format!("duplicate name {:?}", r.name),
+                );
+            }
+        }
+        if routes
+            .iter()
+            .any(|r| r.rule.auth == AuthRequirement::Required)
+            && issuers.is_empty()
+        {
+            p.add(
+                "issuer",
+                "a route requires auth but no issuer is configured",
+            );
+        }
+        if !p.0.is_empty() {
+            return Err(ConfigError::Invalid(p.0));
+        }
+        Ok(Config {
+            listen,
+            admin,
+            decision_log,
+            outbound,
+            issuers,
+            routes,
+        })
+    }
+}
+
+fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
+    let at = |field: &str| format!("issuer[{i}].{field}");
+    let templated = raw
+        .issuer
+        .replace("{tenantid}", "00000000-0000-0000-0000-000000000000");
+    parse_url(p, &at("issuer"), &templated);
+    let keys = match (&raw.discovery, &raw.jwks_uri) {
+        (Some(d), None) => KeySource::Discovery(parse_url(p, &at("discovery"), d)),
+        (None, Some(j)) => KeySource::JwksUri(parse_url(p, &at("jwks_uri"), j)),
+        _ => {
+            p.add(at("discovery"), "set exactly one of discovery and jwks_uri");
+            KeySource::JwksUri(Uri::from_static("http://invalid.invalid/"))
+        }
+    };
+    if raw.audiences.is_empty() {
+        p.add(at("audiences"), "at least one audience is required");
+    }
+    let mut algorithms = Vec::new();
+    for (j, a) in raw.algorithms.iter().enumerate() {
+        match a.parse::<Algorithm>() {
+            Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => p.add(
+                format!("issuer[{i}].algorithms[{j}]"),
+                "HS* is refused for key-set issuers",
+            ),
+            Ok(alg) => algorithms.push(alg),
+            Err(_) => p.add(
+                format!("issuer[{i}].algorithms[{j}]"),
+                format!("unknown algorithm {a:?}"),
+            ),
+        }
+    }
+    if raw.algorithms.is_empty() {
+        p.add(at("algorithms"), "at least one algorithm is required");
+    }
+    for (j, t) in raw.tenants.iter().enumerate() {
+        if !is_guid(t) {
+            p.add(
+                format!("issuer[{i}].tenants[{j}]"),
+                format!("not a GUID: {t:?}"),
+            );
+        }
+    }
+    if !raw.tenants.is_empty() && !raw.issuer.contains("{tenantid}") {
+        p.add(
+            at("tenants"),
+            "a tenant allow-list needs {tenantid} in issuer",
+        );
+    }
+    if raw.mfa_amr.is_empty() && raw.mfa_acrs.is_empty() {
+        p.add(at("mfa_amr"), "no value would ever prove MFA");
+    }
+    if raw.leeway_secs > 300 {
+        p.add(at("leeway_secs"), "at most 300 (five minutes)");
+    }
+    if raw.refresh_interval_secs < 60 {
+        p.add(at("refresh_interval_secs"), "at least 60");
+    }
+    IssuerConfig {
+        name: raw.name,
+        issuer: raw.issuer,
+        keys,
+        audiences: raw.audiences,
+        algorithms,
+        tenants: raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        mfa: MfaSettings {
+            amr_values: raw.mfa_amr,
+            mfa_acrs: raw.mfa_acrs,
+            amr_lenient: raw.amr_lenient,
+        },
+        leeway_secs: raw.leeway_secs,
+        min_refetch_interval: Duration::from_secs(raw.min_refetch_interval_secs),
+        refresh_interval: Duration::from_secs(raw.refresh_interval_secs),
+    }
+}
+
+fn route(p: &mut Problems, i: usize, raw: RawRoute, issuers: &[IssuerConfig]) -> RouteConfig {
+    let at = |field: &str| format!("route[{i}].{field}");
+    if !raw.path_prefix.starts_with('/') {
+        p.add(at("path_prefix"), "must start with /");
+    }
+    let upstream = parse_url(p, &at("upstream"), &raw.upstream);
+    if upstream.query().is_some() {
+        p.add(at("upstream"), "must not have a query string");
+    }
+    let mut methods = Vec::new();
+    for (j, m) in raw.methods.iter().enumerate() {
+        match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(m) => methods.push(m),
+            Err(_) => p.add(
+                format!("route[{i}].methods[{j}]"),
+                format!("not a method: {m:?}"),
+            ),
+        }
+    }
+    for (j, name) in raw.issuers.iter().enumerate() {
+        if !issuers.iter().any(|is| &is.name == name) {
+            p.add(
+                format!("route[{i}].issuers[{j}]"),
+                format!("no issuer named {name:?}"),
+            );
+        }
+    }
+    let challenge = match raw.challenge {
+        ChallengeKind::EntraClaims => match raw.auth_context {
+            Some(id) => Challenge::EntraClaims {
+                auth_context: id,
+                authorization_uri: raw.authorization_uri,
+            },
+            None => {
+                p.add(
+                    at("auth_context"),
+                    "challenge = \"entra-claims\" needs an auth_context id",
+                );
+                Challenge::PartnerCenter
+            }
+        },
+        ChallengeKind::Rfc9470 => Challenge::Rfc9470 {
+            acr_values: raw.acr_values,
+        },
+        ChallengeKind::PartnerCenter => Challenge::PartnerCenter,
+    };
+    if raw.timeout_secs == 0 {
+        p.add(at("timeout_secs"), "must be at least 1");
+    }
+    RouteConfig {
+        name: raw.name,
+        path_prefix: raw.path_prefix,
+        host: raw.host.map(|h| h.to_ascii_lowercase()),
+        methods,
+        upstream,
+        rule: RouteRule {
+            auth: raw.auth,
+            mfa: raw.mfa,
+            app_only: raw.app_only,
+            mode: raw.mode,
+        },
+        challenge,
+        strip_authorization: raw.strip_authorization,
+        upstream_timeout: Duration::from_secs(raw.timeout_secs.max(1)),
+        issuers: raw.issuers,
+    }
+}

@@ -1,0 +1,113 @@
+//! An echo upstream for the demo and the tests: answers every request with JSON describing what
+//! it received (method, path, headers), counts requests, and echoes bytes on upgraded
+//! (WebSocket-style) connections.
+
+use crate::body::{Body, full};
+use http::{Request, Response, StatusCode, header};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A running echo upstream.
+#[derive(Clone)]
+pub struct Echo {
+    addr: SocketAddr,
+    hits: Arc<AtomicU64>,
+}
+
+impl Echo {
+    /// Serves on `listener`. `/hang` never answers (timeout tests).
+    pub fn start(listener: TcpListener) -> std::io::Result<Echo> {
+        let addr = listener.local_addr()?;
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| respond(counter.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Ok(Echo { addr, hits })
+    }
+
+    /// The address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn respond(
+    hits: Arc<AtomicU64>,
+    mut req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == "/hang" {
+        std::future::pending::<()>().await;
+    }
+    if req.headers().contains_key(header::UPGRADE) {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut rsp = Response::new(crate::body::empty());
+        *rsp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        rsp.headers_mut().insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        rsp.headers_mut()
+            .insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        return Ok(rsp);
+    }
+    let mut headers = Map::new();
+    for (name, value) in req.headers() {
+        headers.insert(
+            name.as_str().to_owned(),
+            Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
+        );
+    }
+    let body = json!({
+        "method": req.method().as_str(),
+        "path": req.uri().path(),
+        "query": req.uri().query(),
+        "headers": headers,
+    });
+    let mut rsp = Response::new(full(body.to_string()));
+    rsp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(rsp)
+}

@@ -1,0 +1,166 @@
+//! Header hygiene between client and upstream: hop-by-hop headers out, client-sent identity
+//! headers out (on every route), verified identity and X-Forwarded-* in.
+
+use crate::jwt::Identity;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Uri, uri::PathAndQuery};
+use mfagate_policy::Decision;
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Whether the request asks for a protocol upgrade (WebSocket).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`. An upgrade keeps
+/// `Connection: upgrade` and `Upgrade`, which the next hop needs.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let upgrade = is_upgrade(headers);
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Removes every `x-auth-*` header: only the gateway may set them.
+pub fn strip_identity(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-auth-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Sets the verified identity headers.
+pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Option<&Identity>) {
+    let mut put = |name: &'static str, value: Option<&str>| {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-auth-principal", Some(decision.principal.as_str()));
+    put(
+        "x-auth-mfa",
+        Some(if decision.mfa == Some(true) {
+            "true"
+        } else {
+            "false"
+        }),
+    );
+    if let Some(id) =
+        identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous)
+    {
+        put("x-auth-subject", id.object_id.as_deref());
+        put("x-auth-tenant", id.tenant_id.as_deref());
+        put("x-auth-app", id.app_id.as_deref());
+        put("x-auth-upn", id.upn.as_deref());
+    }
+}
+
+/// Sets X-Forwarded-For/-Proto/-Host. The client's own X-Forwarded-For is kept only when the
+/// listener trusts it (behind a known proxy).
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client_ip: &str,
+    proto: &str,
+    host: Option<&str>,
+    trust: bool,
+) {
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(prior) if trust => format!("{prior}, {client_ip}"),
+        _ => client_ip.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
+    );
+    if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+}
+
+/// The upstream URI: the upstream's scheme and authority, its base path, then the request's
+/// path and query.
+pub fn upstream_uri(upstream: &Uri, request: &Uri) -> Option<Uri> {
+    let base = upstream.path().trim_end_matches('/');
+    let pq = request.path_and_query().map_or("/", PathAndQuery::as_str);
+    let mut parts = upstream.clone().into_parts();
+    parts.path_and_query = format!("{base}{pq}").parse().ok();
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_identity_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "5".parse().unwrap());
+        h.insert("x-auth-mfa", "true".parse().unwrap());
+        h.insert("X-Auth-Principal", "app_user".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        strip_identity(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn uris_join() {
+        let up: Uri = "http://10.0.0.1:8081/base/".parse().unwrap();
+        let req: Uri = "/v1/x?a=1".parse().unwrap();
+        assert_eq!(
+            upstream_uri(&up, &req).unwrap().to_string(),
+            "http://10.0.0.1:8081/base/v1/x?a=1"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! JWT verification: pick the issuer by `iss` (with `{tenantid}` from `tid`), check the header
+//! against the issuer's pinned algorithms, find the key by `kid` (never by jku, x5u, jwk or x5c),
+//! verify the signature and audience, and turn the claims into policy facts. Verified tokens are
+//! cached under their SHA-256 until `exp`; the policy checks `exp`/`nbf` against `now` every time.
+
+use crate::clock::SharedClock;
+use crate::config::IssuerConfig;
+use crate::keys::{IssuerKeys, Lookup};
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use mfagate_policy::{Amr, InvalidReason, TokenFacts, TokenVersion, UnixTime};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who a verified token names. Nothing here is secret: no token, no signature.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The configured issuer name.
+    pub issuer: String,
+    /// `tid`.
+    pub tenant_id: Option<String>,
+    /// `oid` (or `sub` when there is no `oid`).
+    pub object_id: Option<String>,
+    /// `upn`, `unique_name` or `preferred_username`.
+    pub upn: Option<String>,
+    /// `appid` (v1) or `azp` (v2).
+    pub app_id: Option<String>,
+    /// `amr` as sent, if it was a list of strings.
+    pub amr: Vec<String>,
+}
+
+/// A verified token.
+#[derive(Debug)]
+pub struct Verified {
+    /// Facts for the policy.
+    pub facts: TokenFacts,
+    /// Who it names.
+    pub identity: Identity,
+    /// Index of the issuer in the configuration.
+    pub issuer_index: usize,
+    /// `xms_cc` ∋ `cp1`: the client can answer a claims challenge.
+    pub claims_capable: bool,
+}
+
+/// The outcome of verification.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// Signature, issuer and audience check out (times are the policy's to check).
+    Verified(Arc<Verified>),
+    /// Refused.
+    Invalid(InvalidReason),
+    /// The issuer's keys are not available.
+    Unverifiable,
+}
+
+struct Issuer {
+    cfg: IssuerConfig,
+    keys: Arc<IssuerKeys>,
+    /// `issuer` split around `{tenantid}`, if templated.
+    template: Option<(String, String)>,
+}
+
+/// Verifies tokens for every configured issuer.
+pub struct Verifier {
+    issuers: Vec<Issuer>,
+    cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    clock: SharedClock,
+}
+
+/// Cache counters for /metrics.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Tokens found in the cache.
+    pub hits: std::sync::atomic::AtomicU64,
+    /// Tokens verified from scratch.
+    pub misses: std::sync::atomic::AtomicU64,
+}
+
+struct ExpireAtExp(SharedClock);
+
+impl moka::Expiry<[u8; 32], Arc<Verified>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        v: &Arc<Verified>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        let now = self.0.unix().0;
+        Some(Duration::from_secs(v.facts.expires.0.saturating_sub(now)))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Routing {
+    iss: Option<String>,
+    tid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    ver: Option<String>,
+    tid: Option<String>,
+    oid: Option<String>,
+    sub: Option<String>,
+    upn: Option<String>,
+    unique_name: Option<String>,
+    preferred_username: Option<String>,
+    appid: Option<String>,
+    azp: Option<String>,
+    appidacr: Option<String>,
+    azpacr: Option<String>,
+    idtyp: Option<String>,
+    scp: Option<Value>,
+    roles: Option<Value>,
+    amr: Option<Value>,
+    acrs: Option<Value>,
+    xms_cc: Option<Value>,
+}
+
+impl Verifier {
+    /// A verifier over the issuers and their key caches (same order as the configuration).
+    pub fn new(
+        issuers: Vec<(IssuerConfig, Arc<IssuerKeys>)>,
+        cache_capacity: u64,
+        clock: SharedClock,
+    ) -> Verifier {
+        let issuers = issuers
+            .into_iter()
+            .map(|(cfg, keys)| {
+                let template = cfg
+                    .issuer
+                    .split_once("{tenantid}")
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+                Issuer {
+                    cfg,
+                    keys,
+                    template,
+                }
+            })
+            .collect();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(cache_capacity)
+            .expire_after(ExpireAtExp(clock.clone()))
+            .build();
+        Verifier {
+            issuers,
+            cache,
+            clock,
+        }
+    }
+
+    /// The key caches, for readiness and metrics.
+    pub fn keys(&self) -> impl Iterator<Item = &Arc<IssuerKeys>> {
+        self.issuers.iter().map(|i| &i.keys)
+    }
+
+    /// The configuration of the issuer at `index`.
+    pub fn issuer_config(&self, index: usize) -> Option<&IssuerConfig> {
+        self.issuers.get(index).map(|i| &i.cfg)
+    }
+
+    /// Verifies a bearer token; `counters` records cache hits and misses.
+    pub async fn verify(&self, token: &str, counters: &CacheCounters) -> Verification {
+        use std::sync::atomic::Ordering::Relaxed;
+        let digest = sha256(token.as_bytes());
+        if let Some(hit) = self.cache.get(&digest) {
+            counters.hits.fetch_add(1, Relaxed);
+            return Verification::Verified(hit);
+        }
+        counters.misses.fetch_add(1, Relaxed);
+        match self.verify_uncached(token).await {
+            Ok(verified) => {
+                let verified = Arc::new(verified);
+                if verified.facts.expires > self.clock.unix() {
+                    self.cache.insert(digest, verified.clone());
+                }
+                Verification::Verified(verified)
+            }
+            Err(Failure::Invalid(why)) => Verification::Invalid(why),
+            Err(Failure::Unverifiable) => Verification::Unverifiable,
+        }
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Verified, Failure> {
+        use InvalidReason as I;
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(I::Malformed.into());
+        };
+        let header: RawHeader = decode_segment(header_b64)?;
+        let routing: Routing = decode_segment(payload_b64)?;
+        let (index, issuer) = self.select_issuer(&routing)?;
+        let alg = header
+            .alg
+            .parse::<Algorithm>()
+            .map_err(|_| I::AlgorithmNotAllowed)?;
+        if !issuer.cfg.algorithms.contains(&alg) {
+            return Err(I::AlgorithmNotAllowed.into());
+        }
+        let key = match issuer.keys.lookup(header.kid.as_deref()).await {
+            Lookup::Found(key) => key,
+            Lookup::Unknown => return Err(I::UnknownKey.into()),
+            Lookup::Unavailable => return Err(Failure::Unverifiable),
+        };
+        if !key.accepts(alg) {
+            return Err(I::AlgorithmNotAllowed.into());
+        }
+        let mut validation = Validation::new(alg);
+        // Times are checked by the policy against the injected clock; iss was matched above.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["aud"]);
+        validation.set_audience(&issuer.cfg.audiences);
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::InvalidSignature => I::BadSignature,
+                    ErrorKind::InvalidAudience | ErrorKind::MissingRequiredClaim(_) => {
+                        I::WrongAudience
+                    }
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        I::AlgorithmNotAllowed
+                    }
+                    ErrorKind::Json(_) => I::ClaimsInvalid,
+                    _ => I::Malformed,
+                }
+            })?;
+        build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)
+    }
+
+    fn select_issuer(&self, routing: &Routing) -> Result<(usize, &Issuer), Failure> {
+        let iss = routing.iss.as_deref().ok_or(InvalidReason::UnknownIssuer)?;
+        let mut shape_match = None;
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            match &issuer.template {
+                None if issuer.cfg.issuer == iss => return Ok((i, issuer)),
+                None => {}
+                Some((prefix, suffix)) => {
+                    let Some(middle) = iss
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|r| r.strip_suffix(suffix.as_str()))
+                    else {
+                        continue;
+                    };
+                    let tid = routing.tid.as_deref().unwrap_or_default();
+                    if !crate::config::is_guid(tid) {
+                        shape_match.get_or_insert(InvalidReason::ClaimsInvalid);
+                        continue;
+                    }
+                    if middle != tid {
+                        shape_match = Some(InvalidReason::WrongIssuer);
+                        continue;
+                    }
+                    if !issuer.cfg.tenants.is_empty()
+                        && !issuer.cfg.tenants.contains(&tid.to_ascii_lowercase())
+                    {
+                        shape_match = Some(InvalidReason::TenantNotAllowed);
+                        continue;
+                    }
+                    return Ok((i, issuer));
+                }
+            }
+        }
+        Err(shape_match.unwrap_or(InvalidReason::UnknownIssuer).into())
+    }
+}
+
+enum Failure {
+    Invalid(InvalidReason),
+    Unverifiable,
+}
+
+impl From<InvalidReason> for Failure {
+    fn from(r: InvalidReason) -> Self {
+        Failure::Invalid(r)
+    }
+}
+
+fn decode_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, Failure> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment.trim_end_matches('='))
+        .map_err(|_| InvalidReason::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| InvalidReason::Malformed.into())
+}
+
+/// SHA-256, the verified-token cache key.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+fn unix_time(value: &Option<Value>) -> Result<Option<UnixTime>, InvalidReason> {
+    match value {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|f| *f >= 0.0)
+            .map(|f| Some(UnixTime(f as u64)))
+            .ok_or(InvalidReason::ClaimsInvalid),
+    }
+}
+
+fn strings(value: &Option<Value>) -> Vec<String> {
+    match value {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified, InvalidReason> {
+    let expires = unix_time(&c.exp)?.ok_or(InvalidReason::ClaimsInvalid)?;
+    let not_before = unix_time(&c.nbf)?;
+    let version = match c.ver.as_deref() {
+        None => TokenVersion::Unversioned,
+        Some("1.0") => TokenVersion::V1,
+        Some("2.0") => TokenVersion::V2,
+        Some(_) => return Err(InvalidReason::ClaimsInvalid),
+    };
+    let amr = match &c.amr {
+        None => Amr::Absent,
+        Some(Value::String(s)) => Amr::Text(s.clone()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Amr::List(strings(&c.amr))
+        }
+        Some(_) => Amr::Malformed,
+    };
+    let has_scp = match &c.scp {
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        _ => false,
+    };
+    let has_roles = matches!(&c.roles, Some(Value::Array(a)) if !a.is_empty());
+    let identity = Identity {
+        issuer: cfg.name.clone(),
+        tenant_id: c.tid,
+        object_id: c.oid.or(c.sub),
+        upn: c.upn.or(c.unique_name).or(c.preferred_username),
+        app_id: c.appid.or(c.azp),
+        amr: if let Amr::List(v) = &amr {
+            v.clone()
+        } else {
+            Vec::new()
+        },
+    };
+    let facts = TokenFacts {
+        version,
+        idtyp: c.idtyp,
+        has_scp,
+        has_roles,
+        amr,
+        acrs: strings(&c.acrs),
+        client_auth: c.appidacr.or(c.azpacr),
+        expires,
+        not_before,
+    };
+    let claims_capable = strings(&c.xms_cc).iter().any(|v| v == "cp1");
+    Ok(Verified {
+        facts,
+        identity,
+        issuer_index,
+        claims_capable,
+    })
+}

@@ -1,0 +1,386 @@
+//! The request path, in one place and in order: route, credential, verify, decide, record,
+//! then refuse or forward.
+
+use crate::body::Body;
+use crate::clock::rfc3339_millis;
+use crate::config::{OnLogFailure, RouteConfig};
+use crate::decision_log::DecisionRecord;
+use crate::forward;
+use crate::jwt::{Identity, Verification, Verified};
+use crate::metrics::Labels;
+use crate::respond::{Refusal, refuse, status};
+use crate::state::State;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use mfagate_policy::{Credential, Decision, InvalidReason, Outcome, Principal, evaluate};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// "http" or "https".
+    pub scheme: &'static str,
+}
+
+/// Handles one request; never fails (failures are responses).
+pub async fn handle(
+    state: Arc<State>,
+    peer: Peer,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let start = Instant::now();
+    let headers = req.headers();
+    let mut rec = DecisionRecord {
+        ts: rfc3339_millis(state.clock.now_millis()),
+        request_id: header_text(headers, "ms-requestid").map_or_else(new_request_id, str::to_owned),
+        correlation_id: header_text(headers, "ms-correlationid").map(str::to_owned),
+        channel: "api",
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        source_ip: source_ip(headers, peer.addr, state.config.listen.trust_forwarded_for),
+        principal: Principal::Anonymous.as_str(),
+        ..DecisionRecord::default()
+    };
+    let host = crate::routes::request_host(req.uri(), headers);
+    let routes = &state.config.routes;
+    let Some(index) = state
+        .routes
+        .find(routes, host.as_deref(), req.method(), req.uri().path())
+    else {
+        rec.operation = format!("{} {}", rec.method, rec.path);
+        return Ok(state.refuse_now(rec, Refusal::NoRoute, None, start).await);
+    };
+    let route = &routes[index];
+    rec.route = Some(route.name.clone());
+    rec.operation = format!("{} {}", rec.method, route.path_prefix);
+
+    let presented = credential(&state, route, req.headers()).await;
+    let (decision, verified) = decide(&state, route, &presented);
+    fill(&mut rec, &decision, verified.map(|v| &v.identity));
+    let labels = Labels {
+        route: Some(index),
+        portal: false,
+        principal: decision.principal,
+        mfa: decision.mfa,
+        outcome: decision.outcome(),
+    };
+
+    if !state.log.is_healthy() && state.config.decision_log.on_failure == OnLogFailure::Closed {
+        return Ok(state
+            .refuse_now(rec, Refusal::LogUnavailable, Some(labels), start)
+            .await);
+    }
+    if !decision.forwards() {
+        let refusal = Refusal::Policy {
+            reason: decision.reason,
+            challenge: &route.challenge,
+            claims_capable: verified.is_some_and(|v| v.claims_capable),
+        };
+        return Ok(state.refuse_now(rec, refusal, Some(labels), start).await);
+    }
+
+    // From here the request is forwarded. The guard writes the record even if the client leaves.
+    let mut guard = Pending {
+        state: &state,
+        rec: Some(rec),
+        labels,
+        start,
+    };
+    let client_upgrade = forward::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let Some(upstream_req) = upstream_request(
+        &state,
+        route,
+        peer,
+        host.as_deref(),
+        &decision,
+        verified.map(|v| &v.identity),
+        req,
+    ) else {
+        return Ok(guard.fail(Refusal::UpstreamFailed).await);
+    };
+    let sent =
+        tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
+    let mut rsp = match sent {
+        Err(_) => return Ok(guard.fail(Refusal::UpstreamTimeout).await),
+        Ok(Err(e)) => {
+            tracing::warn!(route = %route.name, error = %e, "Upstream request failed");
+            return Ok(guard.fail(Refusal::UpstreamFailed).await);
+        }
+        Ok(Ok(rsp)) => rsp,
+    };
+    if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut rsp);
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        }
+    } else {
+        forward::strip_hop_by_hop(rsp.headers_mut());
+    }
+    let status = rsp.status().as_u16();
+    guard.finish(status).await;
+    Ok(rsp.map(|b| b.boxed()))
+}
+
+/// What the request presented.
+enum Presented {
+    /// No bearer token.
+    Nothing,
+    /// A bearer token, and what verification made of it.
+    Token(Verification),
+}
+
+async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> Presented {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Presented::Nothing,
+        (Some(_), Some(_)) => {
+            return Presented::Token(Verification::Invalid(InvalidReason::Malformed));
+        }
+        (Some(value), None) => value,
+    };
+    // Another scheme (Basic, ...) carries no bearer token (RFC 6750 §3).
+    let Some(token) = bearer(value.as_bytes()) else {
+        return Presented::Nothing;
+    };
+    if token.len() > state.config.listen.max_token_bytes {
+        return Presented::Token(Verification::Invalid(InvalidReason::TooLarge));
+    }
+    let verification = state.verifier.verify(token, &state.cache_counters).await;
+    if let Verification::Verified(v) = &verification {
+        if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) {
+            return Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer));
+        }
+    }
+    Presented::Token(verification)
+}
+
+fn bearer(value: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn decide<'a>(
+    state: &State,
+    route: &RouteConfig,
+    presented: &'a Presented,
+) -> (Decision, Option<&'a Verified>) {
+    let now = state.clock.unix();
+    let credential = match presented {
+        Presented::Nothing => Credential::None,
+        Presented::Token(Verification::Invalid(why)) => Credential::Invalid(*why),
+        Presented::Token(Verification::Unverifiable) => Credential::Unverifiable,
+        Presented::Token(Verification::Verified(verified)) => {
+            match state.verifier.issuer_config(verified.issuer_index) {
+                Some(issuer) => {
+                    let credential = Credential::Token {
+                        facts: &verified.facts,
+                        mfa: &issuer.mfa,
+                        leeway_secs: issuer.leeway_secs,
+                    };
+                    let decision = evaluate(&route.rule, credential, now);
+                    // An expired or unclassifiable token names nobody.
+                    let named = decision.principal != Principal::Anonymous;
+                    return (decision, named.then_some(&**verified));
+                }
+                None => Credential::Unverifiable,
+            }
+        }
+    };
+    (evaluate(&route.rule, credential, now), None)
+}
+
+fn fill(rec: &mut DecisionRecord, decision: &Decision, identity: Option<&Identity>) {
+    rec.principal = decision.principal.as_str();
+    rec.mfa = decision.mfa;
+    rec.decision = decision.outcome().as_str();
+    rec.enforced = decision.enforced;
+    rec.reason = decision.reason.code();
+    rec.anomalies = decision.anomalies.iter().map(|a| a.code()).collect();
+    if let Some(id) = identity {
+        rec.issuer = Some(id.issuer.clone());
+        rec.tenant_id = id.tenant_id.clone();
+        rec.object_id = id.object_id.clone();
+        rec.upn = id.upn.clone();
+        rec.app_id = id.app_id.clone();
+        rec.amr = id.amr.clone();
+    }
+}
+
+fn upstream_request(
+    state: &State,
+    route: &RouteConfig,
+    peer: Peer,
+    host: Option<&str>,
+    decision: &Decision,
+    identity: Option<&Identity>,
+    req: Request<Incoming>,
+) -> Option<Request<Body>> {
+    let (mut parts, body) = req.into_parts();
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .or_else(|| host.map(str::to_owned));
+    parts.uri = forward::upstream_uri(&route.upstream, &parts.uri)?;
+    // HTTP/2 from the client becomes HTTP/1.1 (or h2 by ALPN) to the upstream.
+    parts.version = http::Version::HTTP_11;
+    let h = &mut parts.headers;
+    forward::strip_hop_by_hop(h);
+    forward::strip_identity(h);
+    h.remove(header::HOST);
+    if route.strip_authorization {
+        h.remove(header::AUTHORIZATION);
+    }
+    forward::set_identity(h, decision, identity);
+    let client_ip = peer.addr.ip().to_string();
+    forward::set_forwarded(
+        h,
+        &client_ip,
+        peer.scheme,
+        original_host.as_deref(),
+        state.config.listen.trust_forwarded_for,
+    );
+    Some(Request::from_parts(parts, body.boxed()))
+}
+
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+        return;
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// A decision whose record is not written yet: written with the final status, or with 499 if
+/// the client goes away first.
+struct Pending<'a> {
+    state: &'a State,
+    rec: Option<DecisionRecord>,
+    labels: Labels,
+    start: Instant,
+}
+
+impl Pending<'_> {
+    async fn finish(&mut self, status: u16) {
+        if let Some(mut rec) = self.rec.take() {
+            rec.status = status;
+            rec.latency_us = self.start.elapsed().as_micros() as u64;
+            self.state.metrics.observe(&self.labels, rec.latency_us);
+            self.state.log.record(rec).await;
+        }
+    }
+
+    /// Answers with a refusal after the decision to forward (upstream failures): the policy's
+    /// reason stays, the failure goes in `error`.
+    async fn fail(&mut self, refusal: Refusal<'_>) -> Response<Body> {
+        if let Some(rec) = self.rec.as_mut() {
+            rec.error = Some(refusal.code());
+        }
+        self.refuse(refusal).await
+    }
+
+    async fn refuse(&mut self, refusal: Refusal<'_>) -> Response<Body> {
+        let request_id = self
+            .rec
+            .as_ref()
+            .map(|r| r.request_id.clone())
+            .unwrap_or_default();
+        self.finish(status(&refusal).as_u16()).await;
+        refuse(&refusal, &request_id)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rec) = self.rec.take() {
+            // 499: the client closed the request before the response head (nginx's convention).
+            rec.status = 499;
+            rec.latency_us = self.start.elapsed().as_micros() as u64;
+            self.state.metrics.observe(&self.labels, rec.latency_us);
+            self.state.log.record_detached(rec);
+        }
+    }
+}
+
+impl State {
+    /// Answers a refusal now, recording it first.
+    async fn refuse_now(
+        &self,
+        rec: DecisionRecord,
+        refusal: Refusal<'_>,
+        labels: Option<Labels>,
+        start: Instant,
+    ) -> Response<Body> {
+        let labels = labels.unwrap_or(Labels {
+            route: None,
+            portal: false,
+            principal: Principal::Anonymous,
+            mfa: None,
+            outcome: Outcome::Deny,
+        });
+        let mut rec = rec;
+        if !matches!(refusal, Refusal::Policy { .. }) {
+            rec.decision = Outcome::Deny.as_str();
+            rec.reason = refusal.code();
+            rec.enforced = true;
+        }
+        let mut pending = Pending {
+            state: self,
+            rec: Some(rec),
+            labels,
+            start,
+        };
+        pending.refuse(refusal).await
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let v = headers.get(name)?.to_str().ok()?.trim();
+    // Ids are echoed into logs: keep them short and printable.
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then_some(v)
+}
+
+fn source_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        let last = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        if let Some(ip) = last {
+            return ip.to_owned();
+        }
+    }
+    peer.ip().to_string()
+}
+
+/// A random UUID (v4) for requests that bring no `MS-RequestId`.
+pub fn new_request_id() -> String {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}

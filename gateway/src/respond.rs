@@ -1,0 +1,273 @@
+//! The one table from a refusal to its status, `WWW-Authenticate` header and JSON body.
+//! Bodies carry only the stable reason code; details stay in the decision log.
+
+use crate::body::{Body, full};
+use base64::Engine;
+use http::{HeaderValue, Response, StatusCode, header};
+use mfagate_policy::{MfaGap, Reason};
+use serde::Deserialize;
+
+/// `challenge` as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChallengeKind {
+    /// Partner Center's own answer (default).
+    #[default]
+    PartnerCenter,
+    /// RFC 9470 step-up.
+    Rfc9470,
+    /// Entra Conditional Access claims challenge.
+    EntraClaims,
+}
+
+/// How a route answers App+User callers without MFA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `401 Unauthorized - MFA required`, `Bearer error="invalid_token", error_description="MFA required"`.
+    PartnerCenter,
+    /// `Bearer error="insufficient_user_authentication"` (RFC 9470), with optional `acr_values`.
+    Rfc9470 {
+        /// `acr_values` to ask for.
+        acr_values: Option<String>,
+    },
+    /// `Bearer error="insufficient_claims", claims="..."` for clients that declared `cp1`;
+    /// others get the Partner Center answer.
+    EntraClaims {
+        /// The Conditional Access authentication-context id that requires MFA (e.g. `c1`).
+        auth_context: String,
+        /// `authorization_uri` to advertise, if any.
+        authorization_uri: Option<String>,
+    },
+}
+
+/// Every way the gateway refuses a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal<'a> {
+    /// The policy refused.
+    Policy {
+        /// Why.
+        reason: Reason,
+        /// The route's challenge style, for MFA refusals.
+        challenge: &'a Challenge,
+        /// Whether the client declared it can handle claims challenges (`xms_cc` ∋ `cp1`).
+        claims_capable: bool,
+    },
+    /// No route matches.
+    NoRoute,
+    /// The request head exceeds a limit.
+    HeaderTooLarge,
+    /// The upstream refused the connection or failed.
+    UpstreamFailed,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+    /// The decision log cannot be written and the gateway fails closed.
+    LogUnavailable,
+}
+
+impl Refusal<'_> {
+    /// The stable reason code for logs and bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Policy { reason, .. } => reason.code(),
+            Refusal::NoRoute => "no_route",
+            Refusal::HeaderTooLarge => "header_too_large",
+            Refusal::UpstreamFailed => "upstream_error",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::LogUnavailable => "decision_log_unavailable",
+        }
+    }
+}
+
+const MFA_RFC9470: &str = "Multi-factor authentication is required";
+
+/// Status, `WWW-Authenticate` and reason phrase for a refusal. The one table.
+fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static str>) {
+    use StatusCode as S;
+    let Refusal::Policy {
+        reason,
+        challenge,
+        claims_capable,
+    } = refusal
+    else {
+        let status = match refusal {
+            Refusal::NoRoute => S::NOT_FOUND,
+            Refusal::HeaderTooLarge => S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::UpstreamFailed => S::BAD_GATEWAY,
+            Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
+            Refusal::LogUnavailable | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
+        };
+        return (status, None, None);
+    };
+    let bearer = |error: &str, description: &str| {
+        format!("Bearer error=\"{error}\", error_description=\"{description}\"")
+    };
+    match reason {
+        Reason::MfaSatisfied
+        | Reason::MfaNotRequired
+        | Reason::AppOnlyAllowed
+        | Reason::PublicRoute => (S::OK, None, None),
+        // RFC 6750 §3.1: no error parameter when the request carried no credential.
+        Reason::NoToken => (
+            S::UNAUTHORIZED,
+            Some("Bearer realm=\"mfagate\"".into()),
+            None,
+        ),
+        Reason::InvalidToken(why) => (
+            S::UNAUTHORIZED,
+            Some(bearer("invalid_token", why.description())),
+            None,
+        ),
+        Reason::KeysUnavailable => (S::SERVICE_UNAVAILABLE, None, None),
+        Reason::AppOnlyDenied => (
+            S::FORBIDDEN,
+            Some(bearer(
+                "insufficient_scope",
+                "App-only tokens are not accepted on this route",
+            )),
+            None,
+        ),
+        Reason::MfaRequired(gap) => mfa_challenge(*gap, challenge, *claims_capable),
+    }
+}
+
+fn mfa_challenge(
+    _gap: MfaGap,
+    challenge: &Challenge,
+    claims_capable: bool,
+) -> (StatusCode, Option<String>, Option<&'static str>) {
+    let partner_center = (
+        StatusCode::UNAUTHORIZED,
+        Some("Bearer error=\"invalid_token\", error_description=\"MFA required\"".to_owned()),
+        Some("Unauthorized - MFA required"),
+    );
+    match challenge {
+        Challenge::PartnerCenter => partner_center,
+        Challenge::Rfc9470 { acr_values } => {
+            let mut h = format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"{MFA_RFC9470}\""
+            );
+            if let Some(acr) = acr_values {
+                h.push_str(&format!(", acr_values=\"{acr}\""));
+            }
+            (StatusCode::UNAUTHORIZED, Some(h), None)
+        }
+        Challenge::EntraClaims {
+            auth_context,
+            authorization_uri,
+        } if claims_capable => {
+            let claims = serde_json::json!({"access_token": {"acrs": {"essential": true, "value": auth_context}}});
+            let b64 = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
+            let mut h = String::from("Bearer realm=\"\"");
+            if let Some(uri) = authorization_uri {
+                h.push_str(&format!(", authorization_uri=\"{uri}\""));
+            }
+            h.push_str(&format!(
+                ", error=\"insufficient_claims\", claims=\"{b64}\""
+            ));
+            (StatusCode::UNAUTHORIZED, Some(h), None)
+        }
+        Challenge::EntraClaims { .. } => partner_center,
+    }
+}
+
+/// The status a refusal is answered with.
+pub fn status(refusal: &Refusal<'_>) -> StatusCode {
+    table(refusal).0
+}
+
+/// Builds the response for a refusal.
+pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
+    let (status, www_authenticate, phrase) = table(refusal);
+    let body = serde_json::json!({
+        "error": refusal.code(),
+        "status": status.as_u16(),
+        "request_id": request_id,
+    });
+    let mut rsp = Response::new(full(body.to_string()));
+    *rsp.status_mut() = status;
+    let headers = rsp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    if let Some(phrase) = phrase {
+        rsp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
+    }
+    rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfagate_policy::InvalidReason;
+
+    fn www(refusal: Refusal<'_>) -> (u16, Option<String>) {
+        let (s, h, _) = table(&refusal);
+        (s.as_u16(), h)
+    }
+
+    #[test]
+    fn entra_claims_challenge_matches_claims_md_case_15() {
+        let c = Challenge::EntraClaims {
+            auth_context: "c1".into(),
+            authorization_uri: None,
+        };
+        let r = Refusal::Policy {
+            reason: Reason::MfaRequired(MfaGap::UnknownV2),
+            challenge: &c,
+            claims_capable: true,
+        };
+        let (s, h) = www(r);
+        assert_eq!(s, 401);
+        assert_eq!(
+            h.unwrap(),
+            "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\""
+        );
+        let r = Refusal::Policy {
+            reason: Reason::MfaRequired(MfaGap::UnknownV2),
+            challenge: &c,
+            claims_capable: false,
+        };
+        assert_eq!(
+            www(r).1.unwrap(),
+            "Bearer error=\"invalid_token\", error_description=\"MFA required\""
+        );
+    }
+
+    #[test]
+    fn one_error_parameter_per_challenge() {
+        let pc = Challenge::PartnerCenter;
+        let rfc = Challenge::Rfc9470 {
+            acr_values: Some("urn:mfa".into()),
+        };
+        let cases = [
+            (Reason::NoToken, &pc, 401, 0),
+            (Reason::InvalidToken(InvalidReason::Expired), &pc, 401, 1),
+            (Reason::AppOnlyDenied, &pc, 403, 1),
+            (Reason::MfaRequired(MfaGap::NoMfaMethod), &pc, 401, 1),
+            (Reason::MfaRequired(MfaGap::NoMfaMethod), &rfc, 401, 1),
+            (Reason::KeysUnavailable, &pc, 503, 0),
+        ];
+        for (reason, challenge, status, errors) in cases {
+            let (s, h) = www(Refusal::Policy {
+                reason,
+                challenge,
+                claims_capable: false,
+            });
+            assert_eq!(s, status, "{reason:?}");
+            assert_eq!(
+                h.unwrap_or_default().matches("error=").count(),
+                errors,
+                "{reason:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Everything a request needs, built once from a validated configuration.
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::decision_log::{DecisionLog, LogWriter};
+use crate::jwt::{CacheCounters, Verifier};
+use crate::keys::IssuerKeys;
+use crate::metrics::Metrics;
+use crate::outbound::{self, HttpClient};
+use crate::routes::RouteTable;
+use std::sync::Arc;
+
+/// Verified-token cache size (entries).
+const TOKEN_CACHE_CAPACITY: u64 = 100_000;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The outbound TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] outbound::TlsSetupError),
+    /// The decision log could not be opened.
+    #[error("cannot open decision log {path}: {source}")]
+    DecisionLog {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listener's certificate or key could not be loaded.
+    #[error("cannot load TLS certificate or key: {0}")]
+    ServerTls(String),
+    /// A socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared state of a running gateway.
+pub struct State {
+    /// The configuration.
+    pub config: Config,
+    /// Route match order.
+    pub routes: RouteTable,
+    /// Token verification.
+    pub verifier: Verifier,
+    /// Upstream client.
+    pub client: HttpClient,
+    /// Decision log.
+    pub log: DecisionLog,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// Token cache counters.
+    pub cache_counters: CacheCounters,
+    /// Wall clock.
+    pub clock: SharedClock,
+}
+
+impl State {
+    /// Builds the state; key fetching starts when the returned tasks are spawned.
+    pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
+        let client = outbound::client(
+            config.outbound.ca_file.as_deref(),
+            config.outbound.connect_timeout,
+        )?;
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|cfg| {
+                (
+                    cfg.clone(),
+                    IssuerKeys::new(cfg, client.clone(), clock.clone()),
+                )
+            })
+            .collect();
+        let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, clock.clone());
+        let (log, writer) =
+            DecisionLog::open(&config.decision_log).map_err(|source| StartError::DecisionLog {
+                path: config.decision_log.path.display().to_string(),
+                source,
+            })?;
+        let state = State {
+            routes: RouteTable::new(&config.routes),
+            metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),
+            verifier,
+            client,
+            log,
+            cache_counters: CacheCounters::default(),
+            clock,
+            config,
+        };
+        Ok((Arc::new(state), writer))
+    }
+
+    /// Ready when every issuer's keys are loaded and the decision log is writable (unless the
+    /// configuration fails open). Returns what is not ready.
+    pub fn readiness(&self) -> Result<(), String> {
+        let waiting: Vec<&str> = self
+            .verifier
+            .keys()
+            .filter(|k| !k.is_loaded())
+            .map(|k| k.name())
+            .collect();
+        if !waiting.is_empty() {
+            return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));
+        }
+        if !self.log.is_healthy()
+            && self.config.decision_log.on_failure == crate::config::OnLogFailure::Closed
+        {
+            return Err("decision log is not writable".into());
+        }
+        Ok(())
+    }
+}
