@@ -1,1 +1,13 @@
-fn main() {}
+//! End-to-end tests: a development identity provider, an echo upstream and the gateway, all on
+//! 127.0.0.1:0 in-process (and a few through the real binary).
+
+// This whole crate is test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod binary;
+mod jwt_cases;
+mod keys;
+mod lifecycle;
+mod proxy;

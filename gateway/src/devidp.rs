@@ -295,10 +295,8 @@ fn json_response(
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    if let Some((name, value)) = extra {
-        if let Ok(v) = http::HeaderValue::from_str(&value) {
-            rsp.headers_mut().insert(name, v);
-        }
+    if let Some((name, Ok(v))) = extra.map(|(n, v)| (n, http::HeaderValue::from_str(&v))) {
+        rsp.headers_mut().insert(name, v);
     }
     rsp
 }

@@ -12,28 +12,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// A running echo upstream.
 #[derive(Clone)]
 pub struct Echo {
     addr: SocketAddr,
     hits: Arc<AtomicU64>,
+    gate: Arc<Semaphore>,
 }
 
 impl Echo {
-    /// Serves on `listener`. `/hang` never answers (timeout tests).
+    /// Serves on `listener`. Paths ending in `/hang` never answer; paths ending in `/wait`
+    /// answer once [`Echo::release`] is called.
     pub fn start(listener: TcpListener) -> std::io::Result<Echo> {
         let addr = listener.local_addr()?;
         let hits = Arc::new(AtomicU64::new(0));
-        let counter = hits.clone();
+        let gate = Arc::new(Semaphore::new(0));
+        let (counter, waiting) = (hits.clone(), gate.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let counter = counter.clone();
+                let (counter, waiting) = (counter.clone(), waiting.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| respond(counter.clone(), req));
+                    let svc = service_fn(move |req| respond(counter.clone(), waiting.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -41,7 +45,7 @@ impl Echo {
                 });
             }
         });
-        Ok(Echo { addr, hits })
+        Ok(Echo { addr, hits, gate })
     }
 
     /// The address.
@@ -54,6 +58,11 @@ impl Echo {
         format!("http://{}", self.addr)
     }
 
+    /// Lets `n` waiting `/wait` requests answer.
+    pub fn release(&self, n: usize) {
+        self.gate.add_permits(n);
+    }
+
     /// Requests received so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
@@ -62,11 +71,17 @@ impl Echo {
 
 async fn respond(
     hits: Arc<AtomicU64>,
+    gate: Arc<Semaphore>,
     mut req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
-    if req.uri().path() == "/hang" {
+    if req.uri().path().ends_with("/hang") {
         std::future::pending::<()>().await;
+    }
+    if req.uri().path().ends_with("/wait")
+        && let Ok(permit) = gate.acquire().await
+    {
+        permit.forget();
     }
     if req.headers().contains_key(header::UPGRADE) {
         let upgrade = hyper::upgrade::on(&mut req);

@@ -151,10 +151,11 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
         return Presented::Token(Verification::Invalid(InvalidReason::TooLarge));
     }
     let verification = state.verifier.verify(token, &state.cache_counters).await;
-    if let Verification::Verified(v) = &verification {
-        if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) {
-            return Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer));
-        }
+    if let Verification::Verified(v) = &verification
+        && !route.issuers.is_empty()
+        && !route.issuers.contains(&v.identity.issuer)
+    {
+        return Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer));
     }
     Presented::Token(verification)
 }

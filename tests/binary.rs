@@ -1,0 +1,195 @@
+//! The real `mfagate` binary: check-config, --version, and `run` until SIGTERM.
+
+use crate::support::*;
+use mfagate::devidp::{DevIdp, TokenRequest};
+use mfagate::echo::Echo;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn mfagate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mfagate"))
+}
+
+#[test]
+fn check_config_names_every_problem_with_its_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[decision_log]
+path = "d.jsonl"
+[[issuer]]
+name = "x"
+issuer = "https://sts.windows.net/{tenantid}/"
+jwks_uri = "https://login.microsoftonline.com/common/discovery/keys"
+audiences = ["api://a"]
+algorithms = ["HS256"]
+tenants = ["not-a-guid"]
+[[route]]
+name = "a"
+path_prefix = "/v1/"
+upstream = "localhost:8081"
+challenge = "entra-claims"
+"#,
+    )
+    .unwrap();
+    let out = mfagate().args(["check-config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "issuer[0].algorithms[0]: HS* is refused for key-set issuers",
+        "issuer[0].tenants[0]: not a GUID",
+        "route[0].upstream: not a URL",
+        "route[0].auth_context: challenge = \"entra-claims\" needs an auth_context id",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[decision_log]\npath = \"d\"\nunknown_key = 1\n").unwrap();
+    let out = mfagate()
+        .args(["check-config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_key"));
+    // `run` refuses a bad config the same way, before binding anything.
+    let out = mfagate()
+        .args(["run", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("route[0].upstream: not a URL"));
+
+    let demo = certs().join("../examples/demo.toml");
+    let out = mfagate().arg("check-config").arg(&demo).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn version_and_help() {
+    let out = mfagate().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("mfagate {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = mfagate().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["run", "check-config", "demo"] {
+        assert!(help.contains(word), "{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_until_sigterm_and_flushes_the_log() {
+    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
+    let idp = DevIdp::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        dev_keys(),
+        clock,
+    )
+    .unwrap();
+    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mfagate.toml");
+    let text = CONFIG
+        .replace("{idp}", idp.base_url())
+        .replace("{echo}", &echo.url())
+        .replace("{dir}", &dir.path().display().to_string());
+    std::fs::write(&config, text).unwrap();
+    let mut child = mfagate()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("gateway starts");
+        if let Some(rest) = line.split("Gateway listening").nth(1) {
+            let addr = rest
+                .split("addr=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break strip_ansi(addr);
+        }
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let token = idp.mint(&TokenRequest::default()).unwrap();
+    let no_mfa = idp
+        .mint(&TokenRequest {
+            amr: Some(vec!["pwd".into()]),
+            ..TokenRequest::default()
+        })
+        .unwrap();
+    let mut statuses = Vec::new();
+    for t in [&token, &no_mfa] {
+        let req = http::Request::get(format!("http://{addr}/v1/x"))
+            .header("authorization", format!("Bearer {t}"))
+            .body(Default::default())
+            .unwrap();
+        // The first request may race the initial key fetch: readiness is what a balancer waits for.
+        let mut status = client.request(req.clone()).await.unwrap().status();
+        while status == http::StatusCode::SERVICE_UNAVAILABLE {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            status = client.request(req.clone()).await.unwrap().status();
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [200, 401]);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = read_log(&dir.path().join("decisions.jsonl"));
+    let tail: Vec<_> = log
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| r["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tail, ["mfa_missing", "mfa_satisfied"]);
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,368 @@
+//! The test harness: starts the servers, sends requests, reads the decision log.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mfagate::clock::ManualClock;
+use mfagate::devidp::{DEV_TENANT, DevIdp, DevKey, TokenRequest};
+use mfagate::echo::Echo;
+use mfagate::{Config, Options, serve_with};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The fixed test start time (2026-01-01T00:00:00Z), so nothing depends on the real clock.
+pub const T0: u64 = 1_767_225_600;
+
+pub fn certs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs")
+}
+
+pub fn dev_keys() -> Vec<DevKey> {
+    mfagate::devidp::load_dev_keys(&certs()).expect("dev keys")
+}
+
+/// The default test configuration. `{idp}`, `{echo}` and `{dir}` are filled in.
+pub const CONFIG: &str = r#"
+[listen]
+addr = "127.0.0.1:0"
+shutdown_grace_secs = 5
+
+[decision_log]
+path = "{dir}/decisions.jsonl"
+
+[[issuer]]
+name = "dev"
+issuer = "{idp}/{tenantid}/"
+jwks_uri = "{idp}/keys"
+audiences = ["api://mfagate-demo", "00000000-0000-4000-8000-0000000000aa"]
+algorithms = ["RS256", "ES256"]
+tenants = ["11111111-2222-4333-8444-555555555555"]
+leeway_secs = 60
+
+[[issuer]]
+name = "dev-v2"
+issuer = "{idp}/{tenantid}/v2.0"
+jwks_uri = "{idp}/keys"
+audiences = ["api://mfagate-demo"]
+algorithms = ["RS256"]
+mfa_acrs = ["c1"]
+
+[[route]]
+name = "api"
+path_prefix = "/v1/"
+upstream = "{echo}"
+
+[[route]]
+name = "admin"
+path_prefix = "/admin/"
+upstream = "{echo}"
+app_only = "deny"
+challenge = "rfc9470"
+acr_values = "urn:mfa"
+
+[[route]]
+name = "claims"
+path_prefix = "/claims/"
+upstream = "{echo}"
+challenge = "entra-claims"
+auth_context = "c1"
+
+[[route]]
+name = "report"
+path_prefix = "/report/"
+upstream = "{echo}"
+mode = "report-only"
+
+[[route]]
+name = "public"
+path_prefix = "/public/"
+upstream = "{echo}"
+auth = "none"
+
+[[route]]
+name = "optional"
+path_prefix = "/optional/"
+upstream = "{echo}"
+mfa = "optional"
+
+[[route]]
+name = "strip"
+path_prefix = "/strip/"
+upstream = "{echo}"
+strip_authorization = true
+
+[[route]]
+name = "slow"
+path_prefix = "/slow/"
+upstream = "{echo}"
+timeout_secs = 1
+
+[[route]]
+name = "down"
+path_prefix = "/down/"
+upstream = "http://127.0.0.1:1"
+"#;
+
+pub struct Gateway {
+    pub idp: DevIdp,
+    pub echo: Echo,
+    pub clock: Arc<ManualClock>,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), mfagate::StartError>>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn www(&self) -> &str {
+        self.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The headers the echo upstream saw.
+    pub fn upstream_header(&self, name: &str) -> Option<String> {
+        self.json()["headers"][name].as_str().map(str::to_owned)
+    }
+}
+
+pub struct Builder {
+    config: String,
+    idp_up: bool,
+    wait_ready: bool,
+    edit: Vec<(String, String)>,
+    published: Option<Vec<&'static str>>,
+}
+
+pub fn gateway() -> Builder {
+    Builder {
+        config: CONFIG.to_owned(),
+        idp_up: true,
+        wait_ready: true,
+        edit: Vec::new(),
+        published: None,
+    }
+}
+
+impl Builder {
+    /// Replaces text in the configuration before the placeholders are filled.
+    pub fn replace(mut self, from: &str, to: &str) -> Self {
+        self.edit.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    /// Appends TOML to the configuration.
+    pub fn append(mut self, toml: &str) -> Self {
+        self.config.push_str(toml);
+        self
+    }
+
+    /// The IdP publishes only these keys at start.
+    pub fn published(mut self, kids: &[&'static str]) -> Self {
+        self.published = Some(kids.to_vec());
+        self
+    }
+
+    pub fn idp_down(mut self) -> Self {
+        self.idp_up = false;
+        self.wait_ready = false;
+        self
+    }
+
+    pub fn no_wait(mut self) -> Self {
+        self.wait_ready = false;
+        self
+    }
+
+    pub async fn start(self) -> Gateway {
+        let clock = ManualClock::at(T0);
+        let idp = DevIdp::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            dev_keys(),
+            clock.clone(),
+        )
+        .unwrap();
+        idp.set_available(self.idp_up);
+        if let Some(kids) = &self.published {
+            idp.publish(kids);
+        }
+        let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = self.config.clone();
+        for (from, to) in &self.edit {
+            assert!(text.contains(from.as_str()), "config has no {from:?}");
+            text = text.replace(from.as_str(), to);
+        }
+        let text = text
+            .replace("{idp}", idp.base_url())
+            .replace("{echo}", &echo.url())
+            .replace("{dir}", &dir.path().display().to_string());
+        let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let options = Options {
+            clock: clock.clone(),
+            admin: Some(admin),
+        };
+        let task = tokio::spawn(serve_with(listener, config, options, async move {
+            let _ = rx.await;
+        }));
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let gw = Gateway {
+            idp,
+            echo,
+            clock,
+            addr,
+            admin: admin_addr,
+            dir,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        if self.wait_ready {
+            gw.wait_ready().await;
+        }
+        gw
+    }
+}
+
+impl Gateway {
+    /// Waits until /readyz answers 200 (keys loaded); fails after 10 s.
+    pub async fn wait_ready(&self) {
+        for _ in 0..1000 {
+            if self.admin_get("/readyz").await.status == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("gateway not ready");
+    }
+
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
+        let rsp = self.client.request(req).await.expect("request");
+        let (parts, body) = rsp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub fn request(&self, path: &str, token: Option<&str>) -> http::request::Builder {
+        let mut b = Request::get(format!("http://{}{path}", self.addr));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(self.request(path, token).body(Full::default()).unwrap())
+            .await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        let req = Request::get(format!("http://{}{path}", self.admin))
+            .body(Full::default())
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// A token with the default claims changed by `edit`.
+    pub fn token(&self, edit: impl FnOnce(&mut Value)) -> String {
+        self.token_for(&TokenRequest::default(), edit)
+    }
+
+    pub fn token_for(&self, req: &TokenRequest, edit: impl FnOnce(&mut Value)) -> String {
+        let mut claims = self.idp.claims(req);
+        edit(&mut claims);
+        self.idp.sign(&claims).unwrap()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("decisions.jsonl")
+    }
+
+    /// Stops the gateway (graceful shutdown) and returns the decision log.
+    pub async fn stop(&mut self) -> Vec<Value> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("serve");
+        }
+        read_log(&self.log_path())
+    }
+}
+
+pub fn read_log(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+pub fn tenant() -> &'static str {
+    DEV_TENANT
+}
+
+/// Polls every future together (all requests in flight at once) and returns their outputs.
+pub async fn join_all<F: std::future::Future + Unpin>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<Option<F>> = futures.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, result) in futures.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match std::pin::Pin::new(f).poll(cx) {
+                    Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .map(|r| r.expect("every future finished"))
+        .collect()
+}
