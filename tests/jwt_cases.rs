@@ -105,6 +105,18 @@ async fn claims_md_jwt_rows_end_to_end() {
     let hs256 = format!("{}.{}.c2ln", b64(&hs256_header), b64(&claims));
     hs256_header["alg"] = json!("none");
     let none = format!("{}.{}.", b64(&hs256_header), b64(&claims));
+    // An attacker's key, offered in the header (jwk, jku, x5u): never used to find keys.
+    let attacker_pem = std::fs::read(certs().join("saml-untrusted.key")).unwrap();
+    let attacker = jsonwebtoken::EncodingKey::from_rsa_pem(&attacker_pem).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("attacker".into());
+    header.jku = Some("http://127.0.0.1:1/keys".into());
+    header.x5u = Some("http://127.0.0.1:1/cert".into());
+    header.jwk = Some(
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, jsonwebtoken::Algorithm::RS256)
+            .unwrap(),
+    );
+    let embedded_key = jsonwebtoken::encode(&header, &claims, &attacker).unwrap();
     let good = user(&|_| {});
     let tampered = format!("{}AAAA", &good[..good.len() - 4]);
 

@@ -286,3 +286,97 @@ async fn tls_listener_negotiates_http2_by_alpn() {
     let rsp = client.request(r).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn request_bodies_stream_to_the_upstream() {
+    let g = gateway().start().await;
+    let body = Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
+    let req = g
+        .request("/v1/upload", Some(&g.token(|_| {})))
+        .method("POST")
+        .body(Full::new(body))
+        .unwrap();
+    let r = g.send(req).await;
+    assert_eq!(
+        (r.status, r.json()["method"].as_str()),
+        (StatusCode::OK, Some("POST"))
+    );
+    assert_eq!(r.json()["body_bytes"], 3 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn keys_are_fetched_over_https_trusting_the_extra_ca() {
+    // A first gateway terminates TLS (certs/server.pem) in front of the identity provider.
+    let certs = certs();
+    let front = gateway()
+        .replace("shutdown_grace_secs = 5", &format!("shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"", certs.join("server.pem").display(), certs.join("server.key").display()))
+        .append("\n[[route]]\nname = \"idp\"\npath_prefix = \"/keys\"\nupstream = \"{idp}\"\nauth = \"none\"\n")
+        .start()
+        .await;
+    let https_keys = format!("https://localhost:{}/keys", front.addr.port());
+    // Without the CA the key server is untrusted: never ready, tokens get 503.
+    let untrusted = gateway()
+        .replace(
+            "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
+            &format!("jwks_uri = \"{https_keys}\"\naudiences = [\"api://mfagate-demo\", "),
+        )
+        .no_wait()
+        .start()
+        .await;
+    let token = untrusted.token(|_| {});
+    let r = untrusted.get("/v1/x", Some(&token)).await;
+    assert_eq!(r.json()["error"], "keys_unavailable");
+    // With [outbound] ca_file it works. The front gateway's IdP signs for its own address, so
+    // this gateway trusts that issuer name.
+    let trusted = gateway()
+        .replace(
+            "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
+            &format!("jwks_uri = \"{https_keys}\"\naudiences = [\"api://mfagate-demo\", "),
+        )
+        .replace(
+            "issuer = \"{idp}/{tenantid}/\"",
+            &format!("issuer = \"{}\"", front.idp.issuer_template()),
+        )
+        .append(&format!(
+            "\n[outbound]\nca_file = \"{}\"\n",
+            certs.join("ca.pem").display()
+        ))
+        .start()
+        .await;
+    let token = front
+        .idp
+        .sign(&front.idp.claims(&mfagate::devidp::TokenRequest::default()))
+        .unwrap();
+    assert_eq!(
+        trusted.get("/v1/x", Some(&token)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let g = gateway()
+        .replace(
+            "shutdown_grace_secs = 5",
+            "shutdown_grace_secs = 5\nheader_read_timeout_secs = 1",
+        )
+        .start()
+        .await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"GET /v1/x HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    // The gateway closes the connection (possibly after a 408) instead of waiting forever.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "connection still open");
+    assert_eq!(g.echo.hits(), 0);
+}

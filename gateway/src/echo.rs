@@ -106,6 +106,12 @@ async fn respond(
             .insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
         return Ok(rsp);
     }
+    let (parts, body) = req.into_parts();
+    let body_bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
+    let req = Request::from_parts(parts, ());
     let mut headers = Map::new();
     for (name, value) in req.headers() {
         headers.insert(
@@ -118,6 +124,7 @@ async fn respond(
         "path": req.uri().path(),
         "query": req.uri().query(),
         "headers": headers,
+        "body_bytes": body_bytes,
     });
     let mut rsp = Response::new(full(body.to_string()));
     rsp.headers_mut().insert(

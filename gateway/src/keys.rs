@@ -261,9 +261,7 @@ impl IssuerKeys {
             let wait = match self.refresh_now().await {
                 Ok(max_age) => {
                     backoff = Duration::from_secs(1);
-                    max_age.map_or(self.refresh, |age| {
-                        age.clamp(self.min_refetch.max(Duration::from_secs(60)), MAX_CACHE_AGE)
-                    })
+                    next_refresh(max_age, self.min_refetch, self.refresh)
                 }
                 Err(_) => {
                     if !self.is_loaded() {
@@ -277,6 +275,17 @@ impl IssuerKeys {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// When to refresh next: the JWKS's Cache-Control max-age, kept between the refetch interval
+/// (at least a minute) and a day; the configured interval when there is none.
+fn next_refresh(
+    max_age: Option<Duration>,
+    min_refetch: Duration,
+    configured: Duration,
+) -> Duration {
+    let floor = min_refetch.max(Duration::from_secs(60));
+    max_age.map_or(configured, |age| age.clamp(floor, MAX_CACHE_AGE.max(floor)))
 }
 
 /// Parses a JWKS, keeping the usable signature keys; refuses a set with none.
@@ -339,6 +348,20 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert!(keys["e"].accepts(Algorithm::ES256));
         assert!(!keys["e"].accepts(Algorithm::RS256));
+    }
+
+    #[test]
+    fn refresh_follows_cache_control_within_bounds() {
+        let m = Duration::from_secs;
+        assert_eq!(next_refresh(None, m(300), m(3600)), m(3600));
+        assert_eq!(next_refresh(Some(m(7200)), m(300), m(3600)), m(7200));
+        assert_eq!(
+            next_refresh(Some(m(0)), m(300), m(3600)),
+            m(300),
+            "no-cache is not a hot loop"
+        );
+        assert_eq!(next_refresh(Some(m(10)), m(0), m(3600)), m(60));
+        assert_eq!(next_refresh(Some(m(10 * 86400)), m(300), m(3600)), m(86400));
     }
 
     #[test]
