@@ -268,6 +268,12 @@ async fn claims_md_jwt_rows_end_to_end() {
             "bad_signature",
         ),
         invalid(
+            "header jwk/jku/x5u ignored",
+            "/v1/x",
+            embedded_key,
+            "unknown_kid",
+        ),
+        invalid(
             "27 iss/tid mismatch",
             "/v1/x",
             user(&|c| c["tid"] = json!(other_tenant)),
