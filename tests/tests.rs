@@ -11,3 +11,4 @@ mod jwt_cases;
 mod keys;
 mod lifecycle;
 mod proxy;
+mod saml;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decision_log;
 pub mod demo;
 pub mod devidp;
+pub mod devsaml;
 pub mod echo;
 pub mod forward;
 pub mod jwt;
@@ -19,6 +20,7 @@ pub mod outbound;
 pub mod proxy;
 pub mod respond;
 pub mod routes;
+pub mod saml;
 pub mod server;
 pub mod state;
 

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const CHANNELS: [&str; 2] = ["api", "portal"];
-const PRINCIPALS: [Principal; 3] = [Principal::AppUser, Principal::AppOnly, Principal::Anonymous];
+const PRINCIPALS: [Principal; 4] = [Principal::AppUser, Principal::AppOnly, Principal::User, Principal::Anonymous];
 const MFA: [&str; 3] = ["true", "false", "none"];
 const OUTCOMES: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Challenge];
 const PER_ROUTE: usize = CHANNELS.len() * PRINCIPALS.len() * MFA.len() * OUTCOMES.len();

@@ -51,6 +51,10 @@ pub enum InvalidReason {
     ClaimsInvalid,
     /// Neither `scp`, `roles` nor `idtyp=app`: the token grants nothing.
     NoPermissionsClaim,
+    /// A SAML assertion ID seen before in another document (or at the ACS, seen at all).
+    Replayed,
+    /// A SAML signature that does not sit on, and cover, the one assertion (wrapping guard).
+    SignatureMisplaced,
 }
 
 impl InvalidReason {
@@ -70,6 +74,8 @@ impl InvalidReason {
             InvalidReason::WrongAudience => "wrong_audience",
             InvalidReason::ClaimsInvalid => "claims_invalid",
             InvalidReason::NoPermissionsClaim => "no_permissions_claim",
+            InvalidReason::Replayed => "assertion_replayed",
+            InvalidReason::SignatureMisplaced => "signature_misplaced",
         }
     }
 
@@ -89,6 +95,8 @@ impl InvalidReason {
             InvalidReason::WrongAudience => "The token audience is not accepted",
             InvalidReason::ClaimsInvalid => "The token claims are invalid",
             InvalidReason::NoPermissionsClaim => "The token carries no scp, roles or idtyp claim",
+            InvalidReason::Replayed => "The assertion was already used",
+            InvalidReason::SignatureMisplaced => "The signature does not cover the assertion",
         }
     }
 }
@@ -106,6 +114,10 @@ pub enum MfaGap {
     NoMfaMethod,
     /// A v2 token: Entra sends no `amr` in v2 access tokens, so MFA is unknown.
     UnknownV2,
+    /// A SAML assertion without `multipleauthn` in any configured location.
+    SamlNoMfa,
+    /// A SAML assertion with only `wiaormultiauthn` ("Windows or MFA").
+    SamlWiaOrMultiAuthnOnly,
 }
 
 impl MfaGap {
@@ -117,6 +129,8 @@ impl MfaGap {
             MfaGap::WiaOrMfaOnly => "amr_wiaormfa_not_mfa",
             MfaGap::NoMfaMethod => "mfa_missing",
             MfaGap::UnknownV2 => "mfa_unknown_v2",
+            MfaGap::SamlNoMfa => "saml_mfa_missing",
+            MfaGap::SamlWiaOrMultiAuthnOnly => "saml_wiaormultiauthn_not_mfa",
         }
     }
 }

@@ -1,6 +1,7 @@
 use crate::{
     AppOnlyAccess, AuthRequirement, Decision, InvalidReason, MfaOutcome, MfaRequirement,
-    MfaSettings, Mode, Principal, Reason, RouteRule, TokenFacts, UnixTime, classify, evaluate_mfa,
+    MfaSettings, Mode, Principal, Reason, RouteRule, SamlFacts, SamlMfaSettings, TokenFacts,
+    UnixTime, classify, evaluate_mfa, evaluate_saml_mfa,
 };
 
 /// What the gateway could establish about the request's credential.
@@ -12,6 +13,15 @@ pub enum Credential<'a> {
     Invalid(InvalidReason),
     /// A credential was sent but its issuer's keys are not available.
     Unverifiable,
+    /// A verified SAML assertion, with its identity provider's MFA settings and clock leeway.
+    Saml {
+        /// The verified facts.
+        facts: &'a SamlFacts,
+        /// The identity provider's MFA settings.
+        mfa: &'a SamlMfaSettings,
+        /// Allowed clock skew for `NotBefore`/`NotOnOrAfter`, seconds.
+        leeway_secs: u64,
+    },
     /// A verified JWT, with the settings of the issuer that signed it and its clock leeway.
     Token {
         /// The verified facts.
@@ -47,17 +57,32 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
         Credential::None => return refuse(Reason::NoToken),
         Credential::Invalid(why) => return refuse(Reason::InvalidToken(why)),
         Credential::Unverifiable => return refuse(Reason::KeysUnavailable),
+        Credential::Saml {
+            facts,
+            mfa,
+            leeway_secs,
+        } => {
+            if let Some(why) = time_window(facts.expires, facts.not_before, leeway_secs, now) {
+                return refuse(Reason::InvalidToken(why));
+            }
+            let (reason, mfa) = user_mfa(evaluate_saml_mfa(facts, mfa), rule.mfa);
+            let principal = Principal::User;
+            return Decision {
+                reason,
+                enforced: true,
+                principal,
+                mfa,
+                anomalies: Vec::new(),
+            };
+        }
         Credential::Token {
             facts,
             mfa,
             leeway_secs,
         } => (facts, mfa, leeway_secs),
     };
-    if facts.expires.plus(leeway) <= now {
-        return refuse(Reason::InvalidToken(InvalidReason::Expired));
-    }
-    if facts.not_before.is_some_and(|nbf| nbf > now.plus(leeway)) {
-        return refuse(Reason::InvalidToken(InvalidReason::NotYetValid));
+    if let Some(why) = time_window(facts.expires, facts.not_before, leeway, now) {
+        return refuse(Reason::InvalidToken(why));
     }
     let (principal, anomalies) = match classify(facts) {
         Ok(found) => found,
@@ -66,15 +91,9 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
     let (reason, mfa) = match principal {
         Principal::AppOnly if rule.app_only == AppOnlyAccess::Deny => (Reason::AppOnlyDenied, None),
         Principal::AppOnly | Principal::Anonymous => (Reason::AppOnlyAllowed, None),
-        Principal::AppUser => match (evaluate_mfa(facts, mfa_settings), rule.mfa) {
-            (MfaOutcome::Proven, _) => (Reason::MfaSatisfied, Some(true)),
-            (MfaOutcome::NotProven(_), MfaRequirement::Optional) => {
-                (Reason::MfaNotRequired, Some(false))
-            }
-            (MfaOutcome::NotProven(gap), MfaRequirement::Required) => {
-                (Reason::MfaRequired(gap), Some(false))
-            }
-        },
+        Principal::AppUser | Principal::User => {
+            user_mfa(evaluate_mfa(facts, mfa_settings), rule.mfa)
+        }
     };
     Decision {
         reason,
@@ -83,6 +102,34 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
         mfa,
         anomalies,
     }
+}
+
+/// A user's MFA outcome against the route's requirement.
+fn user_mfa(outcome: MfaOutcome, required: MfaRequirement) -> (Reason, Option<bool>) {
+    match (outcome, required) {
+        (MfaOutcome::Proven, _) => (Reason::MfaSatisfied, Some(true)),
+        (MfaOutcome::NotProven(_), MfaRequirement::Optional) => {
+            (Reason::MfaNotRequired, Some(false))
+        }
+        (MfaOutcome::NotProven(gap), MfaRequirement::Required) => {
+            (Reason::MfaRequired(gap), Some(false))
+        }
+    }
+}
+
+/// Whether `now` is outside `[not_before, expires)`, with leeway on both sides.
+fn time_window(
+    expires: UnixTime,
+    not_before: Option<UnixTime>,
+    leeway: u64,
+    now: UnixTime,
+) -> Option<InvalidReason> {
+    if expires.plus(leeway) <= now {
+        return Some(InvalidReason::Expired);
+    }
+    not_before
+        .is_some_and(|nbf| nbf > now.plus(leeway))
+        .then_some(InvalidReason::NotYetValid)
 }
 
 #[cfg(test)]

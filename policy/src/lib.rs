@@ -13,6 +13,7 @@ mod facts;
 mod mfa;
 mod principal;
 mod rule;
+mod saml;
 mod time;
 
 pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason};
@@ -21,4 +22,8 @@ pub use facts::{Amr, TokenFacts, TokenVersion};
 pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};
 pub use principal::{Principal, classify};
 pub use rule::{AppOnlyAccess, AuthRequirement, MfaRequirement, Mode, RouteRule};
+pub use saml::{
+    ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, REFEDS_MFA,
+    SamlFacts, SamlMfaSettings, WIA_OR_MULTIPLE_AUTHN, evaluate_saml_mfa,
+};
 pub use time::UnixTime;

@@ -9,6 +9,8 @@ pub enum Principal {
     AppUser,
     /// An application acting as itself. Left out of every MFA metric.
     AppOnly,
+    /// A user proven by a SAML assertion or a browser session. Counted as a user request.
+    User,
     /// No verified credential.
     Anonymous,
 }
@@ -19,6 +21,7 @@ impl Principal {
         match self {
             Principal::AppUser => "app_user",
             Principal::AppOnly => "app_only",
+            Principal::User => "user",
             Principal::Anonymous => "anonymous",
         }
     }

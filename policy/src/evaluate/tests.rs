@@ -411,6 +411,8 @@ fn reason_codes_are_unique() {
         InvalidReason::WrongAudience,
         InvalidReason::ClaimsInvalid,
         InvalidReason::NoPermissionsClaim,
+        InvalidReason::Replayed,
+        InvalidReason::SignatureMisplaced,
     ];
     let gaps = [
         MfaGap::AmrMissing,
@@ -418,6 +420,8 @@ fn reason_codes_are_unique() {
         MfaGap::WiaOrMfaOnly,
         MfaGap::NoMfaMethod,
         MfaGap::UnknownV2,
+        MfaGap::SamlNoMfa,
+        MfaGap::SamlWiaOrMultiAuthnOnly,
     ];
     let mut all: Vec<Reason> = vec![
         Reason::MfaSatisfied,

@@ -1,0 +1,190 @@
+//! Development SAML assertions, signed at run time with `certs/saml-idp.key` (tests, benches,
+//! demo). DEVELOPMENT ONLY: the key is public.
+
+use crate::saml::{NS_ASSERTION, NS_PROTOCOL};
+use mfagate_policy::{ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use samael::crypto::{Crypto, CryptoProvider};
+
+/// Signing failed.
+#[derive(Debug, thiserror::Error)]
+#[error("dev SAML: {0}")]
+pub struct DevSamlError(String);
+
+/// What an assertion says.
+#[derive(Debug, Clone)]
+pub struct AssertionSpec {
+    /// `ID`.
+    pub id: String,
+    /// `Issuer` (the IdP's entity id).
+    pub issuer: String,
+    /// `Audience` (the SP's entity id).
+    pub audience: String,
+    /// Bearer `Recipient`.
+    pub recipient: Option<String>,
+    /// `InResponseTo`.
+    pub in_response_to: Option<String>,
+    /// `NameID`.
+    pub name_id: String,
+    /// `IssueInstant` and the start of validity, Unix seconds.
+    pub issued: u64,
+    /// `NotOnOrAfter`, Unix seconds.
+    pub not_on_or_after: u64,
+    /// `AuthnContextClassRef`, if any.
+    pub class_ref: Option<String>,
+    /// Attributes.
+    pub attributes: Vec<(String, Vec<String>)>,
+}
+
+impl AssertionSpec {
+    /// A five-minute MFA assertion (class reference `multipleauthn`) for the dev user.
+    pub fn new(issuer: &str, audience: &str, now: u64) -> AssertionSpec {
+        AssertionSpec {
+            id: format!("_a{}", crate::proxy::new_request_id().replace('-', "")),
+            issuer: issuer.into(),
+            audience: audience.into(),
+            recipient: None,
+            in_response_to: None,
+            name_id: "adele@contoso.test".into(),
+            issued: now,
+            not_on_or_after: now + 300,
+            class_ref: Some(MULTIPLE_AUTHN.into()),
+            attributes: vec![
+                (
+                    "http://schemas.microsoft.com/identity/claims/objectidentifier".into(),
+                    vec!["00000000-0000-4000-8000-0000000b0001".into()],
+                ),
+                (
+                    "http://schemas.microsoft.com/identity/claims/tenantid".into(),
+                    vec![crate::devidp::DEV_TENANT.into()],
+                ),
+                (
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn".into(),
+                    vec!["adele@contoso.test".into()],
+                ),
+            ],
+        }
+    }
+
+    /// The same assertion carrying MFA in `authnmethodsreferences` instead of the class reference.
+    pub fn with_amr_attribute(mut self, values: &[&str]) -> AssertionSpec {
+        self.attributes.push((
+            ATTR_AUTHN_METHODS_REFERENCES.into(),
+            values.iter().map(|v| (*v).to_owned()).collect(),
+        ));
+        self
+    }
+
+    /// The assertion XML with an empty signature template (Issuer, Signature, Subject, ...).
+    pub fn to_xml(&self) -> String {
+        let t = |secs: u64| crate::clock::rfc3339_millis(secs * 1000);
+        let mut subject_data = format!(r#" NotOnOrAfter="{}""#, t(self.not_on_or_after));
+        if let Some(r) = &self.recipient {
+            subject_data.push_str(&format!(r#" Recipient="{}""#, esc(r)));
+        }
+        if let Some(r) = &self.in_response_to {
+            subject_data.push_str(&format!(r#" InResponseTo="{}""#, esc(r)));
+        }
+        let authn = self.class_ref.as_ref().map_or(String::new(), |c| {
+            format!(
+                r#"<saml:AuthnStatement AuthnInstant="{}"><saml:AuthnContext><saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"#,
+                t(self.issued),
+                esc(c)
+            )
+        });
+        let attributes: String = self
+            .attributes
+            .iter()
+            .map(|(name, values)| {
+                let v: String = values
+                    .iter()
+                    .map(|v| format!("<saml:AttributeValue>{}</saml:AttributeValue>", esc(v)))
+                    .collect();
+                format!(
+                    r#"<saml:Attribute Name="{}">{v}</saml:Attribute>"#,
+                    esc(name)
+                )
+            })
+            .collect();
+        format!(
+            r#"<saml:Assertion xmlns:saml="{NS_ASSERTION}" ID="{id}" Version="2.0" IssueInstant="{issued}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID>{name}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{subject_data}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issued}" NotOnOrAfter="{until}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>{authn}<saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion>"#,
+            id = self.id,
+            issued = t(self.issued),
+            issuer = esc(&self.issuer),
+            sig = signature_template(&self.id),
+            name = esc(&self.name_id),
+            until = t(self.not_on_or_after),
+            aud = esc(&self.audience),
+        )
+    }
+}
+
+/// An enveloped RSA-SHA256 signature template referencing `#id`.
+pub fn signature_template(id: &str) -> String {
+    format!(
+        r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature>"##
+    )
+}
+
+/// A Response around an assertion; with `signed`, the Response carries a signature template too.
+pub fn response_xml(id: &str, assertion: &str, signed: bool) -> String {
+    let sig = if signed {
+        signature_template(id)
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<samlp:Response xmlns:samlp="{NS_PROTOCOL}" ID="{id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">{sig}<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{assertion}</samlp:Response>"#
+    )
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A SAML signing key and its certificate.
+pub struct DevSamlSigner {
+    key_der: Vec<u8>,
+    cert_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for DevSamlSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevSamlSigner(<private>)")
+    }
+}
+
+impl DevSamlSigner {
+    /// From PEM files (PKCS#8 key, X.509 certificate).
+    pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<DevSamlSigner, DevSamlError> {
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| DevSamlError(e.to_string()))?;
+        let cert =
+            CertificateDer::from_pem_slice(cert_pem).map_err(|e| DevSamlError(e.to_string()))?;
+        Ok(DevSamlSigner {
+            key_der: key.secret_der().to_vec(),
+            cert_der: cert.to_vec(),
+        })
+    }
+
+    /// The certificate (DER), to configure as trusted.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Fills the first signature template in `xml` (the one referencing `ID`). Returns the
+    /// element without an XML declaration, so it can be embedded in a Response.
+    pub fn sign(&self, xml: &str) -> Result<String, DevSamlError> {
+        let signed =
+            Crypto::sign_xml(xml, &self.key_der).map_err(|e| DevSamlError(e.to_string()))?;
+        let body = match signed.strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map_or(rest, |(_, b)| b),
+            None => &signed,
+        };
+        Ok(body.trim().to_owned())
+    }
+}

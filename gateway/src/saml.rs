@@ -1,0 +1,239 @@
+//! SAML 2.0 assertions as credentials: verified against configured certificates only, claims read
+//! only from the bytes the signature covers (xmlsec's pre-digest output), with the rules of
+//! `shared/docs/saml-security.md`:
+//!
+//! 1. bound the size; refuse DTDs and entities (roxmltree refuses them outright);
+//! 2. exactly one Assertion; every Signature a direct child of the Response or the Assertion,
+//!    with one Reference to its parent's own ID, only enveloped/C14N transforms, no ds:Object;
+//! 3. xmlsec verifies with the IdP's certificates and returns the pre-digest bytes;
+//! 4. those bytes are parsed again, and must hold the same one assertion: claims come from there;
+//! 5. issuer, audience, NotBefore/NotOnOrAfter (by the policy, with the injected clock),
+//!    SubjectConfirmationData, and the replay cache.
+
+mod extract;
+mod structure;
+
+use crate::clock::SharedClock;
+use crate::jwt::{Identity, sha256};
+use base64::Engine;
+use mfagate_policy::{InvalidReason, SamlFacts, SamlMfaSettings};
+use samael::crypto::{
+    AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use extract::Extracted;
+
+/// SAML 2.0 assertion namespace.
+pub const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// SAML 2.0 protocol namespace.
+pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+/// SAML 1.x assertion namespace.
+pub const NS_SAML1: &str = "urn:oasis:names:tc:SAML:1.0:assertion";
+/// XML-DSig namespace.
+pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// A trusted SAML identity provider.
+#[derive(Clone)]
+pub struct SamlIdp {
+    /// Configured name (logged as `issuer`).
+    pub name: String,
+    /// The IdP's entity id (the assertion's Issuer).
+    pub entity_id: String,
+    /// Signing certificates (several during a rollover).
+    pub certificates: Vec<Vec<u8>>,
+    /// MFA locations and values.
+    pub mfa: SamlMfaSettings,
+    /// Clock skew, seconds.
+    pub leeway_secs: u64,
+}
+
+impl std::fmt::Debug for SamlIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlIdp")
+            .field("name", &self.name)
+            .field("entity_id", &self.entity_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the assertion arrived, which decides the replay rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A bearer credential on an API request: the same document may be presented again until it
+    /// expires; the same assertion ID in a different document is refused.
+    Api,
+    /// A browser POST to the ACS: an assertion ID is accepted once.
+    Acs,
+}
+
+/// A verified assertion.
+#[derive(Debug)]
+pub struct SamlVerified {
+    /// Facts for the policy.
+    pub facts: SamlFacts,
+    /// Who it names.
+    pub identity: Identity,
+    /// Index of the IdP in the configuration.
+    pub idp_index: usize,
+    /// The assertion's ID.
+    pub assertion_id: String,
+    /// `SubjectConfirmationData/@InResponseTo`, if any.
+    pub in_response_to: Option<String>,
+}
+
+/// Verifies SAML assertions for the configured IdPs.
+pub struct SamlVerifier {
+    idps: Vec<SamlIdp>,
+    audience: String,
+    recipients: Vec<String>,
+    max_bytes: usize,
+    allowed: Vec<AllowedSignatureAlgorithm>,
+    by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
+    seen_ids: moka::sync::Cache<String, [u8; 32]>,
+    clock: SharedClock,
+}
+
+struct UntilExpiry(SharedClock);
+
+impl moka::Expiry<[u8; 32], Arc<SamlVerified>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        v: &Arc<SamlVerified>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            v.facts.expires.0.saturating_sub(self.0.unix().0),
+        ))
+    }
+}
+
+impl SamlVerifier {
+    /// A verifier for `idps`, accepting assertions for `audience` (our entity id). `recipients`,
+    /// if not empty, are the URLs a bearer SubjectConfirmationData may name.
+    pub fn new(
+        idps: Vec<SamlIdp>,
+        audience: String,
+        recipients: Vec<String>,
+        max_bytes: usize,
+        clock: SharedClock,
+    ) -> SamlVerifier {
+        let seen_for = Duration::from_secs(24 * 3600);
+        SamlVerifier {
+            idps,
+            audience,
+            recipients,
+            max_bytes,
+            allowed: vec![
+                AllowedSignatureAlgorithm::RsaSha256,
+                AllowedSignatureAlgorithm::RsaSha384,
+                AllowedSignatureAlgorithm::RsaSha512,
+                AllowedSignatureAlgorithm::EcdsaSha256,
+                AllowedSignatureAlgorithm::EcdsaSha384,
+                AllowedSignatureAlgorithm::EcdsaSha512,
+            ],
+            by_digest: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .expire_after(UntilExpiry(clock.clone()))
+                .build(),
+            // Replay entries live until the assertion expires; the day bound only caps memory for
+            // assertions that claim to live longer.
+            seen_ids: moka::sync::Cache::builder()
+                .max_capacity(500_000)
+                .time_to_live(seen_for)
+                .build(),
+            clock,
+        }
+    }
+
+    /// The IdP at `index`.
+    pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
+        self.idps.get(index)
+    }
+
+    /// Whether any IdP is configured.
+    pub fn is_empty(&self) -> bool {
+        self.idps.is_empty()
+    }
+
+    /// Verifies a base64 assertion or Response (the `Authorization: SAML` value).
+    pub fn verify_base64(
+        &self,
+        encoded: &str,
+        how: Use,
+    ) -> Result<Arc<SamlVerified>, InvalidReason> {
+        if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
+            return Err(InvalidReason::TooLarge);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| InvalidReason::Malformed)?;
+        let xml = String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)?;
+        self.verify(&xml, how)
+    }
+
+    /// Verifies an XML assertion or Response.
+    pub fn verify(&self, xml: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
+        if xml.len() > self.max_bytes {
+            return Err(InvalidReason::TooLarge);
+        }
+        let digest = sha256(xml.as_bytes());
+        if how == Use::Api
+            && let Some(hit) = self.by_digest.get(&digest)
+        {
+            return Ok(hit);
+        }
+        let verified = Arc::new(self.verify_uncached(xml)?);
+        match (how, self.seen_ids.get(&verified.assertion_id)) {
+            (Use::Acs, Some(_)) => return Err(InvalidReason::Replayed),
+            (Use::Api, Some(seen)) if seen != digest => return Err(InvalidReason::Replayed),
+            _ => {}
+        }
+        if verified.facts.expires > self.clock.unix() {
+            self.seen_ids.insert(verified.assertion_id.clone(), digest);
+            if how == Use::Api {
+                self.by_digest.insert(digest, verified.clone());
+            }
+        }
+        Ok(verified)
+    }
+
+    fn verify_uncached(&self, xml: &str) -> Result<SamlVerified, InvalidReason> {
+        let shape = structure::check(xml)?;
+        let (idp_index, idp) = self
+            .idps
+            .iter()
+            .enumerate()
+            .find(|(_, idp)| idp.entity_id == shape.issuer)
+            .ok_or(InvalidReason::UnknownIssuer)?;
+        let certs: Vec<CertificateDer> = idp
+            .certificates
+            .iter()
+            .cloned()
+            .map(CertificateDer::from)
+            .collect();
+        let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+            xml,
+            &certs,
+            ReduceMode::PreDigest,
+            Some(&self.allowed),
+        )
+        .map_err(|_| InvalidReason::BadSignature)?;
+        let x = extract::from_signed(&signed, &shape.assertion_id)?;
+        if x.issuer != idp.entity_id {
+            return Err(InvalidReason::UnknownIssuer);
+        }
+        if !x.audiences.iter().any(|a| a == &self.audience) {
+            return Err(InvalidReason::WrongAudience);
+        }
+        if let Some(recipient) = &x.recipient
+            && !self.recipients.is_empty()
+            && !self.recipients.contains(recipient)
+        {
+            return Err(InvalidReason::WrongAudience);
+        }
+        Ok(x.into_verified(idp, idp_index))
+    }
+}

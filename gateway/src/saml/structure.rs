@@ -1,0 +1,125 @@
+//! The shape checks made before any signature is verified: the wrapping guards.
+
+use super::{NS_ASSERTION, NS_DSIG, NS_PROTOCOL, NS_SAML1};
+use mfagate_policy::InvalidReason;
+use roxmltree::{Document, Node};
+use std::collections::HashSet;
+
+/// What the unverified document says, used only to pick the IdP and to match the signed part.
+pub struct Shape {
+    /// The (unverified) issuer, to pick the IdP's certificates.
+    pub issuer: String,
+    /// The one assertion's ID.
+    pub assertion_id: String,
+}
+
+const ALLOWED_TRANSFORMS: [&str; 4] = [
+    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
+    "http://www.w3.org/2006/12/xml-c14n11",
+];
+
+fn is(node: &Node<'_, '_>, ns: &str, name: &str) -> bool {
+    node.is_element() && node.tag_name().namespace() == Some(ns) && node.tag_name().name() == name
+}
+
+/// Checks the document's shape. Refuses DTDs (roxmltree's default), more or fewer than one
+/// assertion, encrypted or SAML 1.x assertions, duplicate IDs, and any signature that is not a
+/// direct child of the Response or the Assertion referencing its own parent.
+pub fn check(xml: &str) -> Result<Shape, InvalidReason> {
+    let doc = Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
+    let root = doc.root_element();
+    let root_is_response = is(&root, NS_PROTOCOL, "Response");
+    if !root_is_response && !is(&root, NS_ASSERTION, "Assertion") {
+        return Err(InvalidReason::Malformed);
+    }
+    let mut assertions = root.descendants().filter(|n| {
+        is(n, NS_ASSERTION, "Assertion")
+            || is(n, NS_ASSERTION, "EncryptedAssertion")
+            || is(n, NS_SAML1, "Assertion")
+    });
+    let (Some(assertion), None) = (assertions.next(), assertions.next()) else {
+        return Err(InvalidReason::SignatureMisplaced);
+    };
+    if !is(&assertion, NS_ASSERTION, "Assertion") {
+        return Err(InvalidReason::Malformed);
+    }
+    if root_is_response && assertion.parent() != Some(root) {
+        return Err(InvalidReason::SignatureMisplaced);
+    }
+    let mut ids = HashSet::new();
+    for id in root.descendants().filter_map(|n| n.attribute("ID")) {
+        if !ids.insert(id) {
+            return Err(InvalidReason::SignatureMisplaced);
+        }
+    }
+    let assertion_id = assertion.attribute("ID").ok_or(InvalidReason::Malformed)?;
+    let mut covered = false;
+    for sig in root.descendants().filter(|n| is(n, NS_DSIG, "Signature")) {
+        let parent = sig.parent().ok_or(InvalidReason::SignatureMisplaced)?;
+        if parent != root && parent != assertion {
+            return Err(InvalidReason::SignatureMisplaced);
+        }
+        check_signature(
+            &sig,
+            parent
+                .attribute("ID")
+                .ok_or(InvalidReason::SignatureMisplaced)?,
+        )?;
+        covered = true;
+    }
+    if !covered {
+        return Err(InvalidReason::BadSignature);
+    }
+    let issuer = assertion
+        .children()
+        .find(|n| is(n, NS_ASSERTION, "Issuer"))
+        .map(|n| super::extract::full_text(&n))
+        .ok_or(InvalidReason::ClaimsInvalid)?;
+    Ok(Shape {
+        issuer,
+        assertion_id: assertion_id.to_owned(),
+    })
+}
+
+fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidReason> {
+    if sig.descendants().any(|n| is(&n, NS_DSIG, "Object")) {
+        return Err(InvalidReason::SignatureMisplaced);
+    }
+    let signed_info = sig
+        .children()
+        .find(|n| is(n, NS_DSIG, "SignedInfo"))
+        .ok_or(InvalidReason::SignatureMisplaced)?;
+    let c14n = signed_info
+        .children()
+        .find(|n| is(n, NS_DSIG, "CanonicalizationMethod"))
+        .and_then(|n| n.attribute("Algorithm"))
+        .ok_or(InvalidReason::SignatureMisplaced)?;
+    if !ALLOWED_TRANSFORMS[1..].contains(&c14n) {
+        return Err(InvalidReason::SignatureMisplaced);
+    }
+    let mut references = signed_info
+        .children()
+        .filter(|n| is(n, NS_DSIG, "Reference"));
+    let (Some(reference), None) = (references.next(), references.next()) else {
+        return Err(InvalidReason::SignatureMisplaced);
+    };
+    if reference.attribute("URI") != Some(&format!("#{parent_id}")) {
+        return Err(InvalidReason::SignatureMisplaced);
+    }
+    let transforms = reference
+        .descendants()
+        .filter(|n| is(n, NS_DSIG, "Transform"));
+    for t in transforms {
+        // No XPath or XSLT, no #WithComments: only enveloped-signature and C14N without comments.
+        if !t
+            .attribute("Algorithm")
+            .is_some_and(|a| ALLOWED_TRANSFORMS.contains(&a))
+            || t.has_children() && t.children().any(|c| c.is_element())
+        {
+            return Err(InvalidReason::SignatureMisplaced);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! SAML assertion verification: signatures, wrapping variants, conditions, replay, MFA.
+
+use crate::support::*;
+use mfagate::clock::ManualClock;
+use mfagate::devsaml::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
+use mfagate::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate_policy::{
+    ATTR_AUTHENTICATION_METHOD, InvalidReason, MULTIPLE_AUTHN, MfaOutcome, SamlMfaSettings,
+    evaluate_saml_mfa,
+};
+use std::time::Duration;
+
+pub const IDP: &str = "https://idp.contoso.test/adfs/services/trust";
+pub const SP: &str = "https://gateway.contoso.test/saml";
+
+pub fn signer(name: &str) -> DevSamlSigner {
+    let read = |ext: &str| std::fs::read(certs().join(format!("{name}.{ext}"))).unwrap();
+    DevSamlSigner::from_pem(&read("key"), &read("pem")).unwrap()
+}
+
+fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
+    let idp = SamlIdp {
+        name: "adfs".into(),
+        entity_id: IDP.into(),
+        // A rollover: the next certificate first, the current one second.
+        certificates: vec![
+            pem_cert("server.pem"),
+            signer("saml-idp").cert_der().to_vec(),
+        ],
+        mfa: SamlMfaSettings::default(),
+        leeway_secs: 60,
+    };
+    SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock)
+}
+
+fn pem_cert(name: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_file(certs().join(name))
+        .unwrap()
+        .to_vec()
+}
+
+fn spec() -> AssertionSpec {
+    AssertionSpec::new(IDP, SP, T0)
+}
+
+fn signed(spec: &AssertionSpec) -> String {
+    signer("saml-idp").sign(&spec.to_xml()).unwrap()
+}
+
+fn err(v: &SamlVerifier, xml: &str) -> InvalidReason {
+    v.verify(xml, Use::Api)
+        .map(|_| ())
+        .expect_err("must be refused")
+}
+
+#[test]
+fn a_signed_assertion_verifies_and_names_its_user() {
+    let v = verifier(ManualClock::at(T0));
+    let ok = v.verify(&signed(&spec()), Use::Api).unwrap();
+    assert_eq!(ok.identity.upn.as_deref(), Some("adele@contoso.test"));
+    assert_eq!(ok.identity.tenant_id.as_deref(), Some(tenant()));
+    assert_eq!(ok.identity.issuer, "adfs");
+    assert_eq!(
+        evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()),
+        MfaOutcome::Proven
+    );
+    // Also inside an unsigned Response, and inside a signed one.
+    let a = spec();
+    let in_response = response_xml("_r1", &signed(&a), false);
+    assert!(v.verify(&in_response, Use::Api).is_ok());
+    let b = spec();
+    let both = signer("saml-idp")
+        .sign(&response_xml(
+            "_r2",
+            &b.to_xml().replace(&signature_template(&b.id), ""),
+            true,
+        ))
+        .unwrap();
+    assert!(
+        v.verify(&both, Use::Api).is_ok(),
+        "a signed Response covering its assertion"
+    );
+}
+
+#[test]
+fn mfa_in_each_saml2_location() {
+    let v = verifier(ManualClock::at(T0));
+    let pwd = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+    let mut class = spec();
+    class.class_ref = Some(MULTIPLE_AUTHN.into());
+    let mut amr = spec().with_amr_attribute(&[
+        "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+        MULTIPLE_AUTHN,
+    ]);
+    amr.class_ref = Some(pwd.into());
+    let mut method = spec();
+    method.class_ref = Some(pwd.into());
+    method.attributes.push((
+        ATTR_AUTHENTICATION_METHOD.into(),
+        vec![MULTIPLE_AUTHN.into()],
+    ));
+    let mut none = spec().with_amr_attribute(&[
+        "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+    ]);
+    none.class_ref = Some(pwd.into());
+    for (name, s, want) in [
+        ("class ref", class, true),
+        ("authnmethodsreferences", amr, true),
+        ("authenticationmethod", method, true),
+        ("password only", none, false),
+    ] {
+        let ok = v.verify(&signed(&s), Use::Api).unwrap();
+        let proven =
+            evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
+        assert_eq!(proven, want, "{name}");
+    }
+}
+
+#[test]
+fn bad_signatures_and_untrusted_certificates_are_refused() {
+    let v = verifier(ManualClock::at(T0));
+    let good = signed(&spec());
+    let tampered = good.replace(
+        "adele@contoso.test</saml:AttributeValue>",
+        "admin@contoso.test</saml:AttributeValue>",
+    );
+    assert_eq!(err(&v, &tampered), InvalidReason::BadSignature);
+    let untrusted = signer("saml-untrusted").sign(&spec().to_xml()).unwrap();
+    assert_eq!(err(&v, &untrusted), InvalidReason::BadSignature);
+    let s = spec();
+    let unsigned_doc = s.to_xml().replace(&signature_template(&s.id), "");
+    assert_eq!(err(&v, &unsigned_doc), InvalidReason::BadSignature);
+    let mut other = spec();
+    other.issuer = "https://evil.test/".into();
+    assert_eq!(err(&v, &signed(&other)), InvalidReason::UnknownIssuer);
+}
+
+#[test]
+fn conditions_audience_and_replay() {
+    let clock = ManualClock::at(T0);
+    let v = verifier(clock.clone());
+    let mut wrong = spec();
+    wrong.audience = "https://other-sp.test/".into();
+    assert_eq!(err(&v, &signed(&wrong)), InvalidReason::WrongAudience);
+
+    // The same document again is a bearer credential reused (cache hit); the same ID in another
+    // document is a replay.
+    let s = spec();
+    let doc = signed(&s);
+    assert!(v.verify(&doc, Use::Api).is_ok());
+    assert!(v.verify(&doc, Use::Api).is_ok());
+    let mut same_id = spec();
+    same_id.id = s.id.clone();
+    same_id.name_id = "other@contoso.test".into();
+    assert_eq!(err(&v, &signed(&same_id)), InvalidReason::Replayed);
+    // At the ACS an assertion is accepted once.
+    let acs = signed(&spec());
+    assert!(v.verify(&acs, Use::Acs).is_ok());
+    assert_eq!(
+        v.verify(&acs, Use::Acs).map(|_| ()).unwrap_err(),
+        InvalidReason::Replayed
+    );
+    // Expiry is the policy's to judge against its clock; the verifier reports the window.
+    let ok = v.verify(&signed(&spec()), Use::Api).unwrap();
+    assert_eq!(ok.facts.expires.0, T0 + 300);
+    clock.advance(Duration::from_secs(400));
+}
+
+#[test]
+fn signature_wrapping_variants_are_refused() {
+    let v = verifier(ManualClock::at(T0));
+    let good_spec = spec();
+    let good = signed(&good_spec);
+    let mut evil = spec();
+    evil.name_id = "admin@contoso.test".into();
+    evil.attributes.clear();
+    let evil_unsigned = evil.to_xml().replace(&signature_template(&evil.id), "");
+
+    // XSW: an unsigned assertion beside the signed one.
+    let beside = response_xml("_r", &format!("{evil_unsigned}{good}"), false);
+    assert_eq!(err(&v, &beside), InvalidReason::SignatureMisplaced);
+    let beside = response_xml("_r", &format!("{good}{evil_unsigned}"), false);
+    assert_eq!(err(&v, &beside), InvalidReason::SignatureMisplaced);
+    // XSW: the signed assertion moved under an unsigned wrapper element.
+    let moved = response_xml(
+        "_r",
+        &format!("<samlp:Extensions>{good}</samlp:Extensions>"),
+        false,
+    );
+    assert_eq!(err(&v, &moved), InvalidReason::SignatureMisplaced);
+    // XSW: an evil assertion carrying the signed one in its Advice.
+    let advice = evil_unsigned.replace(
+        "<saml:Subject>",
+        &format!("<saml:Advice>{good}</saml:Advice><saml:Subject>"),
+    );
+    assert_eq!(
+        err(&v, &response_xml("_r", &advice, false)),
+        InvalidReason::SignatureMisplaced
+    );
+    // Two signed assertions.
+    let two = response_xml("_r", &format!("{good}{}", signed(&spec())), false);
+    assert_eq!(err(&v, &two), InvalidReason::SignatureMisplaced);
+    // The evil assertion reusing the signed one's ID (duplicate IDs).
+    let mut clone = evil.clone();
+    clone.id = good_spec.id.clone();
+    let dup = response_xml(
+        "_r",
+        &format!(
+            "{}{good}",
+            clone.to_xml().replace(&signature_template(&clone.id), "")
+        ),
+        false,
+    );
+    assert_eq!(err(&v, &dup), InvalidReason::SignatureMisplaced);
+    // The signature moved out of the assertion into the Response, still referencing the assertion.
+    let sig_start = good.find("<ds:Signature").unwrap();
+    let sig_end = good.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &good[sig_start..sig_end];
+    let stripped = format!("{}{}", &good[..sig_start], &good[sig_end..]);
+    let relocated = response_xml("_r", &stripped, false)
+        .replace("<samlp:Status>", &format!("{signature}<samlp:Status>"));
+    assert_eq!(err(&v, &relocated), InvalidReason::SignatureMisplaced);
+    // XPath transforms and ds:Object are refused before xmlsec sees them.
+    let xpath = good.replace(
+        r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
+        r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
+    );
+    assert_eq!(err(&v, &xpath), InvalidReason::SignatureMisplaced);
+    let object = good.replace(
+        "</ds:SignatureValue>",
+        "</ds:SignatureValue><ds:Object>x</ds:Object>",
+    );
+    assert_eq!(err(&v, &object), InvalidReason::SignatureMisplaced);
+}
+
+#[test]
+fn a_comment_inside_a_value_cannot_shorten_it() {
+    let v = verifier(ManualClock::at(T0));
+    let mut s = spec();
+    s.name_id = "jane@contoso.test.evil.test".into();
+    s.attributes.retain(|(n, _)| !n.ends_with("/upn"));
+    let doc = signed(&s).replace(
+        "jane@contoso.test.evil.test",
+        "jane@contoso.test<!---->.evil.test",
+    );
+    let ok = v
+        .verify(&doc, Use::Api)
+        .expect("exclusive c14n drops comments: the signature still holds");
+    assert_eq!(
+        ok.identity.upn.as_deref(),
+        Some("jane@contoso.test.evil.test")
+    );
+}
+
+#[test]
+fn dtds_entities_and_oversized_documents_are_refused() {
+    let v = verifier(ManualClock::at(T0));
+    let good = signed(&spec());
+    let xxe = format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}"
+    );
+    assert_eq!(err(&v, &xxe), InvalidReason::Malformed);
+    let big = good.replace("<saml:AttributeStatement>", &format!("<saml:AttributeStatement><saml:Attribute Name=\"pad\"><saml:AttributeValue>{}</saml:AttributeValue></saml:Attribute>", "p".repeat(70_000)));
+    assert_eq!(err(&v, &big), InvalidReason::TooLarge);
+    assert_eq!(
+        v.verify_base64("not base64!", Use::Api)
+            .map(|_| ())
+            .unwrap_err(),
+        InvalidReason::Malformed
+    );
+}
