@@ -6,7 +6,12 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const CHANNELS: [&str; 2] = ["api", "portal"];
-const PRINCIPALS: [Principal; 4] = [Principal::AppUser, Principal::AppOnly, Principal::User, Principal::Anonymous];
+const PRINCIPALS: [Principal; 4] = [
+    Principal::AppUser,
+    Principal::AppOnly,
+    Principal::User,
+    Principal::Anonymous,
+];
 const MFA: [&str; 3] = ["true", "false", "none"];
 const OUTCOMES: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Challenge];
 const PER_ROUTE: usize = CHANNELS.len() * PRINCIPALS.len() * MFA.len() * OUTCOMES.len();
@@ -55,7 +60,7 @@ impl Metrics {
         let principal = PRINCIPALS
             .iter()
             .position(|p| *p == l.principal)
-            .unwrap_or(2);
+            .unwrap_or(PRINCIPALS.len() - 1);
         let mfa = match l.mfa {
             Some(true) => 0,
             Some(false) => 1,
