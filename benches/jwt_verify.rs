@@ -13,12 +13,7 @@ use std::path::Path;
 
 const T0: u64 = 1_767_225_600;
 
-fn verifier(
-    rt: &tokio::runtime::Runtime,
-    idp: &DevIdp,
-    clock: SharedClock,
-    cache: u64,
-) -> Verifier {
+fn verifier(rt: &tokio::runtime::Runtime, idp: &DevIdp, clock: SharedClock, cache: u64) -> Verifier {
     let toml = format!(
         "[decision_log]\npath = \"/dev/null\"\n[[issuer]]\nname = \"dev\"\nissuer = \"{}\"\njwks_uri = \"{}/keys\"\naudiences = [\"api://mfagate-demo\"]\nalgorithms = [\"RS256\", \"ES256\"]\n",
         idp.issuer_template(),
@@ -38,10 +33,7 @@ fn verifier(
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let clock = ManualClock::at(T0);
     let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
     let idp = rt.block_on(async {
@@ -55,10 +47,7 @@ fn bench(c: &mut Criterion) {
         idp.sign_with_key(kid, &claims).unwrap()
     };
     let uncached = verifier(&rt, &idp, clock.clone(), 0);
-    for (name, kid) in [
-        ("first_sight_rs256", "dev-rsa-a"),
-        ("first_sight_es256", "dev-ec"),
-    ] {
+    for (name, kid) in [("first_sight_rs256", "dev-rsa-a"), ("first_sight_es256", "dev-ec")] {
         let tokens: Vec<String> = (0..256).map(|i| mint(kid, i)).collect();
         let mut i = 0;
         c.bench_function(&format!("jwt_verify/{name}"), |b| {

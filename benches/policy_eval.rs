@@ -1,8 +1,6 @@
 //! Policy evaluation cost: `cargo bench -p mfagate-policy --bench policy_eval`.
 use criterion::{Criterion, criterion_group, criterion_main};
-use mfagate_policy::{
-    Amr, Credential, MfaSettings, RouteRule, TokenFacts, TokenVersion, UnixTime, evaluate,
-};
+use mfagate_policy::{Amr, Credential, MfaSettings, RouteRule, TokenFacts, TokenVersion, UnixTime, evaluate};
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -20,19 +18,12 @@ fn bench(c: &mut Criterion) {
     };
     let mfa = MfaSettings::default();
     let rule = RouteRule::default();
-    for (name, f) in [
-        ("allow_mfa", facts(&["pwd", "mfa"])),
-        ("challenge_pwd", facts(&["pwd", "wiaormfa"])),
-    ] {
+    for (name, f) in [("allow_mfa", facts(&["pwd", "mfa"])), ("challenge_pwd", facts(&["pwd", "wiaormfa"]))] {
         c.bench_function(&format!("policy_evaluate/{name}"), |b| {
             b.iter(|| {
                 evaluate(
                     black_box(&rule),
-                    Credential::Token {
-                        facts: black_box(&f),
-                        mfa: &mfa,
-                        leeway_secs: 60,
-                    },
+                    Credential::Token { facts: black_box(&f), mfa: &mfa, leeway_secs: 60 },
                     now,
                 )
             })

@@ -13,10 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arg = std::env::args().nth(1).unwrap_or_else(|| "pwd,mfa".into());
-    let pem = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../certs/dev-idp-rsa-a.key"
-    ))?;
+    let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../certs/dev-idp-rsa-a.key"))?;
     let key = DevKey::rsa("dev-rsa-a", &pem)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut claims = json!({

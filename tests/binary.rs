@@ -47,38 +47,23 @@ challenge = "entra-claims"
     }
     let typo = dir.path().join("typo.toml");
     std::fs::write(&typo, "[decision_log]\npath = \"d\"\nunknown_key = 1\n").unwrap();
-    let out = mfagate()
-        .args(["check-config"])
-        .arg(&typo)
-        .output()
-        .unwrap();
+    let out = mfagate().args(["check-config"]).arg(&typo).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_key"));
     // `run` refuses a bad config the same way, before binding anything.
-    let out = mfagate()
-        .args(["run", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = mfagate().args(["run", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("route[0].upstream: not a URL"));
 
     let demo = certs().join("../examples/demo.toml");
     let out = mfagate().arg("check-config").arg(&demo).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn version_and_help() {
     let out = mfagate().arg("--version").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("mfagate {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("mfagate {}", env!("CARGO_PKG_VERSION")));
     let out = mfagate().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for word in ["run", "check-config", "demo"] {
@@ -89,19 +74,16 @@ fn version_and_help() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_until_sigterm_and_flushes_the_log() {
     let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dev_keys(),
-        clock,
-    )
-    .unwrap();
+    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
+        .unwrap();
     let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mfagate.toml");
     let text = CONFIG
         .replace("{idp}", idp.base_url())
         .replace("{echo}", &echo.url())
-        .replace("{dir}", &dir.path().display().to_string());
+        .replace("{dir}", &dir.path().display().to_string())
+        .replace("{certs}", &certs().display().to_string());
     std::fs::write(&config, text).unwrap();
     let mut child = mfagate()
         .args(["run", "--config"])
@@ -119,29 +101,17 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
         }
     });
     let addr = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("gateway starts");
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
         if let Some(rest) = line.split("Gateway listening").nth(1) {
-            let addr = rest
-                .split("addr=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
+            let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
             break strip_ansi(addr);
         }
     };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let token = idp.mint(&TokenRequest::default()).unwrap();
-    let no_mfa = idp
-        .mint(&TokenRequest {
-            amr: Some(vec!["pwd".into()]),
-            ..TokenRequest::default()
-        })
-        .unwrap();
+    let no_mfa =
+        idp.mint(&TokenRequest { amr: Some(vec!["pwd".into()]), ..TokenRequest::default() }).unwrap();
     let mut statuses = Vec::new();
     for t in [&token, &no_mfa] {
         let req = http::Request::get(format!("http://{addr}/v1/x"))
@@ -158,22 +128,11 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     }
     assert_eq!(statuses, [200, 401]);
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let log = read_log(&dir.path().join("decisions.jsonl"));
-    let tail: Vec<_> = log
-        .iter()
-        .rev()
-        .take(2)
-        .map(|r| r["reason"].as_str().unwrap().to_owned())
-        .collect();
+    let tail: Vec<_> = log.iter().rev().take(2).map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(tail, ["mfa_missing", "mfa_satisfied"]);
 }
 

@@ -26,21 +26,11 @@ fn b64(v: &Value) -> String {
 async fn claims_md_jwt_rows_end_to_end() {
     let mut g = gateway().start().await;
     let user = |edit: &dyn Fn(&mut Value)| g.token(|c| edit(c));
-    let v2 = TokenRequest {
-        ver: "2.0".into(),
-        amr: None,
-        ..TokenRequest::default()
-    };
-    let app = TokenRequest {
-        app_only: true,
-        ..TokenRequest::default()
-    };
+    let v2 = TokenRequest { ver: "2.0".into(), amr: None, ..TokenRequest::default() };
+    let app = TokenRequest { app_only: true, ..TokenRequest::default() };
     let other_tenant = "99999999-2222-4333-8444-555555555555";
-    let untrusted = DevKey::rsa(
-        "dev-rsa-a",
-        &std::fs::read(certs().join("saml-untrusted.key")).unwrap(),
-    )
-    .unwrap();
+    let untrusted =
+        DevKey::rsa("dev-rsa-a", &std::fs::read(certs().join("saml-untrusted.key")).unwrap()).unwrap();
     let case = |name, path, token: String, status, reason, principal, mfa: Value, www| Case {
         name,
         path,
@@ -51,53 +41,16 @@ async fn claims_md_jwt_rows_end_to_end() {
         mfa,
         www,
     };
-    let allow = |name, token: String| {
-        case(
-            name,
-            "/v1/x",
-            token,
-            200,
-            "mfa_satisfied",
-            "app_user",
-            json!(true),
-            None,
-        )
-    };
+    let allow =
+        |name, token: String| case(name, "/v1/x", token, 200, "mfa_satisfied", "app_user", json!(true), None);
     let challenge = |name, token: String, reason| {
-        case(
-            name,
-            "/v1/x",
-            token,
-            401,
-            reason,
-            "app_user",
-            json!(false),
-            Some(PC_MFA),
-        )
+        case(name, "/v1/x", token, 401, reason, "app_user", json!(false), Some(PC_MFA))
     };
     let invalid = |name, path, token: String, reason| {
-        case(
-            name,
-            path,
-            token,
-            401,
-            reason,
-            "anonymous",
-            Value::Null,
-            None,
-        )
+        case(name, path, token, 401, reason, "anonymous", Value::Null, None)
     };
     let app_ok = |name, token: String| {
-        case(
-            name,
-            "/v1/x",
-            token,
-            200,
-            "app_only_allowed",
-            "app_only",
-            Value::Null,
-            None,
-        )
+        case(name, "/v1/x", token, 200, "app_only_allowed", "app_only", Value::Null, None)
     };
 
     let mut hs256_header = json!({"alg": "HS256", "typ": "JWT", "kid": "dev-rsa-a"});
@@ -112,35 +65,21 @@ async fn claims_md_jwt_rows_end_to_end() {
     header.kid = Some("attacker".into());
     header.jku = Some("http://127.0.0.1:1/keys".into());
     header.x5u = Some("http://127.0.0.1:1/cert".into());
-    header.jwk = Some(
-        jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, jsonwebtoken::Algorithm::RS256)
-            .unwrap(),
-    );
+    header.jwk =
+        Some(jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, jsonwebtoken::Algorithm::RS256).unwrap());
     let embedded_key = jsonwebtoken::encode(&header, &claims, &attacker).unwrap();
     let good = user(&|_| {});
     let tampered = format!("{}AAAA", &good[..good.len() - 4]);
 
     let cases = vec![
         allow("1 amr pwd+mfa", good.clone()),
-        challenge(
-            "2 amr pwd",
-            user(&|c| c["amr"] = json!(["pwd"])),
-            "mfa_missing",
-        ),
+        challenge("2 amr pwd", user(&|c| c["amr"] = json!(["pwd"])), "mfa_missing"),
         allow("3 amr rsa+mfa", user(&|c| c["amr"] = json!(["rsa", "mfa"]))),
         allow("4 amr ngcmfa", user(&|c| c["amr"] = json!(["ngcmfa"]))),
-        challenge(
-            "5 wiaormfa",
-            user(&|c| c["amr"] = json!(["wiaormfa"])),
-            "amr_wiaormfa_not_mfa",
-        ),
+        challenge("5 wiaormfa", user(&|c| c["amr"] = json!(["wiaormfa"])), "amr_wiaormfa_not_mfa"),
         allow("6 fed+mfa", user(&|c| c["amr"] = json!(["fed", "mfa"]))),
         challenge("7 fed", user(&|c| c["amr"] = json!(["fed"])), "mfa_missing"),
-        challenge(
-            "7 fed+pwd",
-            user(&|c| c["amr"] = json!(["fed", "pwd"])),
-            "mfa_missing",
-        ),
+        challenge("7 fed+pwd", user(&|c| c["amr"] = json!(["fed", "pwd"])), "mfa_missing"),
         challenge(
             "8 amr missing",
             user(&|c| {
@@ -148,26 +87,10 @@ async fn claims_md_jwt_rows_end_to_end() {
             }),
             "amr_missing",
         ),
-        challenge(
-            "9 amr string",
-            user(&|c| c["amr"] = json!("mfa")),
-            "amr_malformed",
-        ),
-        challenge(
-            "10 MFA case",
-            user(&|c| c["amr"] = json!(["MFA"])),
-            "mfa_missing",
-        ),
-        challenge(
-            "11 mfax",
-            user(&|c| c["amr"] = json!(["pwd", "mfax"])),
-            "mfa_missing",
-        ),
-        challenge(
-            "11 nomfa",
-            user(&|c| c["amr"] = json!(["nomfa"])),
-            "mfa_missing",
-        ),
+        challenge("9 amr string", user(&|c| c["amr"] = json!("mfa")), "amr_malformed"),
+        challenge("10 MFA case", user(&|c| c["amr"] = json!(["MFA"])), "mfa_missing"),
+        challenge("11 mfax", user(&|c| c["amr"] = json!(["pwd", "mfax"])), "mfa_missing"),
+        challenge("11 nomfa", user(&|c| c["amr"] = json!(["nomfa"])), "mfa_missing"),
         challenge(
             "12 acr ignored",
             user(&|c| {
@@ -230,10 +153,7 @@ async fn claims_md_jwt_rows_end_to_end() {
             }),
         ),
         app_ok("18 app-only idtyp", g.token_for(&app, |_| {})),
-        app_ok(
-            "19 idtyp app + scp",
-            g.token_for(&app, |c| c["scp"] = json!("user_impersonation")),
-        ),
+        app_ok("19 idtyp app + scp", g.token_for(&app, |c| c["scp"] = json!("user_impersonation"))),
         allow("20 idtyp user", user(&|c| c["idtyp"] = json!("user"))),
         invalid(
             "21 no scp/roles",
@@ -243,10 +163,7 @@ async fn claims_md_jwt_rows_end_to_end() {
             }),
             "no_permissions_claim",
         ),
-        app_ok(
-            "22 appidacr 0",
-            g.token_for(&app, |c| c["appidacr"] = json!("0")),
-        ),
+        app_ok("22 appidacr 0", g.token_for(&app, |c| c["appidacr"] = json!("0"))),
         case(
             "23 app-only denied",
             "/admin/x",
@@ -261,24 +178,9 @@ async fn claims_md_jwt_rows_end_to_end() {
         ),
         allow("24 scp + roles", user(&|c| c["roles"] = json!(["Admin"]))),
         invalid("25 bad signature", "/v1/x", tampered, "bad_signature"),
-        invalid(
-            "25 untrusted key, same kid",
-            "/v1/x",
-            untrusted.sign(&claims).unwrap(),
-            "bad_signature",
-        ),
-        invalid(
-            "header jwk/jku/x5u ignored",
-            "/v1/x",
-            embedded_key,
-            "unknown_kid",
-        ),
-        invalid(
-            "27 iss/tid mismatch",
-            "/v1/x",
-            user(&|c| c["tid"] = json!(other_tenant)),
-            "wrong_issuer",
-        ),
+        invalid("25 untrusted key, same kid", "/v1/x", untrusted.sign(&claims).unwrap(), "bad_signature"),
+        invalid("header jwk/jku/x5u ignored", "/v1/x", embedded_key, "unknown_kid"),
+        invalid("27 iss/tid mismatch", "/v1/x", user(&|c| c["tid"] = json!(other_tenant)), "wrong_issuer"),
         invalid(
             "28 tenant not allowed",
             "/v1/x",
@@ -296,26 +198,10 @@ async fn claims_md_jwt_rows_end_to_end() {
         ),
         invalid("30 alg none", "/v1/x", none, "alg_not_allowed"),
         invalid("30 HS256", "/v1/x", hs256, "alg_not_allowed"),
-        invalid(
-            "31 expired",
-            "/v1/x",
-            user(&|c| c["exp"] = json!(T0 - 61)),
-            "token_expired",
-        ),
-        allow(
-            "31 expired within leeway",
-            user(&|c| c["exp"] = json!(T0 - 30)),
-        ),
-        invalid(
-            "31 nbf future",
-            "/v1/x",
-            user(&|c| c["nbf"] = json!(T0 + 120)),
-            "token_not_yet_valid",
-        ),
-        allow(
-            "33 GUID audience",
-            user(&|c| c["aud"] = json!("00000000-0000-4000-8000-0000000000aa")),
-        ),
+        invalid("31 expired", "/v1/x", user(&|c| c["exp"] = json!(T0 - 61)), "token_expired"),
+        allow("31 expired within leeway", user(&|c| c["exp"] = json!(T0 - 30))),
+        invalid("31 nbf future", "/v1/x", user(&|c| c["nbf"] = json!(T0 + 120)), "token_not_yet_valid"),
+        allow("33 GUID audience", user(&|c| c["aud"] = json!("00000000-0000-4000-8000-0000000000aa"))),
         invalid(
             "33 trailing slash audience",
             "/v1/x",
@@ -356,16 +242,8 @@ async fn claims_md_jwt_rows_end_to_end() {
         if let Some(www) = c.www {
             assert_eq!(r.www(), www, "{}", c.name);
         }
-        if c.reason.starts_with("token_")
-            || c.reason.contains("signature")
-            || c.reason.contains("alg")
-        {
-            assert!(
-                r.www().starts_with("Bearer error=\"invalid_token\""),
-                "{}: {}",
-                c.name,
-                r.www()
-            );
+        if c.reason.starts_with("token_") || c.reason.contains("signature") || c.reason.contains("alg") {
+            assert!(r.www().starts_with("Bearer error=\"invalid_token\""), "{}: {}", c.name, r.www());
         }
         if c.status != 200 {
             assert_eq!(r.json()["error"], c.reason, "{}", c.name);
@@ -373,10 +251,7 @@ async fn claims_md_jwt_rows_end_to_end() {
         tokens.push(c.token.clone());
     }
     // ES256 keys work too.
-    let es = g
-        .idp
-        .sign_with_key("dev-ec", &g.idp.claims(&TokenRequest::default()))
-        .unwrap();
+    let es = g.idp.sign_with_key("dev-ec", &g.idp.claims(&TokenRequest::default())).unwrap();
     assert_eq!(g.get("/v1/x", Some(&es)).await.status, 200);
 
     let log = g.stop().await;
@@ -388,14 +263,8 @@ async fn claims_md_jwt_rows_end_to_end() {
         assert_eq!(rec["status"], c.status, "{}", c.name);
     }
     let at = |name: &str| cases.iter().position(|c| c.name == name).unwrap();
-    assert_eq!(
-        log[at("19 idtyp app + scp")]["anomalies"],
-        json!(["idtyp_app_with_scp"])
-    );
-    assert_eq!(
-        log[at("22 appidacr 0")]["anomalies"],
-        json!(["app_only_public_client"])
-    );
+    assert_eq!(log[at("19 idtyp app + scp")]["anomalies"], json!(["idtyp_app_with_scp"]));
+    assert_eq!(log[at("22 appidacr 0")]["anomalies"], json!(["app_only_public_client"]));
     let text = std::fs::read_to_string(g.log_path()).unwrap();
     for t in tokens.iter().filter(|t| t.len() > 20) {
         let signature = t.rsplit('.').next().unwrap_or_default();

@@ -26,10 +26,7 @@ async fn rotation_refetches_once_the_rate_limit_allows() {
     let new = g.token(|_| {});
     // Within min_refetch_interval of the last fetch: no refetch, the kid stays unknown.
     let r = g.get("/v1/x", Some(&new)).await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unknown_kid"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unknown_kid")));
     assert_eq!(g.idp.jwks_fetches(), fetches);
     g.clock.advance(PAST_REFETCH_LIMIT);
     let new = g.token(|_| {});
@@ -37,58 +34,28 @@ async fn rotation_refetches_once_the_rate_limit_allows() {
     assert_eq!(g.idp.jwks_fetches(), fetches + 1);
 
     // The old key is withdrawn: a new token signed with it fails after the next refetch.
-    let old_cached = g
-        .idp
-        .sign_with_key("dev-rsa-a", &g.idp.claims(&TokenRequest::default()))
-        .unwrap();
-    assert_eq!(
-        g.get("/v1/x", Some(&old_cached)).await.status,
-        StatusCode::OK
-    );
+    let old_cached = g.idp.sign_with_key("dev-rsa-a", &g.idp.claims(&TokenRequest::default())).unwrap();
+    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.status, StatusCode::OK);
     g.idp.publish(&["dev-rsa-b"]);
     g.clock.advance(PAST_REFETCH_LIMIT);
     // Force a refetch with an unknown kid, then the withdrawn key is gone.
-    let unknown = DevKey::rsa(
-        "never-published",
-        &std::fs::read(certs().join("dev-idp-rsa-a.key")).unwrap(),
-    )
-    .unwrap();
-    let r = g
-        .get(
-            "/v1/x",
-            Some(
-                &unknown
-                    .sign(&g.idp.claims(&TokenRequest::default()))
-                    .unwrap(),
-            ),
-        )
-        .await;
+    let unknown =
+        DevKey::rsa("never-published", &std::fs::read(certs().join("dev-idp-rsa-a.key")).unwrap()).unwrap();
+    let r = g.get("/v1/x", Some(&unknown.sign(&g.idp.claims(&TokenRequest::default())).unwrap())).await;
     assert_eq!(r.json()["error"], "unknown_kid");
     let old_fresh = g
         .idp
         .sign_with_key(
             "dev-rsa-a",
-            &g.idp.claims(&TokenRequest {
-                lifetime: 1800,
-                ..TokenRequest::default()
-            }),
+            &g.idp.claims(&TokenRequest { lifetime: 1800, ..TokenRequest::default() }),
         )
         .unwrap();
-    assert_eq!(
-        g.get("/v1/x", Some(&old_fresh)).await.json()["error"],
-        "unknown_kid"
-    );
+    assert_eq!(g.get("/v1/x", Some(&old_fresh)).await.json()["error"], "unknown_kid");
     // A token verified before the rotation stays valid from the cache until its exp...
-    assert_eq!(
-        g.get("/v1/x", Some(&old_cached)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.status, StatusCode::OK);
     // ...and not one second past it (plus leeway).
     g.clock.advance(Duration::from_secs(3600));
-    assert_eq!(
-        g.get("/v1/x", Some(&old_cached)).await.json()["error"],
-        "token_expired"
-    );
+    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.json()["error"], "token_expired");
 }
 
 #[tokio::test]
@@ -97,44 +64,17 @@ async fn a_burst_of_random_kids_causes_at_most_one_fetch() {
     g.clock.advance(PAST_REFETCH_LIMIT);
     let pem = std::fs::read(certs().join("dev-idp-rsa-a.key")).unwrap();
     let claims = g.idp.claims(&TokenRequest::default());
-    let tokens: Vec<String> = (0..64)
-        .map(|i| {
-            DevKey::rsa(&format!("random-{i}"), &pem)
-                .unwrap()
-                .sign(&claims)
-                .unwrap()
-        })
-        .collect();
+    let tokens: Vec<String> =
+        (0..64).map(|i| DevKey::rsa(&format!("random-{i}"), &pem).unwrap().sign(&claims).unwrap()).collect();
     let before = g.idp.jwks_fetches();
-    let replies = join_all(
-        tokens
-            .iter()
-            .map(|t| Box::pin(g.get("/v1/x", Some(t))))
-            .collect(),
-    )
-    .await;
+    let replies = join_all(tokens.iter().map(|t| Box::pin(g.get("/v1/x", Some(t)))).collect()).await;
     assert!(replies.iter().all(|r| r.json()["error"] == "unknown_kid"));
-    assert_eq!(
-        g.idp.jwks_fetches(),
-        before + 1,
-        "one single-flight refetch for the whole burst"
-    );
-    let replies = join_all(
-        tokens
-            .iter()
-            .map(|t| Box::pin(g.get("/v1/x", Some(t))))
-            .collect(),
-    )
-    .await;
+    assert_eq!(g.idp.jwks_fetches(), before + 1, "one single-flight refetch for the whole burst");
+    let replies = join_all(tokens.iter().map(|t| Box::pin(g.get("/v1/x", Some(t)))).collect()).await;
     assert!(replies.iter().all(|r| r.status == StatusCode::UNAUTHORIZED));
     assert_eq!(g.idp.jwks_fetches(), before + 1, "rate limited");
     let metrics = g.admin_get("/metrics").await.body;
-    assert!(
-        metric(
-            &metrics,
-            "mfagate_jwks_fetch_total{issuer=\"dev\",result=\"rate_limited\"}"
-        ) >= 64
-    );
+    assert!(metric(&metrics, "mfagate_jwks_fetch_total{issuer=\"dev\",result=\"rate_limited\"}") >= 64);
 }
 
 #[tokio::test]
@@ -142,11 +82,7 @@ async fn key_server_down_at_start_means_not_ready_and_503_until_it_answers() {
     let g = gateway().idp_down().start().await;
     let r = g.admin_get("/readyz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        r.body.contains("waiting for issuer keys: dev"),
-        "{}",
-        r.body
-    );
+    assert!(r.body.contains("waiting for issuer keys: dev"), "{}", r.body);
     let token = g.token(|_| {});
     let r = g.get("/v1/x", Some(&token)).await;
     assert_eq!(
@@ -167,40 +103,26 @@ async fn key_server_down_mid_run_keeps_the_last_good_keys() {
     g.idp.set_available(false);
     g.clock.advance(PAST_REFETCH_LIMIT);
     let pem = std::fs::read(certs().join("dev-idp-rsa-a.key")).unwrap();
-    let stranger = DevKey::rsa("unknown", &pem)
-        .unwrap()
-        .sign(&g.idp.claims(&TokenRequest::default()))
-        .unwrap();
+    let stranger =
+        DevKey::rsa("unknown", &pem).unwrap().sign(&g.idp.claims(&TokenRequest::default())).unwrap();
     let r = g.get("/v1/x", Some(&stranger)).await;
-    assert_eq!(
-        r.json()["error"],
-        "unknown_kid",
-        "a failed refetch is not an outage"
-    );
-    assert_eq!(
-        g.get("/v1/x", Some(&g.token(|_| {}))).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(r.json()["error"], "unknown_kid", "a failed refetch is not an outage");
+    assert_eq!(g.get("/v1/x", Some(&g.token(|_| {}))).await.status, StatusCode::OK);
     assert_eq!(g.admin_get("/readyz").await.status, StatusCode::OK);
     let metrics = g.admin_get("/metrics").await.body;
-    assert!(
-        metric(
-            &metrics,
-            "mfagate_jwks_fetch_total{issuer=\"dev\",result=\"failed\"}"
-        ) >= 1
-    );
+    assert!(metric(&metrics, "mfagate_jwks_fetch_total{issuer=\"dev\",result=\"failed\"}") >= 1);
 }
 
 #[tokio::test]
 async fn discovery_finds_the_key_set() {
     let g = gateway()
-        .replace("jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ", "discovery = \"{idp}/.well-known/openid-configuration\"\naudiences = [\"api://mfagate-demo\", ")
+        .replace(
+            "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
+            "discovery = \"{idp}/.well-known/openid-configuration\"\naudiences = [\"api://mfagate-demo\", ",
+        )
         .start()
         .await;
-    assert_eq!(
-        g.get("/v1/x", Some(&g.token(|_| {}))).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(g.get("/v1/x", Some(&g.token(|_| {}))).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -9,10 +9,7 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_logs_them() {
     let mut g = gateway().start().await;
     let token = g.token(|_| {});
     let in_flight = {
-        let req = g
-            .request("/v1/wait", Some(&token))
-            .body(Default::default())
-            .unwrap();
+        let req = g.request("/v1/wait", Some(&token)).body(Default::default()).unwrap();
         let client = g.client.clone();
         tokio::spawn(async move { client.request(req).await.map(|r| r.status()) })
     };
@@ -32,20 +29,14 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_logs_them() {
     let (log, ()) = tokio::join!(shutdown, release);
     assert_eq!(in_flight.await.unwrap().unwrap(), StatusCode::OK);
     assert_eq!(log.len(), 1);
-    assert_eq!(
-        (log[0]["status"].as_u64(), log[0]["reason"].as_str()),
-        (Some(200), Some("mfa_satisfied"))
-    );
+    assert_eq!((log[0]["status"].as_u64(), log[0]["reason"].as_str()), (Some(200), Some("mfa_satisfied")));
 }
 
 #[tokio::test]
 async fn a_client_that_leaves_still_gets_its_line() {
     let mut g = gateway().start().await;
     let token = g.token(|_| {});
-    let req = g
-        .request("/v1/hang", Some(&token))
-        .body(Default::default())
-        .unwrap();
+    let req = g.request("/v1/hang", Some(&token)).body(Default::default()).unwrap();
     let client = g.client.clone();
     let call = tokio::spawn(async move { client.request(req).await });
     while g.echo.hits() == 0 {
@@ -61,19 +52,13 @@ async fn a_client_that_leaves_still_gets_its_line() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_eq!(
-        (log[0]["status"].as_u64(), log[0]["decision"].as_str()),
-        (Some(499), Some("allow"))
-    );
+    assert_eq!((log[0]["status"].as_u64(), log[0]["decision"].as_str()), (Some(499), Some("allow")));
     assert_eq!(g.stop().await.len(), 1);
 }
 
 #[tokio::test]
 async fn an_unwritable_log_fails_closed_by_default() {
-    let g = gateway()
-        .replace("path = \"{dir}/decisions.jsonl\"", "path = \"/dev/full\"")
-        .start()
-        .await;
+    let g = gateway().replace("path = \"{dir}/decisions.jsonl\"", "path = \"/dev/full\"").start().await;
     let token = g.token(|_| {});
     // The first request passes; its line cannot be written, which turns the log unhealthy.
     assert_eq!(g.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
@@ -84,27 +69,16 @@ async fn an_unwritable_log_fails_closed_by_default() {
     let r = g.get("/v1/x", Some(&token)).await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("decision_log_unavailable")
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, Some("decision_log_unavailable"))
     );
     assert_eq!(g.echo.hits(), 1);
-    assert!(
-        g.admin_get("/metrics")
-            .await
-            .body
-            .contains("mfagate_decision_log_healthy 0")
-    );
+    assert!(g.admin_get("/metrics").await.body.contains("mfagate_decision_log_healthy 0"));
 }
 
 #[tokio::test]
 async fn an_unwritable_log_can_fail_open_when_configured() {
     let g = gateway()
-        .replace(
-            "path = \"{dir}/decisions.jsonl\"",
-            "path = \"/dev/full\"\non_log_failure = \"open\"",
-        )
+        .replace("path = \"{dir}/decisions.jsonl\"", "path = \"/dev/full\"\non_log_failure = \"open\"")
         .start()
         .await;
     let token = g.token(|_| {});
@@ -117,26 +91,15 @@ async fn an_unwritable_log_can_fail_open_when_configured() {
 #[tokio::test]
 async fn a_full_queue_waits_and_loses_nothing() {
     let mut g = gateway()
-        .replace(
-            "path = \"{dir}/decisions.jsonl\"",
-            "path = \"{dir}/decisions.jsonl\"\nqueue = 1",
-        )
+        .replace("path = \"{dir}/decisions.jsonl\"", "path = \"{dir}/decisions.jsonl\"\nqueue = 1")
         .start()
         .await;
     let token = g.token(|_| {});
-    let replies = join_all(
-        (0..200)
-            .map(|_| Box::pin(g.get("/v1/x", Some(&token))))
-            .collect(),
-    )
-    .await;
+    let replies = join_all((0..200).map(|_| Box::pin(g.get("/v1/x", Some(&token)))).collect()).await;
     assert!(replies.iter().all(|r| r.status == StatusCode::OK));
     let log = g.stop().await;
     assert_eq!(log.len(), 200);
-    let mut ids: Vec<_> = log
-        .iter()
-        .map(|r| r["request_id"].as_str().unwrap().to_owned())
-        .collect();
+    let mut ids: Vec<_> = log.iter().map(|r| r["request_id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 200, "generated request ids are unique");

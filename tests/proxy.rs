@@ -25,51 +25,27 @@ async fn identity_headers_cannot_be_spoofed() {
     let r = g.send(spoof("/optional/x", Some(&no_mfa))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("false"));
-    assert_eq!(
-        r.upstream_header("x-auth-principal").as_deref(),
-        Some("app_user")
-    );
-    assert_eq!(
-        r.upstream_header("x-auth-subject").as_deref(),
-        Some("00000000-0000-4000-8000-0000000b0001")
-    );
-    assert_eq!(
-        r.upstream_header("x-auth-tenant").as_deref(),
-        Some(tenant())
-    );
-    assert_eq!(
-        r.upstream_header("x-auth-upn").as_deref(),
-        Some("adele@contoso.test")
-    );
-    assert_eq!(
-        r.upstream_header("x-auth-app").as_deref(),
-        Some(mfagate::devidp::DEV_APP_ID)
-    );
+    assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("app_user"));
+    assert_eq!(r.upstream_header("x-auth-subject").as_deref(), Some("00000000-0000-4000-8000-0000000b0001"));
+    assert_eq!(r.upstream_header("x-auth-tenant").as_deref(), Some(tenant()));
+    assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
+    assert_eq!(r.upstream_header("x-auth-app").as_deref(), Some(mfagate::devidp::DEV_APP_ID));
     assert_eq!(r.upstream_header("x-auth-anything"), None);
     assert_eq!(
         r.upstream_header("x-forwarded-for").as_deref(),
         Some("127.0.0.1"),
         "untrusted XFF is replaced"
     );
-    assert_eq!(
-        r.upstream_header("x-forwarded-proto").as_deref(),
-        Some("http")
-    );
+    assert_eq!(r.upstream_header("x-forwarded-proto").as_deref(), Some("http"));
     assert!(r.upstream_header("x-forwarded-host").is_some());
 
     let r = g.send(spoof("/public/x", None)).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        r.upstream_header("x-auth-principal").as_deref(),
-        Some("anonymous")
-    );
+    assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("anonymous"));
     assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("false"));
     assert_eq!(r.upstream_header("x-auth-subject"), None);
     let log = g.stop().await;
-    assert_eq!(
-        (log[0]["reason"].as_str(), log[0]["mfa"].as_bool()),
-        (Some("mfa_not_required"), Some(false))
-    );
+    assert_eq!((log[0]["reason"].as_str(), log[0]["mfa"].as_bool()), (Some("mfa_not_required"), Some(false)));
     assert_eq!(
         (log[1]["reason"].as_str(), log[1]["principal"].as_str()),
         (Some("public_route"), Some("anonymous"))
@@ -84,10 +60,7 @@ async fn report_only_decides_and_logs_but_forwards() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("false"));
     assert_eq!(g.get("/report/x", None).await.status, StatusCode::OK);
-    assert_eq!(
-        g.get("/report/x", Some(&g.token(|_| {}))).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(g.get("/report/x", Some(&g.token(|_| {}))).await.status, StatusCode::OK);
     let log = g.stop().await;
     let seen: Vec<_> = log
         .iter()
@@ -114,18 +87,8 @@ async fn report_only_decides_and_logs_but_forwards() {
 async fn authorization_is_forwarded_unless_stripped_and_ids_are_logged() {
     let mut g = gateway().start().await;
     let t = g.token(|_| {});
-    assert!(
-        g.get("/v1/x", Some(&t))
-            .await
-            .upstream_header("authorization")
-            .is_some()
-    );
-    assert_eq!(
-        g.get("/strip/x", Some(&t))
-            .await
-            .upstream_header("authorization"),
-        None
-    );
+    assert!(g.get("/v1/x", Some(&t)).await.upstream_header("authorization").is_some());
+    assert_eq!(g.get("/strip/x", Some(&t)).await.upstream_header("authorization"), None);
     let req = g
         .request("/v1/customers?secret=1", Some(&t))
         .header("MS-RequestId", "req-1")
@@ -136,20 +99,11 @@ async fn authorization_is_forwarded_unless_stripped_and_ids_are_logged() {
     assert_eq!(r.json()["query"], "secret=1");
     let log = g.stop().await;
     let rec = &log[2];
-    assert_eq!(
-        (rec["request_id"].as_str(), rec["correlation_id"].as_str()),
-        (Some("req-1"), Some("corr-1"))
-    );
-    assert_eq!(
-        (rec["path"].as_str(), rec["operation"].as_str()),
-        (Some("/v1/customers"), Some("GET /v1/"))
-    );
+    assert_eq!((rec["request_id"].as_str(), rec["correlation_id"].as_str()), (Some("req-1"), Some("corr-1")));
+    assert_eq!((rec["path"].as_str(), rec["operation"].as_str()), (Some("/v1/customers"), Some("GET /v1/")));
     assert_eq!(rec["channel"], "api");
     assert!(
-        rec["ts"]
-            .as_str()
-            .unwrap()
-            .starts_with("2026-01-01T00:00:00."),
+        rec["ts"].as_str().unwrap().starts_with("2026-01-01T00:00:00."),
         "the injected clock: {}",
         rec["ts"]
     );
@@ -160,9 +114,7 @@ async fn refused_requests_never_reach_the_upstream() {
     let g = gateway().start().await;
     let refusals = [
         g.get("/v1/x", None).await.status,
-        g.get("/v1/x", Some(&g.token(|c| c["amr"] = json!(["pwd"]))))
-            .await
-            .status,
+        g.get("/v1/x", Some(&g.token(|c| c["amr"] = json!(["pwd"])))).await.status,
         g.get("/v1/x", Some("not-a-token")).await.status,
         g.get("/nowhere", None).await.status,
     ];
@@ -173,10 +125,7 @@ async fn refused_requests_never_reach_the_upstream() {
 #[tokio::test]
 async fn oversized_headers_and_tokens_are_refused() {
     let g = gateway()
-        .replace(
-            "shutdown_grace_secs = 5",
-            "shutdown_grace_secs = 5\nmax_token_bytes = 4096",
-        )
+        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\nmax_token_bytes = 4096")
         .start()
         .await;
     let req = g
@@ -188,10 +137,7 @@ async fn oversized_headers_and_tokens_are_refused() {
     assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     let big = g.token(|c| c["pad"] = json!("p".repeat(5000)));
     let r = g.get("/v1/x", Some(&big)).await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("token_too_large"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_too_large")));
     assert_eq!(g.echo.hits(), 0);
 }
 
@@ -200,10 +146,7 @@ async fn upstream_failures_are_502_and_504() {
     let mut g = gateway().start().await;
     let t = g.token(|_| {});
     let r = g.get("/down/x", Some(&t)).await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("upstream_error"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (StatusCode::BAD_GATEWAY, Some("upstream_error")));
     let r = g.get("/slow/hang", Some(&t)).await;
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
@@ -211,17 +154,10 @@ async fn upstream_failures_are_502_and_504() {
     );
     let log = g.stop().await;
     assert_eq!(
-        (
-            log[0]["status"].as_u64(),
-            log[0]["error"].as_str(),
-            log[0]["reason"].as_str()
-        ),
+        (log[0]["status"].as_u64(), log[0]["error"].as_str(), log[0]["reason"].as_str()),
         (Some(502), Some("upstream_error"), Some("mfa_satisfied"))
     );
-    assert_eq!(
-        (log[1]["status"].as_u64(), log[1]["error"].as_str()),
-        (Some(504), Some("upstream_timeout"))
-    );
+    assert_eq!((log[1]["status"].as_u64(), log[1]["error"].as_str()), (Some(504), Some("upstream_timeout")));
 }
 
 #[tokio::test]
@@ -246,9 +182,7 @@ async fn websocket_upgrades_pass_through() {
     // Without MFA the upgrade is refused like any request.
     let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
     let no_mfa = g.token(|c| c["amr"] = json!(["pwd"]));
-    s.write_all(head.replace(&token, &no_mfa).as_bytes())
-        .await
-        .unwrap();
+    s.write_all(head.replace(&token, &no_mfa).as_bytes()).await.unwrap();
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
 }
@@ -267,11 +201,8 @@ async fn tls_listener_negotiates_http2_by_alpn() {
         )
         .start()
         .await;
-    let client = mfagate::outbound::client(
-        Some(&certs.join("ca.pem")),
-        std::time::Duration::from_secs(5),
-    )
-    .unwrap();
+    let client =
+        mfagate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5)).unwrap();
     let token = g.token(|_| {});
     let req = http::Request::get(format!("https://localhost:{}/v1/tls", g.addr.port()))
         .header("authorization", format!("Bearer {token}"))
@@ -291,16 +222,9 @@ async fn tls_listener_negotiates_http2_by_alpn() {
 async fn request_bodies_stream_to_the_upstream() {
     let g = gateway().start().await;
     let body = Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
-    let req = g
-        .request("/v1/upload", Some(&g.token(|_| {})))
-        .method("POST")
-        .body(Full::new(body))
-        .unwrap();
+    let req = g.request("/v1/upload", Some(&g.token(|_| {}))).method("POST").body(Full::new(body)).unwrap();
     let r = g.send(req).await;
-    assert_eq!(
-        (r.status, r.json()["method"].as_str()),
-        (StatusCode::OK, Some("POST"))
-    );
+    assert_eq!((r.status, r.json()["method"].as_str()), (StatusCode::OK, Some("POST")));
     assert_eq!(r.json()["body_bytes"], 3 * 1024 * 1024);
 }
 
@@ -309,8 +233,17 @@ async fn keys_are_fetched_over_https_trusting_the_extra_ca() {
     // A first gateway terminates TLS (certs/server.pem) in front of the identity provider.
     let certs = certs();
     let front = gateway()
-        .replace("shutdown_grace_secs = 5", &format!("shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"", certs.join("server.pem").display(), certs.join("server.key").display()))
-        .append("\n[[route]]\nname = \"idp\"\npath_prefix = \"/keys\"\nupstream = \"{idp}\"\nauth = \"none\"\n")
+        .replace(
+            "shutdown_grace_secs = 5",
+            &format!(
+                "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+                certs.join("server.pem").display(),
+                certs.join("server.key").display()
+            ),
+        )
+        .append(
+            "\n[[route]]\nname = \"idp\"\npath_prefix = \"/keys\"\nupstream = \"{idp}\"\nauth = \"none\"\n",
+        )
         .start()
         .await;
     let https_keys = format!("https://localhost:{}/keys", front.addr.port());
@@ -333,39 +266,22 @@ async fn keys_are_fetched_over_https_trusting_the_extra_ca() {
             "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
             &format!("jwks_uri = \"{https_keys}\"\naudiences = [\"api://mfagate-demo\", "),
         )
-        .replace(
-            "issuer = \"{idp}/{tenantid}/\"",
-            &format!("issuer = \"{}\"", front.idp.issuer_template()),
-        )
-        .append(&format!(
-            "\n[outbound]\nca_file = \"{}\"\n",
-            certs.join("ca.pem").display()
-        ))
+        .replace("issuer = \"{idp}/{tenantid}/\"", &format!("issuer = \"{}\"", front.idp.issuer_template()))
+        .append(&format!("\n[outbound]\nca_file = \"{}\"\n", certs.join("ca.pem").display()))
         .start()
         .await;
-    let token = front
-        .idp
-        .sign(&front.idp.claims(&mfagate::devidp::TokenRequest::default()))
-        .unwrap();
-    assert_eq!(
-        trusted.get("/v1/x", Some(&token)).await.status,
-        StatusCode::OK
-    );
+    let token = front.idp.sign(&front.idp.claims(&mfagate::devidp::TokenRequest::default())).unwrap();
+    assert_eq!(trusted.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let g = gateway()
-        .replace(
-            "shutdown_grace_secs = 5",
-            "shutdown_grace_secs = 5\nheader_read_timeout_secs = 1",
-        )
+        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\nheader_read_timeout_secs = 1")
         .start()
         .await;
     let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"GET /v1/x HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    s.write_all(b"GET /v1/x HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut buf = vec![0u8; 1024];
     // The gateway closes the connection (possibly after a 408) instead of waiting forever.
     let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {

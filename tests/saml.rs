@@ -5,8 +5,7 @@ use mfagate::clock::ManualClock;
 use mfagate::devsaml::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
 use mfagate::saml::{SamlIdp, SamlVerifier, Use};
 use mfagate_policy::{
-    ATTR_AUTHENTICATION_METHOD, InvalidReason, MULTIPLE_AUTHN, MfaOutcome, SamlMfaSettings,
-    evaluate_saml_mfa,
+    ATTR_AUTHENTICATION_METHOD, InvalidReason, MULTIPLE_AUTHN, MfaOutcome, SamlMfaSettings, evaluate_saml_mfa,
 };
 use std::time::Duration;
 
@@ -23,10 +22,7 @@ fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
         name: "adfs".into(),
         entity_id: IDP.into(),
         // A rollover: the next certificate first, the current one second.
-        certificates: vec![
-            pem_cert("server.pem"),
-            signer("saml-idp").cert_der().to_vec(),
-        ],
+        certificates: vec![pem_cert("server.pem"), signer("saml-idp").cert_der().to_vec()],
         mfa: SamlMfaSettings::default(),
         leeway_secs: 60,
     };
@@ -35,9 +31,7 @@ fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
 
 fn pem_cert(name: &str) -> Vec<u8> {
     use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::from_pem_file(certs().join(name))
-        .unwrap()
-        .to_vec()
+    rustls_pki_types::CertificateDer::from_pem_file(certs().join(name)).unwrap().to_vec()
 }
 
 fn spec() -> AssertionSpec {
@@ -49,9 +43,7 @@ fn signed(spec: &AssertionSpec) -> String {
 }
 
 fn err(v: &SamlVerifier, xml: &str) -> InvalidReason {
-    v.verify(xml, Use::Api)
-        .map(|_| ())
-        .expect_err("must be refused")
+    v.verify(xml, Use::Api).map(|_| ()).expect_err("must be refused")
 }
 
 #[test]
@@ -61,26 +53,16 @@ fn a_signed_assertion_verifies_and_names_its_user() {
     assert_eq!(ok.identity.upn.as_deref(), Some("adele@contoso.test"));
     assert_eq!(ok.identity.tenant_id.as_deref(), Some(tenant()));
     assert_eq!(ok.identity.issuer, "adfs");
-    assert_eq!(
-        evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()),
-        MfaOutcome::Proven
-    );
+    assert_eq!(evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()), MfaOutcome::Proven);
     // Also inside an unsigned Response, and inside a signed one.
     let a = spec();
     let in_response = response_xml("_r1", &signed(&a), false);
     assert!(v.verify(&in_response, Use::Api).is_ok());
     let b = spec();
     let both = signer("saml-idp")
-        .sign(&response_xml(
-            "_r2",
-            &b.to_xml().replace(&signature_template(&b.id), ""),
-            true,
-        ))
+        .sign(&response_xml("_r2", &b.to_xml().replace(&signature_template(&b.id), ""), true))
         .unwrap();
-    assert!(
-        v.verify(&both, Use::Api).is_ok(),
-        "a signed Response covering its assertion"
-    );
+    assert!(v.verify(&both, Use::Api).is_ok(), "a signed Response covering its assertion");
 }
 
 #[test]
@@ -96,10 +78,7 @@ fn mfa_in_each_saml2_location() {
     amr.class_ref = Some(pwd.into());
     let mut method = spec();
     method.class_ref = Some(pwd.into());
-    method.attributes.push((
-        ATTR_AUTHENTICATION_METHOD.into(),
-        vec![MULTIPLE_AUTHN.into()],
-    ));
+    method.attributes.push((ATTR_AUTHENTICATION_METHOD.into(), vec![MULTIPLE_AUTHN.into()]));
     let mut none = spec().with_amr_attribute(&[
         "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
     ]);
@@ -111,8 +90,7 @@ fn mfa_in_each_saml2_location() {
         ("password only", none, false),
     ] {
         let ok = v.verify(&signed(&s), Use::Api).unwrap();
-        let proven =
-            evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
+        let proven = evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
         assert_eq!(proven, want, "{name}");
     }
 }
@@ -121,10 +99,8 @@ fn mfa_in_each_saml2_location() {
 fn bad_signatures_and_untrusted_certificates_are_refused() {
     let v = verifier(ManualClock::at(T0));
     let good = signed(&spec());
-    let tampered = good.replace(
-        "adele@contoso.test</saml:AttributeValue>",
-        "admin@contoso.test</saml:AttributeValue>",
-    );
+    let tampered =
+        good.replace("adele@contoso.test</saml:AttributeValue>", "admin@contoso.test</saml:AttributeValue>");
     assert_eq!(err(&v, &tampered), InvalidReason::BadSignature);
     let untrusted = signer("saml-untrusted").sign(&spec().to_xml()).unwrap();
     assert_eq!(err(&v, &untrusted), InvalidReason::BadSignature);
@@ -157,10 +133,7 @@ fn conditions_audience_and_replay() {
     // At the ACS an assertion is accepted once.
     let acs = signed(&spec());
     assert!(v.verify(&acs, Use::Acs).is_ok());
-    assert_eq!(
-        v.verify(&acs, Use::Acs).map(|_| ()).unwrap_err(),
-        InvalidReason::Replayed
-    );
+    assert_eq!(v.verify(&acs, Use::Acs).map(|_| ()).unwrap_err(), InvalidReason::Replayed);
     // Expiry is the policy's to judge against its clock; the verifier reports the window.
     let ok = v.verify(&signed(&spec()), Use::Api).unwrap();
     assert_eq!(ok.facts.expires.0, T0 + 300);
@@ -183,21 +156,12 @@ fn signature_wrapping_variants_are_refused() {
     let beside = response_xml("_r", &format!("{good}{evil_unsigned}"), false);
     assert_eq!(err(&v, &beside), InvalidReason::SignatureMisplaced);
     // XSW: the signed assertion moved under an unsigned wrapper element.
-    let moved = response_xml(
-        "_r",
-        &format!("<samlp:Extensions>{good}</samlp:Extensions>"),
-        false,
-    );
+    let moved = response_xml("_r", &format!("<samlp:Extensions>{good}</samlp:Extensions>"), false);
     assert_eq!(err(&v, &moved), InvalidReason::SignatureMisplaced);
     // XSW: an evil assertion carrying the signed one in its Advice.
-    let advice = evil_unsigned.replace(
-        "<saml:Subject>",
-        &format!("<saml:Advice>{good}</saml:Advice><saml:Subject>"),
-    );
-    assert_eq!(
-        err(&v, &response_xml("_r", &advice, false)),
-        InvalidReason::SignatureMisplaced
-    );
+    let advice =
+        evil_unsigned.replace("<saml:Subject>", &format!("<saml:Advice>{good}</saml:Advice><saml:Subject>"));
+    assert_eq!(err(&v, &response_xml("_r", &advice, false)), InvalidReason::SignatureMisplaced);
     // Two signed assertions.
     let two = response_xml("_r", &format!("{good}{}", signed(&spec())), false);
     assert_eq!(err(&v, &two), InvalidReason::SignatureMisplaced);
@@ -206,10 +170,7 @@ fn signature_wrapping_variants_are_refused() {
     clone.id = good_spec.id.clone();
     let dup = response_xml(
         "_r",
-        &format!(
-            "{}{good}",
-            clone.to_xml().replace(&signature_template(&clone.id), "")
-        ),
+        &format!("{}{good}", clone.to_xml().replace(&signature_template(&clone.id), "")),
         false,
     );
     assert_eq!(err(&v, &dup), InvalidReason::SignatureMisplaced);
@@ -218,8 +179,8 @@ fn signature_wrapping_variants_are_refused() {
     let sig_end = good.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
     let signature = &good[sig_start..sig_end];
     let stripped = format!("{}{}", &good[..sig_start], &good[sig_end..]);
-    let relocated = response_xml("_r", &stripped, false)
-        .replace("<samlp:Status>", &format!("{signature}<samlp:Status>"));
+    let relocated =
+        response_xml("_r", &stripped, false).replace("<samlp:Status>", &format!("{signature}<samlp:Status>"));
     assert_eq!(err(&v, &relocated), InvalidReason::SignatureMisplaced);
     // XPath transforms and ds:Object are refused before xmlsec sees them.
     let xpath = good.replace(
@@ -227,10 +188,7 @@ fn signature_wrapping_variants_are_refused() {
         r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
     );
     assert_eq!(err(&v, &xpath), InvalidReason::SignatureMisplaced);
-    let object = good.replace(
-        "</ds:SignatureValue>",
-        "</ds:SignatureValue><ds:Object>x</ds:Object>",
-    );
+    let object = good.replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object>x</ds:Object>");
     assert_eq!(err(&v, &object), InvalidReason::SignatureMisplaced);
 }
 
@@ -240,33 +198,97 @@ fn a_comment_inside_a_value_cannot_shorten_it() {
     let mut s = spec();
     s.name_id = "jane@contoso.test.evil.test".into();
     s.attributes.retain(|(n, _)| !n.ends_with("/upn"));
-    let doc = signed(&s).replace(
-        "jane@contoso.test.evil.test",
-        "jane@contoso.test<!---->.evil.test",
-    );
-    let ok = v
-        .verify(&doc, Use::Api)
-        .expect("exclusive c14n drops comments: the signature still holds");
-    assert_eq!(
-        ok.identity.upn.as_deref(),
-        Some("jane@contoso.test.evil.test")
-    );
+    let doc = signed(&s).replace("jane@contoso.test.evil.test", "jane@contoso.test<!---->.evil.test");
+    let ok = v.verify(&doc, Use::Api).expect("exclusive c14n drops comments: the signature still holds");
+    assert_eq!(ok.identity.upn.as_deref(), Some("jane@contoso.test.evil.test"));
 }
 
 #[test]
 fn dtds_entities_and_oversized_documents_are_refused() {
     let v = verifier(ManualClock::at(T0));
     let good = signed(&spec());
-    let xxe = format!(
-        "<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}"
-    );
+    let xxe =
+        format!("<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}");
     assert_eq!(err(&v, &xxe), InvalidReason::Malformed);
     let big = good.replace("<saml:AttributeStatement>", &format!("<saml:AttributeStatement><saml:Attribute Name=\"pad\"><saml:AttributeValue>{}</saml:AttributeValue></saml:Attribute>", "p".repeat(70_000)));
     assert_eq!(err(&v, &big), InvalidReason::TooLarge);
-    assert_eq!(
-        v.verify_base64("not base64!", Use::Api)
-            .map(|_| ())
-            .unwrap_err(),
-        InvalidReason::Malformed
+    assert_eq!(v.verify_base64("not base64!", Use::Api).map(|_| ()).unwrap_err(), InvalidReason::Malformed);
+}
+
+fn saml_header(xml: &str) -> String {
+    use base64::Engine;
+    format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml))
+}
+
+#[tokio::test]
+async fn saml_assertions_are_api_credentials_end_to_end() {
+    let mut g = gateway().start().await;
+    let send = |xml: String| {
+        let req = http::Request::get(format!("http://{}/v1/x", g.addr))
+            .header("authorization", saml_header(&xml))
+            .body(Default::default())
+            .unwrap();
+        g.send(req)
+    };
+    let r = send(signed(&spec())).await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.body);
+    assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("user"));
+    assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("true"));
+    assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
+    let mut no_mfa = spec();
+    no_mfa.class_ref = Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".into());
+    let r = send(signed(&no_mfa)).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (401, Some("saml_mfa_missing")));
+    assert_eq!(r.www(), "Bearer error=\"invalid_token\", error_description=\"MFA required\"");
+    let good = signed(&spec());
+    let mut evil = spec();
+    evil.name_id = "admin@contoso.test".into();
+    let wrapped = response_xml(
+        "_r",
+        &format!("{}{good}", evil.to_xml().replace(&signature_template(&evil.id), "")),
+        false,
     );
+    let r = send(wrapped).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (401, Some("signature_misplaced")));
+    let short = spec();
+    let short_doc = signed(&short);
+    g.clock.advance(Duration::from_secs(300 + 60));
+    let r = send(short_doc).await;
+    assert_eq!(r.json()["error"], "token_expired");
+    assert_eq!(g.echo.hits(), 1, "only the MFA assertion reached the upstream");
+    let log = g.stop().await;
+    let seen: Vec<_> = log
+        .iter()
+        .map(|r| (r["principal"].as_str().unwrap(), r["mfa"].clone(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen[0], ("user", serde_json::json!(true), "mfa_satisfied"));
+    assert_eq!(seen[1], ("user", serde_json::json!(false), "saml_mfa_missing"));
+    assert_eq!(seen[2], ("anonymous", serde_json::Value::Null, "signature_misplaced"));
+    assert_eq!(log[0]["issuer"], "adfs");
+    let text = std::fs::read_to_string(g.log_path()).unwrap();
+    assert!(!text.contains("SignatureValue") && !text.contains("PFN"), "no assertion in the log");
+}
+
+#[tokio::test]
+async fn an_idp_configured_by_metadata() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = base64::engine::general_purpose::STANDARD.encode(signer("saml-idp").cert_der());
+    let metadata = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{IDP}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.contoso.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+    );
+    let path = dir.path().join("idp-metadata.xml");
+    std::fs::write(&path, metadata).unwrap();
+    let g = gateway()
+        .replace(
+            "entity_id = \"https://idp.contoso.test/adfs/services/trust\"\ncertificates = [\"{certs}/saml-idp.pem\"]",
+            &format!("metadata = \"{}\"", path.display()),
+        )
+        .start()
+        .await;
+    let req = http::Request::get(format!("http://{}/v1/x", g.addr))
+        .header("authorization", saml_header(&signed(&spec())))
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(g.send(req).await.status, http::StatusCode::OK);
 }

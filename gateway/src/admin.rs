@@ -16,25 +16,14 @@ pub async fn handle<B>(
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" => match state.readiness() {
             Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-            Err(why) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("not ready: {why}\n"),
-            ),
+            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
         },
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(&state)),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };
     let mut rsp = Response::new(full(body));
     *rsp.status_mut() = status;
-    rsp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     Ok(rsp)
 }
 
@@ -54,25 +43,14 @@ fn render(state: &State) -> String {
     let mut fetches = Vec::new();
     for keys in state.verifier.keys() {
         let n = keys.name();
-        fetches.push((
-            format!("{{issuer=\"{n}\",result=\"ok\"}}"),
-            keys.counters.ok.load(Relaxed),
-        ));
-        fetches.push((
-            format!("{{issuer=\"{n}\",result=\"failed\"}}"),
-            keys.counters.failed.load(Relaxed),
-        ));
+        fetches.push((format!("{{issuer=\"{n}\",result=\"ok\"}}"), keys.counters.ok.load(Relaxed)));
+        fetches.push((format!("{{issuer=\"{n}\",result=\"failed\"}}"), keys.counters.failed.load(Relaxed)));
         fetches.push((
             format!("{{issuer=\"{n}\",result=\"rate_limited\"}}"),
             keys.counters.refetch_limited.load(Relaxed),
         ));
     }
-    counter(
-        &mut out,
-        "mfagate_jwks_fetch_total",
-        "Key-set fetches by issuer and result.",
-        &fetches,
-    );
+    counter(&mut out, "mfagate_jwks_fetch_total", "Key-set fetches by issuer and result.", &fetches);
     counter(
         &mut out,
         "mfagate_decision_log_lines_total",

@@ -8,9 +8,7 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A complete body.
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(data.into()).map_err(|never| match never {}).boxed()
 }
 
 /// An empty body.

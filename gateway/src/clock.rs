@@ -25,9 +25,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     }
 }
 
@@ -71,10 +69,7 @@ pub fn rfc3339_millis(millis: u64) -> String {
 mod tests {
     #[test]
     fn formats_rfc3339_with_millis() {
-        assert_eq!(
-            super::rfc3339_millis(1_700_000_000_123),
-            "2023-11-14T22:13:20.123Z"
-        );
+        assert_eq!(super::rfc3339_millis(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(super::rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
     }
 }

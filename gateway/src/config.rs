@@ -4,9 +4,7 @@
 use crate::respond::Challenge;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
-use mfagate_policy::{
-    AppOnlyAccess, AuthRequirement, MfaRequirement, MfaSettings, Mode, RouteRule,
-};
+use mfagate_policy::{AppOnlyAccess, AuthRequirement, MfaRequirement, MfaSettings, Mode, RouteRule};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +59,21 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     /// `[[route]]`.
     pub routes: Vec<RouteConfig>,
+    /// `[saml]`: this gateway as a SAML service provider.
+    pub saml: SamlSp,
+    /// `[[saml_idp]]`: trusted SAML identity providers.
+    pub saml_idps: Vec<crate::saml::SamlIdp>,
+}
+
+/// `[saml]`.
+#[derive(Debug, Clone, Default)]
+pub struct SamlSp {
+    /// Our entity id: the Audience assertions must name.
+    pub entity_id: String,
+    /// URLs a bearer SubjectConfirmationData may name as Recipient (empty: any).
+    pub recipients: Vec<String>,
+    /// Largest assertion accepted, bytes.
+    pub max_assertion_bytes: usize,
 }
 
 /// `[listen]`.
@@ -175,10 +188,8 @@ pub struct RouteConfig {
 impl Config {
     /// Reads and validates a TOML file. Relative paths inside are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::from_toml(&text, base)
     }

@@ -94,23 +94,13 @@ impl DecisionLog {
         if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&cfg.path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&cfg.path)?;
         let (tx, rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let written = Arc::new(AtomicU64::new(0));
         let (h, w) = (healthy.clone(), written.clone());
         let thread = tokio::task::spawn_blocking(move || write_loop(rx, file, &h, &w));
-        Ok((
-            DecisionLog {
-                tx: tx.clone(),
-                healthy,
-                written,
-            },
-            LogWriter { tx, thread },
-        ))
+        Ok((DecisionLog { tx: tx.clone(), healthy, written }, LogWriter { tx, thread }))
     }
 
     /// Whether the last write succeeded.

@@ -34,10 +34,7 @@ pub enum DemoError {
 async fn bind(addr: &str, what: &str) -> Result<TcpListener, DemoError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| DemoError::Bind {
-            what: format!("{what} on {addr}"),
-            source,
-        })
+        .map_err(|source| DemoError::Bind { what: format!("{what} on {addr}"), source })
 }
 
 /// Runs the demo until `shutdown`.
@@ -53,28 +50,15 @@ pub async fn run(
         load_dev_keys(certs)?,
         clock.clone(),
     )
-    .map_err(|source| DemoError::Bind {
-        what: "identity provider".into(),
-        source,
-    })?;
-    let echo = Echo::start(bind("127.0.0.1:8081", "echo upstream").await?).map_err(|source| {
-        DemoError::Bind {
-            what: "echo upstream".into(),
-            source,
-        }
-    })?;
+    .map_err(|source| DemoError::Bind { what: "identity provider".into(), source })?;
+    let echo = Echo::start(bind("127.0.0.1:8081", "echo upstream").await?)
+        .map_err(|source| DemoError::Bind { what: "echo upstream".into(), source })?;
     let addr = config.listen.addr;
     let listener = bind(&addr.to_string(), "gateway").await?;
     let gw = format!("http://{addr}");
     let mfa = idp.mint(&TokenRequest::default())?;
-    let no_mfa = idp.mint(&TokenRequest {
-        amr: Some(vec!["pwd".into()]),
-        ..TokenRequest::default()
-    })?;
-    let app = idp.mint(&TokenRequest {
-        app_only: true,
-        ..TokenRequest::default()
-    })?;
+    let no_mfa = idp.mint(&TokenRequest { amr: Some(vec!["pwd".into()]), ..TokenRequest::default() })?;
+    let app = idp.mint(&TokenRequest { app_only: true, ..TokenRequest::default() })?;
     println!(
         "\nmfagate demo: gateway {gw}, identity provider {idp_url}, echo upstream {echo_url}, admin http://{admin}\n\
          Decision log: {log}\n\n\
@@ -95,9 +79,7 @@ pub async fn run(
          Press Ctrl-C to stop.\n",
         idp_url = idp.base_url(),
         echo_url = echo.url(),
-        admin = config
-            .admin
-            .map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
+        admin = config.admin.map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
         log = config.decision_log.path.display(),
     );
     serve_with(listener, config, Options { clock, admin: None }, shutdown).await?;

@@ -55,15 +55,9 @@ impl DevKey {
     }
 
     fn new(kid: &str, alg: Algorithm, encoding: EncodingKey) -> Result<DevKey, DevKeyError> {
-        let mut jwk =
-            Jwk::from_encoding_key(&encoding, alg).map_err(|e| DevKeyError(e.to_string()))?;
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| DevKeyError(e.to_string()))?;
         jwk.common.key_id = Some(kid.to_owned());
-        Ok(DevKey {
-            kid: kid.to_owned(),
-            alg,
-            encoding,
-            jwk,
-        })
+        Ok(DevKey { kid: kid.to_owned(), alg, encoding, jwk })
     }
 
     /// The key id.
@@ -76,16 +70,13 @@ impl DevKey {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| DevKeyError(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| DevKeyError(e.to_string()))
     }
 }
 
 /// The standard keys from a `certs/` folder: `dev-rsa-a`, `dev-rsa-b`, `dev-ec`.
 pub fn load_dev_keys(certs: &std::path::Path) -> Result<Vec<DevKey>, DevKeyError> {
-    let read = |name: &str| {
-        std::fs::read(certs.join(name)).map_err(|e| DevKeyError(format!("{name}: {e}")))
-    };
+    let read = |name: &str| std::fs::read(certs.join(name)).map_err(|e| DevKeyError(format!("{name}: {e}")));
     Ok(vec![
         DevKey::rsa("dev-rsa-a", &read("dev-idp-rsa-a.key")?)?,
         DevKey::rsa("dev-rsa-b", &read("dev-idp-rsa-b.key")?)?,
@@ -145,11 +136,7 @@ pub struct DevIdp {
 
 impl DevIdp {
     /// Serves on `listener`; every key is published and the first one signs.
-    pub fn start(
-        listener: TcpListener,
-        keys: Vec<DevKey>,
-        clock: SharedClock,
-    ) -> std::io::Result<DevIdp> {
+    pub fn start(listener: TcpListener, keys: Vec<DevKey>, clock: SharedClock) -> std::io::Result<DevIdp> {
         let addr = listener.local_addr()?;
         let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
         let inner = Arc::new(Inner {
@@ -225,12 +212,7 @@ impl DevIdp {
 
     /// Signs arbitrary claims with the current signing key.
     pub fn sign(&self, claims: &Value) -> Result<String, DevKeyError> {
-        let kid = self
-            .inner
-            .signing
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let kid = self.inner.signing.lock().map(|s| s.clone()).unwrap_or_default();
         self.sign_with_key(&kid, claims)
     }
 
@@ -260,11 +242,7 @@ impl DevIdp {
         });
         let app_claim = if req.ver == "2.0" { "azp" } else { "appid" };
         c[app_claim] = json!(DEV_APP_ID);
-        c[if req.ver == "2.0" {
-            "azpacr"
-        } else {
-            "appidacr"
-        }] = json!(if req.app_only { "2" } else { "0" });
+        c[if req.ver == "2.0" { "azpacr" } else { "appidacr" }] = json!(if req.app_only { "2" } else { "0" });
         if req.app_only {
             c["roles"] = json!(["Partner.Read.All"]);
             c["idtyp"] = json!("app");
@@ -284,35 +262,20 @@ impl DevIdp {
     }
 }
 
-fn json_response(
-    status: StatusCode,
-    body: &Value,
-    extra: Option<(&'static str, String)>,
-) -> Response<Body> {
+fn json_response(status: StatusCode, body: &Value, extra: Option<(&'static str, String)>) -> Response<Body> {
     let mut rsp = Response::new(full(body.to_string()));
     *rsp.status_mut() = status;
-    rsp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     if let Some((name, Ok(v))) = extra.map(|(n, v)| (n, http::HeaderValue::from_str(&v))) {
         rsp.headers_mut().insert(name, v);
     }
     rsp
 }
 
-async fn respond<B>(
-    inner: Arc<Inner>,
-    req: Request<B>,
-) -> Result<Response<Body>, std::convert::Infallible> {
+async fn respond<B>(inner: Arc<Inner>, req: Request<B>) -> Result<Response<Body>, std::convert::Infallible> {
     let up = inner.available.load(Ordering::SeqCst);
-    let unavailable = || {
-        json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "unavailable"}),
-            None,
-        )
-    };
+    let unavailable =
+        || json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "unavailable"}), None);
     let rsp = match req.uri().path() {
         "/.well-known/openid-configuration" if up => json_response(
             StatusCode::OK,
@@ -326,23 +289,11 @@ async fn respond<B>(
         ),
         "/keys" if up => {
             inner.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-            let published = inner
-                .published
-                .lock()
-                .map(|p| p.clone())
-                .unwrap_or_default();
-            let keys = inner
-                .keys
-                .iter()
-                .filter(|k| published.contains(&k.kid))
-                .map(|k| k.jwk.clone())
-                .collect();
+            let published = inner.published.lock().map(|p| p.clone()).unwrap_or_default();
+            let keys =
+                inner.keys.iter().filter(|k| published.contains(&k.kid)).map(|k| k.jwk.clone()).collect();
             let set = serde_json::to_value(JwkSet { keys }).unwrap_or(Value::Null);
-            json_response(
-                StatusCode::OK,
-                &set,
-                Some(("cache-control", "public, max-age=3600".into())),
-            )
+            json_response(StatusCode::OK, &set, Some(("cache-control", "public, max-age=3600".into())))
         }
         "/token" => {
             let q = parse_query(req.uri().query().unwrap_or_default());
@@ -353,30 +304,21 @@ async fn respond<B>(
             }
             t.app_only = get("kind").as_deref() == Some("app_only");
             if let Some(v) = get("ver") {
-                t.ver = if v.starts_with('2') {
-                    "2.0".into()
-                } else {
-                    "1.0".into()
-                };
+                t.ver = if v.starts_with('2') { "2.0".into() } else { "1.0".into() };
             }
             if let Some(lifetime) = get("lifetime").and_then(|l| l.parse().ok()) {
                 t.lifetime = lifetime;
             }
-            let dev = DevIdp {
-                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-                inner: inner.clone(),
-            };
+            let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
             match dev.mint(&t) {
                 Ok(token) => json_response(
                     StatusCode::OK,
                     &json!({"access_token": token, "token_type": "Bearer", "expires_in": t.lifetime}),
                     None,
                 ),
-                Err(e) => json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": e.to_string()}),
-                    None,
-                ),
+                Err(e) => {
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None)
+                }
             }
         }
         "/.well-known/openid-configuration" | "/keys" => unavailable(),

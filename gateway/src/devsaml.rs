@@ -69,10 +69,8 @@ impl AssertionSpec {
 
     /// The same assertion carrying MFA in `authnmethodsreferences` instead of the class reference.
     pub fn with_amr_attribute(mut self, values: &[&str]) -> AssertionSpec {
-        self.attributes.push((
-            ATTR_AUTHN_METHODS_REFERENCES.into(),
-            values.iter().map(|v| (*v).to_owned()).collect(),
-        ));
+        self.attributes
+            .push((ATTR_AUTHN_METHODS_REFERENCES.into(), values.iter().map(|v| (*v).to_owned()).collect()));
         self
     }
 
@@ -101,10 +99,7 @@ impl AssertionSpec {
                     .iter()
                     .map(|v| format!("<saml:AttributeValue>{}</saml:AttributeValue>", esc(v)))
                     .collect();
-                format!(
-                    r#"<saml:Attribute Name="{}">{v}</saml:Attribute>"#,
-                    esc(name)
-                )
+                format!(r#"<saml:Attribute Name="{}">{v}</saml:Attribute>"#, esc(name))
             })
             .collect();
         format!(
@@ -129,21 +124,14 @@ pub fn signature_template(id: &str) -> String {
 
 /// A Response around an assertion; with `signed`, the Response carries a signature template too.
 pub fn response_xml(id: &str, assertion: &str, signed: bool) -> String {
-    let sig = if signed {
-        signature_template(id)
-    } else {
-        String::new()
-    };
+    let sig = if signed { signature_template(id) } else { String::new() };
     format!(
         r#"<samlp:Response xmlns:samlp="{NS_PROTOCOL}" ID="{id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">{sig}<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{assertion}</samlp:Response>"#
     )
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A SAML signing key and its certificate.
@@ -161,14 +149,9 @@ impl std::fmt::Debug for DevSamlSigner {
 impl DevSamlSigner {
     /// From PEM files (PKCS#8 key, X.509 certificate).
     pub fn from_pem(key_pem: &[u8], cert_pem: &[u8]) -> Result<DevSamlSigner, DevSamlError> {
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| DevSamlError(e.to_string()))?;
-        let cert =
-            CertificateDer::from_pem_slice(cert_pem).map_err(|e| DevSamlError(e.to_string()))?;
-        Ok(DevSamlSigner {
-            key_der: key.secret_der().to_vec(),
-            cert_der: cert.to_vec(),
-        })
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| DevSamlError(e.to_string()))?;
+        let cert = CertificateDer::from_pem_slice(cert_pem).map_err(|e| DevSamlError(e.to_string()))?;
+        Ok(DevSamlSigner { key_der: key.secret_der().to_vec(), cert_der: cert.to_vec() })
     }
 
     /// The certificate (DER), to configure as trusted.
@@ -179,8 +162,7 @@ impl DevSamlSigner {
     /// Fills the first signature template in `xml` (the one referencing `ID`). Returns the
     /// element without an XML declaration, so it can be embedded in a Response.
     pub fn sign(&self, xml: &str) -> Result<String, DevSamlError> {
-        let signed =
-            Crypto::sign_xml(xml, &self.key_der).map_err(|e| DevSamlError(e.to_string()))?;
+        let signed = Crypto::sign_xml(xml, &self.key_der).map_err(|e| DevSamlError(e.to_string()))?;
         let body = match signed.strip_prefix("<?xml") {
             Some(rest) => rest.split_once("?>").map_or(rest, |(_, b)| b),
             None => &signed,

@@ -98,26 +98,17 @@ async fn respond(
         });
         let mut rsp = Response::new(crate::body::empty());
         *rsp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        rsp.headers_mut().insert(
-            header::CONNECTION,
-            http::HeaderValue::from_static("upgrade"),
-        );
-        rsp.headers_mut()
-            .insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        rsp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        rsp.headers_mut().insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
         return Ok(rsp);
     }
     let (parts, body) = req.into_parts();
-    let body_bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map(|b| b.to_bytes().len())
-        .unwrap_or(0);
+    let body_bytes = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes().len()).unwrap_or(0);
     let req = Request::from_parts(parts, ());
     let mut headers = Map::new();
     for (name, value) in req.headers() {
-        headers.insert(
-            name.as_str().to_owned(),
-            Value::String(value.to_str().unwrap_or("<binary>").to_owned()),
-        );
+        headers
+            .insert(name.as_str().to_owned(), Value::String(value.to_str().unwrap_or("<binary>").to_owned()));
     }
     let body = json!({
         "method": req.method().as_str(),
@@ -127,9 +118,6 @@ async fn respond(
         "body_bytes": body_bytes,
     });
     let mut rsp = Response::new(full(body.to_string()));
-    rsp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(rsp)
 }

@@ -24,10 +24,7 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
 /// Removes hop-by-hop headers, including those named in `Connection`. An upgrade keeps
@@ -54,11 +51,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every `x-auth-*` header: only the gateway may set them.
 pub fn strip_identity(headers: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-auth-"))
-        .cloned()
-        .collect();
+    let spoofed: Vec<HeaderName> =
+        headers.keys().filter(|k| k.as_str().starts_with("x-auth-")).cloned().collect();
     for name in spoofed {
         headers.remove(name);
     }
@@ -72,17 +66,8 @@ pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Opti
         }
     };
     put("x-auth-principal", Some(decision.principal.as_str()));
-    put(
-        "x-auth-mfa",
-        Some(if decision.mfa == Some(true) {
-            "true"
-        } else {
-            "false"
-        }),
-    );
-    if let Some(id) =
-        identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous)
-    {
+    put("x-auth-mfa", Some(if decision.mfa == Some(true) { "true" } else { "false" }));
+    if let Some(id) = identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous) {
         put("x-auth-subject", id.object_id.as_deref());
         put("x-auth-tenant", id.tenant_id.as_deref());
         put("x-auth-app", id.app_id.as_deref());
@@ -92,13 +77,7 @@ pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Opti
 
 /// Sets X-Forwarded-For/-Proto/-Host. The client's own X-Forwarded-For is kept only when the
 /// listener trusts it (behind a known proxy).
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    client_ip: &str,
-    proto: &str,
-    host: Option<&str>,
-    trust: bool,
-) {
+pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &str, proto: &str, host: Option<&str>, trust: bool) {
     let xff = HeaderName::from_static("x-forwarded-for");
     let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
         Some(prior) if trust => format!("{prior}, {client_ip}"),
@@ -158,9 +137,6 @@ mod tests {
     fn uris_join() {
         let up: Uri = "http://10.0.0.1:8081/base/".parse().unwrap();
         let req: Uri = "/v1/x?a=1".parse().unwrap();
-        assert_eq!(
-            upstream_uri(&up, &req).unwrap().to_string(),
-            "http://10.0.0.1:8081/base/v1/x?a=1"
-        );
+        assert_eq!(upstream_uri(&up, &req).unwrap().to_string(), "http://10.0.0.1:8081/base/v1/x?a=1");
     }
 }

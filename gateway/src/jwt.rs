@@ -138,26 +138,15 @@ impl Verifier {
         let issuers = issuers
             .into_iter()
             .map(|(cfg, keys)| {
-                let template = cfg
-                    .issuer
-                    .split_once("{tenantid}")
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()));
-                Issuer {
-                    cfg,
-                    keys,
-                    template,
-                }
+                let template = cfg.issuer.split_once("{tenantid}").map(|(a, b)| (a.to_owned(), b.to_owned()));
+                Issuer { cfg, keys, template }
             })
             .collect();
         let cache = moka::sync::Cache::builder()
             .max_capacity(cache_capacity)
             .expire_after(ExpireAtExp(clock.clone()))
             .build();
-        Verifier {
-            issuers,
-            cache,
-            clock,
-        }
+        Verifier { issuers, cache, clock }
     }
 
     /// The key caches, for readiness and metrics.
@@ -203,10 +192,7 @@ impl Verifier {
         let header: RawHeader = decode_segment(header_b64)?;
         let routing: Routing = decode_segment(payload_b64)?;
         let (index, issuer) = self.select_issuer(&routing)?;
-        let alg = header
-            .alg
-            .parse::<Algorithm>()
-            .map_err(|_| I::AlgorithmNotAllowed)?;
+        let alg = header.alg.parse::<Algorithm>().map_err(|_| I::AlgorithmNotAllowed)?;
         if !issuer.cfg.algorithms.contains(&alg) {
             return Err(I::AlgorithmNotAllowed.into());
         }
@@ -225,18 +211,12 @@ impl Verifier {
         validation.set_required_spec_claims(&["aud"]);
         validation.set_audience(&issuer.cfg.audiences);
         let data =
-            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::InvalidSignature => I::BadSignature,
-                    ErrorKind::InvalidAudience | ErrorKind::MissingRequiredClaim(_) => {
-                        I::WrongAudience
-                    }
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        I::AlgorithmNotAllowed
-                    }
-                    ErrorKind::Json(_) => I::ClaimsInvalid,
-                    _ => I::Malformed,
-                }
+            jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => I::BadSignature,
+                ErrorKind::InvalidAudience | ErrorKind::MissingRequiredClaim(_) => I::WrongAudience,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => I::AlgorithmNotAllowed,
+                ErrorKind::Json(_) => I::ClaimsInvalid,
+                _ => I::Malformed,
             })?;
         build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)
     }
@@ -249,9 +229,8 @@ impl Verifier {
                 None if issuer.cfg.issuer == iss => return Ok((i, issuer)),
                 None => {}
                 Some((prefix, suffix)) => {
-                    let Some(middle) = iss
-                        .strip_prefix(prefix.as_str())
-                        .and_then(|r| r.strip_suffix(suffix.as_str()))
+                    let Some(middle) =
+                        iss.strip_prefix(prefix.as_str()).and_then(|r| r.strip_suffix(suffix.as_str()))
                     else {
                         continue;
                     };
@@ -317,10 +296,7 @@ fn unix_time(value: &Option<Value>) -> Result<Option<UnixTime>, InvalidReason> {
 
 fn strings(value: &Option<Value>) -> Vec<String> {
     match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         _ => Vec::new(),
     }
 }
@@ -337,9 +313,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
     let amr = match &c.amr {
         None => Amr::Absent,
         Some(Value::String(s)) => Amr::Text(s.clone()),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            Amr::List(strings(&c.amr))
-        }
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Amr::List(strings(&c.amr)),
         Some(_) => Amr::Malformed,
     };
     let has_scp = match &c.scp {
@@ -354,11 +328,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         object_id: c.oid.or(c.sub),
         upn: c.upn.or(c.unique_name).or(c.preferred_username),
         app_id: c.appid.or(c.azp),
-        amr: if let Amr::List(v) = &amr {
-            v.clone()
-        } else {
-            Vec::new()
-        },
+        amr: if let Amr::List(v) = &amr { v.clone() } else { Vec::new() },
     };
     let facts = TokenFacts {
         version,
@@ -372,10 +342,5 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         not_before,
     };
     let claims_capable = strings(&c.xms_cc).iter().any(|v| v == "cp1");
-    Ok(Verified {
-        facts,
-        identity,
-        issuer_index,
-        claims_capable,
-    })
+    Ok(Verified { facts, identity, issuer_index, claims_capable })
 }

@@ -163,9 +163,7 @@ impl IssuerKeys {
         let last = self.last_fetch_ms.load(Ordering::Acquire);
         let loaded = self.is_loaded();
         if loaded && last != 0 && now.saturating_sub(last) < self.min_refetch.as_millis() as u64 {
-            self.counters
-                .refetch_limited
-                .fetch_add(1, Ordering::Relaxed);
+            self.counters.refetch_limited.fetch_add(1, Ordering::Relaxed);
             return Lookup::Unknown;
         }
         if !loaded && last != 0 && now.saturating_sub(last) < 1000 {
@@ -183,8 +181,7 @@ impl IssuerKeys {
     /// Fetches now and swaps in the new keys if they are usable. Returns the Cache-Control max-age.
     pub async fn refresh_now(&self) -> Result<Option<Duration>, KeyFetchError> {
         // Stamp before the call, so a slow or failing IdP cannot be hammered meanwhile.
-        self.last_fetch_ms
-            .store(self.clock.now_millis().max(1), Ordering::Release);
+        self.last_fetch_ms.store(self.clock.now_millis().max(1), Ordering::Release);
         match self.fetch().await {
             Ok((by_kid, max_age)) => {
                 let generation = self.snapshot().generation + 1;
@@ -220,17 +217,12 @@ impl IssuerKeys {
                 }
                 let doc: Discovery = serde_json::from_slice(&body)
                     .map_err(|_| KeyFetchError::Garbage("discovery document has no jwks_uri"))?;
-                doc.jwks_uri
-                    .parse::<Uri>()
-                    .map_err(|_| KeyFetchError::Garbage("jwks_uri is not a URL"))?
+                doc.jwks_uri.parse::<Uri>().map_err(|_| KeyFetchError::Garbage("jwks_uri is not a URL"))?
             }
             // Discovery down but we know where the keys are: carry on with them.
             Err(_) if known.is_some() => return known.ok_or(KeyFetchError::Garbage("unreachable")),
             Err(source) => {
-                return Err(KeyFetchError::Fetch {
-                    what: "discovery",
-                    source,
-                });
+                return Err(KeyFetchError::Fetch { what: "discovery", source });
             }
         };
         if let Ok(mut g) = self.jwks_uri.lock() {
@@ -239,16 +231,11 @@ impl IssuerKeys {
         Ok(uri)
     }
 
-    async fn fetch(
-        &self,
-    ) -> Result<(HashMap<String, Arc<VerifyKey>>, Option<Duration>), KeyFetchError> {
+    async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyKey>>, Option<Duration>), KeyFetchError> {
         let uri = self.jwks_uri().await?;
         let (headers, body) = get_small(&self.client, &uri, FETCH_TIMEOUT, MAX_DOCUMENT)
             .await
-            .map_err(|source| KeyFetchError::Fetch {
-                what: "jwks",
-                source,
-            })?;
+            .map_err(|source| KeyFetchError::Fetch { what: "jwks", source })?;
         let keys = parse_jwks(&body)?;
         Ok((keys, max_age(&headers)))
     }
@@ -279,11 +266,7 @@ impl IssuerKeys {
 
 /// When to refresh next: the JWKS's Cache-Control max-age, kept between the refetch interval
 /// (at least a minute) and a day; the configured interval when there is none.
-fn next_refresh(
-    max_age: Option<Duration>,
-    min_refetch: Duration,
-    configured: Duration,
-) -> Duration {
+fn next_refresh(max_age: Option<Duration>, min_refetch: Duration, configured: Duration) -> Duration {
     let floor = min_refetch.max(Duration::from_secs(60));
     max_age.map_or(configured, |age| age.clamp(floor, MAX_CACHE_AGE.max(floor)))
 }
@@ -294,8 +277,7 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
     struct Set {
         keys: Vec<serde_json::Value>,
     }
-    let set: Set =
-        serde_json::from_slice(body).map_err(|_| KeyFetchError::Garbage("not a JWKS"))?;
+    let set: Set = serde_json::from_slice(body).map_err(|_| KeyFetchError::Garbage("not a JWKS"))?;
     let mut out = HashMap::new();
     for (i, value) in set.keys.into_iter().enumerate() {
         // One odd key (unknown kty, encryption key) must not cost us the others.
@@ -311,10 +293,7 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
         if key.family() == AlgorithmFamily::Hmac {
             continue;
         }
-        let alg = jwk
-            .common
-            .key_algorithm
-            .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
         let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
         out.insert(kid, Arc::new(VerifyKey { key, alg }));
     }
@@ -328,8 +307,7 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::CACHE_CONTROL)?.to_str().ok()?;
     value.split(',').find_map(|d| {
         let (k, v) = d.trim().split_once('=')?;
-        (k.eq_ignore_ascii_case("max-age"))
-            .then(|| v.trim().parse().ok().map(Duration::from_secs))?
+        (k.eq_ignore_ascii_case("max-age")).then(|| v.trim().parse().ok().map(Duration::from_secs))?
     })
 }
 
@@ -343,8 +321,7 @@ mod tests {
         assert!(parse_jwks(br#"{"keys":[]}"#).is_err());
         assert!(parse_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]}"#).is_err());
         let ec = r#"{"kty":"EC","crv":"P-256","kid":"e","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
-        let keys =
-            parse_jwks(format!(r#"{{"keys":[{{"kty":"weird"}},{ec}]}}"#).as_bytes()).unwrap();
+        let keys = parse_jwks(format!(r#"{{"keys":[{{"kty":"weird"}},{ec}]}}"#).as_bytes()).unwrap();
         assert_eq!(keys.len(), 1);
         assert!(keys["e"].accepts(Algorithm::ES256));
         assert!(!keys["e"].accepts(Algorithm::RS256));
@@ -355,11 +332,7 @@ mod tests {
         let m = Duration::from_secs;
         assert_eq!(next_refresh(None, m(300), m(3600)), m(3600));
         assert_eq!(next_refresh(Some(m(7200)), m(300), m(3600)), m(7200));
-        assert_eq!(
-            next_refresh(Some(m(0)), m(300), m(3600)),
-            m(300),
-            "no-cache is not a hot loop"
-        );
+        assert_eq!(next_refresh(Some(m(0)), m(300), m(3600)), m(300), "no-cache is not a hot loop");
         assert_eq!(next_refresh(Some(m(10)), m(0), m(3600)), m(60));
         assert_eq!(next_refresh(Some(m(10 * 86400)), m(300), m(3600)), m(86400));
     }
@@ -367,10 +340,7 @@ mod tests {
     #[test]
     fn cache_control_max_age() {
         let mut h = HeaderMap::new();
-        h.insert(
-            http::header::CACHE_CONTROL,
-            "public, max-age=3600".parse().unwrap(),
-        );
+        h.insert(http::header::CACHE_CONTROL, "public, max-age=3600".parse().unwrap());
         assert_eq!(max_age(&h), Some(Duration::from_secs(3600)));
         h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         assert_eq!(max_age(&h), None);

@@ -51,12 +51,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
-                println!(
-                    "{}: ok ({} issuers, {} routes)",
-                    file.display(),
-                    c.issuers.len(),
-                    c.routes.len()
-                );
+                println!("{}: ok ({} issuers, {} routes)", file.display(), c.issuers.len(), c.routes.len());
                 ExitCode::SUCCESS
             }
             Err(e) => config_failure(&file, &e),
@@ -70,15 +65,11 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
                     .await
                     .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen.addr))?;
-                mfagate::serve(listener, cfg, shutdown_signal())
-                    .await
-                    .map_err(|e| e.to_string())
+                mfagate::serve(listener, cfg, shutdown_signal()).await.map_err(|e| e.to_string())
             })
         }
         Command::Demo { config, certs } => runtime(async move {
-            mfagate::demo::run(&config, &certs, shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+            mfagate::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
         }),
     }
 }
@@ -92,10 +83,7 @@ fn config_failure(file: &std::path::Path, e: &mfagate::ConfigError) -> ExitCode 
 }
 
 fn runtime(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mfagate: cannot start the runtime: {e}");

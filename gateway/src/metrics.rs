@@ -6,19 +6,14 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const CHANNELS: [&str; 2] = ["api", "portal"];
-const PRINCIPALS: [Principal; 4] = [
-    Principal::AppUser,
-    Principal::AppOnly,
-    Principal::User,
-    Principal::Anonymous,
-];
+const PRINCIPALS: [Principal; 4] =
+    [Principal::AppUser, Principal::AppOnly, Principal::User, Principal::Anonymous];
 const MFA: [&str; 3] = ["true", "false", "none"];
 const OUTCOMES: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::Challenge];
 const PER_ROUTE: usize = CHANNELS.len() * PRINCIPALS.len() * MFA.len() * OUTCOMES.len();
 /// Latency buckets, microseconds.
-const BUCKETS_US: [u64; 12] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 2_000_000,
-];
+const BUCKETS_US: [u64; 12] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 500_000, 2_000_000];
 
 /// The request counters.
 pub struct Metrics {
@@ -57,19 +52,14 @@ impl Metrics {
 
     fn slot(&self, l: &Labels) -> usize {
         let route = l.route.unwrap_or(self.routes.len());
-        let principal = PRINCIPALS
-            .iter()
-            .position(|p| *p == l.principal)
-            .unwrap_or(PRINCIPALS.len() - 1);
+        let principal = PRINCIPALS.iter().position(|p| *p == l.principal).unwrap_or(PRINCIPALS.len() - 1);
         let mfa = match l.mfa {
             Some(true) => 0,
             Some(false) => 1,
             None => 2,
         };
         let outcome = OUTCOMES.iter().position(|o| *o == l.outcome).unwrap_or(1);
-        (((route * CHANNELS.len() + usize::from(l.portal)) * PRINCIPALS.len() + principal)
-            * MFA.len()
-            + mfa)
+        (((route * CHANNELS.len() + usize::from(l.portal)) * PRINCIPALS.len() + principal) * MFA.len() + mfa)
             * OUTCOMES.len()
             + outcome
     }
@@ -79,17 +69,16 @@ impl Metrics {
         if let Some(c) = self.requests.get(self.slot(labels)) {
             c.fetch_add(1, Relaxed);
         }
-        let bucket = BUCKETS_US
-            .iter()
-            .position(|b| latency_us <= *b)
-            .unwrap_or(BUCKETS_US.len());
+        let bucket = BUCKETS_US.iter().position(|b| latency_us <= *b).unwrap_or(BUCKETS_US.len());
         self.latency[bucket].fetch_add(1, Relaxed);
         self.latency_sum_us.fetch_add(latency_us, Relaxed);
     }
 
     /// Prometheus text exposition of the request counters and latency histogram.
     pub fn render(&self, out: &mut String) {
-        out.push_str("# HELP mfagate_requests_total Requests by route, channel, principal, MFA and decision.\n");
+        out.push_str(
+            "# HELP mfagate_requests_total Requests by route, channel, principal, MFA and decision.\n",
+        );
         out.push_str("# TYPE mfagate_requests_total counter\n");
         for route in 0..=self.routes.len() {
             let name = self.routes.get(route).map_or("none", String::as_str);
@@ -130,10 +119,7 @@ impl Metrics {
             );
         }
         cumulative += self.latency[BUCKETS_US.len()].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "mfagate_request_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "mfagate_request_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(
             out,
             "mfagate_request_latency_seconds_sum {}",

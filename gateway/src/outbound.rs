@@ -40,10 +40,7 @@ pub fn install_crypto_provider() {
 }
 
 /// Builds the client: system roots, plus `ca_file` if given.
-pub fn client(
-    ca_file: Option<&Path>,
-    connect_timeout: Duration,
-) -> Result<HttpClient, TlsSetupError> {
+pub fn client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, TlsSetupError> {
     install_crypto_provider();
     let mut roots = RootCertStore::empty();
     // A missing or partly unreadable system store is not fatal: the extra CA may be all we need.
@@ -52,17 +49,12 @@ pub fn client(
     if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsSetupError::CaFile {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| TlsSetupError::CaFile { path: path.display().to_string(), reason: e.to_string() })?;
         for cert in certs {
             roots.add(cert).map_err(TlsSetupError::Rustls)?;
         }
     }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
@@ -109,10 +101,7 @@ pub async fn get_small(
         .body(crate::body::empty())
         .map_err(|e| FetchError::Request(e.to_string()))?;
     let work = async {
-        let rsp = client
-            .request(req)
-            .await
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let rsp = client.request(req).await.map_err(|e| FetchError::Request(e.to_string()))?;
         if rsp.status() != StatusCode::OK {
             return Err(FetchError::Status(rsp.status()));
         }
@@ -124,7 +113,5 @@ pub async fn get_small(
             .to_bytes();
         Ok((parts.headers, bytes))
     };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| FetchError::Timeout)?
+    tokio::time::timeout(timeout, work).await.map_err(|_| FetchError::Timeout)?
 }

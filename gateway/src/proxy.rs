@@ -6,9 +6,10 @@ use crate::clock::rfc3339_millis;
 use crate::config::{OnLogFailure, RouteConfig};
 use crate::decision_log::DecisionRecord;
 use crate::forward;
-use crate::jwt::{Identity, Verification, Verified};
+use crate::jwt::{Identity, Verification};
 use crate::metrics::Labels;
 use crate::respond::{Refusal, refuse, status};
+use crate::saml::SamlVerified;
 use crate::state::State;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -48,10 +49,7 @@ pub async fn handle(
     };
     let host = crate::routes::request_host(req.uri(), headers);
     let routes = &state.config.routes;
-    let Some(index) = state
-        .routes
-        .find(routes, host.as_deref(), req.method(), req.uri().path())
-    else {
+    let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), req.uri().path()) else {
         rec.operation = format!("{} {}", rec.method, rec.path);
         return Ok(state.refuse_now(rec, Refusal::NoRoute, None, start).await);
     };
@@ -60,8 +58,8 @@ pub async fn handle(
     rec.operation = format!("{} {}", rec.method, route.path_prefix);
 
     let presented = credential(&state, route, req.headers()).await;
-    let (decision, verified) = decide(&state, route, &presented);
-    fill(&mut rec, &decision, verified.map(|v| &v.identity));
+    let Decided { decision, identity, claims_capable } = decide(&state, route, &presented);
+    fill(&mut rec, &decision, identity);
     let labels = Labels {
         route: Some(index),
         portal: false,
@@ -71,40 +69,22 @@ pub async fn handle(
     };
 
     if !state.log.is_healthy() && state.config.decision_log.on_failure == OnLogFailure::Closed {
-        return Ok(state
-            .refuse_now(rec, Refusal::LogUnavailable, Some(labels), start)
-            .await);
+        return Ok(state.refuse_now(rec, Refusal::LogUnavailable, Some(labels), start).await);
     }
     if !decision.forwards() {
-        let refusal = Refusal::Policy {
-            reason: decision.reason,
-            challenge: &route.challenge,
-            claims_capable: verified.is_some_and(|v| v.claims_capable),
-        };
+        let refusal =
+            Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable };
         return Ok(state.refuse_now(rec, refusal, Some(labels), start).await);
     }
 
     // From here the request is forwarded. The guard writes the record even if the client leaves.
-    let mut guard = Pending {
-        state: &state,
-        rec: Some(rec),
-        labels,
-        start,
-    };
+    let mut guard = Pending { state: &state, rec: Some(rec), labels, start };
     let client_upgrade = forward::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let Some(upstream_req) = upstream_request(
-        &state,
-        route,
-        peer,
-        host.as_deref(),
-        &decision,
-        verified.map(|v| &v.identity),
-        req,
-    ) else {
+    let Some(upstream_req) = upstream_request(&state, route, peer, host.as_deref(), &decision, identity, req)
+    else {
         return Ok(guard.fail(Refusal::UpstreamFailed).await);
     };
-    let sent =
-        tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
+    let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
     let mut rsp = match sent {
         Err(_) => return Ok(guard.fail(Refusal::UpstreamTimeout).await),
         Ok(Err(e)) => {
@@ -128,75 +108,102 @@ pub async fn handle(
 
 /// What the request presented.
 enum Presented {
-    /// No bearer token.
+    /// No credential.
     Nothing,
     /// A bearer token, and what verification made of it.
     Token(Verification),
+    /// A SAML assertion (`Authorization: SAML <base64>`), and what verification made of it.
+    Saml(Result<Arc<SamlVerified>, InvalidReason>),
 }
 
 async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> Presented {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let value = match (values.next(), values.next()) {
         (None, _) => return Presented::Nothing,
-        (Some(_), Some(_)) => {
-            return Presented::Token(Verification::Invalid(InvalidReason::Malformed));
-        }
+        (Some(_), Some(_)) => return Presented::Token(Verification::Invalid(InvalidReason::Malformed)),
         (Some(value), None) => value,
     };
-    // Another scheme (Basic, ...) carries no bearer token (RFC 6750 §3).
-    let Some(token) = bearer(value.as_bytes()) else {
-        return Presented::Nothing;
-    };
-    if token.len() > state.config.listen.max_token_bytes {
-        return Presented::Token(Verification::Invalid(InvalidReason::TooLarge));
-    }
-    let verification = state.verifier.verify(token, &state.cache_counters).await;
-    if let Verification::Verified(v) = &verification
-        && !route.issuers.is_empty()
-        && !route.issuers.contains(&v.identity.issuer)
-    {
-        return Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer));
-    }
-    Presented::Token(verification)
-}
-
-fn bearer(value: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (scheme, token) = text.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn decide<'a>(
-    state: &State,
-    route: &RouteConfig,
-    presented: &'a Presented,
-) -> (Decision, Option<&'a Verified>) {
-    let now = state.clock.unix();
-    let credential = match presented {
-        Presented::Nothing => Credential::None,
-        Presented::Token(Verification::Invalid(why)) => Credential::Invalid(*why),
-        Presented::Token(Verification::Unverifiable) => Credential::Unverifiable,
-        Presented::Token(Verification::Verified(verified)) => {
-            match state.verifier.issuer_config(verified.issuer_index) {
-                Some(issuer) => {
-                    let credential = Credential::Token {
-                        facts: &verified.facts,
-                        mfa: &issuer.mfa,
-                        leeway_secs: issuer.leeway_secs,
-                    };
-                    let decision = evaluate(&route.rule, credential, now);
-                    // An expired or unclassifiable token names nobody.
-                    let named = decision.principal != Principal::Anonymous;
-                    return (decision, named.then_some(&**verified));
+    let allowed = |issuer: &str| route.issuers.is_empty() || route.issuers.iter().any(|i| i == issuer);
+    match scheme(value.as_bytes()) {
+        Some((Scheme::Bearer, token)) => {
+            if token.len() > state.config.listen.max_token_bytes {
+                return Presented::Token(Verification::Invalid(InvalidReason::TooLarge));
+            }
+            match state.verifier.verify(token, &state.cache_counters).await {
+                Verification::Verified(v) if !allowed(&v.identity.issuer) => {
+                    Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer))
                 }
-                None => Credential::Unverifiable,
+                verification => Presented::Token(verification),
             }
         }
+        Some((Scheme::Saml, assertion)) if !state.saml.is_empty() => {
+            match state.saml.verify_base64(assertion, crate::saml::Use::Api) {
+                Ok(v) if !allowed(&v.identity.issuer) => Presented::Saml(Err(InvalidReason::UnknownIssuer)),
+                result => Presented::Saml(result),
+            }
+        }
+        // Another scheme (Basic, ...) carries no credential we accept (RFC 6750 §3).
+        _ => Presented::Nothing,
+    }
+}
+
+enum Scheme {
+    Bearer,
+    Saml,
+}
+
+fn scheme(value: &[u8]) -> Option<(Scheme, &str)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (scheme, credential) = text.split_once(' ')?;
+    let credential = credential.trim();
+    if credential.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, credential))
+    } else if scheme.eq_ignore_ascii_case("saml") {
+        Some((Scheme::Saml, credential))
+    } else {
+        None
+    }
+}
+
+/// The decision, and who it names.
+struct Decided<'a> {
+    decision: Decision,
+    identity: Option<&'a Identity>,
+    claims_capable: bool,
+}
+
+fn decide<'a>(state: &State, route: &RouteConfig, presented: &'a Presented) -> Decided<'a> {
+    let now = state.clock.unix();
+    let (credential, identity, claims_capable) = match presented {
+        Presented::Nothing => (Credential::None, None, false),
+        Presented::Token(Verification::Invalid(why)) | Presented::Saml(Err(why)) => {
+            (Credential::Invalid(*why), None, false)
+        }
+        Presented::Token(Verification::Unverifiable) => (Credential::Unverifiable, None, false),
+        Presented::Token(Verification::Verified(v)) => match state.verifier.issuer_config(v.issuer_index) {
+            Some(issuer) => (
+                Credential::Token { facts: &v.facts, mfa: &issuer.mfa, leeway_secs: issuer.leeway_secs },
+                Some(&v.identity),
+                v.claims_capable,
+            ),
+            None => (Credential::Unverifiable, None, false),
+        },
+        Presented::Saml(Ok(v)) => match state.saml.idp(v.idp_index) {
+            Some(idp) => (
+                Credential::Saml { facts: &v.facts, mfa: &idp.mfa, leeway_secs: idp.leeway_secs },
+                Some(&v.identity),
+                false,
+            ),
+            None => (Credential::Unverifiable, None, false),
+        },
     };
-    (evaluate(&route.rule, credential, now), None)
+    let decision = evaluate(&route.rule, credential, now);
+    // An expired or unclassifiable credential names nobody.
+    let identity = identity.filter(|_| decision.principal != Principal::Anonymous);
+    Decided { decision, identity, claims_capable }
 }
 
 fn fill(rec: &mut DecisionRecord, decision: &Decision, identity: Option<&Identity>) {
@@ -293,11 +300,7 @@ impl Pending<'_> {
     }
 
     async fn refuse(&mut self, refusal: Refusal<'_>) -> Response<Body> {
-        let request_id = self
-            .rec
-            .as_ref()
-            .map(|r| r.request_id.clone())
-            .unwrap_or_default();
+        let request_id = self.rec.as_ref().map(|r| r.request_id.clone()).unwrap_or_default();
         self.finish(status(&refusal).as_u16()).await;
         refuse(&refusal, &request_id)
     }
@@ -337,12 +340,7 @@ impl State {
             rec.reason = refusal.code();
             rec.enforced = true;
         }
-        let mut pending = Pending {
-            state: self,
-            rec: Some(rec),
-            labels,
-            start,
-        };
+        let mut pending = Pending { state: self, rec: Some(rec), labels, start };
         pending.refuse(refusal).await
     }
 }
@@ -376,12 +374,5 @@ pub fn new_request_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }

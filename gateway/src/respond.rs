@@ -83,12 +83,7 @@ const MFA_RFC9470: &str = "Multi-factor authentication is required";
 /// Status, `WWW-Authenticate` and reason phrase for a refusal. The one table.
 fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static str>) {
     use StatusCode as S;
-    let Refusal::Policy {
-        reason,
-        challenge,
-        claims_capable,
-    } = refusal
-    else {
+    let Refusal::Policy { reason, challenge, claims_capable } = refusal else {
         let status = match refusal {
             Refusal::NoRoute => S::NOT_FOUND,
             Refusal::HeaderTooLarge => S::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -102,28 +97,18 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
         format!("Bearer error=\"{error}\", error_description=\"{description}\"")
     };
     match reason {
-        Reason::MfaSatisfied
-        | Reason::MfaNotRequired
-        | Reason::AppOnlyAllowed
-        | Reason::PublicRoute => (S::OK, None, None),
+        Reason::MfaSatisfied | Reason::MfaNotRequired | Reason::AppOnlyAllowed | Reason::PublicRoute => {
+            (S::OK, None, None)
+        }
         // RFC 6750 §3.1: no error parameter when the request carried no credential.
-        Reason::NoToken => (
-            S::UNAUTHORIZED,
-            Some("Bearer realm=\"mfagate\"".into()),
-            None,
-        ),
-        Reason::InvalidToken(why) => (
-            S::UNAUTHORIZED,
-            Some(bearer("invalid_token", why.description())),
-            None,
-        ),
+        Reason::NoToken => (S::UNAUTHORIZED, Some("Bearer realm=\"mfagate\"".into()), None),
+        Reason::InvalidToken(why) => {
+            (S::UNAUTHORIZED, Some(bearer("invalid_token", why.description())), None)
+        }
         Reason::KeysUnavailable => (S::SERVICE_UNAVAILABLE, None, None),
         Reason::AppOnlyDenied => (
             S::FORBIDDEN,
-            Some(bearer(
-                "insufficient_scope",
-                "App-only tokens are not accepted on this route",
-            )),
+            Some(bearer("insufficient_scope", "App-only tokens are not accepted on this route")),
             None,
         ),
         Reason::MfaRequired(gap) => mfa_challenge(*gap, challenge, *claims_capable),
@@ -151,19 +136,15 @@ fn mfa_challenge(
             }
             (StatusCode::UNAUTHORIZED, Some(h), None)
         }
-        Challenge::EntraClaims {
-            auth_context,
-            authorization_uri,
-        } if claims_capable => {
-            let claims = serde_json::json!({"access_token": {"acrs": {"essential": true, "value": auth_context}}});
+        Challenge::EntraClaims { auth_context, authorization_uri } if claims_capable => {
+            let claims =
+                serde_json::json!({"access_token": {"acrs": {"essential": true, "value": auth_context}}});
             let b64 = base64::engine::general_purpose::STANDARD.encode(claims.to_string());
             let mut h = String::from("Bearer realm=\"\"");
             if let Some(uri) = authorization_uri {
                 h.push_str(&format!(", authorization_uri=\"{uri}\""));
             }
-            h.push_str(&format!(
-                ", error=\"insufficient_claims\", claims=\"{b64}\""
-            ));
+            h.push_str(&format!(", error=\"insufficient_claims\", claims=\"{b64}\""));
             (StatusCode::UNAUTHORIZED, Some(h), None)
         }
         Challenge::EntraClaims { .. } => partner_center,
@@ -186,10 +167,7 @@ pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
     let mut rsp = Response::new(full(body.to_string()));
     *rsp.status_mut() = status;
     let headers = rsp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(value) = www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
         headers.insert(header::WWW_AUTHENTICATE, value);
@@ -198,8 +176,7 @@ pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     if let Some(phrase) = phrase {
-        rsp.extensions_mut()
-            .insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
+        rsp.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
     }
     rsp
 }
@@ -216,10 +193,7 @@ mod tests {
 
     #[test]
     fn entra_claims_challenge_matches_claims_md_case_15() {
-        let c = Challenge::EntraClaims {
-            auth_context: "c1".into(),
-            authorization_uri: None,
-        };
+        let c = Challenge::EntraClaims { auth_context: "c1".into(), authorization_uri: None };
         let r = Refusal::Policy {
             reason: Reason::MfaRequired(MfaGap::UnknownV2),
             challenge: &c,
@@ -236,18 +210,13 @@ mod tests {
             challenge: &c,
             claims_capable: false,
         };
-        assert_eq!(
-            www(r).1.unwrap(),
-            "Bearer error=\"invalid_token\", error_description=\"MFA required\""
-        );
+        assert_eq!(www(r).1.unwrap(), "Bearer error=\"invalid_token\", error_description=\"MFA required\"");
     }
 
     #[test]
     fn one_error_parameter_per_challenge() {
         let pc = Challenge::PartnerCenter;
-        let rfc = Challenge::Rfc9470 {
-            acr_values: Some("urn:mfa".into()),
-        };
+        let rfc = Challenge::Rfc9470 { acr_values: Some("urn:mfa".into()) };
         let cases = [
             (Reason::NoToken, &pc, 401, 0),
             (Reason::InvalidToken(InvalidReason::Expired), &pc, 401, 1),
@@ -257,17 +226,9 @@ mod tests {
             (Reason::KeysUnavailable, &pc, 503, 0),
         ];
         for (reason, challenge, status, errors) in cases {
-            let (s, h) = www(Refusal::Policy {
-                reason,
-                challenge,
-                claims_capable: false,
-            });
+            let (s, h) = www(Refusal::Policy { reason, challenge, claims_capable: false });
             assert_eq!(s, status, "{reason:?}");
-            assert_eq!(
-                h.unwrap_or_default().matches("error=").count(),
-                errors,
-                "{reason:?}"
-            );
+            assert_eq!(h.unwrap_or_default().matches("error=").count(), errors, "{reason:?}");
         }
     }
 }

@@ -14,12 +14,7 @@ impl RouteTable {
         let mut order: Vec<usize> = (0..routes.len()).collect();
         order.sort_by_key(|&i| {
             let r = &routes[i];
-            (
-                std::cmp::Reverse(r.path_prefix.len()),
-                r.host.is_none(),
-                r.methods.is_empty(),
-                i,
-            )
+            (std::cmp::Reverse(r.path_prefix.len()), r.host.is_none(), r.methods.is_empty(), i)
         });
         RouteTable { order }
     }
@@ -35,9 +30,7 @@ impl RouteTable {
         self.order.iter().copied().find(|&i| {
             let r = &routes[i];
             path.starts_with(r.path_prefix.as_str())
-                && r.host
-                    .as_deref()
-                    .is_none_or(|h| host.is_some_and(|x| x.eq_ignore_ascii_case(h)))
+                && r.host.as_deref().is_none_or(|h| host.is_some_and(|x| x.eq_ignore_ascii_case(h)))
                 && (r.methods.is_empty() || r.methods.contains(method))
         })
     }
@@ -52,11 +45,7 @@ pub fn request_host(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String
             v.parse::<http::uri::Authority>().ok()?.host().to_owned()
         }
     };
-    Some(
-        raw.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
-    )
+    Some(raw.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -98,15 +87,11 @@ mod tests {
         .unwrap();
         let t = RouteTable::new(&cfg.routes);
         let name = |host: Option<&str>, m: Method, p: &str| {
-            t.find(&cfg.routes, host, &m, p)
-                .map(|i| cfg.routes[i].name.as_str())
+            t.find(&cfg.routes, host, &m, p).map(|i| cfg.routes[i].name.as_str())
         };
         assert_eq!(name(None, Method::GET, "/x"), Some("all"));
         assert_eq!(name(None, Method::GET, "/v1/a"), Some("v1"));
-        assert_eq!(
-            name(Some("api.example.com"), Method::GET, "/v1/a"),
-            Some("v1-host")
-        );
+        assert_eq!(name(Some("api.example.com"), Method::GET, "/v1/a"), Some("v1-host"));
         assert_eq!(name(None, Method::POST, "/v1/orders/1"), Some("v1-post"));
         assert_eq!(name(None, Method::GET, "/v1/orders/1"), Some("v1"));
     }

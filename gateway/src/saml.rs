@@ -11,15 +11,14 @@
 //!    SubjectConfirmationData, and the replay cache.
 
 mod extract;
+pub mod metadata;
 mod structure;
 
 use crate::clock::SharedClock;
 use crate::jwt::{Identity, sha256};
 use base64::Engine;
 use mfagate_policy::{InvalidReason, SamlFacts, SamlMfaSettings};
-use samael::crypto::{
-    AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
-};
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,9 +103,7 @@ impl moka::Expiry<[u8; 32], Arc<SamlVerified>> for UntilExpiry {
         v: &Arc<SamlVerified>,
         _: std::time::Instant,
     ) -> Option<Duration> {
-        Some(Duration::from_secs(
-            v.facts.expires.0.saturating_sub(self.0.unix().0),
-        ))
+        Some(Duration::from_secs(v.facts.expires.0.saturating_sub(self.0.unix().0)))
     }
 }
 
@@ -140,10 +137,7 @@ impl SamlVerifier {
                 .build(),
             // Replay entries live until the assertion expires; the day bound only caps memory for
             // assertions that claim to live longer.
-            seen_ids: moka::sync::Cache::builder()
-                .max_capacity(500_000)
-                .time_to_live(seen_for)
-                .build(),
+            seen_ids: moka::sync::Cache::builder().max_capacity(500_000).time_to_live(seen_for).build(),
             clock,
         }
     }
@@ -159,11 +153,7 @@ impl SamlVerifier {
     }
 
     /// Verifies a base64 assertion or Response (the `Authorization: SAML` value).
-    pub fn verify_base64(
-        &self,
-        encoded: &str,
-        how: Use,
-    ) -> Result<Arc<SamlVerified>, InvalidReason> {
+    pub fn verify_base64(&self, encoded: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
         if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
             return Err(InvalidReason::TooLarge);
         }
@@ -208,12 +198,7 @@ impl SamlVerifier {
             .enumerate()
             .find(|(_, idp)| idp.entity_id == shape.issuer)
             .ok_or(InvalidReason::UnknownIssuer)?;
-        let certs: Vec<CertificateDer> = idp
-            .certificates
-            .iter()
-            .cloned()
-            .map(CertificateDer::from)
-            .collect();
+        let certs: Vec<CertificateDer> = idp.certificates.iter().cloned().map(CertificateDer::from).collect();
         let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
             xml,
             &certs,

@@ -30,10 +30,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            clock: Arc::new(SystemClock),
-            admin: None,
-        }
+        Options { clock: Arc::new(SystemClock), admin: None }
     }
 }
 
@@ -90,12 +87,8 @@ pub async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
-        let (state, builder, tls, watcher) = (
-            state.clone(),
-            builder.clone(),
-            tls.clone(),
-            graceful.watcher(),
-        );
+        let (state, builder, tls, watcher) =
+            (state.clone(), builder.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
             let scheme = if tls.is_some() { "https" } else { "http" };
             let peer = Peer { addr, scheme };
@@ -130,18 +123,9 @@ pub async fn serve_with(
     }
     drop(listener);
     let grace = state.config.listen.shutdown_grace;
-    tracing::info!(
-        in_flight = graceful.count(),
-        "Shutting down; finishing in-flight requests"
-    );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            "Shutdown grace period over; closing remaining connections"
-        );
+    tracing::info!(in_flight = graceful.count(), "Shutting down; finishing in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "Shutdown grace period over; closing remaining connections");
     }
     background.abort_all();
     writer.close().await;
@@ -181,9 +165,8 @@ async fn handshake(
 /// A rustls acceptor for the listener, offering h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
     crate::outbound::install_crypto_provider();
-    let bad = |what: &Path, e: &dyn std::fmt::Display| {
-        StartError::ServerTls(format!("{}: {e}", what.display()))
-    };
+    let bad =
+        |what: &Path, e: &dyn std::fmt::Display| StartError::ServerTls(format!("{}: {e}", what.display()));
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| bad(cert, &e))?;

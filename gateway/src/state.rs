@@ -43,6 +43,8 @@ pub struct State {
     pub routes: RouteTable,
     /// Token verification.
     pub verifier: Verifier,
+    /// SAML assertion verification.
+    pub saml: crate::saml::SamlVerifier,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -58,27 +60,25 @@ pub struct State {
 impl State {
     /// Builds the state; key fetching starts when the returned tasks are spawned.
     pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
-        let client = outbound::client(
-            config.outbound.ca_file.as_deref(),
-            config.outbound.connect_timeout,
-        )?;
+        let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let issuers = config
             .issuers
             .iter()
-            .map(|cfg| {
-                (
-                    cfg.clone(),
-                    IssuerKeys::new(cfg, client.clone(), clock.clone()),
-                )
-            })
+            .map(|cfg| (cfg.clone(), IssuerKeys::new(cfg, client.clone(), clock.clone())))
             .collect();
         let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, clock.clone());
-        let (log, writer) =
-            DecisionLog::open(&config.decision_log).map_err(|source| StartError::DecisionLog {
-                path: config.decision_log.path.display().to_string(),
-                source,
-            })?;
+        let (log, writer) = DecisionLog::open(&config.decision_log).map_err(|source| {
+            StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
+        })?;
+        let saml = crate::saml::SamlVerifier::new(
+            config.saml_idps.clone(),
+            config.saml.entity_id.clone(),
+            config.saml.recipients.clone(),
+            config.saml.max_assertion_bytes,
+            clock.clone(),
+        );
         let state = State {
+            saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),
             verifier,
@@ -94,12 +94,7 @@ impl State {
     /// Ready when every issuer's keys are loaded and the decision log is writable (unless the
     /// configuration fails open). Returns what is not ready.
     pub fn readiness(&self) -> Result<(), String> {
-        let waiting: Vec<&str> = self
-            .verifier
-            .keys()
-            .filter(|k| !k.is_loaded())
-            .map(|k| k.name())
-            .collect();
+        let waiting: Vec<&str> = self.verifier.keys().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));
         }

@@ -178,14 +178,12 @@ impl Reason {
     /// The outcome this reason stands for.
     pub fn outcome(self) -> Outcome {
         match self {
-            Reason::MfaSatisfied
-            | Reason::MfaNotRequired
-            | Reason::AppOnlyAllowed
-            | Reason::PublicRoute => Outcome::Allow,
-            Reason::NoToken
-            | Reason::InvalidToken(_)
-            | Reason::KeysUnavailable
-            | Reason::AppOnlyDenied => Outcome::Deny,
+            Reason::MfaSatisfied | Reason::MfaNotRequired | Reason::AppOnlyAllowed | Reason::PublicRoute => {
+                Outcome::Allow
+            }
+            Reason::NoToken | Reason::InvalidToken(_) | Reason::KeysUnavailable | Reason::AppOnlyDenied => {
+                Outcome::Deny
+            }
             Reason::MfaRequired(_) => Outcome::Challenge,
         }
     }

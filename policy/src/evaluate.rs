@@ -1,7 +1,7 @@
 use crate::{
-    AppOnlyAccess, AuthRequirement, Decision, InvalidReason, MfaOutcome, MfaRequirement,
-    MfaSettings, Mode, Principal, Reason, RouteRule, SamlFacts, SamlMfaSettings, TokenFacts,
-    UnixTime, classify, evaluate_mfa, evaluate_saml_mfa,
+    AppOnlyAccess, AuthRequirement, Decision, InvalidReason, MfaOutcome, MfaRequirement, MfaSettings, Mode,
+    Principal, Reason, RouteRule, SamlFacts, SamlMfaSettings, TokenFacts, UnixTime, classify, evaluate_mfa,
+    evaluate_saml_mfa,
 };
 
 /// What the gateway could establish about the request's credential.
@@ -57,29 +57,15 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
         Credential::None => return refuse(Reason::NoToken),
         Credential::Invalid(why) => return refuse(Reason::InvalidToken(why)),
         Credential::Unverifiable => return refuse(Reason::KeysUnavailable),
-        Credential::Saml {
-            facts,
-            mfa,
-            leeway_secs,
-        } => {
+        Credential::Saml { facts, mfa, leeway_secs } => {
             if let Some(why) = time_window(facts.expires, facts.not_before, leeway_secs, now) {
                 return refuse(Reason::InvalidToken(why));
             }
             let (reason, mfa) = user_mfa(evaluate_saml_mfa(facts, mfa), rule.mfa);
             let principal = Principal::User;
-            return Decision {
-                reason,
-                enforced: true,
-                principal,
-                mfa,
-                anomalies: Vec::new(),
-            };
+            return Decision { reason, enforced: true, principal, mfa, anomalies: Vec::new() };
         }
-        Credential::Token {
-            facts,
-            mfa,
-            leeway_secs,
-        } => (facts, mfa, leeway_secs),
+        Credential::Token { facts, mfa, leeway_secs } => (facts, mfa, leeway_secs),
     };
     if let Some(why) = time_window(facts.expires, facts.not_before, leeway, now) {
         return refuse(Reason::InvalidToken(why));
@@ -91,29 +77,17 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
     let (reason, mfa) = match principal {
         Principal::AppOnly if rule.app_only == AppOnlyAccess::Deny => (Reason::AppOnlyDenied, None),
         Principal::AppOnly | Principal::Anonymous => (Reason::AppOnlyAllowed, None),
-        Principal::AppUser | Principal::User => {
-            user_mfa(evaluate_mfa(facts, mfa_settings), rule.mfa)
-        }
+        Principal::AppUser | Principal::User => user_mfa(evaluate_mfa(facts, mfa_settings), rule.mfa),
     };
-    Decision {
-        reason,
-        enforced: true,
-        principal,
-        mfa,
-        anomalies,
-    }
+    Decision { reason, enforced: true, principal, mfa, anomalies }
 }
 
 /// A user's MFA outcome against the route's requirement.
 fn user_mfa(outcome: MfaOutcome, required: MfaRequirement) -> (Reason, Option<bool>) {
     match (outcome, required) {
         (MfaOutcome::Proven, _) => (Reason::MfaSatisfied, Some(true)),
-        (MfaOutcome::NotProven(_), MfaRequirement::Optional) => {
-            (Reason::MfaNotRequired, Some(false))
-        }
-        (MfaOutcome::NotProven(gap), MfaRequirement::Required) => {
-            (Reason::MfaRequired(gap), Some(false))
-        }
+        (MfaOutcome::NotProven(_), MfaRequirement::Optional) => (Reason::MfaNotRequired, Some(false)),
+        (MfaOutcome::NotProven(gap), MfaRequirement::Required) => (Reason::MfaRequired(gap), Some(false)),
     }
 }
 
@@ -127,9 +101,7 @@ fn time_window(
     if expires.plus(leeway) <= now {
         return Some(InvalidReason::Expired);
     }
-    not_before
-        .is_some_and(|nbf| nbf > now.plus(leeway))
-        .then_some(InvalidReason::NotYetValid)
+    not_before.is_some_and(|nbf| nbf > now.plus(leeway)).then_some(InvalidReason::NotYetValid)
 }
 
 #[cfg(test)]

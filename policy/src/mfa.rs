@@ -60,9 +60,5 @@ fn from_values<'a>(values: impl Iterator<Item = &'a str>, settings: &MfaSettings
         }
         wia_or_mfa |= v == WIA_OR_MFA;
     }
-    MfaOutcome::NotProven(if wia_or_mfa {
-        MfaGap::WiaOrMfaOnly
-    } else {
-        MfaGap::NoMfaMethod
-    })
+    MfaOutcome::NotProven(if wia_or_mfa { MfaGap::WiaOrMfaOnly } else { MfaGap::NoMfaMethod })
 }

@@ -12,8 +12,7 @@ pub const REFEDS_MFA: &str = "https://refeds.org/profile/mfa";
 pub const ATTR_AUTHENTICATION_METHOD: &str =
     "http://schemas.microsoft.com/ws/2008/06/identity/claims/authenticationmethod";
 /// The `authnmethodsreferences` attribute (Entra-issued SAML, AD FS pass-through).
-pub const ATTR_AUTHN_METHODS_REFERENCES: &str =
-    "http://schemas.microsoft.com/claims/authnmethodsreferences";
+pub const ATTR_AUTHN_METHODS_REFERENCES: &str = "http://schemas.microsoft.com/claims/authnmethodsreferences";
 
 /// Facts read from the signed part of a verified assertion.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -33,10 +32,7 @@ pub struct SamlFacts {
 impl SamlFacts {
     /// The values of an attribute.
     pub fn attribute(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.attributes
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .flat_map(|(_, v)| v.iter().map(String::as_str))
+        self.attributes.iter().filter(move |(n, _)| n == name).flat_map(|(_, v)| v.iter().map(String::as_str))
     }
 }
 
@@ -110,17 +106,11 @@ mod tests {
     use super::*;
 
     fn facts() -> SamlFacts {
-        SamlFacts {
-            expires: UnixTime(2_000),
-            ..SamlFacts::default()
-        }
+        SamlFacts { expires: UnixTime(2_000), ..SamlFacts::default() }
     }
 
     fn attr(name: &str, values: &[&str]) -> (String, Vec<String>) {
-        (
-            name.to_owned(),
-            values.iter().map(|v| v.to_string()).collect(),
-        )
+        (name.to_owned(), values.iter().map(|v| v.to_string()).collect())
     }
 
     /// claims.md §9 rows 34–40.
@@ -128,15 +118,11 @@ mod tests {
     fn claims_md_saml_rows() {
         let d = SamlMfaSettings::default();
         let pwd = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password";
-        let pwd_method =
-            "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password";
+        let pwd_method = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password";
         let cases: Vec<(u32, SamlFacts, SamlMfaSettings, MfaOutcome)> = vec![
             (
                 34,
-                SamlFacts {
-                    class_refs: vec![MULTIPLE_AUTHN.into()],
-                    ..facts()
-                },
+                SamlFacts { class_refs: vec![MULTIPLE_AUTHN.into()], ..facts() },
                 d.clone(),
                 MfaOutcome::Proven,
             ),
@@ -144,10 +130,7 @@ mod tests {
                 35,
                 SamlFacts {
                     class_refs: vec![pwd.into()],
-                    attributes: vec![attr(
-                        ATTR_AUTHN_METHODS_REFERENCES,
-                        &[pwd_method, MULTIPLE_AUTHN],
-                    )],
+                    attributes: vec![attr(ATTR_AUTHN_METHODS_REFERENCES, &[pwd_method, MULTIPLE_AUTHN])],
                     ..facts()
                 },
                 d.clone(),
@@ -165,20 +148,14 @@ mod tests {
             ),
             (
                 37,
-                SamlFacts {
-                    authentication_methods: vec![MULTIPLE_AUTHN.into()],
-                    ..facts()
-                },
+                SamlFacts { authentication_methods: vec![MULTIPLE_AUTHN.into()], ..facts() },
                 d.clone(),
                 MfaOutcome::Proven,
             ),
             (
                 38,
                 SamlFacts {
-                    attributes: vec![attr(
-                        ATTR_AUTHENTICATION_METHOD,
-                        &[pwd_method, MULTIPLE_AUTHN],
-                    )],
+                    attributes: vec![attr(ATTR_AUTHENTICATION_METHOD, &[pwd_method, MULTIPLE_AUTHN])],
                     ..facts()
                 },
                 d.clone(),
@@ -186,44 +163,26 @@ mod tests {
             ),
             (
                 39,
-                SamlFacts {
-                    class_refs: vec![WIA_OR_MULTIPLE_AUTHN.into()],
-                    ..facts()
-                },
+                SamlFacts { class_refs: vec![WIA_OR_MULTIPLE_AUTHN.into()], ..facts() },
                 d.clone(),
                 MfaOutcome::NotProven(MfaGap::SamlWiaOrMultiAuthnOnly),
             ),
             (
                 39,
-                SamlFacts {
-                    class_refs: vec![WIA_OR_MULTIPLE_AUTHN.into()],
-                    ..facts()
-                },
-                SamlMfaSettings {
-                    accept_wiaormultiauthn: true,
-                    ..d.clone()
-                },
+                SamlFacts { class_refs: vec![WIA_OR_MULTIPLE_AUTHN.into()], ..facts() },
+                SamlMfaSettings { accept_wiaormultiauthn: true, ..d.clone() },
                 MfaOutcome::Proven,
             ),
             (
                 40,
-                SamlFacts {
-                    class_refs: vec![REFEDS_MFA.into()],
-                    ..facts()
-                },
+                SamlFacts { class_refs: vec![REFEDS_MFA.into()], ..facts() },
                 d.clone(),
                 MfaOutcome::NotProven(MfaGap::SamlNoMfa),
             ),
             (
                 40,
-                SamlFacts {
-                    class_refs: vec![REFEDS_MFA.into()],
-                    ..facts()
-                },
-                SamlMfaSettings {
-                    refeds: true,
-                    ..d.clone()
-                },
+                SamlFacts { class_refs: vec![REFEDS_MFA.into()], ..facts() },
+                SamlMfaSettings { refeds: true, ..d.clone() },
                 MfaOutcome::Proven,
             ),
         ];
@@ -234,27 +193,16 @@ mod tests {
 
     #[test]
     fn locations_can_be_switched_off_and_near_misses_never_count() {
-        let f = SamlFacts {
-            attributes: vec![attr(ATTR_AUTHN_METHODS_REFERENCES, &[MULTIPLE_AUTHN])],
-            ..facts()
-        };
-        let off = SamlMfaSettings {
-            authn_methods_references: false,
-            ..SamlMfaSettings::default()
-        };
-        assert_eq!(
-            evaluate_saml_mfa(&f, &off),
-            MfaOutcome::NotProven(MfaGap::SamlNoMfa)
-        );
+        let f =
+            SamlFacts { attributes: vec![attr(ATTR_AUTHN_METHODS_REFERENCES, &[MULTIPLE_AUTHN])], ..facts() };
+        let off = SamlMfaSettings { authn_methods_references: false, ..SamlMfaSettings::default() };
+        assert_eq!(evaluate_saml_mfa(&f, &off), MfaOutcome::NotProven(MfaGap::SamlNoMfa));
         for near in [
             "http://schemas.microsoft.com/claims/multipleauthnx",
             "HTTP://SCHEMAS.MICROSOFT.COM/CLAIMS/MULTIPLEAUTHN",
             " http://schemas.microsoft.com/claims/multipleauthn",
         ] {
-            let f = SamlFacts {
-                class_refs: vec![near.into()],
-                ..facts()
-            };
+            let f = SamlFacts { class_refs: vec![near.into()], ..facts() };
             assert_eq!(
                 evaluate_saml_mfa(&f, &SamlMfaSettings::default()),
                 MfaOutcome::NotProven(MfaGap::SamlNoMfa),

@@ -55,6 +55,14 @@ audiences = ["api://mfagate-demo"]
 algorithms = ["RS256"]
 mfa_acrs = ["c1"]
 
+[saml]
+entity_id = "https://gateway.contoso.test/saml"
+
+[[saml_idp]]
+name = "adfs"
+entity_id = "https://idp.contoso.test/adfs/services/trust"
+certificates = ["{certs}/saml-idp.pem"]
+
 [[route]]
 name = "api"
 path_prefix = "/v1/"
@@ -135,10 +143,7 @@ impl Reply {
     }
 
     pub fn www(&self) -> &str {
-        self.headers
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 
     /// The headers the echo upstream saw.
@@ -156,13 +161,7 @@ pub struct Builder {
 }
 
 pub fn gateway() -> Builder {
-    Builder {
-        config: CONFIG.to_owned(),
-        idp_up: true,
-        wait_ready: true,
-        edit: Vec::new(),
-        published: None,
-    }
+    Builder { config: CONFIG.to_owned(), idp_up: true, wait_ready: true, edit: Vec::new(), published: None }
 }
 
 impl Builder {
@@ -197,12 +196,8 @@ impl Builder {
 
     pub async fn start(self) -> Gateway {
         let clock = ManualClock::at(T0);
-        let idp = DevIdp::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            dev_keys(),
-            clock.clone(),
-        )
-        .unwrap();
+        let idp = DevIdp::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock.clone())
+            .unwrap();
         idp.set_available(self.idp_up);
         if let Some(kids) = &self.published {
             idp.publish(kids);
@@ -217,17 +212,15 @@ impl Builder {
         let text = text
             .replace("{idp}", idp.base_url())
             .replace("{echo}", &echo.url())
-            .replace("{dir}", &dir.path().display().to_string());
+            .replace("{dir}", &dir.path().display().to_string())
+            .replace("{certs}", &certs().display().to_string());
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let options = Options {
-            clock: clock.clone(),
-            admin: Some(admin),
-        };
+        let options = Options { clock: clock.clone(), admin: Some(admin) };
         let task = tokio::spawn(serve_with(listener, config, options, async move {
             let _ = rx.await;
         }));
@@ -265,11 +258,7 @@ impl Gateway {
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Reply {
         let rsp = self.client.request(req).await.expect("request");
         let (parts, body) = rsp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         Reply {
             status: parts.status,
             headers: parts.headers,
@@ -286,14 +275,11 @@ impl Gateway {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send(self.request(path, token).body(Full::default()).unwrap())
-            .await
+        self.send(self.request(path, token).body(Full::default()).unwrap()).await
     }
 
     pub async fn admin_get(&self, path: &str) -> Reply {
-        let req = Request::get(format!("http://{}{path}", self.admin))
-            .body(Full::default())
-            .unwrap();
+        let req = Request::get(format!("http://{}{path}", self.admin)).body(Full::default()).unwrap();
         self.send(req).await
     }
 
@@ -354,15 +340,8 @@ pub async fn join_all<F: std::future::Future + Unpin>(futures: Vec<F>) -> Vec<F:
                 }
             }
         }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
     })
     .await;
-    results
-        .into_iter()
-        .map(|r| r.expect("every future finished"))
-        .collect()
+    results.into_iter().map(|r| r.expect("every future finished")).collect()
 }

@@ -57,6 +57,49 @@ pub struct RawConfig {
     issuers: Vec<RawIssuer>,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
+    saml: Option<RawSaml>,
+    #[serde(default, rename = "saml_idp")]
+    saml_idps: Vec<RawSamlIdp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSaml {
+    entity_id: String,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default = "default_max_assertion")]
+    max_assertion_bytes: usize,
+}
+
+fn default_max_assertion() -> usize {
+    64 * 1024
+}
+
+fn default_locations() -> Vec<String> {
+    ["authn_context", "authentication_method", "authenticationmethod", "authnmethodsreferences"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSamlIdp {
+    name: String,
+    entity_id: Option<String>,
+    #[serde(default)]
+    certificates: Vec<PathBuf>,
+    metadata: Option<PathBuf>,
+    #[serde(default = "default_leeway")]
+    leeway_secs: u64,
+    #[serde(default = "default_locations")]
+    mfa_locations: Vec<String>,
+    #[serde(default)]
+    refeds_mfa: bool,
+    #[serde(default)]
+    accept_wiaormultiauthn: bool,
+    #[serde(default)]
+    mfa_class_refs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,10 +162,7 @@ struct RawOutbound {
 
 impl Default for RawOutbound {
     fn default() -> Self {
-        RawOutbound {
-            ca_file: None,
-            connect_timeout_secs: default_connect(),
-        }
+        RawOutbound { ca_file: None, connect_timeout_secs: default_connect() }
     }
 }
 
@@ -202,11 +242,7 @@ fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
 
 fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
     match value.parse::<Uri>() {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
-        {
-            uri
-        }
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => uri,
         _ => {
             p.add(path, format!("not a URL (http:// or https://): {value:?}"));
             Uri::from_static("http://invalid.invalid/")
@@ -219,9 +255,7 @@ pub(crate) fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts.iter().map(|x| x.len()).eq([8, 4, 4, 4, 12])
-        && parts
-            .iter()
-            .all(|x| x.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts.iter().all(|x| x.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 impl RawConfig {
@@ -249,9 +283,7 @@ impl RawConfig {
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
             trust_forwarded_for: l.trust_forwarded_for,
         };
-        let admin = self
-            .admin
-            .map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
+        let admin = self.admin.map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
         if self.decision_log.queue == 0 {
             p.add("decision_log.queue", "must be at least 1");
         }
@@ -264,63 +296,61 @@ impl RawConfig {
             ca_file: self.outbound.ca_file.map(|f| base.join(f)),
             connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),
         };
-        let issuers: Vec<IssuerConfig> = self
-            .issuers
-            .into_iter()
-            .enumerate()
-            .map(|(i, raw)| issuer(&mut p, i, raw))
-            .collect();
+        let issuers: Vec<IssuerConfig> =
+            self.issuers.into_iter().enumerate().map(|(i, raw)| issuer(&mut p, i, raw)).collect();
+        let saml_names: Vec<String> = self.saml_idps.iter().map(|s| s.name.clone()).collect();
         let routes: Vec<RouteConfig> = self
             .routes
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| route(&mut p, i, raw, &issuers))
+            .map(|(i, raw)| route(&mut p, i, raw, &issuers, &saml_names))
             .collect();
-        for (i, is) in issuers.iter().enumerate() {
-            if issuers[..i].iter().any(|o| o.name == is.name) {
-                p.add(
-                    format!("issuer[{i}].name"),
-                    format!("duplicate name {:?}", is.name),
-                );
+        let saml = match self.saml {
+            Some(s) => {
+                if s.entity_id.trim().is_empty() {
+                    p.add("saml.entity_id", "must not be empty");
+                }
+                SamlSp {
+                    entity_id: s.entity_id,
+                    recipients: s.recipients,
+                    max_assertion_bytes: s.max_assertion_bytes,
+                }
+            }
+            None => SamlSp { max_assertion_bytes: default_max_assertion(), ..SamlSp::default() },
+        };
+        let saml_idps: Vec<crate::saml::SamlIdp> =
+            self.saml_idps.into_iter().enumerate().map(|(i, raw)| saml_idp(&mut p, i, raw, base)).collect();
+        if !saml_idps.is_empty() && saml.entity_id.is_empty() {
+            p.add("saml", "[[saml_idp]] needs [saml] entity_id (the audience assertions must name)");
+        }
+        let names: Vec<&str> = issuers
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain(saml_idps.iter().map(|s| s.name.as_str()))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                p.add("issuer", format!("duplicate issuer or saml_idp name {name:?}"));
             }
         }
         for (i, r) in routes.iter().enumerate() {
             if routes[..i].iter().any(|o| o.name == r.name) {
-                p.add(
-                    format!("route[{i}].name"),
-                    format!("duplicate name {:?}", r.name),
-                );
+                p.add(format!("route[{i}].name"), format!("duplicate name {:?}", r.name));
             }
         }
-        if routes
-            .iter()
-            .any(|r| r.rule.auth == AuthRequirement::Required)
-            && issuers.is_empty()
-        {
-            p.add(
-                "issuer",
-                "a route requires auth but no issuer is configured",
-            );
+        if routes.iter().any(|r| r.rule.auth == AuthRequirement::Required) && names.is_empty() {
+            p.add("issuer", "a route requires auth but no issuer or saml_idp is configured");
         }
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
-        Ok(Config {
-            listen,
-            admin,
-            decision_log,
-            outbound,
-            issuers,
-            routes,
-        })
+        Ok(Config { listen, admin, decision_log, outbound, issuers, routes, saml, saml_idps })
     }
 }
 
 fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
     let at = |field: &str| format!("issuer[{i}].{field}");
-    let templated = raw
-        .issuer
-        .replace("{tenantid}", "00000000-0000-0000-0000-000000000000");
+    let templated = raw.issuer.replace("{tenantid}", "00000000-0000-0000-0000-000000000000");
     parse_url(p, &at("issuer"), &templated);
     let keys = match (&raw.discovery, &raw.jwks_uri) {
         (Some(d), None) => KeySource::Discovery(parse_url(p, &at("discovery"), d)),
@@ -336,15 +366,11 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
     let mut algorithms = Vec::new();
     for (j, a) in raw.algorithms.iter().enumerate() {
         match a.parse::<Algorithm>() {
-            Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => p.add(
-                format!("issuer[{i}].algorithms[{j}]"),
-                "HS* is refused for key-set issuers",
-            ),
+            Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
+                p.add(format!("issuer[{i}].algorithms[{j}]"), "HS* is refused for key-set issuers")
+            }
             Ok(alg) => algorithms.push(alg),
-            Err(_) => p.add(
-                format!("issuer[{i}].algorithms[{j}]"),
-                format!("unknown algorithm {a:?}"),
-            ),
+            Err(_) => p.add(format!("issuer[{i}].algorithms[{j}]"), format!("unknown algorithm {a:?}")),
         }
     }
     if raw.algorithms.is_empty() {
@@ -352,17 +378,11 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
     }
     for (j, t) in raw.tenants.iter().enumerate() {
         if !is_guid(t) {
-            p.add(
-                format!("issuer[{i}].tenants[{j}]"),
-                format!("not a GUID: {t:?}"),
-            );
+            p.add(format!("issuer[{i}].tenants[{j}]"), format!("not a GUID: {t:?}"));
         }
     }
     if !raw.tenants.is_empty() && !raw.issuer.contains("{tenantid}") {
-        p.add(
-            at("tenants"),
-            "a tenant allow-list needs {tenantid} in issuer",
-        );
+        p.add(at("tenants"), "a tenant allow-list needs {tenantid} in issuer");
     }
     if raw.mfa_amr.is_empty() && raw.mfa_acrs.is_empty() {
         p.add(at("mfa_amr"), "no value would ever prove MFA");
@@ -380,18 +400,20 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
         audiences: raw.audiences,
         algorithms,
         tenants: raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
-        mfa: MfaSettings {
-            amr_values: raw.mfa_amr,
-            mfa_acrs: raw.mfa_acrs,
-            amr_lenient: raw.amr_lenient,
-        },
+        mfa: MfaSettings { amr_values: raw.mfa_amr, mfa_acrs: raw.mfa_acrs, amr_lenient: raw.amr_lenient },
         leeway_secs: raw.leeway_secs,
         min_refetch_interval: Duration::from_secs(raw.min_refetch_interval_secs),
         refresh_interval: Duration::from_secs(raw.refresh_interval_secs),
     }
 }
 
-fn route(p: &mut Problems, i: usize, raw: RawRoute, issuers: &[IssuerConfig]) -> RouteConfig {
+fn route(
+    p: &mut Problems,
+    i: usize,
+    raw: RawRoute,
+    issuers: &[IssuerConfig],
+    saml_names: &[String],
+) -> RouteConfig {
     let at = |field: &str| format!("route[{i}].{field}");
     if !raw.path_prefix.starts_with('/') {
         p.add(at("path_prefix"), "must start with /");
@@ -404,37 +426,23 @@ fn route(p: &mut Problems, i: usize, raw: RawRoute, issuers: &[IssuerConfig]) ->
     for (j, m) in raw.methods.iter().enumerate() {
         match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
             Ok(m) => methods.push(m),
-            Err(_) => p.add(
-                format!("route[{i}].methods[{j}]"),
-                format!("not a method: {m:?}"),
-            ),
+            Err(_) => p.add(format!("route[{i}].methods[{j}]"), format!("not a method: {m:?}")),
         }
     }
     for (j, name) in raw.issuers.iter().enumerate() {
-        if !issuers.iter().any(|is| &is.name == name) {
-            p.add(
-                format!("route[{i}].issuers[{j}]"),
-                format!("no issuer named {name:?}"),
-            );
+        if !issuers.iter().any(|is| &is.name == name) && !saml_names.contains(name) {
+            p.add(format!("route[{i}].issuers[{j}]"), format!("no issuer named {name:?}"));
         }
     }
     let challenge = match raw.challenge {
         ChallengeKind::EntraClaims => match raw.auth_context {
-            Some(id) => Challenge::EntraClaims {
-                auth_context: id,
-                authorization_uri: raw.authorization_uri,
-            },
+            Some(id) => Challenge::EntraClaims { auth_context: id, authorization_uri: raw.authorization_uri },
             None => {
-                p.add(
-                    at("auth_context"),
-                    "challenge = \"entra-claims\" needs an auth_context id",
-                );
+                p.add(at("auth_context"), "challenge = \"entra-claims\" needs an auth_context id");
                 Challenge::PartnerCenter
             }
         },
-        ChallengeKind::Rfc9470 => Challenge::Rfc9470 {
-            acr_values: raw.acr_values,
-        },
+        ChallengeKind::Rfc9470 => Challenge::Rfc9470 { acr_values: raw.acr_values },
         ChallengeKind::PartnerCenter => Challenge::PartnerCenter,
     };
     if raw.timeout_secs == 0 {
@@ -446,15 +454,70 @@ fn route(p: &mut Problems, i: usize, raw: RawRoute, issuers: &[IssuerConfig]) ->
         host: raw.host.map(|h| h.to_ascii_lowercase()),
         methods,
         upstream,
-        rule: RouteRule {
-            auth: raw.auth,
-            mfa: raw.mfa,
-            app_only: raw.app_only,
-            mode: raw.mode,
-        },
+        rule: RouteRule { auth: raw.auth, mfa: raw.mfa, app_only: raw.app_only, mode: raw.mode },
         challenge,
         strip_authorization: raw.strip_authorization,
         upstream_timeout: Duration::from_secs(raw.timeout_secs.max(1)),
         issuers: raw.issuers,
     }
+}
+
+fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::saml::SamlIdp {
+    use mfagate_policy::SamlMfaSettings;
+    use rustls_pki_types::pem::PemObject;
+    let at = |field: &str| format!("saml_idp[{i}].{field}");
+    let mut certificates = Vec::new();
+    let mut entity_id = raw.entity_id.clone();
+    if let Some(file) = &raw.metadata {
+        match crate::saml::metadata::read(&base.join(file)) {
+            Ok(meta) => {
+                if entity_id.as_ref().is_some_and(|e| e != &meta.entity_id) {
+                    p.add(at("entity_id"), format!("differs from the metadata's {:?}", meta.entity_id));
+                }
+                entity_id = Some(meta.entity_id);
+                certificates.extend(meta.signing_certificates);
+            }
+            Err(e) => p.add(at("metadata"), e),
+        }
+    }
+    for (j, file) in raw.certificates.iter().enumerate() {
+        let loaded = rustls_pki_types::CertificateDer::pem_file_iter(base.join(file))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>());
+        match loaded {
+            Ok(certs) if !certs.is_empty() => certificates.extend(certs.into_iter().map(|c| c.to_vec())),
+            Ok(_) => p.add(format!("saml_idp[{i}].certificates[{j}]"), "no PEM certificate in file"),
+            Err(e) => p.add(format!("saml_idp[{i}].certificates[{j}]"), format!("{}: {e}", file.display())),
+        }
+    }
+    if certificates.is_empty() {
+        p.add(at("certificates"), "no signing certificate (certificates or metadata)");
+    }
+    let entity_id = entity_id.unwrap_or_else(|| {
+        p.add(at("entity_id"), "required (or metadata)");
+        String::new()
+    });
+    let mut mfa = SamlMfaSettings {
+        authn_context: false,
+        authentication_method: false,
+        authentication_method_attribute: false,
+        authn_methods_references: false,
+        refeds: raw.refeds_mfa,
+        accept_wiaormultiauthn: raw.accept_wiaormultiauthn,
+        extra_class_refs: raw.mfa_class_refs,
+    };
+    for (j, location) in raw.mfa_locations.iter().enumerate() {
+        match location.as_str() {
+            "authn_context" => mfa.authn_context = true,
+            "authentication_method" => mfa.authentication_method = true,
+            "authenticationmethod" => mfa.authentication_method_attribute = true,
+            "authnmethodsreferences" => mfa.authn_methods_references = true,
+            other => {
+                p.add(format!("saml_idp[{i}].mfa_locations[{j}]"), format!("unknown location {other:?}"))
+            }
+        }
+    }
+    if raw.leeway_secs > 300 {
+        p.add(at("leeway_secs"), "at most 300 (five minutes)");
+    }
+    crate::saml::SamlIdp { name: raw.name, entity_id, certificates, mfa, leeway_secs: raw.leeway_secs }
 }

@@ -31,20 +31,13 @@ pub struct Extracted {
 }
 
 fn is(node: &Node<'_, '_>, name: &str) -> bool {
-    node.is_element()
-        && node.tag_name().namespace() == Some(NS_ASSERTION)
-        && node.tag_name().name() == name
+    node.is_element() && node.tag_name().namespace() == Some(NS_ASSERTION) && node.tag_name().name() == name
 }
 
 /// The whole text of a node: every text descendant, so a comment inside a value
 /// (`jane@contoso.test<!---->.evil.test`) cannot cut what we read short of what was signed.
 pub fn full_text(node: &Node<'_, '_>) -> String {
-    node.descendants()
-        .filter(Node::is_text)
-        .filter_map(|n| n.text())
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    node.descendants().filter(Node::is_text).filter_map(|n| n.text()).collect::<String>().trim().to_owned()
 }
 
 fn child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
@@ -67,9 +60,7 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
     let root = doc.root_element();
     let assertion = if is(&root, "Assertion") {
         root
-    } else if root.tag_name().namespace() == Some(NS_PROTOCOL)
-        && root.tag_name().name() == "Response"
-    {
+    } else if root.tag_name().namespace() == Some(NS_PROTOCOL) && root.tag_name().name() == "Response" {
         let mut found = root.children().filter(|n| is(n, "Assertion"));
         match (found.next(), found.next()) {
             (Some(a), None) => a,
@@ -83,26 +74,15 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
     {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let mut x = Extracted {
-        id: expected_id.to_owned(),
-        ..Extracted::default()
-    };
-    x.issuer = child(assertion, "Issuer")
-        .map(|n| full_text(&n))
-        .ok_or(InvalidReason::ClaimsInvalid)?;
+    let mut x = Extracted { id: expected_id.to_owned(), ..Extracted::default() };
+    x.issuer = child(assertion, "Issuer").map(|n| full_text(&n)).ok_or(InvalidReason::ClaimsInvalid)?;
     let conditions = child(assertion, "Conditions").ok_or(InvalidReason::ClaimsInvalid)?;
-    let mut expires =
-        time(conditions.attribute("NotOnOrAfter"))?.ok_or(InvalidReason::ClaimsInvalid)?;
+    let mut expires = time(conditions.attribute("NotOnOrAfter"))?.ok_or(InvalidReason::ClaimsInvalid)?;
     x.facts.not_before = time(conditions.attribute("NotBefore"))?;
     x.audiences = conditions
         .children()
         .filter(|n| is(n, "AudienceRestriction"))
-        .flat_map(|r| {
-            r.children()
-                .filter(|n| is(n, "Audience"))
-                .map(|n| full_text(&n))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|r| r.children().filter(|n| is(n, "Audience")).map(|n| full_text(&n)).collect::<Vec<_>>())
         .collect();
     if let Some(subject) = child(assertion, "Subject") {
         x.name_id = child(subject, "NameID").map(|n| full_text(&n));
@@ -121,10 +101,7 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
     }
     x.facts.expires = expires;
     for statement in assertion.children().filter(|n| is(n, "AuthnStatement")) {
-        for class in statement
-            .descendants()
-            .filter(|n| is(n, "AuthnContextClassRef"))
-        {
+        for class in statement.descendants().filter(|n| is(n, "AuthnContextClassRef")) {
             x.facts.class_refs.push(full_text(&class));
         }
     }
@@ -136,11 +113,7 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
         let Some(name) = attr.attribute("Name") else {
             continue;
         };
-        let values = attr
-            .children()
-            .filter(|n| is(n, "AttributeValue"))
-            .map(|n| full_text(&n))
-            .collect();
+        let values = attr.children().filter(|n| is(n, "AttributeValue")).map(|n| full_text(&n)).collect();
         x.facts.attributes.push((name.to_owned(), values));
     }
     Ok(x)
@@ -154,9 +127,7 @@ impl Extracted {
             issuer: idp.name.clone(),
             tenant_id: first(ATTR_TENANT_ID),
             object_id: first(ATTR_OBJECT_ID),
-            upn: first(ATTR_UPN)
-                .or_else(|| first(ATTR_NAME))
-                .or_else(|| self.name_id.clone()),
+            upn: first(ATTR_UPN).or_else(|| first(ATTR_NAME)).or_else(|| self.name_id.clone()),
             app_id: None,
             amr: Vec::new(),
         };

@@ -61,12 +61,7 @@ pub fn check(xml: &str) -> Result<Shape, InvalidReason> {
         if parent != root && parent != assertion {
             return Err(InvalidReason::SignatureMisplaced);
         }
-        check_signature(
-            &sig,
-            parent
-                .attribute("ID")
-                .ok_or(InvalidReason::SignatureMisplaced)?,
-        )?;
+        check_signature(&sig, parent.attribute("ID").ok_or(InvalidReason::SignatureMisplaced)?)?;
         covered = true;
     }
     if !covered {
@@ -77,20 +72,15 @@ pub fn check(xml: &str) -> Result<Shape, InvalidReason> {
         .find(|n| is(n, NS_ASSERTION, "Issuer"))
         .map(|n| super::extract::full_text(&n))
         .ok_or(InvalidReason::ClaimsInvalid)?;
-    Ok(Shape {
-        issuer,
-        assertion_id: assertion_id.to_owned(),
-    })
+    Ok(Shape { issuer, assertion_id: assertion_id.to_owned() })
 }
 
 fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidReason> {
     if sig.descendants().any(|n| is(&n, NS_DSIG, "Object")) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let signed_info = sig
-        .children()
-        .find(|n| is(n, NS_DSIG, "SignedInfo"))
-        .ok_or(InvalidReason::SignatureMisplaced)?;
+    let signed_info =
+        sig.children().find(|n| is(n, NS_DSIG, "SignedInfo")).ok_or(InvalidReason::SignatureMisplaced)?;
     let c14n = signed_info
         .children()
         .find(|n| is(n, NS_DSIG, "CanonicalizationMethod"))
@@ -99,23 +89,17 @@ fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidRea
     if !ALLOWED_TRANSFORMS[1..].contains(&c14n) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let mut references = signed_info
-        .children()
-        .filter(|n| is(n, NS_DSIG, "Reference"));
+    let mut references = signed_info.children().filter(|n| is(n, NS_DSIG, "Reference"));
     let (Some(reference), None) = (references.next(), references.next()) else {
         return Err(InvalidReason::SignatureMisplaced);
     };
     if reference.attribute("URI") != Some(&format!("#{parent_id}")) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let transforms = reference
-        .descendants()
-        .filter(|n| is(n, NS_DSIG, "Transform"));
+    let transforms = reference.descendants().filter(|n| is(n, NS_DSIG, "Transform"));
     for t in transforms {
         // No XPath or XSLT, no #WithComments: only enveloped-signature and C14N without comments.
-        if !t
-            .attribute("Algorithm")
-            .is_some_and(|a| ALLOWED_TRANSFORMS.contains(&a))
+        if !t.attribute("Algorithm").is_some_and(|a| ALLOWED_TRANSFORMS.contains(&a))
             || t.has_children() && t.children().any(|c| c.is_element())
         {
             return Err(InvalidReason::SignatureMisplaced);

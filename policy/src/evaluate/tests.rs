@@ -23,24 +23,11 @@ fn list(values: &[&str]) -> Amr {
 }
 
 fn app_only() -> TokenFacts {
-    TokenFacts {
-        has_scp: false,
-        has_roles: true,
-        amr: Amr::Absent,
-        ..user(Amr::Absent)
-    }
+    TokenFacts { has_scp: false, has_roles: true, amr: Amr::Absent, ..user(Amr::Absent) }
 }
 
 fn eval_with(rule: RouteRule, facts: &TokenFacts, mfa: &MfaSettings) -> Decision {
-    evaluate(
-        &rule,
-        Credential::Token {
-            facts,
-            mfa,
-            leeway_secs: 60,
-        },
-        NOW,
-    )
+    evaluate(&rule, Credential::Token { facts, mfa, leeway_secs: 60 }, NOW)
 }
 
 fn eval(facts: &TokenFacts) -> Decision {
@@ -50,39 +37,12 @@ fn eval(facts: &TokenFacts) -> Decision {
 /// claims.md §9, JWT API-route rows (the numbers are the document's).
 #[test]
 fn claims_md_section_9_table() {
-    let v2 = |f: TokenFacts| TokenFacts {
-        version: TokenVersion::V2,
-        ..f
-    };
+    let v2 = |f: TokenFacts| TokenFacts { version: TokenVersion::V2, ..f };
     let cases: Vec<(u32, TokenFacts, Reason, Principal, Option<bool>)> = vec![
-        (
-            1,
-            user(list(&["pwd", "mfa"])),
-            Reason::MfaSatisfied,
-            Principal::AppUser,
-            Some(true),
-        ),
-        (
-            2,
-            user(list(&["pwd"])),
-            Reason::MfaRequired(MfaGap::NoMfaMethod),
-            Principal::AppUser,
-            Some(false),
-        ),
-        (
-            3,
-            user(list(&["rsa", "mfa"])),
-            Reason::MfaSatisfied,
-            Principal::AppUser,
-            Some(true),
-        ),
-        (
-            4,
-            user(list(&["ngcmfa"])),
-            Reason::MfaSatisfied,
-            Principal::AppUser,
-            Some(true),
-        ),
+        (1, user(list(&["pwd", "mfa"])), Reason::MfaSatisfied, Principal::AppUser, Some(true)),
+        (2, user(list(&["pwd"])), Reason::MfaRequired(MfaGap::NoMfaMethod), Principal::AppUser, Some(false)),
+        (3, user(list(&["rsa", "mfa"])), Reason::MfaSatisfied, Principal::AppUser, Some(true)),
+        (4, user(list(&["ngcmfa"])), Reason::MfaSatisfied, Principal::AppUser, Some(true)),
         (
             5,
             user(list(&["wiaormfa"])),
@@ -90,20 +50,8 @@ fn claims_md_section_9_table() {
             Principal::AppUser,
             Some(false),
         ),
-        (
-            6,
-            user(list(&["fed", "mfa"])),
-            Reason::MfaSatisfied,
-            Principal::AppUser,
-            Some(true),
-        ),
-        (
-            7,
-            user(list(&["fed"])),
-            Reason::MfaRequired(MfaGap::NoMfaMethod),
-            Principal::AppUser,
-            Some(false),
-        ),
+        (6, user(list(&["fed", "mfa"])), Reason::MfaSatisfied, Principal::AppUser, Some(true)),
+        (7, user(list(&["fed"])), Reason::MfaRequired(MfaGap::NoMfaMethod), Principal::AppUser, Some(false)),
         (
             7,
             user(list(&["fed", "pwd"])),
@@ -111,13 +59,7 @@ fn claims_md_section_9_table() {
             Principal::AppUser,
             Some(false),
         ),
-        (
-            8,
-            user(Amr::Absent),
-            Reason::MfaRequired(MfaGap::AmrMissing),
-            Principal::AppUser,
-            Some(false),
-        ),
+        (8, user(Amr::Absent), Reason::MfaRequired(MfaGap::AmrMissing), Principal::AppUser, Some(false)),
         (
             9,
             user(Amr::Text("mfa".into())),
@@ -125,13 +67,7 @@ fn claims_md_section_9_table() {
             Principal::AppUser,
             Some(false),
         ),
-        (
-            10,
-            user(list(&["MFA"])),
-            Reason::MfaRequired(MfaGap::NoMfaMethod),
-            Principal::AppUser,
-            Some(false),
-        ),
+        (10, user(list(&["MFA"])), Reason::MfaRequired(MfaGap::NoMfaMethod), Principal::AppUser, Some(false)),
         (
             11,
             user(list(&["pwd", "mfax"])),
@@ -146,77 +82,46 @@ fn claims_md_section_9_table() {
             Principal::AppUser,
             Some(false),
         ),
-        (
-            13,
-            v2(user(Amr::Absent)),
-            Reason::MfaRequired(MfaGap::UnknownV2),
-            Principal::AppUser,
-            Some(false),
-        ),
-        (
-            17,
-            app_only(),
-            Reason::AppOnlyAllowed,
-            Principal::AppOnly,
-            None,
-        ),
+        (13, v2(user(Amr::Absent)), Reason::MfaRequired(MfaGap::UnknownV2), Principal::AppUser, Some(false)),
+        (17, app_only(), Reason::AppOnlyAllowed, Principal::AppOnly, None),
         (
             18,
-            TokenFacts {
-                idtyp: Some("app".into()),
-                ..app_only()
-            },
+            TokenFacts { idtyp: Some("app".into()), ..app_only() },
             Reason::AppOnlyAllowed,
             Principal::AppOnly,
             None,
         ),
         (
             19,
-            TokenFacts {
-                idtyp: Some("app".into()),
-                has_scp: true,
-                ..app_only()
-            },
+            TokenFacts { idtyp: Some("app".into()), has_scp: true, ..app_only() },
             Reason::AppOnlyAllowed,
             Principal::AppOnly,
             None,
         ),
         (
             20,
-            TokenFacts {
-                idtyp: Some("user".into()),
-                ..user(list(&["mfa"]))
-            },
+            TokenFacts { idtyp: Some("user".into()), ..user(list(&["mfa"])) },
             Reason::MfaSatisfied,
             Principal::AppUser,
             Some(true),
         ),
         (
             21,
-            TokenFacts {
-                has_scp: false,
-                ..user(list(&["mfa"]))
-            },
+            TokenFacts { has_scp: false, ..user(list(&["mfa"])) },
             Reason::InvalidToken(InvalidReason::NoPermissionsClaim),
             Principal::Anonymous,
             None,
         ),
         (
             22,
-            TokenFacts {
-                client_auth: Some("0".into()),
-                ..app_only()
-            },
+            TokenFacts { client_auth: Some("0".into()), ..app_only() },
             Reason::AppOnlyAllowed,
             Principal::AppOnly,
             None,
         ),
         (
             24,
-            TokenFacts {
-                has_roles: true,
-                ..user(list(&["mfa"]))
-            },
+            TokenFacts { has_roles: true, ..user(list(&["mfa"])) },
             Reason::MfaSatisfied,
             Principal::AppUser,
             Some(true),
@@ -224,11 +129,7 @@ fn claims_md_section_9_table() {
     ];
     for (n, facts, reason, principal, mfa) in cases {
         let d = eval(&facts);
-        assert_eq!(
-            (d.reason, d.principal, d.mfa),
-            (reason, principal, mfa),
-            "case {n}: {facts:?}"
-        );
+        assert_eq!((d.reason, d.principal, d.mfa), (reason, principal, mfa), "case {n}: {facts:?}");
     }
 }
 
@@ -240,93 +141,44 @@ fn acr_is_never_proof() {
 
 #[test]
 fn lenient_string_amr_is_split_only_when_configured() {
-    let lenient = MfaSettings {
-        amr_lenient: true,
-        ..MfaSettings::default()
-    };
+    let lenient = MfaSettings { amr_lenient: true, ..MfaSettings::default() };
     for text in ["mfa", "pwd,mfa", "pwd mfa"] {
-        let d = eval_with(
-            RouteRule::default(),
-            &user(Amr::Text(text.into())),
-            &lenient,
-        );
+        let d = eval_with(RouteRule::default(), &user(Amr::Text(text.into())), &lenient);
         assert_eq!(d.reason, Reason::MfaSatisfied, "{text}");
     }
-    let d = eval_with(
-        RouteRule::default(),
-        &user(Amr::Text("pwd,mfax".into())),
-        &lenient,
-    );
+    let d = eval_with(RouteRule::default(), &user(Amr::Text("pwd,mfax".into())), &lenient);
     assert_eq!(d.reason, Reason::MfaRequired(MfaGap::NoMfaMethod));
-    assert_eq!(
-        eval(&user(Amr::Malformed)).reason,
-        Reason::MfaRequired(MfaGap::AmrMalformed)
-    );
+    assert_eq!(eval(&user(Amr::Malformed)).reason, Reason::MfaRequired(MfaGap::AmrMalformed));
 }
 
 #[test]
 fn acrs_prove_mfa_only_when_configured() {
     // Cases 14 and 15.
-    let facts = TokenFacts {
-        version: TokenVersion::V2,
-        acrs: vec!["c1".into()],
-        ..user(Amr::Absent)
-    };
-    let with_c1 = MfaSettings {
-        mfa_acrs: vec!["c1".into()],
-        ..MfaSettings::default()
-    };
-    assert_eq!(
-        eval_with(RouteRule::default(), &facts, &with_c1).reason,
-        Reason::MfaSatisfied
-    );
+    let facts = TokenFacts { version: TokenVersion::V2, acrs: vec!["c1".into()], ..user(Amr::Absent) };
+    let with_c1 = MfaSettings { mfa_acrs: vec!["c1".into()], ..MfaSettings::default() };
+    assert_eq!(eval_with(RouteRule::default(), &facts, &with_c1).reason, Reason::MfaSatisfied);
     assert_eq!(eval(&facts).reason, Reason::MfaRequired(MfaGap::UnknownV2));
-    let c2 = TokenFacts {
-        acrs: vec!["c2".into()],
-        ..facts
-    };
-    assert_eq!(
-        eval_with(RouteRule::default(), &c2, &with_c1).reason,
-        Reason::MfaRequired(MfaGap::UnknownV2)
-    );
+    let c2 = TokenFacts { acrs: vec!["c2".into()], ..facts };
+    assert_eq!(eval_with(RouteRule::default(), &c2, &with_c1).reason, Reason::MfaRequired(MfaGap::UnknownV2));
 }
 
 #[test]
 fn anomalies_are_reported() {
-    let both = TokenFacts {
-        idtyp: Some("app".into()),
-        has_scp: true,
-        ..app_only()
-    };
+    let both = TokenFacts { idtyp: Some("app".into()), has_scp: true, ..app_only() };
     assert_eq!(eval(&both).anomalies, vec![Anomaly::AppTokenWithScopes]);
-    let public = TokenFacts {
-        client_auth: Some("0".into()),
-        ..app_only()
-    };
+    let public = TokenFacts { client_auth: Some("0".into()), ..app_only() };
     assert_eq!(eval(&public).anomalies, vec![Anomaly::AppOnlyPublicClient]);
 }
 
 #[test]
 fn route_rules() {
-    let deny_apps = RouteRule {
-        app_only: AppOnlyAccess::Deny,
-        ..RouteRule::default()
-    };
+    let deny_apps = RouteRule { app_only: AppOnlyAccess::Deny, ..RouteRule::default() };
     // Case 23.
-    assert_eq!(
-        eval_with(deny_apps, &app_only(), &MfaSettings::default()).reason,
-        Reason::AppOnlyDenied
-    );
-    let optional = RouteRule {
-        mfa: MfaRequirement::Optional,
-        ..RouteRule::default()
-    };
+    assert_eq!(eval_with(deny_apps, &app_only(), &MfaSettings::default()).reason, Reason::AppOnlyDenied);
+    let optional = RouteRule { mfa: MfaRequirement::Optional, ..RouteRule::default() };
     let d = eval_with(optional, &user(list(&["pwd"])), &MfaSettings::default());
     assert_eq!((d.reason, d.mfa), (Reason::MfaNotRequired, Some(false)));
-    let report = RouteRule {
-        mode: Mode::ReportOnly,
-        ..RouteRule::default()
-    };
+    let report = RouteRule { mode: Mode::ReportOnly, ..RouteRule::default() };
     let d = eval_with(report, &user(list(&["pwd"])), &MfaSettings::default());
     assert_eq!(d.outcome(), Outcome::Challenge);
     assert!(!d.enforced && d.forwards());
@@ -339,10 +191,7 @@ fn credentials_and_time() {
     assert_eq!((d.reason, d.forwards()), (Reason::NoToken, false));
     let d = evaluate(&rule, Credential::Invalid(InvalidReason::BadSignature), NOW);
     assert_eq!(d.reason.code(), "bad_signature");
-    assert_eq!(
-        evaluate(&rule, Credential::Unverifiable, NOW).reason,
-        Reason::KeysUnavailable
-    );
+    assert_eq!(evaluate(&rule, Credential::Unverifiable, NOW).reason, Reason::KeysUnavailable);
 
     let mfa = MfaSettings::default();
     let at = |expires: u64, nbf: Option<u64>| TokenFacts {
@@ -351,16 +200,7 @@ fn credentials_and_time() {
         ..user(list(&["mfa"]))
     };
     let check = |facts: &TokenFacts| {
-        evaluate(
-            &rule,
-            Credential::Token {
-                facts,
-                mfa: &mfa,
-                leeway_secs: 60,
-            },
-            NOW,
-        )
-        .reason
+        evaluate(&rule, Credential::Token { facts, mfa: &mfa, leeway_secs: 60 }, NOW).reason
     };
     let expired = Reason::InvalidToken(InvalidReason::Expired);
     let early = Reason::InvalidToken(InvalidReason::NotYetValid);
@@ -368,28 +208,16 @@ fn credentials_and_time() {
     assert_eq!(check(&at(NOW.0 - 60, None)), expired);
     assert_eq!(check(&at(NOW.0 - 59, None)), Reason::MfaSatisfied);
     assert_eq!(check(&at(NOW.0 + 100, Some(NOW.0 + 61))), early);
-    assert_eq!(
-        check(&at(NOW.0 + 100, Some(NOW.0 + 60))),
-        Reason::MfaSatisfied
-    );
+    assert_eq!(check(&at(NOW.0 + 100, Some(NOW.0 + 60))), Reason::MfaSatisfied);
 }
 
 #[test]
 fn public_routes_never_refuse_but_name_valid_callers() {
-    let public = RouteRule {
-        auth: AuthRequirement::None,
-        ..RouteRule::default()
-    };
+    let public = RouteRule { auth: AuthRequirement::None, ..RouteRule::default() };
     let d = evaluate(&public, Credential::None, NOW);
-    assert_eq!(
-        (d.reason, d.principal, d.forwards()),
-        (Reason::PublicRoute, Principal::Anonymous, true)
-    );
+    assert_eq!((d.reason, d.principal, d.forwards()), (Reason::PublicRoute, Principal::Anonymous, true));
     let d = eval_with(public, &user(list(&["pwd"])), &MfaSettings::default());
-    assert_eq!(
-        (d.reason, d.principal, d.mfa),
-        (Reason::PublicRoute, Principal::AppUser, Some(false))
-    );
+    assert_eq!((d.reason, d.principal, d.mfa), (Reason::PublicRoute, Principal::AppUser, Some(false)));
     let d = evaluate(&public, Credential::Invalid(InvalidReason::Expired), NOW);
     assert_eq!((d.principal, d.mfa), (Principal::Anonymous, None));
 }
@@ -459,70 +287,38 @@ fn amr_strategy() -> impl Strategy<Value = Amr> {
 fn facts_strategy() -> impl Strategy<Value = TokenFacts> {
     (
         amr_strategy(),
-        prop_oneof![
-            Just(None),
-            Just(Some("app".to_string())),
-            Just(Some("user".to_string()))
-        ],
+        prop_oneof![Just(None), Just(Some("app".to_string())), Just(Some("user".to_string()))],
         any::<bool>(),
         any::<bool>(),
-        prop_oneof![
-            Just(TokenVersion::V1),
-            Just(TokenVersion::V2),
-            Just(TokenVersion::Unversioned)
-        ],
-        proptest::collection::vec(
-            prop_oneof![Just("c1".to_string()), Just("c2".to_string())],
-            0..2,
-        ),
+        prop_oneof![Just(TokenVersion::V1), Just(TokenVersion::V2), Just(TokenVersion::Unversioned)],
+        proptest::collection::vec(prop_oneof![Just("c1".to_string()), Just("c2".to_string())], 0..2),
         0u64..7200,
     )
-        .prop_map(
-            |(amr, idtyp, has_scp, has_roles, version, acrs, exp)| TokenFacts {
-                version,
-                idtyp,
-                has_scp,
-                has_roles,
-                amr,
-                acrs,
-                client_auth: None,
-                expires: UnixTime(NOW.0 - 3600 + exp),
-                not_before: None,
-            },
-        )
+        .prop_map(|(amr, idtyp, has_scp, has_roles, version, acrs, exp)| TokenFacts {
+            version,
+            idtyp,
+            has_scp,
+            has_roles,
+            amr,
+            acrs,
+            client_auth: None,
+            expires: UnixTime(NOW.0 - 3600 + exp),
+            not_before: None,
+        })
 }
 
 fn rule_strategy() -> impl Strategy<Value = RouteRule> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(a, m, o, r)| {
-        RouteRule {
-            auth: if a {
-                AuthRequirement::Required
-            } else {
-                AuthRequirement::None
-            },
-            mfa: if m {
-                MfaRequirement::Required
-            } else {
-                MfaRequirement::Optional
-            },
-            app_only: if o {
-                AppOnlyAccess::Allow
-            } else {
-                AppOnlyAccess::Deny
-            },
-            mode: if r { Mode::Enforce } else { Mode::ReportOnly },
-        }
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(a, m, o, r)| RouteRule {
+        auth: if a { AuthRequirement::Required } else { AuthRequirement::None },
+        mfa: if m { MfaRequirement::Required } else { MfaRequirement::Optional },
+        app_only: if o { AppOnlyAccess::Allow } else { AppOnlyAccess::Deny },
+        mode: if r { Mode::Enforce } else { Mode::ReportOnly },
     })
 }
 
 fn without_mfa(amr: &Amr) -> Amr {
     match amr {
-        Amr::List(v) => Amr::List(
-            v.iter()
-                .filter(|x| *x != "mfa" && *x != "ngcmfa")
-                .cloned()
-                .collect(),
-        ),
+        Amr::List(v) => Amr::List(v.iter().filter(|x| *x != "mfa" && *x != "ngcmfa").cloned().collect()),
         Amr::Text(_) => Amr::Text("pwd".into()),
         other => other.clone(),
     }
