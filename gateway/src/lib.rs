@@ -22,6 +22,7 @@ pub mod respond;
 pub mod routes;
 pub mod saml;
 pub mod server;
+pub mod session;
 pub mod state;
 
 pub use config::{Config, ConfigError};

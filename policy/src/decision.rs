@@ -118,6 +118,8 @@ pub enum MfaGap {
     SamlNoMfa,
     /// A SAML assertion with only `wiaormultiauthn` ("Windows or MFA").
     SamlWiaOrMultiAuthnOnly,
+    /// A browser session whose sign-in did not show MFA.
+    SessionWithoutMfa,
 }
 
 impl MfaGap {
@@ -131,6 +133,7 @@ impl MfaGap {
             MfaGap::UnknownV2 => "mfa_unknown_v2",
             MfaGap::SamlNoMfa => "saml_mfa_missing",
             MfaGap::SamlWiaOrMultiAuthnOnly => "saml_wiaormultiauthn_not_mfa",
+            MfaGap::SessionWithoutMfa => "session_without_mfa",
         }
     }
 }

@@ -1,7 +1,7 @@
 use crate::{
-    AppOnlyAccess, AuthRequirement, Decision, InvalidReason, MfaOutcome, MfaRequirement, MfaSettings, Mode,
-    Principal, Reason, RouteRule, SamlFacts, SamlMfaSettings, TokenFacts, UnixTime, classify, evaluate_mfa,
-    evaluate_saml_mfa,
+    AppOnlyAccess, AuthRequirement, Decision, InvalidReason, MfaGap, MfaOutcome, MfaRequirement, MfaSettings,
+    Mode, Principal, Reason, RouteRule, SamlFacts, SamlMfaSettings, TokenFacts, UnixTime, classify,
+    evaluate_mfa, evaluate_saml_mfa,
 };
 
 /// What the gateway could establish about the request's credential.
@@ -21,6 +21,13 @@ pub enum Credential<'a> {
         mfa: &'a SamlMfaSettings,
         /// Allowed clock skew for `NotBefore`/`NotOnOrAfter`, seconds.
         leeway_secs: u64,
+    },
+    /// A browser session (sealed cookie) from an earlier sign-in.
+    Session {
+        /// Whether the sign-in showed MFA.
+        mfa: bool,
+        /// When the session ends.
+        expires: UnixTime,
     },
     /// A verified JWT, with the settings of the issuer that signed it and its clock leeway.
     Token {
@@ -64,6 +71,21 @@ fn decide(rule: &RouteRule, credential: Credential<'_>, now: UnixTime) -> Decisi
             let (reason, mfa) = user_mfa(evaluate_saml_mfa(facts, mfa), rule.mfa);
             let principal = Principal::User;
             return Decision { reason, enforced: true, principal, mfa, anomalies: Vec::new() };
+        }
+        Credential::Session { mfa, expires } => {
+            if expires <= now {
+                return refuse(Reason::NoToken);
+            }
+            let outcome =
+                if mfa { MfaOutcome::Proven } else { MfaOutcome::NotProven(MfaGap::SessionWithoutMfa) };
+            let (reason, mfa) = user_mfa(outcome, rule.mfa);
+            return Decision {
+                reason,
+                enforced: true,
+                principal: Principal::User,
+                mfa,
+                anomalies: Vec::new(),
+            };
         }
         Credential::Token { facts, mfa, leeway_secs } => (facts, mfa, leeway_secs),
     };

@@ -11,6 +11,7 @@ mod decision;
 mod evaluate;
 mod facts;
 mod mfa;
+mod portal;
 mod principal;
 mod rule;
 mod saml;
@@ -20,6 +21,7 @@ pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason};
 pub use evaluate::{Credential, evaluate};
 pub use facts::{Amr, TokenFacts, TokenVersion};
 pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};
+pub use portal::{Reprompt, reprompt};
 pub use principal::{Principal, classify};
 pub use rule::{AppOnlyAccess, AuthRequirement, MfaRequirement, Mode, RouteRule};
 pub use saml::{

@@ -250,6 +250,7 @@ fn reason_codes_are_unique() {
         MfaGap::UnknownV2,
         MfaGap::SamlNoMfa,
         MfaGap::SamlWiaOrMultiAuthnOnly,
+        MfaGap::SessionWithoutMfa,
     ];
     let mut all: Vec<Reason> = vec![
         Reason::MfaSatisfied,

@@ -1,0 +1,182 @@
+//! Sealed cookies: AES-256-GCM (encrypted and authenticated), no server-side store. The first
+//! configured key seals; every key opens, so keys rotate without signing anyone out. The cookie
+//! name is the associated data: a login-state cookie cannot stand in for a session.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "mfagate_session";
+/// The sign-in state cookie's name (request id, return URL, attempts).
+pub const LOGIN_COOKIE: &str = "mfagate_login";
+
+/// A signed-in browser user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    /// Object id (or NameID).
+    pub sub: String,
+    /// Tenant id.
+    pub tid: Option<String>,
+    /// UPN, for display.
+    pub upn: Option<String>,
+    /// Whether the sign-in showed MFA.
+    pub mfa: bool,
+    /// When the user signed in (Unix seconds).
+    pub auth_time: u64,
+    /// When the session ends (Unix seconds).
+    pub exp: u64,
+    /// The identity provider's configured name.
+    pub idp: String,
+}
+
+/// A sign-in in progress, and the loop guard's memory.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct LoginState {
+    /// The AuthnRequest ID the assertion must answer (InResponseTo).
+    pub request_id: String,
+    /// The RelayState sent with it.
+    pub relay: String,
+    /// Where to go after signing in (a path on this gateway, never another site).
+    pub return_to: String,
+    /// MFA re-prompts in the current window.
+    pub attempts: u32,
+    /// When that window started (Unix seconds).
+    pub window_start: u64,
+    /// When this state stops being accepted (Unix seconds).
+    pub exp: u64,
+}
+
+/// A session key could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("session key {index}: {reason}")]
+pub struct SessionKeyError {
+    index: usize,
+    reason: &'static str,
+}
+
+/// Seals and opens cookies with the configured keys.
+pub struct Sealer {
+    keys: Vec<([u8; 4], LessSafeKey)>,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealer({} keys, <redacted>)", self.keys.len())
+    }
+}
+
+impl Sealer {
+    /// Keys as base64 of 32 random bytes; the first seals.
+    pub fn new(keys: &[String]) -> Result<Sealer, SessionKeyError> {
+        let mut out = Vec::new();
+        for (index, k) in keys.iter().enumerate() {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(k.trim())
+                .map_err(|_| SessionKeyError { index, reason: "not base64" })?;
+            if bytes.len() != 32 {
+                return Err(SessionKeyError { index, reason: "must be 32 bytes (openssl rand -base64 32)" });
+            }
+            let tag = crate::jwt::sha256(&bytes);
+            let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SessionKeyError { index, reason: "rejected" })?;
+            out.push(([tag[0], tag[1], tag[2], tag[3]], LessSafeKey::new(key)));
+        }
+        Ok(Sealer { keys: out, rng: SystemRandom::new() })
+    }
+
+    /// Whether any key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Seals `value` for the cookie `name`.
+    pub fn seal<T: Serialize>(&self, name: &str, value: &T) -> Option<String> {
+        let (tag, key) = self.keys.first()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).ok()?;
+        let mut data = serde_json::to_vec(value).ok()?;
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(name.as_bytes()), &mut data)
+            .ok()?;
+        let mut out = Vec::with_capacity(4 + NONCE_LEN + data.len());
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&data);
+        Some(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Opens a sealed cookie `name`; `None` if it was not sealed by one of our keys for that name.
+    pub fn open<T: DeserializeOwned>(&self, name: &str, sealed: &str) -> Option<T> {
+        let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if raw.len() < 4 + NONCE_LEN + 16 {
+            return None;
+        }
+        let (tag, rest) = raw.split_at(4);
+        let (nonce, data) = rest.split_at(NONCE_LEN);
+        let (_, key) = self.keys.iter().find(|(t, _)| t == tag)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut data = data.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(name.as_bytes()), &mut data).ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly, Path=/, SameSite as given, Secure unless told otherwise.
+pub fn set_cookie(name: &str, value: &str, max_age: u64, same_site: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite={same_site}{secure}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+    fn session() -> Session {
+        Session { sub: "u".into(), tid: None, upn: None, mfa: true, auth_time: 1, exp: 2, idp: "adfs".into() }
+    }
+
+    #[test]
+    fn seal_open_rotate_and_refuse_tampering() {
+        let old = Sealer::new(&[K1.into()]).unwrap();
+        let sealed = old.seal(SESSION_COOKIE, &session()).unwrap();
+        assert_eq!(old.open::<Session>(SESSION_COOKIE, &sealed), Some(session()));
+        // Rotation: a new first key seals, the old one still opens.
+        let rotated = Sealer::new(&[K2.into(), K1.into()]).unwrap();
+        assert_eq!(rotated.open::<Session>(SESSION_COOKIE, &sealed), Some(session()));
+        let fresh = rotated.seal(SESSION_COOKIE, &session()).unwrap();
+        assert_eq!(old.open::<Session>(SESSION_COOKIE, &fresh), None, "the old set does not know the new key");
+        // Another cookie name, or a flipped bit, opens nothing.
+        assert_eq!(old.open::<Session>(LOGIN_COOKIE, &sealed), None);
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert_eq!(old.open::<Session>(SESSION_COOKIE, &URL_SAFE_NO_PAD.encode(bytes)), None);
+        assert!(Sealer::new(&["c2hvcnQ=".into()]).is_err());
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, "a=1; mfagate_session=xyz; b=2".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
+        assert_eq!(cookie(&h, LOGIN_COOKIE), None);
+    }
+}
