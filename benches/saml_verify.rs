@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
             certificates: vec![signer.cert_der().to_vec()],
             mfa: SamlMfaSettings::default(),
             leeway_secs: 60,
+            sso_url: None,
         };
         SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock.clone())
     };

@@ -25,6 +25,7 @@ fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
         certificates: vec![pem_cert("server.pem"), signer("saml-idp").cert_der().to_vec()],
         mfa: SamlMfaSettings::default(),
         leeway_secs: 60,
+        sso_url: None,
     };
     SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock)
 }

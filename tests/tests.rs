@@ -10,5 +10,6 @@ mod binary;
 mod jwt_cases;
 mod keys;
 mod lifecycle;
+mod portal;
 mod proxy;
 mod saml;

@@ -63,6 +63,34 @@ pub struct Config {
     pub saml: SamlSp,
     /// `[[saml_idp]]`: trusted SAML identity providers.
     pub saml_idps: Vec<crate::saml::SamlIdp>,
+    /// `[session]`: browser sessions for portal routes.
+    pub session: SessionConfig,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Base64 AES-256 keys; the first seals, all open.
+    pub keys: Vec<String>,
+    /// Session lifetime.
+    pub lifetime_secs: u64,
+    /// Mark cookies `Secure` (default true; false only for plain-HTTP development).
+    pub secure: bool,
+    /// MFA re-prompts before the 403 page.
+    pub max_sign_in_attempts: u32,
+    /// The window those attempts are counted in.
+    pub attempt_window_secs: u64,
+}
+
+/// Who a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// API clients with bearer tokens (default).
+    #[default]
+    Api,
+    /// Browsers: sign-in redirects and a session cookie (the report's "portal" channel).
+    Portal,
 }
 
 /// `[saml]`.
@@ -74,6 +102,8 @@ pub struct SamlSp {
     pub recipients: Vec<String>,
     /// Largest assertion accepted, bytes.
     pub max_assertion_bytes: usize,
+    /// Our Assertion Consumer Service URL (HTTP-POST binding); its path is served.
+    pub acs_url: Option<Uri>,
 }
 
 /// `[listen]`.
@@ -183,6 +213,10 @@ pub struct RouteConfig {
     pub upstream_timeout: Duration,
     /// Issuers accepted on this route (empty: all).
     pub issuers: Vec<String>,
+    /// `channel`.
+    pub channel: Channel,
+    /// For portal routes: the `[[saml_idp]]` users sign in with.
+    pub login: Option<String>,
 }
 
 impl Config {

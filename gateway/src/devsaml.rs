@@ -170,3 +170,138 @@ impl DevSamlSigner {
         Ok(body.trim().to_owned())
     }
 }
+
+/// When the development IdP reports MFA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevMfa {
+    /// Every sign-in shows `multipleauthn`.
+    Always,
+    /// No sign-in does (the loop guard's case).
+    Never,
+    /// Only when the AuthnRequest asks for it (RequestedAuthnContext multipleauthn).
+    WhenAsked,
+}
+
+struct IdpInner {
+    signer: DevSamlSigner,
+    entity_id: String,
+    mfa: std::sync::Mutex<DevMfa>,
+    sign_ins: std::sync::atomic::AtomicU64,
+    clock: crate::clock::SharedClock,
+}
+
+/// A running development SAML IdP: `GET /sso` (HTTP-Redirect binding) answers with a page that
+/// posts a signed Response to the ACS, as a real IdP's auto-submitting form does.
+#[derive(Clone)]
+pub struct DevSamlIdp {
+    addr: std::net::SocketAddr,
+    inner: std::sync::Arc<IdpInner>,
+}
+
+impl DevSamlIdp {
+    /// Serves on `listener`, signing as `entity_id`.
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        signer: DevSamlSigner,
+        entity_id: &str,
+        clock: crate::clock::SharedClock,
+    ) -> std::io::Result<DevSamlIdp> {
+        use hyper::service::service_fn;
+        let addr = listener.local_addr()?;
+        let inner = std::sync::Arc::new(IdpInner {
+            signer,
+            entity_id: entity_id.to_owned(),
+            mfa: std::sync::Mutex::new(DevMfa::Always),
+            sign_ins: std::sync::atomic::AtomicU64::new(0),
+            clock,
+        });
+        let served = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let inner = served.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| sso(inner.clone(), req));
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                });
+            }
+        });
+        Ok(DevSamlIdp { addr, inner })
+    }
+
+    /// The SSO URL.
+    pub fn sso_url(&self) -> String {
+        format!("http://{}/sso", self.addr)
+    }
+
+    /// Sets when MFA is reported.
+    pub fn set_mfa(&self, mode: DevMfa) {
+        if let Ok(mut m) = self.inner.mfa.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Sign-ins answered so far.
+    pub fn sign_ins(&self) -> u64 {
+        self.inner.sign_ins.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn sso<B>(
+    inner: std::sync::Arc<IdpInner>,
+    req: http::Request<B>,
+) -> Result<http::Response<crate::body::Body>, std::convert::Infallible> {
+    let answer = |status: u16, body: String| {
+        let mut rsp = http::Response::new(crate::body::full(body));
+        *rsp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
+        rsp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html"));
+        Ok(rsp)
+    };
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(request) = get("SAMLRequest").and_then(|r| crate::portal::inflate_base64(&r, 64 * 1024)) else {
+        return answer(400, "no SAMLRequest".into());
+    };
+    let Ok(doc) = roxmltree::Document::parse(&request) else { return answer(400, "bad AuthnRequest".into()) };
+    let root = doc.root_element();
+    let (Some(id), Some(acs)) = (root.attribute("ID"), root.attribute("AssertionConsumerServiceURL")) else {
+        return answer(400, "AuthnRequest without ID or ACS".into());
+    };
+    let sp = root
+        .descendants()
+        .find(|n| n.tag_name().name() == "Issuer")
+        .and_then(|n| n.text())
+        .unwrap_or_default();
+    let asked = root
+        .descendants()
+        .any(|n| n.tag_name().name() == "AuthnContextClassRef" && n.text() == Some(MULTIPLE_AUTHN));
+    let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
+    let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
+    let mut spec = AssertionSpec::new(&inner.entity_id, sp, inner.clock.unix().0);
+    spec.recipient = Some(acs.to_owned());
+    spec.in_response_to = Some(id.to_owned());
+    if !mfa {
+        spec.class_ref = Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".into());
+    }
+    let Ok(assertion) = inner.signer.sign(&spec.to_xml()) else {
+        return answer(500, "signing failed".into());
+    };
+    inner.sign_ins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let response = response_xml(&format!("_resp{}", &spec.id[2..]), &assertion, false).replace(
+        "<samlp:Response ",
+        &format!("<samlp:Response InResponseTo=\"{}\" Destination=\"{}\" ", esc(id), esc(acs)),
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(response);
+    let relay = get("RelayState").unwrap_or_default();
+    answer(
+        200,
+        format!(
+            r#"<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLResponse" value="{b64}"/><input type="hidden" name="RelayState" value="{}"/><noscript><button>Continue</button></noscript></form></body></html>"#,
+            esc(acs),
+            esc(&relay)
+        ),
+    )
+}

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod outbound;
+pub mod portal;
 pub mod proxy;
 pub mod respond;
 pub mod routes;

@@ -3,7 +3,7 @@
 
 use crate::body::Body;
 use crate::clock::rfc3339_millis;
-use crate::config::{OnLogFailure, RouteConfig};
+use crate::config::{Channel, OnLogFailure, RouteConfig};
 use crate::decision_log::DecisionRecord;
 use crate::forward;
 use crate::jwt::{Identity, Verification};
@@ -14,7 +14,7 @@ use crate::state::State;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use mfagate_policy::{Credential, Decision, InvalidReason, Outcome, Principal, evaluate};
+use mfagate_policy::{Credential, Decision, InvalidReason, Outcome, Principal, Reason, UnixTime, evaluate};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +47,10 @@ pub async fn handle(
         principal: Principal::Anonymous.as_str(),
         ..DecisionRecord::default()
     };
+    if let Some(endpoint) = saml_endpoint_of(&state, &req) {
+        return Ok(saml_endpoint(&state, endpoint, req, rec, start).await);
+    }
+    let headers = req.headers();
     let host = crate::routes::request_host(req.uri(), headers);
     let routes = &state.config.routes;
     let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), req.uri().path()) else {
@@ -57,12 +61,26 @@ pub async fn handle(
     rec.route = Some(route.name.clone());
     rec.operation = format!("{} {}", rec.method, route.path_prefix);
 
-    let presented = credential(&state, route, req.headers()).await;
-    let Decided { decision, identity, claims_capable } = decide(&state, route, &presented);
+    let session_identity: Option<Identity>;
+    let presented;
+    let Decided { decision, identity, claims_capable } = if route.channel == Channel::Portal {
+        rec.channel = "portal";
+        let session = crate::portal::session(&state, req.headers());
+        session_identity = session.as_ref().map(crate::portal::identity);
+        let credential = session
+            .as_ref()
+            .map_or(Credential::None, |s| Credential::Session { mfa: s.mfa, expires: UnixTime(s.exp) });
+        let decision = evaluate(&route.rule, credential, state.clock.unix());
+        let identity = session_identity.as_ref().filter(|_| decision.principal != Principal::Anonymous);
+        Decided { decision, identity, claims_capable: false }
+    } else {
+        presented = credential(&state, route, req.headers()).await;
+        decide(&state, route, &presented)
+    };
     fill(&mut rec, &decision, identity);
     let labels = Labels {
         route: Some(index),
-        portal: false,
+        portal: route.channel == Channel::Portal,
         principal: decision.principal,
         mfa: decision.mfa,
         outcome: decision.outcome(),
@@ -70,6 +88,11 @@ pub async fn handle(
 
     if !state.log.is_healthy() && state.config.decision_log.on_failure == OnLogFailure::Closed {
         return Ok(state.refuse_now(rec, Refusal::LogUnavailable, Some(labels), start).await);
+    }
+    if !decision.forwards() && route.channel == Channel::Portal {
+        return Ok(
+            portal_refusal(&state, route, req.headers(), req.uri(), rec, labels, &decision, start).await
+        );
     }
     if !decision.forwards() {
         let refusal =
@@ -375,4 +398,92 @@ pub fn new_request_id() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+#[derive(Clone, Copy)]
+enum SamlEndpoint {
+    Acs,
+    Metadata,
+}
+
+fn saml_endpoint_of(state: &State, req: &Request<Incoming>) -> Option<SamlEndpoint> {
+    let path = req.uri().path();
+    if req.method() == http::Method::POST
+        && state.config.saml.acs_url.as_ref().is_some_and(|u| u.path() == path)
+    {
+        return Some(SamlEndpoint::Acs);
+    }
+    (req.method() == http::Method::GET && path == crate::portal::METADATA_PATH && !state.saml.is_empty())
+        .then_some(SamlEndpoint::Metadata)
+}
+
+/// The SAML service-provider endpoints: the ACS (POST) and the SP metadata (GET).
+async fn saml_endpoint(
+    state: &State,
+    endpoint: SamlEndpoint,
+    req: Request<Incoming>,
+    mut rec: DecisionRecord,
+    start: Instant,
+) -> Response<Body> {
+    let rsp = match endpoint {
+        SamlEndpoint::Acs => crate::portal::acs(state, req, &mut rec).await,
+        SamlEndpoint::Metadata => {
+            rec.operation = format!("GET {}", rec.path);
+            rec.decision = Outcome::Allow.as_str();
+            rec.reason = "public_route";
+            rec.status = 200;
+            crate::portal::metadata(state)
+        }
+    };
+    let labels = Labels {
+        route: None,
+        portal: true,
+        principal: if rec.principal == "user" { Principal::User } else { Principal::Anonymous },
+        mfa: rec.mfa,
+        outcome: if rec.decision == "allow" { Outcome::Allow } else { Outcome::Deny },
+    };
+    let status = rec.status;
+    let mut pending = Pending { state, rec: Some(rec), labels, start };
+    pending.finish(status).await;
+    rsp
+}
+
+/// A browser route's refusal: a 401 for scripts, else a sign-in redirect (asking for MFA when
+/// the session lacks it), or the loop guard's 403 page.
+#[allow(clippy::too_many_arguments)]
+async fn portal_refusal(
+    state: &State,
+    route: &RouteConfig,
+    headers: &HeaderMap,
+    uri: &http::Uri,
+    mut rec: DecisionRecord,
+    labels: Labels,
+    decision: &Decision,
+    start: Instant,
+) -> Response<Body> {
+    if decision.reason == Reason::NoToken {
+        rec.reason = Refusal::SignIn.code();
+    }
+    if crate::portal::wants_api_answer(headers) {
+        let mut pending = Pending { state, rec: Some(rec), labels, start };
+        return pending.refuse(Refusal::LoginRequired).await;
+    }
+    let return_to = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let ask_mfa = matches!(decision.reason, Reason::MfaRequired(_));
+    let (refusal, rsp) = match crate::portal::sign_in(state, route, headers, return_to, ask_mfa) {
+        Some(crate::portal::SignIn::Redirect { location, set_cookie }) => {
+            (Refusal::SignIn, crate::portal::redirect(&location, &[set_cookie]))
+        }
+        Some(crate::portal::SignIn::GiveUp) => {
+            rec.reason = Refusal::MfaLoopGuard.code();
+            (Refusal::MfaLoopGuard, crate::portal::give_up_page(route.login.as_deref().unwrap_or_default()))
+        }
+        None => {
+            let mut pending = Pending { state, rec: Some(rec), labels, start };
+            return pending.refuse(Refusal::LoginRequired).await;
+        }
+    };
+    let mut pending = Pending { state, rec: Some(rec), labels, start };
+    pending.finish(status(&refusal).as_u16()).await;
+    rsp
 }

@@ -62,6 +62,12 @@ pub enum Refusal<'a> {
     UpstreamTimeout,
     /// The decision log cannot be written and the gateway fails closed.
     LogUnavailable,
+    /// A browser is sent to sign in (302; the response is built by `portal`).
+    SignIn,
+    /// The loop guard stopped MFA re-prompts (403 page built by `portal`).
+    MfaLoopGuard,
+    /// A script or API call on a browser route without a usable session: 401, not a redirect.
+    LoginRequired,
 }
 
 impl Refusal<'_> {
@@ -74,6 +80,9 @@ impl Refusal<'_> {
             Refusal::UpstreamFailed => "upstream_error",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::LogUnavailable => "decision_log_unavailable",
+            Refusal::SignIn => "login_required",
+            Refusal::MfaLoopGuard => "mfa_loop_guard",
+            Refusal::LoginRequired => "login_required",
         }
     }
 }
@@ -90,6 +99,9 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::UpstreamFailed => S::BAD_GATEWAY,
             Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
             Refusal::LogUnavailable | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
+            Refusal::SignIn => S::FOUND,
+            Refusal::MfaLoopGuard => S::FORBIDDEN,
+            Refusal::LoginRequired => S::UNAUTHORIZED,
         };
         return (status, None, None);
     };

@@ -46,6 +46,8 @@ pub struct SamlIdp {
     pub mfa: SamlMfaSettings,
     /// Clock skew, seconds.
     pub leeway_secs: u64,
+    /// Single sign-on URL (HTTP-Redirect binding), for browser sign-in.
+    pub sso_url: Option<String>,
 }
 
 impl std::fmt::Debug for SamlIdp {
@@ -145,6 +147,11 @@ impl SamlVerifier {
     /// The IdP at `index`.
     pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
         self.idps.get(index)
+    }
+
+    /// The IdP with this configured name.
+    pub fn idp_named(&self, name: &str) -> Option<&SamlIdp> {
+        self.idps.iter().find(|i| i.name == name)
     }
 
     /// Whether any IdP is configured.

@@ -82,7 +82,8 @@ impl Sealer {
                 return Err(SessionKeyError { index, reason: "must be 32 bytes (openssl rand -base64 32)" });
             }
             let tag = crate::jwt::sha256(&bytes);
-            let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SessionKeyError { index, reason: "rejected" })?;
+            let key = UnboundKey::new(&AES_256_GCM, &bytes)
+                .map_err(|_| SessionKeyError { index, reason: "rejected" })?;
             out.push(([tag[0], tag[1], tag[2], tag[3]], LessSafeKey::new(key)));
         }
         Ok(Sealer { keys: out, rng: SystemRandom::new() })
@@ -99,8 +100,12 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
         let mut data = serde_json::to_vec(value).ok()?;
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(name.as_bytes()), &mut data)
-            .ok()?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(name.as_bytes()),
+            &mut data,
+        )
+        .ok()?;
         let mut out = Vec::with_capacity(4 + NONCE_LEN + data.len());
         out.extend_from_slice(tag);
         out.extend_from_slice(&nonce);
@@ -162,7 +167,11 @@ mod tests {
         let rotated = Sealer::new(&[K2.into(), K1.into()]).unwrap();
         assert_eq!(rotated.open::<Session>(SESSION_COOKIE, &sealed), Some(session()));
         let fresh = rotated.seal(SESSION_COOKIE, &session()).unwrap();
-        assert_eq!(old.open::<Session>(SESSION_COOKIE, &fresh), None, "the old set does not know the new key");
+        assert_eq!(
+            old.open::<Session>(SESSION_COOKIE, &fresh),
+            None,
+            "the old set does not know the new key"
+        );
         // Another cookie name, or a flipped bit, opens nothing.
         assert_eq!(old.open::<Session>(LOGIN_COOKIE, &sealed), None);
         let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();

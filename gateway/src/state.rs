@@ -30,6 +30,9 @@ pub enum StartError {
     /// The listener's certificate or key could not be loaded.
     #[error("cannot load TLS certificate or key: {0}")]
     ServerTls(String),
+    /// A session key is unusable.
+    #[error("{0}")]
+    SessionKeys(#[from] crate::session::SessionKeyError),
     /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -45,6 +48,8 @@ pub struct State {
     pub verifier: Verifier,
     /// SAML assertion verification.
     pub saml: crate::saml::SamlVerifier,
+    /// Session and sign-in cookies.
+    pub sealer: crate::session::Sealer,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -77,7 +82,9 @@ impl State {
             config.saml.max_assertion_bytes,
             clock.clone(),
         );
+        let sealer = crate::session::Sealer::new(&config.session.keys)?;
         let state = State {
+            sealer,
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),

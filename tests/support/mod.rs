@@ -1,6 +1,8 @@
 //! The test harness: starts the servers, sends requests, reads the decision log.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -122,6 +124,7 @@ upstream = "http://127.0.0.1:1"
 pub struct Gateway {
     pub idp: DevIdp,
     pub echo: Echo,
+    pub saml_idp: mfagate::devsaml::DevSamlIdp,
     pub clock: Arc<ManualClock>,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
@@ -203,6 +206,16 @@ impl Builder {
             idp.publish(kids);
         }
         let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let saml_signer = crate::saml::signer("saml-idp");
+        let saml_idp = mfagate::devsaml::DevSamlIdp::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            saml_signer,
+            crate::saml::IDP,
+            clock.clone(),
+        )
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut text = self.config.clone();
         for (from, to) in &self.edit {
@@ -213,10 +226,10 @@ impl Builder {
             .replace("{idp}", idp.base_url())
             .replace("{echo}", &echo.url())
             .replace("{dir}", &dir.path().display().to_string())
-            .replace("{certs}", &certs().display().to_string());
+            .replace("{certs}", &certs().display().to_string())
+            .replace("{gw}", &format!("http://{addr}"))
+            .replace("{saml_sso}", &saml_idp.sso_url());
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -228,6 +241,7 @@ impl Builder {
         let gw = Gateway {
             idp,
             echo,
+            saml_idp,
             clock,
             addr,
             admin: admin_addr,

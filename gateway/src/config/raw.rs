@@ -58,13 +58,43 @@ pub struct RawConfig {
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
     saml: Option<RawSaml>,
+    session: Option<RawSession>,
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawSession {
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default = "default_session_lifetime")]
+    lifetime_secs: u64,
+    #[serde(default = "default_true")]
+    secure: bool,
+    #[serde(default = "default_attempts")]
+    max_sign_in_attempts: u32,
+    #[serde(default = "default_attempt_window")]
+    attempt_window_secs: u64,
+}
+
+fn default_session_lifetime() -> u64 {
+    8 * 3600
+}
+fn default_true() -> bool {
+    true
+}
+fn default_attempts() -> u32 {
+    2
+}
+fn default_attempt_window() -> u64 {
+    600
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSaml {
+    acs_url: Option<String>,
     entity_id: String,
     #[serde(default)]
     recipients: Vec<String>,
@@ -100,6 +130,7 @@ struct RawSamlIdp {
     accept_wiaormultiauthn: bool,
     #[serde(default)]
     mfa_class_refs: Vec<String>,
+    sso_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +252,9 @@ struct RawRoute {
     timeout_secs: u64,
     #[serde(default)]
     issuers: Vec<String>,
+    #[serde(default)]
+    channel: Channel,
+    login: Option<String>,
 }
 
 /// Problems found so far, each with its key path.
@@ -310,13 +344,34 @@ impl RawConfig {
                 if s.entity_id.trim().is_empty() {
                     p.add("saml.entity_id", "must not be empty");
                 }
+                let acs_url = s.acs_url.map(|u| parse_url(&mut p, "saml.acs_url", &u));
+                let mut recipients = s.recipients;
+                recipients.extend(acs_url.iter().map(|u| u.to_string()));
                 SamlSp {
                     entity_id: s.entity_id,
-                    recipients: s.recipients,
+                    recipients,
                     max_assertion_bytes: s.max_assertion_bytes,
+                    acs_url,
                 }
             }
             None => SamlSp { max_assertion_bytes: default_max_assertion(), ..SamlSp::default() },
+        };
+        let raw_session = self.session.unwrap_or(RawSession {
+            keys: Vec::new(),
+            lifetime_secs: default_session_lifetime(),
+            secure: true,
+            max_sign_in_attempts: default_attempts(),
+            attempt_window_secs: default_attempt_window(),
+        });
+        if let Err(e) = crate::session::Sealer::new(&raw_session.keys) {
+            p.add("session.keys", e);
+        }
+        let session = SessionConfig {
+            keys: raw_session.keys,
+            lifetime_secs: raw_session.lifetime_secs,
+            secure: raw_session.secure,
+            max_sign_in_attempts: raw_session.max_sign_in_attempts.max(1),
+            attempt_window_secs: raw_session.attempt_window_secs,
         };
         let saml_idps: Vec<crate::saml::SamlIdp> =
             self.saml_idps.into_iter().enumerate().map(|(i, raw)| saml_idp(&mut p, i, raw, base)).collect();
@@ -338,13 +393,34 @@ impl RawConfig {
                 p.add(format!("route[{i}].name"), format!("duplicate name {:?}", r.name));
             }
         }
+        for (i, r) in routes.iter().enumerate().filter(|(_, r)| r.channel == Channel::Portal) {
+            match &r.login {
+                None => {
+                    p.add(format!("route[{i}].login"), "a portal route needs login = \"<saml_idp name>\"")
+                }
+                Some(name) => match saml_idps.iter().find(|s| &s.name == name) {
+                    None => p.add(format!("route[{i}].login"), format!("no saml_idp named {name:?}")),
+                    Some(idp) if idp.sso_url.is_none() => p.add(
+                        format!("route[{i}].login"),
+                        format!("saml_idp {name:?} has no sso_url (or metadata)"),
+                    ),
+                    Some(_) => {}
+                },
+            }
+            if session.keys.is_empty() {
+                p.add("session.keys", "portal routes need at least one session key");
+            }
+            if saml.acs_url.is_none() {
+                p.add("saml.acs_url", "portal routes need the ACS URL");
+            }
+        }
         if routes.iter().any(|r| r.rule.auth == AuthRequirement::Required) && names.is_empty() {
             p.add("issuer", "a route requires auth but no issuer or saml_idp is configured");
         }
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
-        Ok(Config { listen, admin, decision_log, outbound, issuers, routes, saml, saml_idps })
+        Ok(Config { listen, admin, decision_log, outbound, issuers, routes, saml, saml_idps, session })
     }
 }
 
@@ -459,6 +535,8 @@ fn route(
         strip_authorization: raw.strip_authorization,
         upstream_timeout: Duration::from_secs(raw.timeout_secs.max(1)),
         issuers: raw.issuers,
+        channel: raw.channel,
+        login: raw.login,
     }
 }
 
@@ -468,6 +546,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
     let at = |field: &str| format!("saml_idp[{i}].{field}");
     let mut certificates = Vec::new();
     let mut entity_id = raw.entity_id.clone();
+    let mut sso_from_metadata = None;
     if let Some(file) = &raw.metadata {
         match crate::saml::metadata::read(&base.join(file)) {
             Ok(meta) => {
@@ -475,6 +554,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
                     p.add(at("entity_id"), format!("differs from the metadata's {:?}", meta.entity_id));
                 }
                 entity_id = Some(meta.entity_id);
+                sso_from_metadata = meta.sso_redirect_url;
                 certificates.extend(meta.signing_certificates);
             }
             Err(e) => p.add(at("metadata"), e),
@@ -519,5 +599,13 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
     if raw.leeway_secs > 300 {
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
-    crate::saml::SamlIdp { name: raw.name, entity_id, certificates, mfa, leeway_secs: raw.leeway_secs }
+    let sso_url = raw.sso_url.map(|u| parse_url(p, &at("sso_url"), &u).to_string()).or(sso_from_metadata);
+    crate::saml::SamlIdp {
+        name: raw.name,
+        entity_id,
+        certificates,
+        mfa,
+        leeway_secs: raw.leeway_secs,
+        sso_url,
+    }
 }

@@ -1,0 +1,317 @@
+//! Browser routes (the report's "portal" channel): SAML SP-initiated sign-in over the
+//! HTTP-Redirect binding, the ACS (HTTP-POST binding), a sealed session cookie, MFA re-prompts
+//! with a loop guard, and the SP metadata.
+
+use crate::body::{Body, full};
+use crate::clock::rfc3339_millis;
+use crate::config::RouteConfig;
+use crate::decision_log::DecisionRecord;
+use crate::jwt::Identity;
+use crate::saml::{NS_ASSERTION, NS_PROTOCOL, Use};
+use crate::session::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session, cookie, set_cookie};
+use crate::state::State;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use mfagate_policy::{MULTIPLE_AUTHN, MfaOutcome, Reprompt, UnixTime, evaluate_saml_mfa, reprompt};
+use std::io::Write;
+
+/// Path of the SP metadata document.
+pub const METADATA_PATH: &str = "/_mfagate/saml/metadata";
+/// How long a sign-in may take before its state expires.
+const LOGIN_STATE_SECS: u64 = 600;
+
+/// The session a browser request carries, if any (expired sessions are the policy's to judge).
+pub fn session(state: &State, headers: &HeaderMap) -> Option<Session> {
+    state.sealer.open(SESSION_COOKIE, cookie(headers, SESSION_COOKIE)?)
+}
+
+/// Who a session names, for identity headers and the decision log.
+pub fn identity(s: &Session) -> Identity {
+    Identity {
+        issuer: s.idp.clone(),
+        tenant_id: s.tid.clone(),
+        object_id: Some(s.sub.clone()),
+        upn: s.upn.clone(),
+        app_id: None,
+        amr: Vec::new(),
+    }
+}
+
+/// Whether a request wants data rather than a page: it gets a 401, not a redirect.
+pub fn wants_api_answer(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    headers.get("x-requested-with").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"))
+        || (accept.contains("application/json") && !accept.contains("text/html"))
+}
+
+/// What to answer a browser that must (re)authenticate.
+pub enum SignIn {
+    /// 302 to the IdP; the Set-Cookie carries the sign-in state.
+    Redirect {
+        /// The IdP URL with the AuthnRequest.
+        location: String,
+        /// The sealed sign-in state.
+        set_cookie: String,
+    },
+    /// The loop guard stopped re-prompting.
+    GiveUp,
+}
+
+/// Starts a sign-in at the route's IdP. `ask_mfa` asks for `multipleauthn` with ForceAuthn, and
+/// counts an attempt for the loop guard.
+pub fn sign_in(
+    state: &State,
+    route: &RouteConfig,
+    headers: &HeaderMap,
+    return_to: &str,
+    ask_mfa: bool,
+) -> Option<SignIn> {
+    let idp = state.saml.idp_named(route.login.as_deref()?)?;
+    let sso = idp.sso_url.as_deref()?;
+    let now = state.clock.unix();
+    let previous: LoginState =
+        cookie(headers, LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c)).unwrap_or_default();
+    let cfg = &state.config.session;
+    let (attempts, window_start) = if ask_mfa {
+        match reprompt(
+            previous.attempts,
+            UnixTime(previous.window_start),
+            cfg.max_sign_in_attempts,
+            cfg.attempt_window_secs,
+            now,
+        ) {
+            Reprompt::GiveUp => return Some(SignIn::GiveUp),
+            Reprompt::SignInAgain { attempts, window_start } => (attempts, window_start.0),
+        }
+    } else {
+        (previous.attempts, previous.window_start)
+    };
+    let request_id = format!("_r{}", crate::proxy::new_request_id().replace('-', ""));
+    let relay = crate::proxy::new_request_id();
+    let login = LoginState {
+        request_id: request_id.clone(),
+        relay: relay.clone(),
+        return_to: return_to.to_owned(),
+        attempts,
+        window_start,
+        exp: now.0 + LOGIN_STATE_SECS,
+    };
+    let sealed = state.sealer.seal(LOGIN_COOKIE, &login)?;
+    let acs = state.config.saml.acs_url.as_ref()?.to_string();
+    let request = authn_request(&request_id, &state.config.saml.entity_id, sso, &acs, now.0, ask_mfa);
+    let encoded = deflate_base64(&request)?;
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &encoded)
+        .append_pair("RelayState", &relay)
+        .finish();
+    let sep = if sso.contains('?') { '&' } else { '?' };
+    // The IdP posts back cross-site: the state cookie must be SameSite=None (and so Secure).
+    let set_cookie = set_cookie(LOGIN_COOKIE, &sealed, LOGIN_STATE_SECS, "None", state.config.session.secure);
+    Some(SignIn::Redirect { location: format!("{sso}{sep}{query}"), set_cookie })
+}
+
+fn authn_request(id: &str, sp: &str, destination: &str, acs: &str, now: u64, ask_mfa: bool) -> String {
+    let (force, context) = if ask_mfa {
+        (
+            r#" ForceAuthn="true""#,
+            format!(
+                r#"<samlp:RequestedAuthnContext Comparison="exact"><saml:AuthnContextClassRef>{MULTIPLE_AUTHN}</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>"#
+            ),
+        )
+    } else {
+        ("", String::new())
+    };
+    format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="{NS_PROTOCOL}" xmlns:saml="{NS_ASSERTION}" ID="{id}" Version="2.0" IssueInstant="{instant}" Destination="{destination}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"{force}><saml:Issuer>{sp}</saml:Issuer>{context}</samlp:AuthnRequest>"#,
+        instant = rfc3339_millis(now * 1000),
+        destination = escape(destination),
+        acs = escape(acs),
+        sp = escape(sp),
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// DEFLATE then base64: the HTTP-Redirect binding's encoding.
+pub fn deflate_base64(xml: &str) -> Option<String> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(xml.as_bytes()).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(enc.finish().ok()?))
+}
+
+/// base64 then INFLATE, bounded: a deflate bomb stops at `limit` bytes.
+pub fn inflate_base64(encoded: &str, limit: u64) -> Option<String> {
+    use std::io::Read;
+    let raw = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let mut out = String::new();
+    flate2::read::DeflateDecoder::new(raw.as_slice()).take(limit + 1).read_to_string(&mut out).ok()?;
+    (out.len() as u64 <= limit).then_some(out)
+}
+
+/// The 403 page the loop guard shows.
+pub fn give_up_page(idp: &str) -> Response<Body> {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Multi-factor authentication required</title></head>\
+         <body><h1>Multi-factor authentication required</h1>\
+         <p>This application requires multi-factor authentication (MFA). You signed in, but your identity provider \
+         (<code>{}</code>) did not report MFA, even after we asked for it.</p>\
+         <p>Ask your administrator to require MFA for this application at the identity provider, and to send the claim \
+         <code>http://schemas.microsoft.com/claims/multipleauthn</code> (AuthnContextClassRef or the \
+         <code>authnmethodsreferences</code> attribute).</p></body></html>",
+        escape(idp)
+    );
+    html_response(StatusCode::FORBIDDEN, html)
+}
+
+fn html_response(status: StatusCode, html: String) -> Response<Body> {
+    let mut rsp = Response::new(full(html));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    rsp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    rsp
+}
+
+/// A 302 with cookies.
+pub fn redirect(location: &str, cookies: &[String]) -> Response<Body> {
+    let mut rsp = Response::new(crate::body::empty());
+    *rsp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        rsp.headers_mut().insert(header::LOCATION, v);
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            rsp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    rsp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    rsp
+}
+
+/// The ACS: verifies the posted Response against the sign-in we started, then sets the session.
+pub async fn acs(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    rec: &mut DecisionRecord,
+) -> Response<Body> {
+    rec.channel = "portal";
+    rec.operation = format!("POST {}", rec.path);
+    let login: Option<LoginState> =
+        cookie(req.headers(), LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c));
+    let limit = state.config.saml.max_assertion_bytes * 2 + 4096;
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return acs_failure(rec, "saml_response_too_large"),
+    };
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let now = state.clock.unix();
+    let Some(login) = login.filter(|l| l.exp > now.0 && Some(l.relay.as_str()) == field("RelayState")) else {
+        // IdP-initiated sign-in and stale or foreign state are refused: InResponseTo cannot be checked.
+        return acs_failure(rec, "sign_in_state_invalid");
+    };
+    let Some(response) = field("SAMLResponse") else { return acs_failure(rec, "saml_response_missing") };
+    let verified = match state.saml.verify_base64(response, Use::Acs) {
+        Ok(v) => v,
+        Err(why) => return acs_failure(rec, why.code()),
+    };
+    if verified.in_response_to.as_deref() != Some(login.request_id.as_str()) {
+        return acs_failure(rec, "in_response_to_mismatch");
+    }
+    let Some(idp) = state.saml.idp(verified.idp_index) else { return acs_failure(rec, "unknown_issuer") };
+    if verified.facts.expires.plus(idp.leeway_secs) <= now
+        || verified.facts.not_before.is_some_and(|nbf| nbf > now.plus(idp.leeway_secs))
+    {
+        return acs_failure(rec, "token_expired");
+    }
+    let mfa = evaluate_saml_mfa(&verified.facts, &idp.mfa) == MfaOutcome::Proven;
+    let id = &verified.identity;
+    let session = Session {
+        sub: id.object_id.clone().or_else(|| id.upn.clone()).unwrap_or_default(),
+        tid: id.tenant_id.clone(),
+        upn: id.upn.clone(),
+        mfa,
+        auth_time: now.0,
+        exp: now.0 + state.config.session.lifetime_secs,
+        idp: idp.name.clone(),
+    };
+    let secure = state.config.session.secure;
+    let Some(sealed) = state.sealer.seal(SESSION_COOKIE, &session) else {
+        return acs_failure(rec, "session_seal_failed");
+    };
+    // Keep the loop guard's count, forget the answered request.
+    let after = LoginState { request_id: String::new(), relay: String::new(), ..login.clone() };
+    let mut cookies =
+        vec![set_cookie(SESSION_COOKIE, &sealed, state.config.session.lifetime_secs, "Lax", secure)];
+    if let Some(l) = state.sealer.seal(LOGIN_COOKIE, &after) {
+        cookies.push(set_cookie(LOGIN_COOKIE, &l, state.config.session.attempt_window_secs, "None", secure));
+    }
+    rec.principal = "user";
+    rec.mfa = Some(mfa);
+    rec.decision = "allow";
+    rec.enforced = true;
+    rec.reason = "signed_in";
+    rec.issuer = Some(idp.name.clone());
+    rec.tenant_id = id.tenant_id.clone();
+    rec.object_id = Some(session.sub.clone());
+    rec.upn = id.upn.clone();
+    rec.status = 302;
+    redirect(safe_return(&login.return_to), &cookies)
+}
+
+/// Only a path on this gateway: never an open redirect.
+fn safe_return(to: &str) -> &str {
+    if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') { to } else { "/" }
+}
+
+fn acs_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<Body> {
+    rec.decision = "deny";
+    rec.enforced = true;
+    rec.reason = reason;
+    rec.status = 403;
+    html_response(
+        StatusCode::FORBIDDEN,
+        format!(
+            "<!doctype html><html><body><h1>Sign-in failed</h1><p>Reason: <code>{reason}</code>. Start again from the application.</p></body></html>"
+        ),
+    )
+}
+
+/// The SP metadata: our entity id and ACS (HTTP-POST), wanting signed assertions.
+pub fn metadata(state: &State) -> Response<Body> {
+    let saml = &state.config.saml;
+    let acs = saml.acs_url.as_ref().map(|u| u.to_string()).unwrap_or_default();
+    let xml = format!(
+        r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+        escape(&saml.entity_id),
+        escape(&acs)
+    );
+    let mut rsp = Response::new(full(xml));
+    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
+    rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_binding_round_trips_and_bombs_stop() {
+        let xml = authn_request("_r1", "sp", "https://idp/sso", "https://gw/acs", 0, true);
+        assert!(xml.contains(r#"ForceAuthn="true""#) && xml.contains(MULTIPLE_AUTHN));
+        let enc = deflate_base64(&xml).unwrap();
+        assert_eq!(inflate_base64(&enc, 64 * 1024).as_deref(), Some(xml.as_str()));
+        let bomb = deflate_base64(&"a".repeat(10 * 1024 * 1024)).unwrap();
+        assert_eq!(inflate_base64(&bomb, 64 * 1024), None);
+    }
+
+    #[test]
+    fn return_urls_stay_on_this_site() {
+        assert_eq!(safe_return("/app/x?y=1"), "/app/x?y=1");
+        for evil in ["//evil.test/x", "https://evil.test/", "/\\evil.test", "javascript:alert(1)"] {
+            assert_eq!(safe_return(evil), "/", "{evil}");
+        }
+    }
+}

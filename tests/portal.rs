@@ -1,0 +1,155 @@
+//! Browser routes: SAML sign-in, the session, MFA re-prompts, the loop guard.
+
+use crate::support::browser::Browser;
+use crate::support::*;
+use http::StatusCode;
+use mfagate::devsaml::DevMfa;
+
+const PORTAL: &str = r#"
+[session]
+keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+secure = false
+
+[[route]]
+name = "portal"
+path_prefix = "/app/"
+upstream = "{echo}"
+channel = "portal"
+login = "adfs"
+"#;
+
+async fn portal() -> Gateway {
+    gateway()
+        .replace(
+            "entity_id = \"https://gateway.contoso.test/saml\"",
+            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
+        )
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]",
+            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
+        )
+        .append(PORTAL)
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn sign_in_with_mfa_then_browse() {
+    let mut g = portal().await;
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/app/reports?month=11", g.addr)).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", b.trail);
+    let seen: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(seen["path"], "/app/reports");
+    assert_eq!(seen["query"], "month=11", "back where the user started");
+    assert_eq!(seen["headers"]["x-auth-principal"], "user");
+    assert_eq!(seen["headers"]["x-auth-mfa"], "true");
+    assert_eq!(seen["headers"]["x-auth-upn"], "adele@contoso.test");
+    assert!(b.cookies.contains_key("mfagate_session"));
+    // The session carries on without the IdP.
+    assert_eq!(b.open(&format!("http://{}/app/other", g.addr)).await.status, StatusCode::OK);
+    assert_eq!(g.saml_idp.sign_ins(), 1);
+    let log = g.stop().await;
+    let rows: Vec<_> = log
+        .iter()
+        .map(|r| {
+            (r["channel"].as_str().unwrap(), r["reason"].as_str().unwrap(), r["status"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("portal", "login_required", 302),
+            ("portal", "signed_in", 302),
+            ("portal", "mfa_satisfied", 200),
+            ("portal", "mfa_satisfied", 200)
+        ]
+    );
+    assert_eq!((log[2]["principal"].as_str(), log[2]["mfa"].as_bool()), (Some("user"), Some(true)));
+}
+
+#[tokio::test]
+async fn a_user_without_mfa_is_sent_back_to_sign_in_with_mfa() {
+    let mut g = portal().await;
+    g.saml_idp.set_mfa(DevMfa::WhenAsked);
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/app/x", g.addr)).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", b.trail);
+    assert_eq!(g.saml_idp.sign_ins(), 2, "first without MFA, then asked for it");
+    let log = g.stop().await;
+    let rows: Vec<_> = log.iter().map(|r| (r["reason"].as_str().unwrap(), r["mfa"].clone())).collect();
+    assert_eq!(
+        rows[2],
+        ("session_without_mfa", serde_json::json!(false)),
+        "counted as a non-MFA portal operation"
+    );
+    assert_eq!(rows.last().unwrap(), &("mfa_satisfied", serde_json::json!(true)));
+}
+
+#[tokio::test]
+async fn the_loop_guard_stops_with_a_page_that_says_why() {
+    let mut g = portal().await;
+    g.saml_idp.set_mfa(DevMfa::Never);
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/app/x", g.addr)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{:?}", b.trail);
+    assert!(page.body.contains("multipleauthn") && page.body.contains("administrator"), "{}", page.body);
+    assert_eq!(g.saml_idp.sign_ins(), 3, "one sign-in, then two MFA re-prompts");
+    assert_eq!(g.echo.hits(), 0);
+    let log = g.stop().await;
+    assert_eq!(log.last().unwrap()["reason"], "mfa_loop_guard");
+}
+
+#[tokio::test]
+async fn scripts_get_401_and_forged_or_replayed_posts_are_refused() {
+    let g = portal().await;
+    let mut b = Browser::new();
+    let r = b.fetch_json(&format!("http://{}/app/api/data", g.addr)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get("location").is_none());
+    // A tampered session cookie is no session.
+    b.cookies.insert("mfagate_session".into(), "AAAA".into());
+    assert_eq!(
+        b.fetch_json(&format!("http://{}/app/api/data", g.addr)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    b.cookies.clear();
+    // The SP metadata names our entity id and ACS.
+    let meta = b.fetch_json(&format!("http://{}/_mfagate/saml/metadata", g.addr)).await;
+    assert!(
+        meta.body.contains("entityID=\"https://gateway.contoso.test/saml\"")
+            && meta.body.contains("/saml/acs"),
+        "{}",
+        meta.body
+    );
+    // An ACS post without our sign-in state (IdP-initiated or forged) is refused.
+    let forged =
+        b.post_form(&format!("http://{}/saml/acs", g.addr), "SAMLResponse=PHg%2B&RelayState=x".into()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A real post is accepted once; replayed under a fresh sign-in state it is refused.
+    let acs = format!("http://{}/saml/acs", g.addr);
+    let form = |response: &str, relay: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("SAMLResponse", response)
+            .append_pair("RelayState", relay)
+            .finish()
+    };
+    let mut user = Browser::new();
+    let to_idp = user.get(&format!("http://{}/app/x", g.addr)).await;
+    let idp_page = user.get(to_idp.headers["location"].to_str().unwrap()).await;
+    let (response, relay) = Browser::form_fields(&idp_page);
+    assert_eq!(user.post_form(&acs, form(&response, &relay)).await.status, StatusCode::FOUND);
+    let again = user.get(&format!("http://{}/app/y", g.addr)).await;
+    assert_eq!(again.status, StatusCode::OK, "signed in");
+    let mut attacker = Browser::new();
+    let fresh = attacker.get(&format!("http://{}/app/z", g.addr)).await;
+    let fresh_relay = form_urlencoded::parse(
+        fresh.headers["location"].to_str().unwrap().split_once('?').unwrap().1.as_bytes(),
+    )
+    .find(|(k, _)| k == "RelayState")
+    .map(|(_, v)| v.into_owned())
+    .unwrap();
+    let replay = attacker.post_form(&acs, form(&response, &fresh_relay)).await;
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    assert!(replay.body.contains("assertion_replayed"), "{}", replay.body);
+}
