@@ -3,7 +3,7 @@
 use crate::support::browser::Browser;
 use crate::support::*;
 use http::StatusCode;
-use mfagate::devsaml::DevMfa;
+use mfagate::devidp::DevMfa;
 
 const PORTAL: &str = r#"
 [session]
@@ -152,4 +152,89 @@ async fn scripts_get_401_and_forged_or_replayed_posts_are_refused() {
     let replay = attacker.post_form(&acs, form(&response, &fresh_relay)).await;
     assert_eq!(replay.status, StatusCode::FORBIDDEN);
     assert!(replay.body.contains("assertion_replayed"), "{}", replay.body);
+}
+
+const OIDC_PORTAL: &str = r#"
+[oidc]
+callback_url = "{gw}/oidc/callback"
+
+[session]
+keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+secure = false
+
+[[route]]
+name = "oidc-portal"
+path_prefix = "/web/"
+upstream = "{echo}"
+channel = "portal"
+login = "dev"
+"#;
+
+async fn oidc_portal() -> Gateway {
+    gateway()
+        .replace(
+            "leeway_secs = 60\n",
+            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
+        )
+        .append(OIDC_PORTAL)
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn oidc_sign_in_with_pkce_then_browse() {
+    let mut g = oidc_portal().await;
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/web/home", g.addr)).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", b.trail);
+    let seen: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(
+        (seen["path"].as_str(), seen["headers"]["x-auth-mfa"].as_str()),
+        (Some("/web/home"), Some("true"))
+    );
+    assert_eq!(seen["headers"]["x-auth-principal"], "user");
+    let authorize = &b.trail[1].1;
+    for part in ["code_challenge_method=S256", "nonce=", "state=", "client_id=mfagate-web"] {
+        assert!(authorize.contains(part), "{authorize}");
+    }
+    assert!(!authorize.contains("amr_values"), "the first sign-in does not force MFA");
+    let log = g.stop().await;
+    let rows: Vec<_> = log.iter().map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(rows, ["login_required", "signed_in", "mfa_satisfied"]);
+    assert_eq!(log[1]["issuer"], "dev");
+}
+
+#[tokio::test]
+async fn oidc_reprompts_with_amr_values_and_the_loop_guard_holds() {
+    let g = oidc_portal().await;
+    g.idp.set_mfa(DevMfa::WhenAsked);
+    let mut b = Browser::new();
+    assert_eq!(b.open(&format!("http://{}/web/x", g.addr)).await.status, StatusCode::OK, "{:?}", b.trail);
+    assert_eq!(g.idp.sign_ins(), 2);
+    assert!(
+        b.trail.iter().any(|(_, u)| u.contains("amr_values=mfa") && u.contains("prompt=login")),
+        "{:?}",
+        b.trail
+    );
+
+    g.idp.set_mfa(DevMfa::Never);
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/web/x", g.addr)).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(g.idp.sign_ins(), 2 + 3);
+}
+
+#[tokio::test]
+async fn oidc_callbacks_need_our_state_and_a_fresh_code() {
+    let g = oidc_portal().await;
+    let mut b = Browser::new();
+    let to_idp = b.get(&format!("http://{}/web/x", g.addr)).await;
+    let back = b.get(to_idp.headers["location"].to_str().unwrap()).await;
+    let callback = back.headers["location"].to_str().unwrap().to_owned();
+    let forged = callback.replace("state=", "state=forged");
+    assert_eq!(b.get(&forged).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get(&callback).await.status, StatusCode::FOUND);
+    // The same callback again is refused: its sign-in state was used up (codes are single-use too).
+    let again = b.get(&callback).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
 }

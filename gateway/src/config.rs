@@ -65,6 +65,8 @@ pub struct Config {
     pub saml_idps: Vec<crate::saml::SamlIdp>,
     /// `[session]`: browser sessions for portal routes.
     pub session: SessionConfig,
+    /// `[oidc] callback_url`: where issuers send browsers back with a code; its path is served.
+    pub oidc_callback: Option<Uri>,
 }
 
 /// `[session]`.
@@ -179,6 +181,32 @@ pub struct IssuerConfig {
     pub min_refetch_interval: Duration,
     /// `refresh_interval_secs`: the scheduled refresh, within Cache-Control bounds.
     pub refresh_interval: Duration,
+    /// For browser sign-in with this issuer (OIDC authorization code flow with PKCE).
+    pub client: Option<OidcClient>,
+}
+
+/// This gateway as an OIDC confidential client of an issuer.
+#[derive(Clone)]
+pub struct OidcClient {
+    /// `client_id` (the ID token's audience).
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: String,
+    /// `authorization_endpoint`, if not taken from discovery.
+    pub authorization_endpoint: Option<String>,
+    /// `token_endpoint`, if not taken from discovery.
+    pub token_endpoint: Option<String>,
+    /// Ask for MFA with `amr_values=mfa` (Entra v1 endpoints); otherwise only `prompt=login`.
+    pub amr_values: bool,
+}
+
+impl std::fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Where an issuer's keys come from.
@@ -215,7 +243,7 @@ pub struct RouteConfig {
     pub issuers: Vec<String>,
     /// `channel`.
     pub channel: Channel,
-    /// For portal routes: the `[[saml_idp]]` users sign in with.
+    /// For portal routes: the `[[saml_idp]]` or `[[issuer]]` (with a client) users sign in with.
     pub login: Option<String>,
 }
 

@@ -117,8 +117,31 @@ impl Default for TokenRequest {
     }
 }
 
+/// When the development identity provider reports MFA at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevMfa {
+    /// Every sign-in shows MFA.
+    Always,
+    /// No sign-in does (the loop guard's case).
+    Never,
+    /// Only when the request asks for it (SAML `multipleauthn`, OIDC `amr_values=mfa`).
+    WhenAsked,
+}
+
+/// An authorization code waiting to be exchanged.
+struct PendingCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: String,
+    mfa: bool,
+}
+
 struct Inner {
     base: String,
+    mfa: Mutex<DevMfa>,
+    codes: Mutex<std::collections::HashMap<String, PendingCode>>,
+    sign_ins: AtomicU64,
     keys: Vec<Arc<DevKey>>,
     published: Mutex<Vec<String>>,
     signing: Mutex<String>,
@@ -145,6 +168,9 @@ impl DevIdp {
             published: Mutex::new(kids),
             keys: keys.into_iter().map(Arc::new).collect(),
             available: AtomicBool::new(true),
+            mfa: Mutex::new(DevMfa::Always),
+            codes: Mutex::new(std::collections::HashMap::new()),
+            sign_ins: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
             clock,
         });
@@ -203,6 +229,18 @@ impl DevIdp {
     /// Makes discovery and the JWKS answer 503 (false) or work again (true).
     pub fn set_available(&self, up: bool) {
         self.inner.available.store(up, Ordering::SeqCst);
+    }
+
+    /// Sets when browser sign-ins report MFA.
+    pub fn set_mfa(&self, mode: DevMfa) {
+        if let Ok(mut m) = self.inner.mfa.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Browser sign-ins (authorization requests) answered so far.
+    pub fn sign_ins(&self) -> u64 {
+        self.inner.sign_ins.load(Ordering::SeqCst)
     }
 
     /// How many times the JWKS was served.
@@ -272,7 +310,10 @@ fn json_response(status: StatusCode, body: &Value, extra: Option<(&'static str, 
     rsp
 }
 
-async fn respond<B>(inner: Arc<Inner>, req: Request<B>) -> Result<Response<Body>, std::convert::Infallible> {
+async fn respond(
+    inner: Arc<Inner>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let up = inner.available.load(Ordering::SeqCst);
     let unavailable =
         || json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "unavailable"}), None);
@@ -283,6 +324,7 @@ async fn respond<B>(inner: Arc<Inner>, req: Request<B>) -> Result<Response<Body>
                 "issuer": format!("{}/{{tenantid}}/", inner.base),
                 "jwks_uri": format!("{}/keys", inner.base),
                 "token_endpoint": format!("{}/token", inner.base),
+                "authorization_endpoint": format!("{}/authorize", inner.base),
                 "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             }),
             None,
@@ -294,6 +336,12 @@ async fn respond<B>(inner: Arc<Inner>, req: Request<B>) -> Result<Response<Body>
                 inner.keys.iter().filter(|k| published.contains(&k.kid)).map(|k| k.jwk.clone()).collect();
             let set = serde_json::to_value(JwkSet { keys }).unwrap_or(Value::Null);
             json_response(StatusCode::OK, &set, Some(("cache-control", "public, max-age=3600".into())))
+        }
+        "/authorize" => authorize(&inner, req.uri().query().unwrap_or_default()),
+        "/token" if req.method() == http::Method::POST => {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            code_grant(&inner, &body)
         }
         "/token" => {
             let q = parse_query(req.uri().query().unwrap_or_default());
@@ -332,4 +380,72 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.replace("%2C", ",").replace("%2c", ",")))
         .collect()
+}
+
+/// `/authorize`: signs the development user in at once and sends the browser back with a code.
+fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
+    let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (redirect_uri, state) = (get("redirect_uri"), get("state"));
+    if redirect_uri.is_empty() || get("response_type") != "code" || get("code_challenge_method") != "S256" {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_request"}), None);
+    }
+    let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
+    let asked = get("amr_values").split(' ').any(|v| v == "mfa");
+    let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
+    let code = crate::proxy::new_request_id();
+    let pending = PendingCode {
+        client_id: get("client_id"),
+        redirect_uri: redirect_uri.clone(),
+        challenge: get("code_challenge"),
+        nonce: get("nonce"),
+        mfa,
+    };
+    if let Ok(mut codes) = inner.codes.lock() {
+        codes.insert(code.clone(), pending);
+    }
+    inner.sign_ins.fetch_add(1, Ordering::SeqCst);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", &code)
+        .append_pair("state", &state)
+        .finish();
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let mut rsp = Response::new(crate::body::empty());
+    *rsp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{redirect_uri}{sep}{query}")) {
+        rsp.headers_mut().insert(header::LOCATION, v);
+    }
+    rsp
+}
+
+/// The authorization-code grant: one use per code, PKCE S256 checked, an ID token returned.
+fn code_grant(inner: &Arc<Inner>, body: &[u8]) -> Response<Body> {
+    use base64::Engine;
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
+    let bad = || json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_grant"}), None);
+    let Some(pending) = inner.codes.lock().ok().and_then(|mut c| c.remove(get("code"))) else { return bad() };
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(crate::jwt::sha256(get("code_verifier").as_bytes()));
+    if get("grant_type") != "authorization_code"
+        || challenge != pending.challenge
+        || get("client_id") != pending.client_id
+        || get("redirect_uri") != pending.redirect_uri
+    {
+        return bad();
+    }
+    let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+    let amr = if pending.mfa { vec!["pwd".to_owned(), "mfa".to_owned()] } else { vec!["pwd".to_owned()] };
+    let mut claims =
+        dev.claims(&TokenRequest { amr: Some(amr), aud: pending.client_id, ..TokenRequest::default() });
+    claims["nonce"] = json!(pending.nonce);
+    if let Some(c) = claims.as_object_mut() {
+        c.remove("scp");
+    }
+    match dev.sign(&claims) {
+        Ok(id_token) => {
+            json_response(StatusCode::OK, &json!({"id_token": id_token, "token_type": "Bearer"}), None)
+        }
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None),
+    }
 }

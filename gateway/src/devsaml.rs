@@ -171,16 +171,7 @@ impl DevSamlSigner {
     }
 }
 
-/// When the development IdP reports MFA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DevMfa {
-    /// Every sign-in shows `multipleauthn`.
-    Always,
-    /// No sign-in does (the loop guard's case).
-    Never,
-    /// Only when the AuthnRequest asks for it (RequestedAuthnContext multipleauthn).
-    WhenAsked,
-}
+pub use crate::devidp::DevMfa;
 
 struct IdpInner {
     signer: DevSamlSigner,

@@ -43,6 +43,8 @@ pub struct Verified {
     pub issuer_index: usize,
     /// `xms_cc` ∋ `cp1`: the client can answer a claims challenge.
     pub claims_capable: bool,
+    /// `nonce` (ID tokens).
+    pub nonce: Option<String>,
 }
 
 /// The outcome of verification.
@@ -126,6 +128,7 @@ struct Claims {
     amr: Option<Value>,
     acrs: Option<Value>,
     xms_cc: Option<Value>,
+    nonce: Option<String>,
 }
 
 impl Verifier {
@@ -154,6 +157,11 @@ impl Verifier {
         self.issuers.iter().map(|i| &i.keys)
     }
 
+    /// The issuer named `name`: its index, configuration and keys.
+    pub fn issuer_named(&self, name: &str) -> Option<(usize, &IssuerConfig, &Arc<IssuerKeys>)> {
+        self.issuers.iter().enumerate().find(|(_, i)| i.cfg.name == name).map(|(n, i)| (n, &i.cfg, &i.keys))
+    }
+
     /// The configuration of the issuer at `index`.
     pub fn issuer_config(&self, index: usize) -> Option<&IssuerConfig> {
         self.issuers.get(index).map(|i| &i.cfg)
@@ -168,7 +176,7 @@ impl Verifier {
             return Verification::Verified(hit);
         }
         counters.misses.fetch_add(1, Relaxed);
-        match self.verify_uncached(token).await {
+        match self.verify_uncached(token, None).await {
             Ok(verified) => {
                 let verified = Arc::new(verified);
                 if verified.facts.expires > self.clock.unix() {
@@ -181,7 +189,24 @@ impl Verifier {
         }
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<Verified, Failure> {
+    /// Verifies an ID token from a sign-in: signed by the issuer named `issuer`, for `client_id`
+    /// (never accepted through [`Verifier::verify`], whose audiences are the API's). Not cached.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Verified, InvalidReason> {
+        let audience = [client_id.to_owned()];
+        match self.verify_uncached(token, Some(&audience)).await {
+            Ok(v) if v.identity.issuer == issuer => Ok(v),
+            Ok(_) => Err(InvalidReason::UnknownIssuer),
+            Err(Failure::Invalid(why)) => Err(why),
+            Err(Failure::Unverifiable) => Err(InvalidReason::UnknownKey),
+        }
+    }
+
+    async fn verify_uncached(&self, token: &str, audiences: Option<&[String]>) -> Result<Verified, Failure> {
         use InvalidReason as I;
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(_), None) =
@@ -209,7 +234,7 @@ impl Verifier {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_required_spec_claims(&["aud"]);
-        validation.set_audience(&issuer.cfg.audiences);
+        validation.set_audience(audiences.unwrap_or(&issuer.cfg.audiences));
         let data =
             jsonwebtoken::decode::<Claims>(token, &key.key, &validation).map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => I::BadSignature,
@@ -342,5 +367,5 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         not_before,
     };
     let claims_capable = strings(&c.xms_cc).iter().any(|v| v == "cp1");
-    Ok(Verified { facts, identity, issuer_index, claims_capable })
+    Ok(Verified { facts, identity, issuer_index, claims_capable, nonce: c.nonce })
 }

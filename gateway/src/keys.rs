@@ -92,6 +92,7 @@ pub struct IssuerKeys {
     refresh: Duration,
     set: RwLock<Arc<KeySet>>,
     jwks_uri: Mutex<Option<Uri>>,
+    endpoints: Mutex<Option<(String, String)>>,
     loaded: AtomicBool,
     last_fetch_ms: AtomicU64,
     refetch: tokio::sync::Mutex<()>,
@@ -111,6 +112,7 @@ impl IssuerKeys {
             refresh: cfg.refresh_interval,
             set: RwLock::new(Arc::new(KeySet::default())),
             jwks_uri: Mutex::new(None),
+            endpoints: Mutex::new(None),
             loaded: AtomicBool::new(false),
             last_fetch_ms: AtomicU64::new(0),
             refetch: tokio::sync::Mutex::new(()),
@@ -121,6 +123,11 @@ impl IssuerKeys {
     /// The issuer's configured name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The authorization and token endpoints from discovery, once fetched.
+    pub fn discovered_endpoints(&self) -> Option<(String, String)> {
+        self.endpoints.lock().ok().and_then(|e| e.clone())
     }
 
     /// Whether keys have been loaded at least once.
@@ -214,9 +221,16 @@ impl IssuerKeys {
                 #[derive(serde::Deserialize)]
                 struct Discovery {
                     jwks_uri: String,
+                    authorization_endpoint: Option<String>,
+                    token_endpoint: Option<String>,
                 }
                 let doc: Discovery = serde_json::from_slice(&body)
                     .map_err(|_| KeyFetchError::Garbage("discovery document has no jwks_uri"))?;
+                if let (Some(a), Some(t), Ok(mut e)) =
+                    (&doc.authorization_endpoint, &doc.token_endpoint, self.endpoints.lock())
+                {
+                    *e = Some((a.clone(), t.clone()));
+                }
                 doc.jwks_uri.parse::<Uri>().map_err(|_| KeyFetchError::Garbage("jwks_uri is not a URL"))?
             }
             // Discovery down but we know where the keys are: carry on with them.

@@ -11,9 +11,12 @@ use crate::saml::{NS_ASSERTION, NS_PROTOCOL, Use};
 use crate::session::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session, cookie, set_cookie};
 use crate::state::State;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use mfagate_policy::{MULTIPLE_AUTHN, MfaOutcome, Reprompt, UnixTime, evaluate_saml_mfa, reprompt};
+use mfagate_policy::{
+    MULTIPLE_AUTHN, MfaOutcome, Reprompt, UnixTime, evaluate_mfa, evaluate_saml_mfa, reprompt, time_window,
+};
 use std::io::Write;
 
 /// Path of the SP metadata document.
@@ -58,8 +61,9 @@ pub enum SignIn {
     GiveUp,
 }
 
-/// Starts a sign-in at the route's IdP. `ask_mfa` asks for `multipleauthn` with ForceAuthn, and
-/// counts an attempt for the loop guard.
+/// Starts a sign-in at the route's `login` (a SAML IdP or an OIDC issuer). `ask_mfa` asks for
+/// MFA (SAML: ForceAuthn and `multipleauthn`; OIDC: `prompt=login`, `amr_values=mfa`) and counts
+/// an attempt for the loop guard.
 pub fn sign_in(
     state: &State,
     route: &RouteConfig,
@@ -67,8 +71,7 @@ pub fn sign_in(
     return_to: &str,
     ask_mfa: bool,
 ) -> Option<SignIn> {
-    let idp = state.saml.idp_named(route.login.as_deref()?)?;
-    let sso = idp.sso_url.as_deref()?;
+    let login_name = route.login.as_deref()?;
     let now = state.clock.unix();
     let previous: LoginState =
         cookie(headers, LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c)).unwrap_or_default();
@@ -87,28 +90,75 @@ pub fn sign_in(
     } else {
         (previous.attempts, previous.window_start)
     };
-    let request_id = format!("_r{}", crate::proxy::new_request_id().replace('-', ""));
-    let relay = crate::proxy::new_request_id();
-    let login = LoginState {
-        request_id: request_id.clone(),
-        relay: relay.clone(),
+    let mut login = LoginState {
+        request_id: format!("_r{}", random_token()),
+        relay: random_token(),
         return_to: return_to.to_owned(),
         attempts,
         window_start,
         exp: now.0 + LOGIN_STATE_SECS,
+        idp: login_name.to_owned(),
+        nonce: String::new(),
+        verifier: String::new(),
+    };
+    let location = if let Some(idp) = state.saml.idp_named(login_name) {
+        saml_location(state, idp.sso_url.as_deref()?, &login, now.0, ask_mfa)?
+    } else {
+        login.nonce = random_token();
+        login.verifier = format!("{}{}", random_token(), random_token());
+        oidc_location(state, login_name, &login, ask_mfa)?
     };
     let sealed = state.sealer.seal(LOGIN_COOKIE, &login)?;
-    let acs = state.config.saml.acs_url.as_ref()?.to_string();
-    let request = authn_request(&request_id, &state.config.saml.entity_id, sso, &acs, now.0, ask_mfa);
-    let encoded = deflate_base64(&request)?;
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("SAMLRequest", &encoded)
-        .append_pair("RelayState", &relay)
-        .finish();
-    let sep = if sso.contains('?') { '&' } else { '?' };
-    // The IdP posts back cross-site: the state cookie must be SameSite=None (and so Secure).
+    // The IdP comes back cross-site (a POST for SAML): the state cookie must be SameSite=None.
     let set_cookie = set_cookie(LOGIN_COOKIE, &sealed, LOGIN_STATE_SECS, "None", state.config.session.secure);
-    Some(SignIn::Redirect { location: format!("{sso}{sep}{query}"), set_cookie })
+    Some(SignIn::Redirect { location, set_cookie })
+}
+
+fn random_token() -> String {
+    crate::proxy::new_request_id().replace('-', "")
+}
+
+fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{}", q.finish())
+}
+
+fn saml_location(state: &State, sso: &str, login: &LoginState, now: u64, ask_mfa: bool) -> Option<String> {
+    let acs = state.config.saml.acs_url.as_ref()?.to_string();
+    let request = authn_request(&login.request_id, &state.config.saml.entity_id, sso, &acs, now, ask_mfa);
+    let encoded = deflate_base64(&request)?;
+    Some(with_query(sso, &[("SAMLRequest", &encoded), ("RelayState", &login.relay)]))
+}
+
+fn oidc_location(state: &State, issuer: &str, login: &LoginState, ask_mfa: bool) -> Option<String> {
+    let (_, cfg, keys) = state.verifier.issuer_named(issuer)?;
+    let client = cfg.client.as_ref()?;
+    let authorize =
+        client.authorization_endpoint.clone().or_else(|| keys.discovered_endpoints().map(|e| e.0))?;
+    let callback = state.config.oidc_callback.as_ref()?.to_string();
+    let challenge = URL_SAFE_NO_PAD.encode(crate::jwt::sha256(login.verifier.as_bytes()));
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client.client_id.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("scope", "openid profile"),
+        ("response_mode", "query"),
+        ("state", login.relay.as_str()),
+        ("nonce", login.nonce.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if ask_mfa {
+        pairs.push(("prompt", "login"));
+        if client.amr_values {
+            pairs.push(("amr_values", "mfa"));
+        }
+    }
+    Some(with_query(&authorize, &pairs))
 }
 
 fn authn_request(id: &str, sp: &str, destination: &str, acs: &str, now: u64, ask_mfa: bool) -> String {
@@ -203,31 +253,40 @@ pub async fn acs(
     let limit = state.config.saml.max_assertion_bytes * 2 + 4096;
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return acs_failure(rec, "saml_response_too_large"),
+        Err(_) => return sign_in_failure(rec, "saml_response_too_large"),
     };
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let now = state.clock.unix();
     let Some(login) = login.filter(|l| l.exp > now.0 && Some(l.relay.as_str()) == field("RelayState")) else {
         // IdP-initiated sign-in and stale or foreign state are refused: InResponseTo cannot be checked.
-        return acs_failure(rec, "sign_in_state_invalid");
+        return sign_in_failure(rec, "sign_in_state_invalid");
     };
-    let Some(response) = field("SAMLResponse") else { return acs_failure(rec, "saml_response_missing") };
+    let Some(response) = field("SAMLResponse") else { return sign_in_failure(rec, "saml_response_missing") };
     let verified = match state.saml.verify_base64(response, Use::Acs) {
         Ok(v) => v,
-        Err(why) => return acs_failure(rec, why.code()),
+        Err(why) => return sign_in_failure(rec, why.code()),
     };
     if verified.in_response_to.as_deref() != Some(login.request_id.as_str()) {
-        return acs_failure(rec, "in_response_to_mismatch");
+        return sign_in_failure(rec, "in_response_to_mismatch");
     }
-    let Some(idp) = state.saml.idp(verified.idp_index) else { return acs_failure(rec, "unknown_issuer") };
-    if verified.facts.expires.plus(idp.leeway_secs) <= now
-        || verified.facts.not_before.is_some_and(|nbf| nbf > now.plus(idp.leeway_secs))
-    {
-        return acs_failure(rec, "token_expired");
+    let Some(idp) = state.saml.idp(verified.idp_index) else { return sign_in_failure(rec, "unknown_issuer") };
+    if let Some(why) = time_window(verified.facts.expires, verified.facts.not_before, idp.leeway_secs, now) {
+        return sign_in_failure(rec, why.code());
     }
     let mfa = evaluate_saml_mfa(&verified.facts, &idp.mfa) == MfaOutcome::Proven;
-    let id = &verified.identity;
+    complete_sign_in(state, rec, &login, &verified.identity, mfa)
+}
+
+/// Ends a successful sign-in: the session cookie, the loop guard's memory, and back to the page.
+fn complete_sign_in(
+    state: &State,
+    rec: &mut DecisionRecord,
+    login: &LoginState,
+    id: &Identity,
+    mfa: bool,
+) -> Response<Body> {
+    let now = state.clock.unix();
     let session = Session {
         sub: id.object_id.clone().or_else(|| id.upn.clone()).unwrap_or_default(),
         tid: id.tenant_id.clone(),
@@ -235,14 +294,20 @@ pub async fn acs(
         mfa,
         auth_time: now.0,
         exp: now.0 + state.config.session.lifetime_secs,
-        idp: idp.name.clone(),
+        idp: id.issuer.clone(),
     };
     let secure = state.config.session.secure;
     let Some(sealed) = state.sealer.seal(SESSION_COOKIE, &session) else {
-        return acs_failure(rec, "session_seal_failed");
+        return sign_in_failure(rec, "session_seal_failed");
     };
     // Keep the loop guard's count, forget the answered request.
-    let after = LoginState { request_id: String::new(), relay: String::new(), ..login.clone() };
+    let after = LoginState {
+        request_id: String::new(),
+        relay: String::new(),
+        nonce: String::new(),
+        verifier: String::new(),
+        ..login.clone()
+    };
     let mut cookies =
         vec![set_cookie(SESSION_COOKIE, &sealed, state.config.session.lifetime_secs, "Lax", secure)];
     if let Some(l) = state.sealer.seal(LOGIN_COOKIE, &after) {
@@ -253,7 +318,7 @@ pub async fn acs(
     rec.decision = "allow";
     rec.enforced = true;
     rec.reason = "signed_in";
-    rec.issuer = Some(idp.name.clone());
+    rec.issuer = Some(id.issuer.clone());
     rec.tenant_id = id.tenant_id.clone();
     rec.object_id = Some(session.sub.clone());
     rec.upn = id.upn.clone();
@@ -261,12 +326,94 @@ pub async fn acs(
     redirect(safe_return(&login.return_to), &cookies)
 }
 
+/// The OIDC callback: checks state, exchanges the code (with the PKCE verifier), verifies the ID
+/// token with the issuer's keys, its audience (our client id) and nonce, then sets the session.
+pub async fn oidc_callback(
+    state: &State,
+    req: &Request<hyper::body::Incoming>,
+    rec: &mut DecisionRecord,
+) -> Response<Body> {
+    rec.channel = "portal";
+    rec.operation = format!("GET {}", rec.path);
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let now = state.clock.unix();
+    let login: Option<LoginState> =
+        cookie(req.headers(), LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c));
+    let Some(login) =
+        login.filter(|l| l.exp > now.0 && !l.nonce.is_empty() && Some(l.relay.as_str()) == field("state"))
+    else {
+        return sign_in_failure(rec, "sign_in_state_invalid");
+    };
+    if field("error").is_some() {
+        return sign_in_failure(rec, "sign_in_refused_by_idp");
+    }
+    let Some(code) = field("code") else { return sign_in_failure(rec, "code_missing") };
+    let Some((_, issuer, keys)) = state.verifier.issuer_named(&login.idp) else {
+        return sign_in_failure(rec, "unknown_issuer");
+    };
+    let (Some(client), Some(callback)) = (issuer.client.as_ref(), state.config.oidc_callback.as_ref()) else {
+        return sign_in_failure(rec, "unknown_issuer");
+    };
+    let Some(token_endpoint) =
+        client.token_endpoint.clone().or_else(|| keys.discovered_endpoints().map(|e| e.1))
+    else {
+        return sign_in_failure(rec, "token_endpoint_unknown");
+    };
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &callback.to_string())
+        .append_pair("client_id", &client.client_id)
+        .append_pair("client_secret", &client.client_secret)
+        .append_pair("code_verifier", &login.verifier)
+        .finish();
+    let Some(id_token) = exchange_code(state, &token_endpoint, form).await else {
+        return sign_in_failure(rec, "code_exchange_failed");
+    };
+    let verified = match state.verifier.verify_id_token(&id_token, &issuer.name, &client.client_id).await {
+        Ok(v) => v,
+        Err(why) => return sign_in_failure(rec, why.code()),
+    };
+    if verified.nonce.as_deref() != Some(login.nonce.as_str()) {
+        return sign_in_failure(rec, "nonce_mismatch");
+    }
+    if let Some(why) = time_window(verified.facts.expires, verified.facts.not_before, issuer.leeway_secs, now)
+    {
+        return sign_in_failure(rec, why.code());
+    }
+    let mfa = evaluate_mfa(&verified.facts, &issuer.mfa) == MfaOutcome::Proven;
+    complete_sign_in(state, rec, &login, &verified.identity, mfa)
+}
+
+async fn exchange_code(state: &State, endpoint: &str, form: String) -> Option<String> {
+    let req = Request::post(endpoint)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(full(form))
+        .ok()?;
+    let work = async {
+        let rsp = state.client.request(req).await.ok()?;
+        if rsp.status() != StatusCode::OK {
+            return None;
+        }
+        let body = Limited::new(rsp.into_body(), 256 * 1024).collect().await.ok()?.to_bytes();
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            id_token: String,
+        }
+        serde_json::from_slice::<TokenResponse>(&body).ok().map(|t| t.id_token)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), work).await.ok().flatten()
+}
+
 /// Only a path on this gateway: never an open redirect.
 fn safe_return(to: &str) -> &str {
     if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') { to } else { "/" }
 }
 
-fn acs_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<Body> {
+fn sign_in_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<Body> {
     rec.decision = "deny";
     rec.enforced = true;
     rec.reason = reason;

@@ -47,8 +47,8 @@ pub async fn handle(
         principal: Principal::Anonymous.as_str(),
         ..DecisionRecord::default()
     };
-    if let Some(endpoint) = saml_endpoint_of(&state, &req) {
-        return Ok(saml_endpoint(&state, endpoint, req, rec, start).await);
+    if let Some(endpoint) = sign_in_endpoint_of(&state, &req) {
+        return Ok(sign_in_endpoint(&state, endpoint, req, rec, start).await);
     }
     let headers = req.headers();
     let host = crate::routes::request_host(req.uri(), headers);
@@ -401,33 +401,40 @@ pub fn new_request_id() -> String {
 }
 
 #[derive(Clone, Copy)]
-enum SamlEndpoint {
+enum SignInEndpoint {
     Acs,
     Metadata,
+    OidcCallback,
 }
 
-fn saml_endpoint_of(state: &State, req: &Request<Incoming>) -> Option<SamlEndpoint> {
+fn sign_in_endpoint_of(state: &State, req: &Request<Incoming>) -> Option<SignInEndpoint> {
     let path = req.uri().path();
     if req.method() == http::Method::POST
         && state.config.saml.acs_url.as_ref().is_some_and(|u| u.path() == path)
     {
-        return Some(SamlEndpoint::Acs);
+        return Some(SignInEndpoint::Acs);
+    }
+    if req.method() == http::Method::GET
+        && state.config.oidc_callback.as_ref().is_some_and(|u| u.path() == path)
+    {
+        return Some(SignInEndpoint::OidcCallback);
     }
     (req.method() == http::Method::GET && path == crate::portal::METADATA_PATH && !state.saml.is_empty())
-        .then_some(SamlEndpoint::Metadata)
+        .then_some(SignInEndpoint::Metadata)
 }
 
-/// The SAML service-provider endpoints: the ACS (POST) and the SP metadata (GET).
-async fn saml_endpoint(
+/// The sign-in endpoints: the SAML ACS (POST), the SP metadata (GET), the OIDC callback (GET).
+async fn sign_in_endpoint(
     state: &State,
-    endpoint: SamlEndpoint,
+    endpoint: SignInEndpoint,
     req: Request<Incoming>,
     mut rec: DecisionRecord,
     start: Instant,
 ) -> Response<Body> {
     let rsp = match endpoint {
-        SamlEndpoint::Acs => crate::portal::acs(state, req, &mut rec).await,
-        SamlEndpoint::Metadata => {
+        SignInEndpoint::Acs => crate::portal::acs(state, req, &mut rec).await,
+        SignInEndpoint::OidcCallback => crate::portal::oidc_callback(state, &req, &mut rec).await,
+        SignInEndpoint::Metadata => {
             rec.operation = format!("GET {}", rec.path);
             rec.decision = Outcome::Allow.as_str();
             rec.reason = "public_route";

@@ -48,6 +48,15 @@ pub struct LoginState {
     pub window_start: u64,
     /// When this state stops being accepted (Unix seconds).
     pub exp: u64,
+    /// The `login` (SAML IdP or OIDC issuer name) this sign-in went to.
+    #[serde(default)]
+    pub idp: String,
+    /// OIDC: the `nonce` the ID token must carry.
+    #[serde(default)]
+    pub nonce: String,
+    /// OIDC: the PKCE code verifier.
+    #[serde(default)]
+    pub verifier: String,
 }
 
 /// A session key could not be used.

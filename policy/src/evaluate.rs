@@ -113,8 +113,8 @@ fn user_mfa(outcome: MfaOutcome, required: MfaRequirement) -> (Reason, Option<bo
     }
 }
 
-/// Whether `now` is outside `[not_before, expires)`, with leeway on both sides.
-fn time_window(
+/// Why `now` is outside `[not_before, expires)` with leeway on both sides, if it is.
+pub fn time_window(
     expires: UnixTime,
     not_before: Option<UnixTime>,
     leeway: u64,

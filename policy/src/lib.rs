@@ -18,7 +18,7 @@ mod saml;
 mod time;
 
 pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason};
-pub use evaluate::{Credential, evaluate};
+pub use evaluate::{Credential, evaluate, time_window};
 pub use facts::{Amr, TokenFacts, TokenVersion};
 pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};
 pub use portal::{Reprompt, reprompt};

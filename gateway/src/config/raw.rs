@@ -59,8 +59,15 @@ pub struct RawConfig {
     routes: Vec<RawRoute>,
     saml: Option<RawSaml>,
     session: Option<RawSession>,
+    oidc: Option<RawOidc>,
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    callback_url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +229,12 @@ struct RawIssuer {
     min_refetch_interval_secs: u64,
     #[serde(default = "default_refresh")]
     refresh_interval_secs: u64,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    #[serde(default = "default_true")]
+    amr_values: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,24 +407,41 @@ impl RawConfig {
             }
         }
         for (i, r) in routes.iter().enumerate().filter(|(_, r)| r.channel == Channel::Portal) {
-            match &r.login {
-                None => {
-                    p.add(format!("route[{i}].login"), "a portal route needs login = \"<saml_idp name>\"")
+            let saml_idp = r.login.as_ref().and_then(|name| saml_idps.iter().find(|s| &s.name == name));
+            let oidc = r.login.as_ref().and_then(|name| issuers.iter().find(|s| &s.name == name));
+            match (&r.login, saml_idp, oidc) {
+                (None, _, _) => p.add(
+                    format!("route[{i}].login"),
+                    "a portal route needs login = \"<saml_idp or issuer name>\"",
+                ),
+                (Some(_), Some(idp), _) => {
+                    if idp.sso_url.is_none() {
+                        p.add(
+                            format!("route[{i}].login"),
+                            format!("saml_idp {:?} has no sso_url (or metadata)", idp.name),
+                        );
+                    }
+                    if saml.acs_url.is_none() {
+                        p.add("saml.acs_url", "SAML sign-in needs the ACS URL");
+                    }
                 }
-                Some(name) => match saml_idps.iter().find(|s| &s.name == name) {
-                    None => p.add(format!("route[{i}].login"), format!("no saml_idp named {name:?}")),
-                    Some(idp) if idp.sso_url.is_none() => p.add(
-                        format!("route[{i}].login"),
-                        format!("saml_idp {name:?} has no sso_url (or metadata)"),
-                    ),
-                    Some(_) => {}
-                },
+                (Some(_), None, Some(issuer)) => {
+                    if issuer.client.is_none() {
+                        p.add(
+                            format!("route[{i}].login"),
+                            format!("issuer {:?} has no client_id/client_secret", issuer.name),
+                        );
+                    }
+                    if self.oidc.is_none() {
+                        p.add("oidc.callback_url", "OIDC sign-in needs the callback URL");
+                    }
+                }
+                (Some(name), None, None) => {
+                    p.add(format!("route[{i}].login"), format!("no saml_idp or issuer named {name:?}"))
+                }
             }
             if session.keys.is_empty() {
                 p.add("session.keys", "portal routes need at least one session key");
-            }
-            if saml.acs_url.is_none() {
-                p.add("saml.acs_url", "portal routes need the ACS URL");
             }
         }
         if routes.iter().any(|r| r.rule.auth == AuthRequirement::Required) && names.is_empty() {
@@ -420,7 +450,22 @@ impl RawConfig {
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
-        Ok(Config { listen, admin, decision_log, outbound, issuers, routes, saml, saml_idps, session })
+        let oidc_callback = self.oidc.map(|o| parse_url(&mut p, "oidc.callback_url", &o.callback_url));
+        if !p.0.is_empty() {
+            return Err(ConfigError::Invalid(p.0));
+        }
+        Ok(Config {
+            listen,
+            admin,
+            decision_log,
+            outbound,
+            issuers,
+            routes,
+            saml,
+            saml_idps,
+            session,
+            oidc_callback,
+        })
     }
 }
 
@@ -466,6 +511,32 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
     if raw.leeway_secs > 300 {
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
+    let client = match (raw.client_id, raw.client_secret) {
+        (Some(client_id), Some(client_secret)) => {
+            let authorization_endpoint = raw
+                .authorization_endpoint
+                .map(|u| parse_url(p, &at("authorization_endpoint"), &u).to_string());
+            let token_endpoint =
+                raw.token_endpoint.map(|u| parse_url(p, &at("token_endpoint"), &u).to_string());
+            if matches!(keys, KeySource::JwksUri(_))
+                && (authorization_endpoint.is_none() || token_endpoint.is_none())
+            {
+                p.add(at("client_id"), "without discovery, set authorization_endpoint and token_endpoint");
+            }
+            Some(OidcClient {
+                client_id,
+                client_secret,
+                authorization_endpoint,
+                token_endpoint,
+                amr_values: raw.amr_values,
+            })
+        }
+        (None, None) => None,
+        _ => {
+            p.add(at("client_id"), "client_id and client_secret go together");
+            None
+        }
+    };
     if raw.refresh_interval_secs < 60 {
         p.add(at("refresh_interval_secs"), "at least 60");
     }
@@ -480,6 +551,7 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
         leeway_secs: raw.leeway_secs,
         min_refetch_interval: Duration::from_secs(raw.min_refetch_interval_secs),
         refresh_interval: Duration::from_secs(raw.refresh_interval_secs),
+        client,
     }
 }
 
