@@ -238,3 +238,33 @@ async fn oidc_callbacks_need_our_state_and_a_fresh_code() {
     let again = b.get(&callback).await;
     assert_eq!(again.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn authn_requests_can_be_signed_and_the_metadata_says_so() {
+    let g = gateway()
+        .replace(
+            "entity_id = \"https://gateway.contoso.test/saml\"",
+            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"\nsigning_key = \"{certs}/server.key\"\nsigning_certificate = \"{certs}/server.pem\"",
+        )
+        .replace("certificates = [\"{certs}/saml-idp.pem\"]", "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"")
+        .append(PORTAL)
+        .start()
+        .await;
+    let mut b = Browser::new();
+    let to_idp = b.get(&format!("http://{}/app/x", g.addr)).await;
+    let location = to_idp.headers["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("&SigAlg=") && location.contains("&Signature="), "{location}");
+    let path_and_query = format!("/{}", location.splitn(4, '/').nth(3).unwrap());
+    let pem = std::fs::read_to_string(certs().join("server.pem")).unwrap();
+    let verifier = samael::crypto::UrlVerifier::from_x509_cert_pem(&pem).unwrap();
+    assert!(
+        verifier.verify_percent_encoded_request_uri_string(&path_and_query).unwrap(),
+        "signature verifies"
+    );
+    let tampered = path_and_query.replace("RelayState=", "RelayState=x");
+    assert!(!verifier.verify_percent_encoded_request_uri_string(&tampered).unwrap_or(false));
+    // The IdP still signs the user in.
+    assert_eq!(b.open(&format!("http://{}/app/x", g.addr)).await.status, StatusCode::OK);
+    let meta = b.fetch_json(&format!("http://{}/_mfagate/saml/metadata", g.addr)).await;
+    assert!(meta.body.contains("AuthnRequestsSigned=\"true\"") && meta.body.contains("<ds:X509Certificate>"));
+}

@@ -106,6 +106,23 @@ pub struct SamlSp {
     pub max_assertion_bytes: usize,
     /// Our Assertion Consumer Service URL (HTTP-POST binding); its path is served.
     pub acs_url: Option<Uri>,
+    /// Our AuthnRequest signing key and certificate, if requests are signed.
+    pub signing: Option<SpSigning>,
+}
+
+/// The SP's signing key (PKCS#8 DER, RSA) and certificate (DER).
+#[derive(Clone)]
+pub struct SpSigning {
+    /// PKCS#8 private key.
+    pub key_pkcs8: Vec<u8>,
+    /// The certificate published in the SP metadata.
+    pub certificate: Vec<u8>,
+}
+
+impl std::fmt::Debug for SpSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpSigning(<redacted>)")
+    }
 }
 
 /// `[listen]`.

@@ -131,7 +131,24 @@ fn saml_location(state: &State, sso: &str, login: &LoginState, now: u64, ask_mfa
     let acs = state.config.saml.acs_url.as_ref()?.to_string();
     let request = authn_request(&login.request_id, &state.config.saml.entity_id, sso, &acs, now, ask_mfa);
     let encoded = deflate_base64(&request)?;
-    Some(with_query(sso, &[("SAMLRequest", &encoded), ("RelayState", &login.relay)]))
+    let Some(signing) = &state.config.saml.signing else {
+        return Some(with_query(sso, &[("SAMLRequest", &encoded), ("RelayState", &login.relay)]));
+    };
+    // HTTP-Redirect binding signature (SAML bindings 3.4.4.1): over the encoded query, in order.
+    const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    let signed_part = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &encoded)
+        .append_pair("RelayState", &login.relay)
+        .append_pair("SigAlg", RSA_SHA256)
+        .finish();
+    let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&signing.key_pkcs8).ok()?;
+    let mut signature = vec![0u8; key.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, signed_part.as_bytes(), &mut signature).ok()?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
+    let tail = form_urlencoded::Serializer::new(String::new()).append_pair("Signature", &b64).finish();
+    let sep = if sso.contains('?') { '&' } else { '?' };
+    Some(format!("{sso}{sep}{signed_part}&{tail}"))
 }
 
 fn oidc_location(state: &State, issuer: &str, login: &LoginState, ask_mfa: bool) -> Option<String> {
@@ -152,10 +169,17 @@ fn oidc_location(state: &State, issuer: &str, login: &LoginState, ask_mfa: bool)
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
+    // v2 endpoints ignore amr_values: ask for a configured MFA auth context through `claims`.
+    let claims =
+        cfg.mfa.mfa_acrs.first().map(|acr| {
+            serde_json::json!({"id_token": {"acrs": {"essential": true, "value": acr}}}).to_string()
+        });
     if ask_mfa {
         pairs.push(("prompt", "login"));
         if client.amr_values {
             pairs.push(("amr_values", "mfa"));
+        } else if let Some(claims) = &claims {
+            pairs.push(("claims", claims.as_str()));
         }
     }
     Some(with_query(&authorize, &pairs))
@@ -430,9 +454,16 @@ fn sign_in_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<B
 pub fn metadata(state: &State) -> Response<Body> {
     let saml = &state.config.saml;
     let acs = saml.acs_url.as_ref().map(|u| u.to_string()).unwrap_or_default();
+    let key = saml.signing.as_ref().map_or(String::new(), |s| {
+        format!(
+            r#"<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#,
+            base64::engine::general_purpose::STANDARD.encode(&s.certificate)
+        )
+    });
     let xml = format!(
-        r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+        r#"<?xml version="1.0"?><md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="{}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">{key}<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
         escape(&saml.entity_id),
+        saml.signing.is_some(),
         escape(&acs)
     );
     let mut rsp = Response::new(full(xml));

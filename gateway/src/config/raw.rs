@@ -102,6 +102,8 @@ fn default_attempt_window() -> u64 {
 #[serde(deny_unknown_fields)]
 struct RawSaml {
     acs_url: Option<String>,
+    signing_key: Option<PathBuf>,
+    signing_certificate: Option<PathBuf>,
     entity_id: String,
     #[serde(default)]
     recipients: Vec<String>,
@@ -360,11 +362,20 @@ impl RawConfig {
                 let acs_url = s.acs_url.map(|u| parse_url(&mut p, "saml.acs_url", &u));
                 let mut recipients = s.recipients;
                 recipients.extend(acs_url.iter().map(|u| u.to_string()));
+                let signing = match (s.signing_key, s.signing_certificate) {
+                    (Some(k), Some(c)) => sp_signing(&mut p, &base.join(k), &base.join(c)),
+                    (None, None) => None,
+                    _ => {
+                        p.add("saml.signing_key", "signing_key and signing_certificate go together");
+                        None
+                    }
+                };
                 SamlSp {
                     entity_id: s.entity_id,
                     recipients,
                     max_assertion_bytes: s.max_assertion_bytes,
                     acs_url,
+                    signing,
                 }
             }
             None => SamlSp { max_assertion_bytes: default_max_assertion(), ..SamlSp::default() },
@@ -679,5 +690,27 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
         mfa,
         leeway_secs: raw.leeway_secs,
         sso_url,
+    }
+}
+
+fn sp_signing(p: &mut Problems, key: &Path, cert: &Path) -> Option<SpSigning> {
+    use rustls_pki_types::pem::PemObject;
+    let key_der = match rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(key) {
+        Ok(k) => k.secret_pkcs8_der().to_vec(),
+        Err(e) => {
+            p.add("saml.signing_key", format!("{}: not a PKCS#8 PEM key: {e}", key.display()));
+            return None;
+        }
+    };
+    if aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&key_der).is_err() {
+        p.add("saml.signing_key", "must be an RSA key (RSA-SHA256 signatures)");
+        return None;
+    }
+    match rustls_pki_types::CertificateDer::from_pem_file(cert) {
+        Ok(c) => Some(SpSigning { key_pkcs8: key_der, certificate: c.to_vec() }),
+        Err(e) => {
+            p.add("saml.signing_certificate", format!("{}: {e}", cert.display()));
+            None
+        }
     }
 }
