@@ -46,6 +46,11 @@ async fn sign_in_with_mfa_then_browse() {
     assert_eq!(seen["headers"]["x-auth-mfa"], "true");
     assert_eq!(seen["headers"]["x-auth-upn"], "adele@contoso.test");
     assert!(b.cookies.contains_key("mfagate_session"));
+    assert_eq!(
+        seen["headers"]["cookie"],
+        serde_json::Value::Null,
+        "the gateway's cookies stay with the gateway"
+    );
     // The session carries on without the IdP.
     assert_eq!(b.open(&format!("http://{}/app/other", g.addr)).await.status, StatusCode::OK);
     assert_eq!(g.saml_idp.sign_ins(), 1);

@@ -71,6 +71,8 @@ pub async fn run(
          curl -i {gw}/admin/users -H 'Authorization: Bearer {app}'\n\n\
          # 4. No token: 401 with WWW-Authenticate: Bearer realm=\"mfagate\"\n\
          curl -i {gw}/v1/customers\n\n\
+         # 5. A browser route: open {gw}/app/ in a browser, or follow the sign-in with curl:\n\
+         curl -sL -c /tmp/mfagate.jar -b /tmp/mfagate.jar {gw}/app/hello\n\n\
          # Mint more tokens (amr=none leaves amr out; kind=app_only; ver=2):\n\
          curl -s '{idp_url}/token?amr=pwd,mfa'\n\n\
          # Readiness, metrics, and the decisions made so far:\n\

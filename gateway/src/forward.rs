@@ -58,6 +58,27 @@ pub fn strip_identity(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes the gateway's own cookies (session, sign-in state) from what the upstream sees: they
+/// are the gateway's credentials, not the application's.
+pub fn strip_own_cookies(headers: &mut HeaderMap) {
+    let own = [crate::session::SESSION_COOKIE, crate::session::LOGIN_COOKIE];
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !own.iter().any(|n| pair.split('=').next() == Some(n)))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
 /// Sets the verified identity headers.
 pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Option<&Identity>) {
     let mut put = |name: &'static str, value: Option<&str>| {
@@ -121,6 +142,10 @@ mod tests {
         strip_hop_by_hop(&mut h);
         strip_identity(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
+        h.insert(header::COOKIE, "a=1; mfagate_session=s; b=2".parse().unwrap());
+        h.append(header::COOKIE, "mfagate_login=l".parse().unwrap());
+        strip_own_cookies(&mut h);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
     }
 
     #[test]

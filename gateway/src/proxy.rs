@@ -269,6 +269,7 @@ fn upstream_request(
     let h = &mut parts.headers;
     forward::strip_hop_by_hop(h);
     forward::strip_identity(h);
+    forward::strip_own_cookies(h);
     h.remove(header::HOST);
     if route.strip_authorization {
         h.remove(header::AUTHORIZATION);
