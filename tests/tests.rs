@@ -12,4 +12,5 @@ mod keys;
 mod lifecycle;
 mod portal;
 mod proxy;
+mod report;
 mod saml;

@@ -67,6 +67,17 @@ pub struct Config {
     pub session: SessionConfig,
     /// `[oidc] callback_url`: where issuers send browsers back with a code; its path is served.
     pub oidc_callback: Option<Uri>,
+    /// `[report]`: what the status report cannot observe.
+    pub report: ReportConfig,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Default)]
+pub struct ReportConfig {
+    /// Requirements declared by the operator.
+    pub declared: mfagate_policy::report::Declared,
+    /// Application id → display name, for the API summary export.
+    pub application_names: std::collections::HashMap<String, String>,
 }
 
 /// `[session]`.

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod portal;
 pub mod proxy;
+pub mod report;
 pub mod respond;
 pub mod routes;
 pub mod saml;

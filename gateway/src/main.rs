@@ -27,6 +27,27 @@ enum Command {
         /// The configuration file (TOML).
         file: PathBuf,
     },
+    /// The Security requirements status report from decision logs (streamed; files or folders).
+    Report {
+        /// Decision-log files or folders (rotated files, several instances: all merged).
+        #[arg(long = "log", required = true, num_args = 1..)]
+        logs: Vec<PathBuf>,
+        /// End of the window, RFC 3339 (default: now).
+        #[arg(long)]
+        now: Option<String>,
+        /// Window length in days of 24 hours.
+        #[arg(long, default_value_t = 7)]
+        days: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Also write Partner Center's three CSV exports into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A gateway config whose [report] section declares what mfagate cannot observe.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run a local demo: a development identity provider (:8082), an echo upstream (:8081) and
     /// the gateway (:8080), printing curl commands to try.
     Demo {
@@ -37,6 +58,12 @@ enum Command {
         #[arg(long, default_value = "certs")]
         certs: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +94,9 @@ fn main() -> ExitCode {
                     .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen.addr))?;
                 mfagate::serve(listener, cfg, shutdown_signal()).await.map_err(|e| e.to_string())
             })
+        }
+        Command::Report { logs, now, days, format, out, config } => {
+            report(&logs, now.as_deref(), days, format, out, config)
         }
         Command::Demo { config, certs } => runtime(async move {
             mfagate::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
@@ -119,4 +149,54 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+fn report(
+    logs: &[PathBuf],
+    now: Option<&str>,
+    days: u64,
+    format: Format,
+    out: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> ExitCode {
+    use mfagate::clock::Clock;
+    let now_ms = match now {
+        None => mfagate::clock::SystemClock.now_millis(),
+        Some(t) => match mfagate::report::parse_ts_ms(t) {
+            Some(ms) => ms,
+            None => {
+                eprintln!("mfagate report: --now is not RFC 3339: {t}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let report_cfg = match config.as_deref().map(Config::load).transpose() {
+        Ok(c) => c.map(|c| c.report).unwrap_or_default(),
+        Err(e) => return config_failure(config.as_deref().unwrap_or(std::path::Path::new("")), &e),
+    };
+    let (report, warnings) = match mfagate::report::build(logs, now_ms, days) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mfagate report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in warnings.iter().take(20) {
+        eprintln!("warning: {w}");
+    }
+    if warnings.len() > 20 {
+        eprintln!("warning: {} more lines skipped", warnings.len() - 20);
+    }
+    if let Some(dir) = out {
+        let names = |id: &str| report_cfg.application_names.get(id).cloned().unwrap_or_default();
+        if let Err(e) = mfagate::report::write_exports(&report, &dir, &names) {
+            eprintln!("mfagate report: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match format {
+        Format::Text => print!("{}", mfagate::report::to_text(&report, &report_cfg.declared)),
+        Format::Json => println!("{:#}", mfagate::report::to_json(&report, &report_cfg.declared)),
+    }
+    ExitCode::SUCCESS
 }

@@ -13,6 +13,7 @@ mod facts;
 mod mfa;
 mod portal;
 mod principal;
+pub mod report;
 mod rule;
 mod saml;
 mod time;

@@ -60,8 +60,27 @@ pub struct RawConfig {
     saml: Option<RawSaml>,
     session: Option<RawSession>,
     oidc: Option<RawOidc>,
+    report: Option<RawReport>,
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    #[serde(default)]
+    declared: RawDeclared,
+    #[serde(default)]
+    application_names: std::collections::HashMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDeclared {
+    response_to_alerts: Option<bool>,
+    security_contact: Option<bool>,
+    spending_budgets: Option<bool>,
+    customer_admins_mfa: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -462,6 +481,17 @@ impl RawConfig {
             return Err(ConfigError::Invalid(p.0));
         }
         let oidc_callback = self.oidc.map(|o| parse_url(&mut p, "oidc.callback_url", &o.callback_url));
+        let raw_report = self.report.unwrap_or_default();
+        let d = raw_report.declared;
+        let report = ReportConfig {
+            declared: mfagate_policy::report::Declared {
+                response_to_alerts: d.response_to_alerts,
+                security_contact: d.security_contact,
+                spending_budgets: d.spending_budgets,
+                customer_admins_mfa: d.customer_admins_mfa,
+            },
+            application_names: raw_report.application_names,
+        };
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
@@ -476,6 +506,7 @@ impl RawConfig {
             saml_idps,
             session,
             oidc_callback,
+            report,
         })
     }
 }

@@ -1,0 +1,348 @@
+//! `mfagate report`: the Security requirements status report from decision logs, streamed (one
+//! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
+
+use mfagate_policy::report::{Declared, Event, Report, day_to_date, score};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// A report that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A log file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An export could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    ts: Cow<'a, str>,
+    #[serde(borrow, default)]
+    channel: Cow<'a, str>,
+    #[serde(borrow, default)]
+    principal: Cow<'a, str>,
+    mfa: Option<bool>,
+    #[serde(default)]
+    enforced: bool,
+    #[serde(borrow, default)]
+    decision: Cow<'a, str>,
+    #[serde(borrow)]
+    route: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request_id: Cow<'a, str>,
+    #[serde(borrow)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    operation: Cow<'a, str>,
+    #[serde(borrow, default)]
+    source_ip: Cow<'a, str>,
+    #[serde(borrow)]
+    object_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tenant_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    upn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    app_id: Option<Cow<'a, str>>,
+}
+
+/// Milliseconds since the epoch from RFC 3339; the log's own `YYYY-MM-DDTHH:MM:SS.mmmZ` is parsed
+/// without allocation, anything else through the `time` crate.
+pub fn parse_ts_ms(ts: &str) -> Option<u64> {
+    let b = ts.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        b.get(r)?.iter().try_fold(0u64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0')))
+    };
+    if b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
+        let (y, m, d) = (num(0..4)? as i64, num(5..7)? as i64, num(8..10)? as i64);
+        // days_from_civil (Howard Hinnant).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        let secs =
+            u64::try_from(days).ok()? * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+        return Some(secs * 1000 + num(20..23)?);
+    }
+    let t = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Every log file under `paths` (files as given; folders: their files, sorted).
+fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| ReportError::Read { path: p.clone(), source })?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|source| ReportError::Read { path: p.clone(), source })?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.is_file())
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the report over the `days` before `now_ms` from every record in `paths`. Returns the
+/// report and warnings (torn or unreadable lines are skipped, never fatal).
+pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<String>), ReportError> {
+    let mut report = Report::new(now_ms, days);
+    let mut warnings = Vec::new();
+    for file in files(paths)? {
+        let f =
+            std::fs::File::open(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
+        let mut reader = BufReader::with_capacity(256 * 1024, f);
+        let mut line = String::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|source| ReportError::Read { path: file.clone(), source })?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let text = line.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            let parsed =
+                serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
+            let Some((ts_ms, l)) = parsed else {
+                let torn = !line.ends_with('\n');
+                warnings.push(format!(
+                    "{}:{number}: {} skipped",
+                    file.display(),
+                    if torn { "torn last line" } else { "unreadable line" }
+                ));
+                continue;
+            };
+            report.add(&Event {
+                ts_ms,
+                channel: &l.channel,
+                principal: &l.principal,
+                mfa: l.mfa,
+                enforced: l.enforced,
+                decision: &l.decision,
+                route: l.route.as_deref(),
+                request_id: &l.request_id,
+                correlation_id: l.correlation_id.as_deref(),
+                operation: &l.operation,
+                source_ip: &l.source_ip,
+                object_id: l.object_id.as_deref(),
+                tenant_id: l.tenant_id.as_deref(),
+                upn: l.upn.as_deref(),
+                app_id: l.app_id.as_deref(),
+            });
+        }
+    }
+    Ok((report, warnings))
+}
+
+fn status(q: &mfagate_policy::report::Requirement) -> &'static str {
+    match (q.met, q.observed) {
+        (Some(true), _) => "met",
+        (Some(false), _) => "not met",
+        (None, true) => "no data",
+        (None, false) => "not declared",
+    }
+}
+
+fn pct(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |p| json!((p * 100.0).round() / 100.0))
+}
+
+fn rfc3339(ms: u64) -> String {
+    crate::clock::rfc3339_millis(ms)
+}
+
+/// The report as JSON (the keys are a contract: README).
+pub fn to_json(r: &Report, declared: &Declared) -> Value {
+    let requirements = r.requirements(declared);
+    let daily: Vec<Value> = r
+        .daily
+        .iter()
+        .map(|(day, c)| {
+            json!({
+                "date": day_to_date(*day),
+                "portal_operations": c.portal_operations, "portal_mfa_operations": c.portal_mfa,
+                "portal_percent": pct(mfagate_policy::report::percent(c.portal_mfa, c.portal_operations)),
+                "api_app_user_requests": c.api_app_user, "api_mfa_requests": c.api_mfa,
+                "api_percent": pct(mfagate_policy::report::percent(c.api_mfa, c.api_app_user)),
+                "api_app_only_requests": c.api_app_only,
+            })
+        })
+        .collect();
+    let reqs: Vec<Value> = requirements
+        .iter()
+        .map(|q| {
+            json!({
+                "requirement": q.name, "max_points": q.max_points,
+                "points": if q.met == Some(true) { q.max_points } else { 0 },
+                "status": status(q),
+                "source": if q.observed { "observed" } else { "declared" },
+                "insight": q.insight,
+            })
+        })
+        .collect();
+    json!({
+        "window": {"start": rfc3339(r.start_ms), "end": rfc3339(r.end_ms)},
+        "portal": {"operations": r.totals.portal_operations, "mfa_operations": r.totals.portal_mfa, "percent": pct(r.portal_percent()), "users_without_mfa": r.non_mfa_users.len()},
+        "api": {"app_user_requests": r.totals.api_app_user, "mfa_requests": r.totals.api_mfa, "percent": pct(r.api_percent()), "app_only_requests": r.totals.api_app_only},
+        "daily": daily,
+        "score": (score(&requirements) * 10.0).round() / 10.0,
+        "requirements": reqs,
+    })
+}
+
+/// The report as text for a terminal.
+pub fn to_text(r: &Report, declared: &Declared) -> String {
+    let show = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.1}%"));
+    let t = &r.totals;
+    let requirements = r.requirements(declared);
+    let mut out = format!(
+        "Security requirements status, {} to {}\n\nThrough portal: {:>7}  ({} of {} operations by MFA-verified users)\nThrough API:    {:>7}  ({} of {} App+User requests with MFA; {} App-only requests left out)\n\nSecurity score: {:.1}\n",
+        rfc3339(r.start_ms),
+        rfc3339(r.end_ms),
+        show(r.portal_percent()),
+        t.portal_mfa,
+        t.portal_operations,
+        show(r.api_percent()),
+        t.api_mfa,
+        t.api_app_user,
+        t.api_app_only,
+        score(&requirements)
+    );
+    for q in &requirements {
+        let status = status(q);
+        let points = if q.met == Some(true) { q.max_points } else { 0 };
+        out.push_str(&format!("  {status:<8} {points:>2}/{:<2} {} ({})\n", q.max_points, q.name, q.insight));
+    }
+    out.push_str("\nDaily (UTC)      portal      api        app-only\n");
+    for (day, c) in &r.daily {
+        out.push_str(&format!(
+            "  {}     {:>4}/{:<5}  {:>4}/{:<5}  {}\n",
+            day_to_date(*day),
+            c.portal_mfa,
+            c.portal_operations,
+            c.api_mfa,
+            c.api_app_user,
+            c.api_app_only
+        ));
+    }
+    out
+}
+
+fn csv(fields: &[&str]) -> String {
+    let cell = |f: &&str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            (*f).to_owned()
+        }
+    };
+    let cells: Vec<String> = fields.iter().map(cell).collect();
+    cells.join(",") + "\r\n"
+}
+
+/// Writes the three exports with Partner Center's column names.
+pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String) -> Result<(), ReportError> {
+    let write = |name: &str, body: String| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::File::create(&path))
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .map_err(|source| ReportError::Write { path, source })
+    };
+    let mut users: Vec<_> = r.non_mfa_users.iter().collect();
+    users.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms));
+    let mut portal = csv(&["ObjectId", "TenantId", "Upn", "LastNonMfaCompliantLoginDateTime"]);
+    for ((oid, tid), u) in users {
+        portal.push_str(&csv(&[oid, tid, &u.upn, &rfc3339(u.last_ms)]));
+    }
+    write("portal_requests_without_mfa.csv", portal)?;
+    let mut summary = csv(&[
+        "LoginDate",
+        "MfaCompliantRequestCount",
+        "TotalRequestCount",
+        "ApplicationId",
+        "ApplicationName",
+    ]);
+    for ((day, app), (mfa, total)) in &r.apps {
+        summary.push_str(&csv(&[
+            &day_to_date(*day),
+            &mfa.to_string(),
+            &total.to_string(),
+            app,
+            &app_names(app),
+        ]));
+    }
+    write("api_requests_summary.csv", summary)?;
+    let mut all = csv(&[
+        "RequestId",
+        "CorrelationId",
+        "OperationName",
+        "RequestDateTime",
+        "IpAddress",
+        "ObjectId",
+        "TenantId",
+        "Upn",
+        "ApplicationId",
+        "MfaCompliant",
+    ]);
+    for row in r.recent_api_requests() {
+        let mfa = if row.mfa { "true" } else { "false" };
+        all.push_str(&csv(&[
+            &row.request_id,
+            &row.correlation_id,
+            &row.operation,
+            &rfc3339(row.ts_ms),
+            &row.ip,
+            &row.object_id,
+            &row.tenant_id,
+            &row.upn,
+            &row.app_id,
+            mfa,
+        ]));
+    }
+    write("all_api_requests.csv", all)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_parse_fast_and_slow() {
+        assert_eq!(super::parse_ts_ms("2026-01-01T00:00:00.123Z"), Some(1_767_225_600_123));
+        assert_eq!(super::parse_ts_ms("2026-01-01T01:00:00+01:00"), Some(1_767_225_600_000));
+        assert_eq!(super::parse_ts_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(super::parse_ts_ms("garbage"), None);
+        for ms in [0u64, 951_782_400_000, 1_767_225_600_999, 4_102_444_800_000] {
+            assert_eq!(super::parse_ts_ms(&crate::clock::rfc3339_millis(ms)), Some(ms));
+        }
+    }
+}

@@ -1,0 +1,114 @@
+use super::*;
+
+const NOW: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+fn event(ts_ms: u64, channel: &'static str, principal: &'static str, mfa: Option<bool>) -> Event<'static> {
+    Event {
+        ts_ms,
+        channel,
+        principal,
+        mfa,
+        enforced: true,
+        decision: if mfa == Some(false) { "challenge" } else { "allow" },
+        route: Some("r"),
+        request_id: "id",
+        operation: "GET /v1/",
+        object_id: Some("oid"),
+        tenant_id: Some("tid"),
+        upn: Some("u@contoso.test"),
+        app_id: Some("app-a"),
+        ..Event::default()
+    }
+}
+
+#[test]
+fn seed_examples_portal_20_and_api_40() {
+    let mut r = Report::new(NOW, 7);
+    let t = NOW - 3600_000;
+    // Contoso: 3 + 5 non-MFA portal operations, 2 MFA ones → 20 %.
+    for _ in 0..8 {
+        r.add(&event(t, "portal", "user", Some(false)));
+    }
+    for _ in 0..2 {
+        r.add(&event(t, "portal", "user", Some(true)));
+    }
+    // Fabrikam: 3 non-MFA App+User, 5 App-only, 2 MFA App+User → 2 / 5 = 40 %.
+    for _ in 0..3 {
+        r.add(&event(t, "api", "app_user", Some(false)));
+    }
+    for _ in 0..5 {
+        r.add(&event(t, "api", "app_only", None));
+    }
+    for _ in 0..2 {
+        r.add(&event(t, "api", "app_user", Some(true)));
+    }
+    assert_eq!(r.portal_percent(), Some(20.0));
+    assert_eq!(r.api_percent(), Some(40.0));
+    assert_eq!(r.totals.api_app_only, 5);
+    assert_eq!(r.non_mfa_users.len(), 1);
+}
+
+#[test]
+fn window_edges_and_empty_denominators() {
+    let mut r = Report::new(NOW, 7);
+    r.add(&event(NOW - 7 * DAY_MS - 1000, "api", "app_user", Some(true)));
+    r.add(&event(NOW, "api", "app_user", Some(true)));
+    assert_eq!(r.totals.api_app_user, 0, "7 days and 1 second old is out; now is the exclusive end");
+    r.add(&event(NOW - 7 * DAY_MS, "api", "app_user", Some(true)));
+    assert_eq!(r.totals.api_app_user, 1, "exactly 7 days old is in");
+    assert_eq!(r.portal_percent(), None, "n/a, never 0 % or 100 %");
+    // Anonymous requests and sign-in endpoints are not operations.
+    r.add(&event(NOW - 1, "portal", "anonymous", None));
+    r.add(&Event { route: None, ..event(NOW - 1, "portal", "user", Some(true)) });
+    assert_eq!(r.totals.portal_operations, 0);
+}
+
+#[test]
+fn the_export_keeps_the_10000_newest_newest_first() {
+    let mut r = Report::new(NOW, 7);
+    for i in 0..12_000u64 {
+        r.add(&event(NOW - 1_000_000 + i * 10, "api", "app_user", Some(i % 2 == 0)));
+    }
+    let rows = r.recent_api_requests();
+    assert_eq!(rows.len(), MAX_API_ROWS);
+    assert_eq!(rows[0].ts_ms, NOW - 1_000_000 + 11_999 * 10);
+    assert_eq!(rows.last().map(|x| x.ts_ms), Some(NOW - 1_000_000 + 2_000 * 10));
+    assert!(rows.windows(2).all(|w| w[0].ts_ms >= w[1].ts_ms));
+}
+
+#[test]
+fn two_applications_on_one_day_are_two_summary_rows() {
+    let mut r = Report::new(NOW, 7);
+    let t = NOW - DAY_MS / 2;
+    r.add(&event(t, "api", "app_user", Some(true)));
+    r.add(&Event { app_id: Some("app-b"), ..event(t, "api", "app_user", Some(false)) });
+    r.add(&Event { app_id: Some("app-b"), ..event(t, "api", "app_user", Some(true)) });
+    let day = t / DAY_MS;
+    assert_eq!(r.apps.get(&(day, "app-a".into())), Some(&(1, 1)));
+    assert_eq!(r.apps.get(&(day, "app-b".into())), Some(&(1, 2)));
+    assert_eq!(day_to_date(day), "2025-12-31");
+    assert_eq!(day_to_date(0), "1970-01-01");
+}
+
+#[test]
+fn score_formula_on_a_mixed_set() {
+    let mut r = Report::new(NOW, 7);
+    r.add(&event(NOW - 10, "api", "app_user", Some(true)));
+    r.add(&event(NOW - 10, "portal", "user", Some(false)));
+    r.add(&Event { enforced: false, ..event(NOW - 10, "api", "app_user", Some(false)) });
+    let declared = Declared {
+        response_to_alerts: Some(true),
+        security_contact: Some(true),
+        spending_budgets: Some(false),
+        customer_admins_mfa: None,
+    };
+    let reqs = r.requirements(&declared);
+    // Earned: alerts 20 + contact 10 = 30 of 20+20+10+20+10+10+20 = 110.
+    assert_eq!(reqs.iter().filter(|q| q.met == Some(true)).count(), 2);
+    let s = score(&reqs);
+    assert!((s - 30.0 * 100.0 / 110.0).abs() < 1e-9, "{s}");
+    // With no traffic, the observed MFA requirements are left out, not failed.
+    let empty =
+        Report::new(NOW, 7).requirements(&Declared { response_to_alerts: Some(true), ..Declared::default() });
+    assert!((score(&empty) - 30.0 * 100.0 / 70.0).abs() < 1e-9);
+}

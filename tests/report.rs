@@ -1,0 +1,130 @@
+//! `mfagate report` through the real binary, on logs written like the gateway writes them.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn line(ts: &str, channel: &str, principal: &str, mfa: Value, app: &str, id: &str) -> String {
+    json!({
+        "ts": ts, "request_id": id, "correlation_id": "corr", "channel": channel, "route": "r",
+        "method": "GET", "path": "/v1/x", "operation": "GET /v1/", "source_ip": "10.1.2.3",
+        "issuer": "entra", "tenant_id": "tid", "object_id": format!("oid-{id}"), "upn": "u@contoso.test",
+        "app_id": app, "principal": principal, "amr": [], "mfa": mfa, "decision": "allow",
+        "enforced": true, "reason": "x", "status": 200, "latency_us": 10,
+    })
+    .to_string()
+}
+
+#[test]
+fn the_seed_examples_from_two_instances_with_a_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let day = "2025-12-31T12:00:00.000Z";
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    // Portal: 8 operations without MFA, 2 with → 20 %.
+    for i in 0..8 {
+        a.push(line(day, "portal", "user", json!(false), "", &format!("p{i}")));
+    }
+    for i in 0..2 {
+        b.push(line(day, "portal", "user", json!(true), "", &format!("q{i}")));
+    }
+    // API: 3 App+User without MFA, 5 App-only, 2 App+User with MFA (two applications) → 40 %.
+    for i in 0..3 {
+        a.push(line(day, "api", "app_user", json!(false), "app-a", &format!("a{i}")));
+    }
+    for i in 0..5 {
+        b.push(line(day, "api", "app_only", Value::Null, "app-a", &format!("o{i}")));
+    }
+    b.push(line(day, "api", "app_user", json!(true), "app-a", "m1"));
+    b.push(line("2025-12-31T13:00:00.000Z", "api", "app_user", json!(true), "app-b", "m2"));
+    // Out of the window: 7 days and 1 second before --now.
+    b.push(line("2025-12-24T23:59:59.000Z", "api", "app_user", json!(false), "app-a", "old"));
+    std::fs::write(logs.join("instance-a.jsonl"), a.join("\n") + "\n").unwrap();
+    // Instance b's last line was cut off mid-write.
+    std::fs::write(logs.join("instance-b.jsonl"), b.join("\n") + "\n{\"ts\":\"2025-12-31T1").unwrap();
+    let out = dir.path().join("exports");
+    let config = dir.path().join("declared.toml");
+    std::fs::write(&config, "[decision_log]\npath = \"d.jsonl\"\n[report.declared]\nsecurity_contact = true\n[report.application_names]\napp-b = \"Billing, Inc.\"\n").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--now", "2026-01-01T00:00:00Z", "--format", "json", "--log"])
+        .arg(&logs)
+        .arg("--out")
+        .arg(&out)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("torn last line"));
+    let r: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(r["window"]["start"], "2025-12-25T00:00:00.000Z");
+    assert_eq!(
+        (r["portal"]["operations"].as_u64(), r["portal"]["mfa_operations"].as_u64()),
+        (Some(10), Some(2))
+    );
+    assert_eq!(r["portal"]["percent"], 20.0);
+    assert_eq!(
+        (r["api"]["app_user_requests"].as_u64(), r["api"]["mfa_requests"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(r["api"]["percent"], 40.0);
+    assert_eq!(r["api"]["app_only_requests"], 5);
+    assert_eq!(r["daily"].as_array().unwrap().len(), 1);
+    assert!(r["score"].as_f64().is_some());
+    let contact = r["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["requirement"] == "Provide a security contact")
+        .unwrap();
+    assert_eq!((contact["status"].as_str(), contact["points"].as_u64()), (Some("met"), Some(10)));
+
+    let summary = std::fs::read_to_string(out.join("api_requests_summary.csv")).unwrap();
+    assert_eq!(
+        summary,
+        "LoginDate,MfaCompliantRequestCount,TotalRequestCount,ApplicationId,ApplicationName\r\n2025-12-31,1,4,app-a,\r\n2025-12-31,1,1,app-b,\"Billing, Inc.\"\r\n"
+    );
+    let all = std::fs::read_to_string(out.join("all_api_requests.csv")).unwrap();
+    let rows: Vec<&str> = all.lines().collect();
+    assert_eq!(
+        rows[0],
+        "RequestId,CorrelationId,OperationName,RequestDateTime,IpAddress,ObjectId,TenantId,Upn,ApplicationId,MfaCompliant"
+    );
+    assert_eq!(rows.len(), 1 + 5);
+    assert!(rows[1].starts_with("m2,"), "newest first: {}", rows[1]);
+    let portal = std::fs::read_to_string(out.join("portal_requests_without_mfa.csv")).unwrap();
+    assert!(portal.starts_with("ObjectId,TenantId,Upn,LastNonMfaCompliantLoginDateTime\r\n"));
+    assert_eq!(portal.lines().count(), 1 + 8);
+
+    // An empty window is n/a, never 0 % or 100 %; an unreadable path is an error that names it.
+    let empty = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--now", "2030-01-01T00:00:00Z", "--format", "json", "--log"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&empty.stdout).unwrap();
+    assert_eq!((r["portal"]["percent"].clone(), r["api"]["percent"].clone()), (Value::Null, Value::Null));
+    let missing = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--log", "/nonexistent/x.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.jsonl"));
+}
+
+#[tokio::test]
+async fn the_report_reads_what_the_gateway_wrote() {
+    let mut g = gateway().start().await;
+    let mfa = g.token(|_| {});
+    let no_mfa = g.token(|c| c["amr"] = json!(["pwd"]));
+    let app = g.token_for(&mfagate::devidp::TokenRequest { app_only: true, ..Default::default() }, |_| {});
+    for t in [&mfa, &mfa, &no_mfa, &app] {
+        g.get("/v1/x", Some(t)).await;
+    }
+    g.stop().await;
+    let (r, warnings) = mfagate::report::build(&[g.log_path()], (T0 + 60) * 1000, 7).unwrap();
+    assert!(warnings.is_empty());
+    assert_eq!((r.totals.api_app_user, r.totals.api_mfa, r.totals.api_app_only), (3, 2, 1));
+}
