@@ -279,7 +279,7 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
             .map_err(|source| ReportError::Write { path, source })
     };
     let mut users: Vec<_> = r.non_mfa_users.iter().collect();
-    users.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms));
+    users.sort_by_key(|u| std::cmp::Reverse(u.1.last_ms));
     let mut portal = csv(&["ObjectId", "TenantId", "Upn", "LastNonMfaCompliantLoginDateTime"]);
     for ((oid, tid), u) in users {
         portal.push_str(&csv(&[oid, tid, &u.upn, &rfc3339(u.last_ms)]));

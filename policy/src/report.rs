@@ -201,7 +201,7 @@ impl Report {
     /// The "All API requests" rows, newest first.
     pub fn recent_api_requests(&self) -> Vec<ApiRow> {
         let mut rows: Vec<ApiRow> = self.recent.iter().map(|Reverse(r)| r.clone()).collect();
-        rows.sort_by(|a, b| (b.ts_ms, b.seq).cmp(&(a.ts_ms, a.seq)));
+        rows.sort_by_key(|r| std::cmp::Reverse((r.ts_ms, r.seq)));
         rows
     }
 

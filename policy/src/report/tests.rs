@@ -24,7 +24,7 @@ fn event(ts_ms: u64, channel: &'static str, principal: &'static str, mfa: Option
 #[test]
 fn seed_examples_portal_20_and_api_40() {
     let mut r = Report::new(NOW, 7);
-    let t = NOW - 3600_000;
+    let t = NOW - 3_600_000;
     // Contoso: 3 + 5 non-MFA portal operations, 2 MFA ones → 20 %.
     for _ in 0..8 {
         r.add(&event(t, "portal", "user", Some(false)));
