@@ -190,17 +190,7 @@ async fn websocket_upgrades_pass_through() {
 #[tokio::test]
 async fn tls_listener_negotiates_http2_by_alpn() {
     let certs = certs();
-    let g = gateway()
-        .replace(
-            "shutdown_grace_secs = 5",
-            &format!(
-                "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
-                certs.join("server.pem").display(),
-                certs.join("server.key").display()
-            ),
-        )
-        .start()
-        .await;
+    let g = gateway().tls().start().await;
     let client =
         mfagate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5)).unwrap();
     let token = g.token(|_| {});
@@ -233,14 +223,7 @@ async fn keys_are_fetched_over_https_trusting_the_extra_ca() {
     // A first gateway terminates TLS (certs/server.pem) in front of the identity provider.
     let certs = certs();
     let front = gateway()
-        .replace(
-            "shutdown_grace_secs = 5",
-            &format!(
-                "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
-                certs.join("server.pem").display(),
-                certs.join("server.key").display()
-            ),
-        )
+        .tls()
         .append(
             "\n[[route]]\nname = \"idp\"\npath_prefix = \"/keys\"\nupstream = \"{idp}\"\nauth = \"none\"\n",
         )

@@ -94,25 +94,9 @@ pub async fn serve_with(
             let peer = Peer { addr, scheme };
             let service = service_fn(move |req| handle(state.clone(), peer, req));
             let result = match tls {
-                None => {
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned(),
-                        )
-                        .await
-                }
+                None => serve_one(&builder, stream, service, watcher).await,
                 Some(acceptor) => match handshake(&acceptor, stream).await {
-                    Some(tls) => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
+                    Some(tls) => serve_one(&builder, tls, service, watcher).await,
                     None => return,
                 },
             };
@@ -131,6 +115,26 @@ pub async fn serve_with(
     writer.close().await;
     tracing::info!("Stopped");
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) under the graceful-shutdown watcher.
+async fn serve_one<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned()).await
 }
 
 fn connection_builder(state: &State) -> auto::Builder<TokioExecutor> {

@@ -180,6 +180,17 @@ impl Builder {
         self
     }
 
+    /// Terminates TLS with `certs/server.pem` (localhost, signed by `certs/ca.pem`).
+    pub fn tls(self) -> Self {
+        let certs = certs();
+        let tls = format!(
+            "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        );
+        self.replace("shutdown_grace_secs = 5", &tls)
+    }
+
     /// The IdP publishes only these keys at start.
     pub fn published(mut self, kids: &[&'static str]) -> Self {
         self.published = Some(kids.to_vec());
