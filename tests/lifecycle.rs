@@ -104,3 +104,24 @@ async fn a_full_queue_waits_and_loses_nothing() {
     ids.dedup();
     assert_eq!(ids.len(), 200, "generated request ids are unique");
 }
+
+#[tokio::test]
+async fn the_log_rotates_by_day_and_the_report_reads_the_folder() {
+    let mut g = gateway().start().await;
+    let token = g.token(|c| c["exp"] = serde_json::json!(T0 + 3 * 86_400));
+    assert_eq!(g.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
+    g.clock.advance(Duration::from_secs(86_400));
+    assert_eq!(g.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
+    assert_eq!(g.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
+    g.stop().await;
+    let mut names: Vec<String> = std::fs::read_dir(g.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("decisions"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["decisions.2026-01-01.1.jsonl", "decisions.jsonl"]);
+    let (r, _) = mfagate::report::build(&[g.dir.path().to_owned()], (T0 + 2 * 86_400) * 1000, 7).unwrap();
+    assert_eq!(r.totals.api_app_user, 3);
+    assert_eq!(r.daily.len(), 2);
+}

@@ -175,6 +175,10 @@ pub struct DecisionLogConfig {
     pub on_failure: OnLogFailure,
     /// Records queued before writers wait (backpressure, never loss).
     pub queue: usize,
+    /// Rotate when the file would exceed this many bytes (it also rotates every UTC day).
+    pub max_bytes: u64,
+    /// Delete rotated files older than this many days.
+    pub retention_days: u64,
 }
 
 /// `[outbound]`.

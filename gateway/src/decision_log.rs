@@ -7,8 +7,6 @@
 
 use crate::config::DecisionLogConfig;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::mpsc;
@@ -94,7 +92,7 @@ impl DecisionLog {
         if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&cfg.path)?;
+        let file = crate::log_files::RotatingFile::open(&cfg.path, cfg.max_bytes, cfg.retention_days)?;
         let (tx, rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let written = Arc::new(AtomicU64::new(0));
@@ -142,8 +140,19 @@ impl LogWriter {
     }
 }
 
-fn write_loop(mut rx: mpsc::Receiver<Msg>, file: File, healthy: &AtomicBool, written: &AtomicU64) {
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
+fn write_record(out: &mut crate::log_files::RotatingFile, rec: &DecisionRecord) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let ts_ms = crate::report::parse_ts_ms(&rec.ts).unwrap_or(0);
+    out.write_line(ts_ms, &line)
+}
+
+fn write_loop(
+    mut rx: mpsc::Receiver<Msg>,
+    mut out: crate::log_files::RotatingFile,
+    healthy: &AtomicBool,
+    written: &AtomicU64,
+) {
     let mut closing = false;
     while !closing {
         let Some(first) = rx.blocking_recv() else {
@@ -162,10 +171,7 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, file: File, healthy: &AtomicBool, wri
         for msg in batch {
             match msg {
                 Msg::Record(rec) => {
-                    result = result.and_then(|()| {
-                        serde_json::to_writer(&mut out, &*rec).map_err(std::io::Error::other)?;
-                        out.write_all(b"\n")
-                    });
+                    result = result.and_then(|()| write_record(&mut out, &rec));
                     lines += 1;
                 }
                 Msg::Close => closing = true,
@@ -188,8 +194,7 @@ fn write_loop(mut rx: mpsc::Receiver<Msg>, file: File, healthy: &AtomicBool, wri
     }
     // Late records (after Close) are drained too, so nothing queued is lost.
     while let Ok(Msg::Record(rec)) = rx.try_recv() {
-        let _ = serde_json::to_writer(&mut out, &*rec).map_err(std::io::Error::other);
-        let _ = out.write_all(b"\n");
+        let _ = write_record(&mut out, &rec);
     }
     let _ = out.flush();
 }

@@ -209,6 +209,17 @@ struct RawDecisionLog {
     on_log_failure: OnLogFailure,
     #[serde(default = "default_queue")]
     queue: usize,
+    #[serde(default = "default_log_max_bytes")]
+    max_bytes: u64,
+    #[serde(default = "default_retention")]
+    retention_days: u64,
+}
+
+fn default_log_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_retention() -> u64 {
+    8
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,7 +370,12 @@ impl RawConfig {
             path: base.join(&self.decision_log.path),
             on_failure: self.decision_log.on_log_failure,
             queue: self.decision_log.queue.max(1),
+            max_bytes: self.decision_log.max_bytes.max(4096),
+            retention_days: self.decision_log.retention_days,
         };
+        if self.decision_log.retention_days < 8 {
+            p.add("decision_log.retention_days", "at least 8 (the report's 7 days, plus a UTC day's edge)");
+        }
         let outbound = Outbound {
             ca_file: self.outbound.ca_file.map(|f| base.join(f)),
             connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),

@@ -1,0 +1,150 @@
+//! The decision log's files: append to `path`, rotate by UTC day and by size (rename, then create:
+//! the way log shippers expect), and delete rotated files older than the retention.
+//! Rotated files are `<stem>.<YYYY-MM-DD>.<n>.<ext>` beside `path`, so a report over the folder
+//! reads them all.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+const DAY_MS: u64 = 86_400_000;
+
+/// The active file and its rotation state.
+pub struct RotatingFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    day: Option<u64>,
+    bytes: u64,
+    max_bytes: u64,
+    retention_days: u64,
+}
+
+impl RotatingFile {
+    /// Opens (appends to) `path`. Its day is taken from its modification time.
+    pub fn open(path: &Path, max_bytes: u64, retention_days: u64) -> std::io::Result<RotatingFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let meta = file.metadata()?;
+        let day = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .filter(|_| meta.len() > 0)
+            .map(|d| d.as_millis() as u64 / DAY_MS);
+        Ok(RotatingFile {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            day,
+            bytes: meta.len(),
+            max_bytes,
+            retention_days,
+        })
+    }
+
+    /// Writes one line stamped `ts_ms`, rotating first if the day changed or the file is full.
+    pub fn write_line(&mut self, ts_ms: u64, line: &[u8]) -> std::io::Result<()> {
+        let day = ts_ms / DAY_MS;
+        let new_day = self.day.is_some_and(|d| d != day);
+        if self.bytes > 0 && (new_day || self.bytes + line.len() as u64 > self.max_bytes) {
+            self.rotate(day)?;
+        }
+        self.day = Some(day);
+        self.out.write_all(line)?;
+        self.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes to the operating system.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    fn rotate(&mut self, today: u64) -> std::io::Result<()> {
+        self.out.flush()?;
+        let day = self.day.unwrap_or(today);
+        let (stem, ext) = self.stem_ext();
+        let dir = self.dir();
+        let date = mfagate_policy::report::day_to_date(day);
+        let mut n = 1;
+        let target = loop {
+            let candidate = dir.join(format!("{stem}.{date}.{n}.{ext}"));
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        std::fs::rename(&self.path, &target)?;
+        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.out = BufWriter::with_capacity(64 * 1024, file);
+        self.bytes = 0;
+        self.prune(today);
+        Ok(())
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_owned()
+    }
+
+    fn stem_ext(&self) -> (String, String) {
+        let stem = self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext =
+            self.path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "log".into());
+        (stem, ext)
+    }
+
+    /// Deletes rotated files whose day is more than `retention_days` before `today`.
+    fn prune(&self, today: u64) {
+        let (stem, ext) = self.stem_ext();
+        let oldest = mfagate_policy::report::day_to_date(today.saturating_sub(self.retention_days));
+        let Ok(entries) = std::fs::read_dir(self.dir()) else { return };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) =
+                name.strip_prefix(&format!("{stem}.")).and_then(|r| r.strip_suffix(&format!(".{ext}")))
+            else {
+                continue;
+            };
+            // rest = "YYYY-MM-DD.n": dates compare as strings.
+            let date = rest.split('.').next().unwrap_or_default();
+            if date.len() == 10
+                && date < oldest.as_str()
+                && let Err(e) = std::fs::remove_file(entry.path())
+            {
+                tracing::warn!(file = %name, error = %e, "Cannot delete an expired decision log");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_by_day_and_size_and_keeps_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let mut f = RotatingFile::open(&path, 100, 8).unwrap();
+        let day0 = 20_000 * DAY_MS;
+        f.write_line(day0, b"{\"a\":1}\n").unwrap();
+        f.write_line(day0 + 1, b"{\"a\":2}\n").unwrap();
+        f.write_line(day0 + DAY_MS, b"{\"a\":3}\n").unwrap();
+        f.flush().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["decisions.2024-10-04.1.jsonl", "decisions.jsonl"]);
+        // Size: 100 bytes per file at most.
+        for i in 0..30 {
+            f.write_line(day0 + DAY_MS + i, format!("{{\"line\":{i:03}}}\n").as_bytes()).unwrap();
+        }
+        f.flush().unwrap();
+        let rotated = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(rotated >= 5, "{rotated}");
+        // Nine days later, the first day's file is past the 8-day retention; the next day's stays.
+        f.write_line(day0 + 9 * DAY_MS, b"{}\n").unwrap();
+        assert!(!dir.path().join("decisions.2024-10-04.1.jsonl").exists());
+        assert!(dir.path().join("decisions.2024-10-05.1.jsonl").exists());
+    }
+}
