@@ -128,3 +128,59 @@ async fn the_report_reads_what_the_gateway_wrote() {
     assert!(warnings.is_empty());
     assert_eq!((r.totals.api_app_user, r.totals.api_mfa, r.totals.api_app_only), (3, 2, 1));
 }
+
+#[tokio::test]
+async fn the_admin_port_answers_in_partner_center_shapes_and_survives_a_restart() {
+    let shared = tempfile::tempdir().unwrap();
+    let path = shared.path().join("decisions.jsonl");
+    let log = format!("path = \"{}\"", path.display());
+    let mut first = gateway().replace("path = \"{dir}/decisions.jsonl\"", &log).start().await;
+    let mfa = first.token(|_| {});
+    let no_mfa = first.token(|c| c["amr"] = json!(["pwd"]));
+    for t in [&mfa, &no_mfa, &no_mfa] {
+        let req = first
+            .request("/v1/customers", Some(t))
+            .header("MS-RequestId", "rid")
+            .body(Default::default())
+            .unwrap();
+        first.send(req).await;
+    }
+    first.stop().await;
+    // A new instance on the same log rebuilds the aggregates before serving.
+    let second = gateway().replace("path = \"{dir}/decisions.jsonl\"", &log).start().await;
+    assert_eq!(second.get("/v1/customers", Some(&second.token(|_| {}))).await.status, http::StatusCode::OK);
+    // The writer thread feeds the live view just after the response: wait for it.
+    let mut requests: Value = second.admin_get("/v1/partnerRequests").await.json();
+    for _ in 0..200 {
+        if requests["totalCount"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        requests = second.admin_get("/v1/partnerRequests").await.json();
+    }
+    assert_eq!(requests["totalCount"], 4);
+    let item = &requests["items"][0];
+    for key in [
+        "requestId",
+        "correlationId",
+        "operationName",
+        "requestDateTime",
+        "sourceIpAddress",
+        "objectId",
+        "tenantId",
+        "upn",
+        "applicationId",
+        "mfaCompliant",
+    ] {
+        assert!(item.get(key).is_some(), "{key} in {item}");
+    }
+    assert_eq!(item["operationName"], "GET /v1/");
+    let adoption: Value = second.admin_get("/v1/applicationmfaadoptionstatus").await.json();
+    assert_eq!(adoption[0]["mfaCompliantRequestCount"], 2);
+    assert_eq!(adoption[0]["totalRequestCount"], 4);
+    assert_eq!(adoption[0]["loginDate"], "2026-01-01");
+    let summary: Value = second.admin_get("/v1/report").await.json();
+    assert_eq!(summary["api"]["percent"], 50.0);
+    let principals: Value = second.admin_get("/v1/nonMfaCompliantPartnerPrincipals").await.json();
+    assert_eq!(principals["totalCount"], 0, "no portal traffic");
+}

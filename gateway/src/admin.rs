@@ -19,12 +19,25 @@ pub async fn handle<B>(
             Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
         },
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(&state)),
+        "/v1/partnerRequests" => json(state.live.partner_requests(state.clock.now_millis())),
+        "/v1/applicationmfaadoptionstatus" => {
+            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            json(state.live.application_adoption(state.clock.now_millis(), &names))
+        }
+        "/v1/nonMfaCompliantPartnerPrincipals" => {
+            json(state.live.non_mfa_principals(state.clock.now_millis()))
+        }
+        "/v1/report" => json(state.live.summary(state.clock.now_millis(), &state.config.report.declared)),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };
     let mut rsp = Response::new(full(body));
     *rsp.status_mut() = status;
     rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     Ok(rsp)
+}
+
+fn json(v: serde_json::Value) -> (StatusCode, &'static str, String) {
+    (StatusCode::OK, "application/json", v.to_string())
 }
 
 fn render(state: &State) -> String {

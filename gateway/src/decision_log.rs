@@ -88,7 +88,10 @@ pub struct LogWriter {
 
 impl DecisionLog {
     /// Opens (appends to) the log file and starts the writer.
-    pub fn open(cfg: &DecisionLogConfig) -> std::io::Result<(DecisionLog, LogWriter)> {
+    pub fn open(
+        cfg: &DecisionLogConfig,
+        live: Arc<crate::live::Live>,
+    ) -> std::io::Result<(DecisionLog, LogWriter)> {
         if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -97,7 +100,7 @@ impl DecisionLog {
         let healthy = Arc::new(AtomicBool::new(true));
         let written = Arc::new(AtomicU64::new(0));
         let (h, w) = (healthy.clone(), written.clone());
-        let thread = tokio::task::spawn_blocking(move || write_loop(rx, file, &h, &w));
+        let thread = tokio::task::spawn_blocking(move || write_loop(rx, file, &h, &w, &live));
         Ok((DecisionLog { tx: tx.clone(), healthy, written }, LogWriter { tx, thread }))
     }
 
@@ -152,6 +155,7 @@ fn write_loop(
     mut out: crate::log_files::RotatingFile,
     healthy: &AtomicBool,
     written: &AtomicU64,
+    live: &crate::live::Live,
 ) {
     let mut closing = false;
     while !closing {
@@ -172,6 +176,7 @@ fn write_loop(
             match msg {
                 Msg::Record(rec) => {
                     result = result.and_then(|()| write_record(&mut out, &rec));
+                    live.add(&rec);
                     lines += 1;
                 }
                 Msg::Close => closing = true,

@@ -15,6 +15,7 @@ pub mod echo;
 pub mod forward;
 pub mod jwt;
 pub mod keys;
+pub mod live;
 pub mod log_files;
 pub mod metrics;
 pub mod outbound;

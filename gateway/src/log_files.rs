@@ -19,6 +19,30 @@ pub struct RotatingFile {
     retention_days: u64,
 }
 
+/// The current log file and its rotated siblings, oldest name first.
+pub fn all_files(path: &Path) -> Vec<PathBuf> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "log".into());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    name.starts_with(&format!("{stem}.")) && name.ends_with(&format!(".{ext}")) && p != path
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if path.exists() {
+        files.push(path.to_owned());
+    }
+    files
+}
+
 impl RotatingFile {
     /// Opens (appends to) `path`. Its day is taken from its modification time.
     pub fn open(path: &Path, max_bytes: u64, retention_days: u64) -> std::io::Result<RotatingFile> {

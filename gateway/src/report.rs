@@ -5,7 +5,7 @@ use mfagate_policy::report::{Declared, Event, Report, day_to_date, score};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// A report that could not be made.
@@ -62,6 +62,9 @@ struct Line<'a> {
     app_id: Option<Cow<'a, str>>,
 }
 
+/// The longest decision record accepted (records are a few hundred bytes).
+const MAX_LINE: u64 = 1024 * 1024;
+
 /// Milliseconds since the epoch from RFC 3339; the log's own `YYYY-MM-DDTHH:MM:SS.mmmZ` is parsed
 /// without allocation, anything else through the `time` crate.
 pub fn parse_ts_ms(ts: &str) -> Option<u64> {
@@ -99,9 +102,10 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
                 .collect();
             found.sort();
             out.extend(found);
-        } else {
+        } else if meta.is_file() {
             out.push(p.clone());
         }
+        // Anything else (a device such as /dev/full, a socket) is not a log file.
     }
     Ok(out)
 }
@@ -110,6 +114,12 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
 /// report and warnings (torn or unreadable lines are skipped, never fatal).
 pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<String>), ReportError> {
     let mut report = Report::new(now_ms, days);
+    let warnings = fill(&mut report, paths)?;
+    Ok((report, warnings))
+}
+
+/// Adds every record in `paths` to `report`; returns warnings for skipped lines.
+pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Vec<String>, ReportError> {
     let mut warnings = Vec::new();
     for file in files(paths)? {
         let f =
@@ -119,13 +129,20 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<S
         let mut number = 0u64;
         loop {
             line.clear();
-            let n = reader
+            let n = (&mut reader)
+                .take(MAX_LINE)
                 .read_line(&mut line)
                 .map_err(|source| ReportError::Read { path: file.clone(), source })?;
             if n == 0 {
                 break;
             }
             number += 1;
+            if n as u64 == MAX_LINE && !line.ends_with('\n') {
+                // No record is this long: skip the rest of the line.
+                let _ = reader.skip_until(b'\n');
+                warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
+                continue;
+            }
             let text = line.trim_end();
             if text.is_empty() {
                 continue;
@@ -160,7 +177,7 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<S
             });
         }
     }
-    Ok((report, warnings))
+    Ok(warnings)
 }
 
 fn status(q: &mfagate_policy::report::Requirement) -> &'static str {
@@ -335,6 +352,17 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn over_long_lines_and_devices_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        let good = r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
+        std::fs::write(&f, format!("{}\n{good}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
+        let (r, warnings) = super::build(&[f, "/dev/full".into()], 1_767_225_600_001, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 1);
+        assert!(warnings[0].contains("over-long line"), "{warnings:?}");
+    }
+
     #[test]
     fn timestamps_parse_fast_and_slow() {
         assert_eq!(super::parse_ts_ms("2026-01-01T00:00:00.123Z"), Some(1_767_225_600_123));

@@ -60,6 +60,8 @@ pub struct State {
     pub cache_counters: CacheCounters,
     /// Wall clock.
     pub clock: SharedClock,
+    /// The report, live.
+    pub live: Arc<crate::live::Live>,
 }
 
 impl State {
@@ -72,7 +74,8 @@ impl State {
             .map(|cfg| (cfg.clone(), IssuerKeys::new(cfg, client.clone(), clock.clone())))
             .collect();
         let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, clock.clone());
-        let (log, writer) = DecisionLog::open(&config.decision_log).map_err(|source| {
+        let live = Arc::new(crate::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
+        let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
         let saml = crate::saml::SamlVerifier::new(
@@ -92,6 +95,7 @@ impl State {
             client,
             log,
             cache_counters: CacheCounters::default(),
+            live,
             clock,
             config,
         };

@@ -198,6 +198,28 @@ impl Report {
         }
     }
 
+    /// Totals over whole UTC days from `first_day` on (the live view, updated as records arrive).
+    pub fn totals_since(&self, first_day: u64) -> DayCounts {
+        self.daily.range(first_day..).fold(DayCounts::default(), |mut t, (_, c)| {
+            t.portal_operations += c.portal_operations;
+            t.portal_mfa += c.portal_mfa;
+            t.api_app_user += c.api_app_user;
+            t.api_mfa += c.api_mfa;
+            t.api_app_only += c.api_app_only;
+            t
+        })
+    }
+
+    /// Forgets days before `first_day`, keeping a live report's memory bounded.
+    pub fn prune_before(&mut self, first_day: u64) {
+        self.daily = self.daily.split_off(&first_day);
+        self.apps = self.apps.split_off(&(first_day, String::new()));
+        let cutoff = first_day * DAY_MS;
+        self.non_mfa_users.retain(|_, u| u.last_ms >= cutoff);
+        self.recent.retain(|std::cmp::Reverse(r)| r.ts_ms >= cutoff);
+        self.start_ms = self.start_ms.max(cutoff);
+    }
+
     /// The "All API requests" rows, newest first.
     pub fn recent_api_requests(&self) -> Vec<ApiRow> {
         let mut rows: Vec<ApiRow> = self.recent.iter().map(|Reverse(r)| r.clone()).collect();

@@ -91,6 +91,22 @@ fn two_applications_on_one_day_are_two_summary_rows() {
 }
 
 #[test]
+fn live_totals_by_day_and_pruning() {
+    let mut r = Report::new(NOW, 30);
+    let today = NOW / DAY_MS;
+    r.add(&event(NOW - 10 * DAY_MS, "api", "app_user", Some(false)));
+    r.add(&event(NOW - 2 * DAY_MS, "api", "app_user", Some(true)));
+    r.add(&event(NOW - 1, "portal", "user", Some(false)));
+    assert_eq!(r.totals_since(today - 7).api_app_user, 1);
+    assert_eq!(r.totals_since(0).api_app_user, 2);
+    r.prune_before(today - 7);
+    assert_eq!(r.daily.len(), 2);
+    assert_eq!(r.apps.len(), 1);
+    assert_eq!(r.recent_api_requests().len(), 1);
+    assert_eq!(r.non_mfa_users.len(), 1);
+}
+
+#[test]
 fn score_formula_on_a_mixed_set() {
     let mut r = Report::new(NOW, 7);
     r.add(&event(NOW - 10, "api", "app_user", Some(true)));
