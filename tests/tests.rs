@@ -10,6 +10,7 @@ mod binary;
 mod jwt_cases;
 mod keys;
 mod lifecycle;
+mod page;
 mod portal;
 mod proxy;
 mod report;

@@ -27,6 +27,27 @@ pub async fn handle<B>(
         "/v1/nonMfaCompliantPartnerPrincipals" => {
             json(state.live.non_mfa_principals(state.clock.now_millis()))
         }
+        "/" => {
+            let view = state.live.view(state.clock.now_millis());
+            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            (
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                crate::page::render(&view, &state.config.report.declared, &names),
+            )
+        }
+        path if path.starts_with("/exports/") => {
+            let view = state.live.view(state.clock.now_millis());
+            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            let name = &path["/exports/".len()..];
+            match crate::report::EXPORT_NAMES.iter().position(|n| *n == name) {
+                Some(i) => {
+                    let body = crate::report::exports(&view, &names).into_iter().nth(i).unwrap_or_default();
+                    (StatusCode::OK, "text/csv; charset=utf-8", body)
+                }
+                None => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+            }
+        }
         "/v1/report" => json(state.live.summary(state.clock.now_millis(), &state.config.report.declared)),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };

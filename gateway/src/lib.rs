@@ -19,6 +19,7 @@ pub mod live;
 pub mod log_files;
 pub mod metrics;
 pub mod outbound;
+pub mod page;
 pub mod portal;
 pub mod proxy;
 pub mod report;

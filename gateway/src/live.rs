@@ -122,6 +122,14 @@ impl Live {
         json!({"totalCount": items.len(), "items": items})
     }
 
+    /// The last seven UTC days as a report of their own (for the page and the CSV downloads).
+    pub fn view(&self, now_ms: u64) -> Report {
+        let mut r = lock(&self.report).clone();
+        r.prune_before(Self::first_day(now_ms));
+        r.end_ms = now_ms;
+        r
+    }
+
     /// The two percentages and the score over the live window.
     pub fn summary(&self, now_ms: u64, declared: &Declared) -> Value {
         let first = Self::first_day(now_ms);

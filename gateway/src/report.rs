@@ -286,22 +286,18 @@ fn csv(fields: &[&str]) -> String {
     cells.join(",") + "\r\n"
 }
 
-/// Writes the three exports with Partner Center's column names.
-pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String) -> Result<(), ReportError> {
-    let write = |name: &str, body: String| {
-        let path = dir.join(name);
-        std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::File::create(&path))
-            .and_then(|mut f| f.write_all(body.as_bytes()))
-            .map_err(|source| ReportError::Write { path, source })
-    };
+/// The three exports' file names, in the order [`exports`] returns them.
+pub const EXPORT_NAMES: [&str; 3] =
+    ["portal_requests_without_mfa.csv", "api_requests_summary.csv", "all_api_requests.csv"];
+
+/// The three exports as CSV text, with Partner Center's column names.
+pub fn exports(r: &Report, app_names: &dyn Fn(&str) -> String) -> [String; 3] {
     let mut users: Vec<_> = r.non_mfa_users.iter().collect();
     users.sort_by_key(|u| std::cmp::Reverse(u.1.last_ms));
     let mut portal = csv(&["ObjectId", "TenantId", "Upn", "LastNonMfaCompliantLoginDateTime"]);
     for ((oid, tid), u) in users {
         portal.push_str(&csv(&[oid, tid, &u.upn, &rfc3339(u.last_ms)]));
     }
-    write("portal_requests_without_mfa.csv", portal)?;
     let mut summary = csv(&[
         "LoginDate",
         "MfaCompliantRequestCount",
@@ -318,7 +314,6 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
             &app_names(app),
         ]));
     }
-    write("api_requests_summary.csv", summary)?;
     let mut all = csv(&[
         "RequestId",
         "CorrelationId",
@@ -346,7 +341,18 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
             mfa,
         ]));
     }
-    write("all_api_requests.csv", all)?;
+    [portal, summary, all]
+}
+
+/// Writes the three exports into `dir`.
+pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String) -> Result<(), ReportError> {
+    for (name, body) in EXPORT_NAMES.iter().zip(exports(r, app_names)) {
+        let path = dir.join(name);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::File::create(&path))
+            .and_then(|mut f| f.write_all(body.as_bytes()))
+            .map_err(|source| ReportError::Write { path, source })?;
+    }
     Ok(())
 }
 

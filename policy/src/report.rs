@@ -96,7 +96,7 @@ pub struct NonMfaUser {
 }
 
 /// The report over `[start_ms, end_ms)`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Report {
     /// Window start (inclusive), ms.
     pub start_ms: u64,
@@ -218,6 +218,7 @@ impl Report {
         self.non_mfa_users.retain(|_, u| u.last_ms >= cutoff);
         self.recent.retain(|std::cmp::Reverse(r)| r.ts_ms >= cutoff);
         self.start_ms = self.start_ms.max(cutoff);
+        self.totals = self.totals_since(first_day);
     }
 
     /// The "All API requests" rows, newest first.
