@@ -84,6 +84,8 @@ pub struct DayCounts {
     pub api_mfa: u64,
     /// App-only requests (left out of the metric).
     pub api_app_only: u64,
+    /// Requests without MFA that report-only routes forwarded instead of refusing.
+    pub report_only_passes: u64,
 }
 
 /// A portal user seen without MFA.
@@ -110,8 +112,6 @@ pub struct Report {
     pub apps: BTreeMap<(u64, String), (u64, u64)>,
     /// (object id, tenant id) → the user's last non-MFA portal operation.
     pub non_mfa_users: HashMap<(String, String), NonMfaUser>,
-    /// Requests refused-in-principle but let through by report-only mode.
-    pub report_only_passes: u64,
     recent: BinaryHeap<Reverse<ApiRow>>,
     seq: u64,
 }
@@ -128,14 +128,14 @@ impl Report {
             return;
         }
         let day = e.ts_ms / DAY_MS;
-        if e.mfa == Some(false) && !e.enforced && e.decision != "allow" {
-            self.report_only_passes += 1;
-        }
         let counts = self.daily.entry(day).or_default();
         let mut bump = |f: fn(&mut DayCounts) -> &mut u64| {
             *f(counts) += 1;
             *f(&mut self.totals) += 1;
         };
+        if e.mfa == Some(false) && !e.enforced && e.decision != "allow" {
+            bump(|c| &mut c.report_only_passes);
+        }
         match (e.channel, e.principal, e.mfa) {
             // Portal operations: requests on a browser route by a signed-in user.
             ("portal", "user", Some(mfa)) if e.route.is_some() => {
@@ -206,6 +206,7 @@ impl Report {
             t.api_app_user += c.api_app_user;
             t.api_mfa += c.api_mfa;
             t.api_app_only += c.api_app_only;
+            t.report_only_passes += c.report_only_passes;
             t
         })
     }
@@ -331,8 +332,8 @@ impl Report {
             observed(
                 "No request without MFA was let through in report-only mode",
                 10,
-                Some(self.report_only_passes == 0),
-                format!("{} requests without MFA forwarded by report-only routes", self.report_only_passes),
+                Some(t.report_only_passes == 0),
+                format!("{} requests without MFA forwarded by report-only routes", t.report_only_passes),
             ),
             stated("Response to alerts is 24 hours or less on average", 20, declared.response_to_alerts),
             stated("Provide a security contact", 10, declared.security_contact),

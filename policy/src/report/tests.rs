@@ -46,6 +46,12 @@ fn seed_examples_portal_20_and_api_40() {
     assert_eq!(r.api_percent(), Some(40.0));
     assert_eq!(r.totals.api_app_only, 5);
     assert_eq!(r.non_mfa_users.len(), 1);
+    // A report-only pass ten days ago leaves the window with its day.
+    let mut r = Report::new(NOW, 30);
+    r.add(&Event { enforced: false, ..event(NOW - 10 * DAY_MS, "api", "app_user", Some(false)) });
+    assert_eq!(r.totals.report_only_passes, 1);
+    r.prune_before(NOW / DAY_MS - 7);
+    assert_eq!(r.totals.report_only_passes, 0);
 }
 
 #[test]
