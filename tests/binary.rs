@@ -79,11 +79,7 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mfagate.toml");
-    let text = CONFIG
-        .replace("{idp}", idp.base_url())
-        .replace("{echo}", &echo.url())
-        .replace("{dir}", &dir.path().display().to_string())
-        .replace("{certs}", &certs().display().to_string());
+    let text = render_config(CONFIG, &idp, &echo, dir.path());
     std::fs::write(&config, text).unwrap();
     let mut child = mfagate()
         .args(["run", "--config"])

@@ -21,7 +21,7 @@ pub async fn handle<B>(
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(&state)),
         "/v1/partnerRequests" => json(state.live.partner_requests(state.clock.now_millis())),
         "/v1/applicationmfaadoptionstatus" => {
-            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            let names = |id: &str| state.config.report.application_name(id);
             json(state.live.application_adoption(state.clock.now_millis(), &names))
         }
         "/v1/nonMfaCompliantPartnerPrincipals" => {
@@ -29,7 +29,7 @@ pub async fn handle<B>(
         }
         "/" => {
             let view = state.live.view(state.clock.now_millis());
-            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            let names = |id: &str| state.config.report.application_name(id);
             (
                 StatusCode::OK,
                 "text/html; charset=utf-8",
@@ -38,7 +38,7 @@ pub async fn handle<B>(
         }
         path if path.starts_with("/exports/") => {
             let view = state.live.view(state.clock.now_millis());
-            let names = |id: &str| state.config.report.application_names.get(id).cloned().unwrap_or_default();
+            let names = |id: &str| state.config.report.application_name(id);
             let name = &path["/exports/".len()..];
             match crate::report::EXPORT_NAMES.iter().position(|n| *n == name) {
                 Some(i) => {
@@ -48,7 +48,10 @@ pub async fn handle<B>(
                 None => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
             }
         }
-        "/v1/report" => json(state.live.summary(state.clock.now_millis(), &state.config.report.declared)),
+        "/v1/report" => json(crate::report::to_json(
+            &state.live.view(state.clock.now_millis()),
+            &state.config.report.declared,
+        )),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };
     let mut rsp = Response::new(full(body));

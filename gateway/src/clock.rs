@@ -51,6 +51,21 @@ impl Clock for ManualClock {
     }
 }
 
+/// Something that stops being valid at a wall-clock time.
+pub trait Expires {
+    /// When.
+    fn expires(&self) -> UnixTime;
+}
+
+/// A moka expiry: an entry lives until its value expires, by the injected clock.
+pub struct UntilExpiry(pub SharedClock);
+
+impl<K, V: Expires> moka::Expiry<K, Arc<V>> for UntilExpiry {
+    fn expire_after_create(&self, _: &K, v: &Arc<V>, _: std::time::Instant) -> Option<Duration> {
+        Some(Duration::from_secs(v.expires().0.saturating_sub(self.0.unix().0)))
+    }
+}
+
 /// RFC 3339 UTC with milliseconds, as the decision log writes it.
 pub fn rfc3339_millis(millis: u64) -> String {
     let nanos = i128::from(millis) * 1_000_000;

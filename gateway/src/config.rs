@@ -71,6 +71,13 @@ pub struct Config {
     pub report: ReportConfig,
 }
 
+impl ReportConfig {
+    /// The display name configured for an application id (empty if none).
+    pub fn application_name(&self, id: &str) -> String {
+        self.application_names.get(id).cloned().unwrap_or_default()
+    }
+}
+
 /// `[report]`.
 #[derive(Debug, Clone, Default)]
 pub struct ReportConfig {

@@ -1,6 +1,7 @@
 //! Development SAML assertions, signed at run time with `certs/saml-idp.key` (tests, benches,
 //! demo). DEVELOPMENT ONLY: the key is public.
 
+use crate::markup::escape;
 use crate::saml::{NS_ASSERTION, NS_PROTOCOL};
 use mfagate_policy::{ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN};
 use rustls_pki_types::pem::PemObject;
@@ -79,16 +80,16 @@ impl AssertionSpec {
         let t = |secs: u64| crate::clock::rfc3339_millis(secs * 1000);
         let mut subject_data = format!(r#" NotOnOrAfter="{}""#, t(self.not_on_or_after));
         if let Some(r) = &self.recipient {
-            subject_data.push_str(&format!(r#" Recipient="{}""#, esc(r)));
+            subject_data.push_str(&format!(r#" Recipient="{}""#, escape(r)));
         }
         if let Some(r) = &self.in_response_to {
-            subject_data.push_str(&format!(r#" InResponseTo="{}""#, esc(r)));
+            subject_data.push_str(&format!(r#" InResponseTo="{}""#, escape(r)));
         }
         let authn = self.class_ref.as_ref().map_or(String::new(), |c| {
             format!(
                 r#"<saml:AuthnStatement AuthnInstant="{}"><saml:AuthnContext><saml:AuthnContextClassRef>{}</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>"#,
                 t(self.issued),
-                esc(c)
+                escape(c)
             )
         });
         let attributes: String = self
@@ -97,20 +98,20 @@ impl AssertionSpec {
             .map(|(name, values)| {
                 let v: String = values
                     .iter()
-                    .map(|v| format!("<saml:AttributeValue>{}</saml:AttributeValue>", esc(v)))
+                    .map(|v| format!("<saml:AttributeValue>{}</saml:AttributeValue>", escape(v)))
                     .collect();
-                format!(r#"<saml:Attribute Name="{}">{v}</saml:Attribute>"#, esc(name))
+                format!(r#"<saml:Attribute Name="{}">{v}</saml:Attribute>"#, escape(name))
             })
             .collect();
         format!(
             r#"<saml:Assertion xmlns:saml="{NS_ASSERTION}" ID="{id}" Version="2.0" IssueInstant="{issued}"><saml:Issuer>{issuer}</saml:Issuer>{sig}<saml:Subject><saml:NameID>{name}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData{subject_data}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issued}" NotOnOrAfter="{until}"><saml:AudienceRestriction><saml:Audience>{aud}</saml:Audience></saml:AudienceRestriction></saml:Conditions>{authn}<saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion>"#,
             id = self.id,
             issued = t(self.issued),
-            issuer = esc(&self.issuer),
+            issuer = escape(&self.issuer),
             sig = signature_template(&self.id),
-            name = esc(&self.name_id),
+            name = escape(&self.name_id),
             until = t(self.not_on_or_after),
-            aud = esc(&self.audience),
+            aud = escape(&self.audience),
         )
     }
 }
@@ -128,10 +129,6 @@ pub fn response_xml(id: &str, assertion: &str, signed: bool) -> String {
     format!(
         r#"<samlp:Response xmlns:samlp="{NS_PROTOCOL}" ID="{id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">{sig}<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{assertion}</samlp:Response>"#
     )
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A SAML signing key and its certificate.
@@ -282,7 +279,7 @@ async fn sso<B>(
     inner.sign_ins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let response = response_xml(&format!("_resp{}", &spec.id[2..]), &assertion, false).replace(
         "<samlp:Response ",
-        &format!("<samlp:Response InResponseTo=\"{}\" Destination=\"{}\" ", esc(id), esc(acs)),
+        &format!("<samlp:Response InResponseTo=\"{}\" Destination=\"{}\" ", escape(id), escape(acs)),
     );
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(response);
@@ -291,8 +288,8 @@ async fn sso<B>(
         200,
         format!(
             r#"<!doctype html><html><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLResponse" value="{b64}"/><input type="hidden" name="RelayState" value="{}"/><noscript><button>Continue</button></noscript></form></body></html>"#,
-            esc(acs),
-            esc(&relay)
+            escape(acs),
+            escape(&relay)
         ),
     )
 }

@@ -62,6 +62,11 @@ pub fn strip_identity(headers: &mut HeaderMap) {
 /// are the gateway's credentials, not the application's.
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
     let own = [crate::session::SESSION_COOKIE, crate::session::LOGIN_COOKIE];
+    // The common case (no gateway cookie) costs a scan, not a rebuild.
+    let ours = |v: &HeaderValue| own.iter().any(|n| v.as_bytes().windows(n.len()).any(|w| w == n.as_bytes()));
+    if !headers.get_all(header::COOKIE).iter().any(ours) {
+        return;
+    }
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()

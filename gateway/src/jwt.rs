@@ -13,7 +13,6 @@ use mfagate_policy::{Amr, InvalidReason, TokenFacts, TokenVersion, UnixTime};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Who a verified token names. Nothing here is secret: no token, no signature.
 #[derive(Debug, Clone, Default)]
@@ -81,17 +80,9 @@ pub struct CacheCounters {
     pub misses: std::sync::atomic::AtomicU64,
 }
 
-struct ExpireAtExp(SharedClock);
-
-impl moka::Expiry<[u8; 32], Arc<Verified>> for ExpireAtExp {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        v: &Arc<Verified>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        let now = self.0.unix().0;
-        Some(Duration::from_secs(v.facts.expires.0.saturating_sub(now)))
+impl crate::clock::Expires for Verified {
+    fn expires(&self) -> mfagate_policy::UnixTime {
+        self.facts.expires
     }
 }
 
@@ -147,7 +138,7 @@ impl Verifier {
             .collect();
         let cache = moka::sync::Cache::builder()
             .max_capacity(cache_capacity)
-            .expire_after(ExpireAtExp(clock.clone()))
+            .expire_after(crate::clock::UntilExpiry(clock.clone()))
             .build();
         Verifier { issuers, cache, clock }
     }

@@ -17,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod live;
 pub mod log_files;
+pub mod markup;
 pub mod metrics;
 pub mod outbound;
 pub mod page;

@@ -4,7 +4,7 @@
 
 use crate::decision_log::DecisionRecord;
 use crate::report::parse_ts_ms;
-use mfagate_policy::report::{Declared, Event, MAX_API_ROWS, Report, day_to_date, percent, score};
+use mfagate_policy::report::{Event, MAX_API_ROWS, Report, day_to_date};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Mutex;
@@ -128,20 +128,5 @@ impl Live {
         r.prune_before(Self::first_day(now_ms));
         r.end_ms = now_ms;
         r
-    }
-
-    /// The two percentages and the score over the live window.
-    pub fn summary(&self, now_ms: u64, declared: &Declared) -> Value {
-        let first = Self::first_day(now_ms);
-        let r = lock(&self.report);
-        let t = r.totals_since(first);
-        let requirements = r.requirements(declared);
-        let pct = |v: Option<f64>| v.map_or(Value::Null, |p| json!((p * 100.0).round() / 100.0));
-        json!({
-            "window": {"start": crate::clock::rfc3339_millis(first * DAY_MS), "end": crate::clock::rfc3339_millis(now_ms)},
-            "portal": {"operations": t.portal_operations, "mfa_operations": t.portal_mfa, "percent": pct(percent(t.portal_mfa, t.portal_operations))},
-            "api": {"app_user_requests": t.api_app_user, "mfa_requests": t.api_mfa, "percent": pct(percent(t.api_mfa, t.api_app_user)), "app_only_requests": t.api_app_only},
-            "score": (score(&requirements) * 10.0).round() / 10.0,
-        })
     }
 }

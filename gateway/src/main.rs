@@ -188,7 +188,7 @@ fn report(
         eprintln!("warning: {} more lines skipped", warnings.len() - 20);
     }
     if let Some(dir) = out {
-        let names = |id: &str| report_cfg.application_names.get(id).cloned().unwrap_or_default();
+        let names = |id: &str| report_cfg.application_name(id);
         if let Err(e) = mfagate::report::write_exports(&report, &dir, &names) {
             eprintln!("mfagate report: {e}");
             return ExitCode::FAILURE;

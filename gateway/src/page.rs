@@ -2,12 +2,9 @@
 //! requirements, the daily series as inline SVG, the per-application table, the users without
 //! MFA and the CSV downloads. Self-contained: no scripts, fonts or CDNs.
 
+use crate::markup::escape;
 use mfagate_policy::report::{Declared, Report, day_to_date, percent, score};
 use std::fmt::Write;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 fn show(p: Option<f64>) -> String {
     p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.1}%"))
@@ -120,9 +117,9 @@ td,th{border-bottom:1px solid #eee;padding:.35rem .75rem;text-align:left;font-si
         let _ = write!(
             html,
             r#"<tr><td>{}</td><td class="{class}">{status}</td><td>{points}/{}</td><td>{}</td></tr>"#,
-            esc(q.name),
+            escape(q.name),
             q.max_points,
-            esc(&q.insight)
+            escape(&q.insight)
         );
     }
     html.push_str("</table><h2>Daily share with MFA</h2>");
@@ -131,9 +128,9 @@ td,th{border-bottom:1px solid #eee;padding:.35rem .75rem;text-align:left;font-si
     for ((day, app), (mfa, total)) in &r.apps {
         let name = names(app);
         let label = if name.is_empty() {
-            esc(app)
+            escape(app)
         } else {
-            format!("{} <span class=\"muted\">{}</span>", esc(&name), esc(app))
+            format!("{} <span class=\"muted\">{}</span>", escape(&name), escape(app))
         };
         let _ = write!(
             html,
@@ -148,9 +145,9 @@ td,th{border-bottom:1px solid #eee;padding:.35rem .75rem;text-align:left;font-si
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&u.upn),
-            esc(oid),
-            esc(tid),
+            escape(&u.upn),
+            escape(oid),
+            escape(tid),
             crate::clock::rfc3339_millis(u.last_ms)
         );
     }

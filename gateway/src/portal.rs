@@ -7,6 +7,7 @@ use crate::clock::rfc3339_millis;
 use crate::config::RouteConfig;
 use crate::decision_log::DecisionRecord;
 use crate::jwt::Identity;
+use crate::markup::escape;
 use crate::saml::{NS_ASSERTION, NS_PROTOCOL, Use};
 use crate::session::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session, cookie, set_cookie};
 use crate::state::State;
@@ -203,10 +204,6 @@ fn authn_request(id: &str, sp: &str, destination: &str, acs: &str, now: u64, ask
         acs = escape(acs),
         sp = escape(sp),
     )
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// DEFLATE then base64: the HTTP-Redirect binding's encoding.

@@ -96,16 +96,9 @@ pub struct SamlVerifier {
     clock: SharedClock,
 }
 
-struct UntilExpiry(SharedClock);
-
-impl moka::Expiry<[u8; 32], Arc<SamlVerified>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        v: &Arc<SamlVerified>,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(v.facts.expires.0.saturating_sub(self.0.unix().0)))
+impl crate::clock::Expires for SamlVerified {
+    fn expires(&self) -> mfagate_policy::UnixTime {
+        self.facts.expires
     }
 }
 
@@ -135,7 +128,7 @@ impl SamlVerifier {
             ],
             by_digest: moka::sync::Cache::builder()
                 .max_capacity(50_000)
-                .expire_after(UntilExpiry(clock.clone()))
+                .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
             // Replay entries live until the assertion expires; the day bound only caps memory for
             // assertions that claim to live longer.

@@ -233,11 +233,7 @@ impl Builder {
             assert!(text.contains(from.as_str()), "config has no {from:?}");
             text = text.replace(from.as_str(), to);
         }
-        let text = text
-            .replace("{idp}", idp.base_url())
-            .replace("{echo}", &echo.url())
-            .replace("{dir}", &dir.path().display().to_string())
-            .replace("{certs}", &certs().display().to_string())
+        let text = render_config(&text, &idp, &echo, dir.path())
             .replace("{gw}", &format!("http://{addr}"))
             .replace("{saml_sso}", &saml_idp.sso_url());
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
@@ -333,6 +329,14 @@ impl Gateway {
         }
         read_log(&self.log_path())
     }
+}
+
+/// Fills a configuration's `{idp}`, `{echo}`, `{dir}` and `{certs}` placeholders.
+pub fn render_config(text: &str, idp: &DevIdp, echo: &Echo, dir: &Path) -> String {
+    text.replace("{idp}", idp.base_url())
+        .replace("{echo}", &echo.url())
+        .replace("{dir}", &dir.display().to_string())
+        .replace("{certs}", &certs().display().to_string())
 }
 
 pub fn read_log(path: &Path) -> Vec<Value> {
