@@ -293,3 +293,196 @@ async fn an_idp_configured_by_metadata() {
         .unwrap();
     assert_eq!(g.send(req).await.status, http::StatusCode::OK);
 }
+
+// SAML 1.1 (WS-Federation): `AssertionID`, `AuthenticationStatement/@AuthenticationMethod`,
+// attributes named by `AttributeNamespace` + `AttributeName`.
+
+fn signed11(spec: &AssertionSpec) -> String {
+    signer("saml-idp").sign_saml11(&spec.to_saml11_xml()).unwrap()
+}
+
+const PASSWORD_METHOD: &str = "urn:oasis:names:tc:SAML:1.0:am:password";
+
+#[test]
+fn a_saml11_assertion_verifies_with_mfa_in_its_authentication_method() {
+    let v = verifier(ManualClock::at(T0));
+    let doc = signed11(&spec());
+    assert!(
+        doc.contains("AssertionID=")
+            && doc.contains("AuthenticationMethod=\"http://schemas.microsoft.com/claims/multipleauthn\"")
+    );
+    let ok = v.verify(&doc, Use::Api).unwrap();
+    assert_eq!(ok.identity.upn.as_deref(), Some("adele@contoso.test"));
+    assert_eq!(ok.identity.tenant_id.as_deref(), Some(tenant()));
+    assert_eq!(ok.identity.object_id.as_deref(), Some("00000000-0000-4000-8000-0000000b0001"));
+    assert_eq!(ok.facts.authentication_methods, [MULTIPLE_AUTHN]);
+    assert_eq!(ok.facts.expires.0, T0 + 300);
+    assert_eq!(
+        evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()),
+        MfaOutcome::Proven,
+        "claims.md row 37"
+    );
+    // Switched off for this IdP, the location no longer counts.
+    let off = SamlMfaSettings { authentication_method: false, ..SamlMfaSettings::default() };
+    assert!(matches!(evaluate_saml_mfa(&ok.facts, &off), MfaOutcome::NotProven(_)));
+}
+
+#[test]
+fn saml11_mfa_in_the_authenticationmethod_attribute_and_none() {
+    let v = verifier(ManualClock::at(T0));
+    let password = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password";
+    let mut attr = spec();
+    attr.class_ref = Some(PASSWORD_METHOD.into());
+    attr.attributes.push((ATTR_AUTHENTICATION_METHOD.into(), vec![password.into(), MULTIPLE_AUTHN.into()]));
+    let mut none = spec();
+    none.class_ref = Some(PASSWORD_METHOD.into());
+    none.attributes.push((ATTR_AUTHENTICATION_METHOD.into(), vec![password.into()]));
+    let mut amr = spec().with_amr_attribute(&[password, MULTIPLE_AUTHN]);
+    amr.class_ref = None;
+    for (name, s, want) in
+        [("row 38", attr, true), ("authnmethodsreferences", amr, true), ("password", none, false)]
+    {
+        let ok = v.verify(&signed11(&s), Use::Api).unwrap();
+        let proven = evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
+        assert_eq!(proven, want, "{name}");
+    }
+}
+
+#[test]
+fn saml11_bad_signatures_audiences_and_replays_are_refused() {
+    let v = verifier(ManualClock::at(T0));
+    let good = signed11(&spec());
+    let tampered = good.replace(
+        &format!("AuthenticationMethod=\"{MULTIPLE_AUTHN}\""),
+        &format!("AuthenticationMethod=\"{MULTIPLE_AUTHN}\" x=\"1\""),
+    );
+    assert_ne!(tampered, good);
+    assert_eq!(err(&v, &tampered), InvalidReason::BadSignature);
+    let renamed =
+        good.replace("adele@contoso.test</saml:AttributeValue>", "admin@contoso.test</saml:AttributeValue>");
+    assert_eq!(err(&v, &renamed), InvalidReason::BadSignature);
+    let untrusted = signer("saml-untrusted").sign_saml11(&spec().to_saml11_xml()).unwrap();
+    assert_eq!(err(&v, &untrusted), InvalidReason::BadSignature);
+    let s = spec();
+    assert_eq!(
+        err(&v, &s.to_saml11_xml().replace(&signature_template(&s.id), "")),
+        InvalidReason::BadSignature
+    );
+    let mut wrong = spec();
+    wrong.audience = "https://other-sp.test/".into();
+    assert_eq!(err(&v, &signed11(&wrong)), InvalidReason::WrongAudience);
+    let mut other = spec();
+    other.issuer = "https://evil.test/".into();
+    assert_eq!(err(&v, &signed11(&other)), InvalidReason::UnknownIssuer);
+    // Version 1.0 and 2.0-style attributes on a 1.x assertion are not what we verify.
+    assert_eq!(err(&v, &good.replace("MinorVersion=\"1\"", "MinorVersion=\"0\"")), InvalidReason::Malformed);
+
+    let s = spec();
+    let doc = signed11(&s);
+    assert!(v.verify(&doc, Use::Api).is_ok());
+    assert!(v.verify(&doc, Use::Api).is_ok(), "the same bearer document again");
+    let mut same_id = spec();
+    same_id.id = s.id.clone();
+    same_id.name_id = "other@contoso.test".into();
+    assert_eq!(err(&v, &signed11(&same_id)), InvalidReason::Replayed);
+}
+
+#[test]
+fn saml11_wrapping_variants_are_refused() {
+    let v = verifier(ManualClock::at(T0));
+    let good_spec = spec();
+    let good = signed11(&good_spec);
+    let mut evil = spec();
+    evil.name_id = "admin@contoso.test".into();
+    evil.attributes.clear();
+    let evil_unsigned = evil.to_saml11_xml().replace(&signature_template(&evil.id), "");
+
+    // An unsigned assertion around the signed one, which hides in its Advice.
+    let advice = evil_unsigned
+        .replace("<saml:Conditions", &format!("<saml:Advice>{good}</saml:Advice><saml:Conditions"));
+    assert_eq!(err(&v, &advice), InvalidReason::SignatureMisplaced);
+    // The signed assertion beside an unsigned one, under a wrapper or a Response.
+    let wrapper = format!("<w xmlns=\"urn:w\">{good}{evil_unsigned}</w>");
+    assert_eq!(err(&v, &wrapper), InvalidReason::Malformed);
+    assert_eq!(
+        err(&v, &response_xml("_r", &format!("{evil_unsigned}{good}"), false)),
+        InvalidReason::SignatureMisplaced
+    );
+    // An element inside reusing the assertion's ID.
+    let dup = good.replace(
+        "<saml:Conditions",
+        &format!("<saml:Advice AssertionID=\"{}\"/><saml:Conditions", good_spec.id),
+    );
+    assert_eq!(err(&v, &dup), InvalidReason::SignatureMisplaced);
+    // A second signature, or the signature moved under a statement.
+    let sig_start = good.find("<ds:Signature").unwrap();
+    let sig_end = good.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let signature = &good[sig_start..sig_end];
+    let twice =
+        good.replace("<saml:Conditions", &format!("<saml:Advice>{signature}</saml:Advice><saml:Conditions"));
+    assert_eq!(err(&v, &twice), InvalidReason::SignatureMisplaced);
+    let stripped = format!("{}{}", &good[..sig_start], &good[sig_end..]);
+    let moved =
+        stripped.replace("</saml:AttributeStatement>", &format!("{signature}</saml:AttributeStatement>"));
+    assert_eq!(err(&v, &moved), InvalidReason::SignatureMisplaced);
+    // A reference to anything but the assertion, XPath transforms, ds:Object.
+    let elsewhere = good.replace(&format!("URI=\"#{}\"", good_spec.id), "URI=\"#_other\"");
+    assert_eq!(err(&v, &elsewhere), InvalidReason::SignatureMisplaced);
+    let xpath = good.replace(
+        r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
+        r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
+    );
+    assert_eq!(err(&v, &xpath), InvalidReason::SignatureMisplaced);
+    let object = good.replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object>x</ds:Object>");
+    assert_eq!(err(&v, &object), InvalidReason::SignatureMisplaced);
+    // A comment inside NameIdentifier is dropped by c14n: the signature holds and the whole text is read.
+    let mut s = spec();
+    s.name_id = "jane@contoso.test.evil.test".into();
+    s.attributes.retain(|(n, _)| !n.ends_with("/upn"));
+    let doc = signed11(&s).replacen("jane@contoso.test.evil.test", "jane@contoso.test<!---->.evil.test", 1);
+    let ok = v.verify(&doc, Use::Api).expect("the comment is outside the signed bytes");
+    assert_eq!(ok.identity.upn.as_deref(), Some("jane@contoso.test.evil.test"));
+    // A DTD is refused before anything else.
+    let xxe =
+        format!("<?xml version=\"1.0\"?><!DOCTYPE a [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}");
+    assert_eq!(err(&v, &xxe), InvalidReason::Malformed);
+}
+
+#[tokio::test]
+async fn saml11_assertions_are_api_credentials_end_to_end() {
+    let mut g = gateway().start().await;
+    let send = |xml: String| {
+        let req = http::Request::get(format!("http://{}/v1/x", g.addr))
+            .header("authorization", saml_header(&xml))
+            .body(Default::default())
+            .unwrap();
+        g.send(req)
+    };
+    let r = send(signed11(&spec())).await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.body);
+    assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("user"));
+    assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("true"));
+    assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
+    let mut no_mfa = spec();
+    no_mfa.class_ref = Some(PASSWORD_METHOD.into());
+    let r = send(signed11(&no_mfa)).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (401, Some("saml_mfa_missing")));
+    let tampered = signed11(&spec())
+        .replace("adele@contoso.test</saml:NameIdentifier>", "admin@contoso.test</saml:NameIdentifier>");
+    let r = send(tampered).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (401, Some("bad_signature")));
+    assert_eq!(g.echo.hits(), 1, "only the MFA assertion reached the upstream");
+    let log = g.stop().await;
+    let seen: Vec<_> = log
+        .iter()
+        .map(|r| (r["principal"].as_str().unwrap(), r["mfa"].clone(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("user", serde_json::json!(true), "mfa_satisfied"),
+            ("user", serde_json::json!(false), "saml_mfa_missing"),
+            ("anonymous", serde_json::Value::Null, "bad_signature"),
+        ]
+    );
+}

@@ -2,7 +2,7 @@
 //! demo). DEVELOPMENT ONLY: the key is public.
 
 use crate::markup::escape;
-use crate::saml::{NS_ASSERTION, NS_PROTOCOL};
+use crate::saml::{NS_ASSERTION, NS_PROTOCOL, NS_SAML1};
 use mfagate_policy::{ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -116,6 +116,52 @@ impl AssertionSpec {
     }
 }
 
+impl AssertionSpec {
+    /// The same assertion as SAML 1.1 (what AD FS issues to WS-Federation relying parties), with
+    /// an empty signature template referencing `AssertionID`. The class reference becomes the
+    /// `AuthenticationStatement`'s `AuthenticationMethod`; attribute names are split at their last
+    /// `/` into `AttributeNamespace` and `AttributeName`.
+    pub fn to_saml11_xml(&self) -> String {
+        let t = |secs: u64| crate::clock::rfc3339_millis(secs * 1000);
+        let subject = format!(
+            "<saml:Subject><saml:NameIdentifier>{}</saml:NameIdentifier><saml:SubjectConfirmation><saml:ConfirmationMethod>urn:oasis:names:tc:SAML:1.0:cm:bearer</saml:ConfirmationMethod></saml:SubjectConfirmation></saml:Subject>",
+            escape(&self.name_id)
+        );
+        let attributes: String = self
+            .attributes
+            .iter()
+            .map(|(name, values)| {
+                let (ns, local) = name.rsplit_once('/').unwrap_or(("", name));
+                let v: String = values
+                    .iter()
+                    .map(|v| format!("<saml:AttributeValue>{}</saml:AttributeValue>", escape(v)))
+                    .collect();
+                format!(
+                    r#"<saml:Attribute AttributeName="{}" AttributeNamespace="{}">{v}</saml:Attribute>"#,
+                    escape(local),
+                    escape(ns)
+                )
+            })
+            .collect();
+        let authn = self.class_ref.as_ref().map_or(String::new(), |c| {
+            format!(
+                r#"<saml:AuthenticationStatement AuthenticationMethod="{}" AuthenticationInstant="{}">{subject}</saml:AuthenticationStatement>"#,
+                escape(c),
+                t(self.issued)
+            )
+        });
+        format!(
+            r#"<saml:Assertion xmlns:saml="{NS_SAML1}" MajorVersion="1" MinorVersion="1" AssertionID="{id}" Issuer="{issuer}" IssueInstant="{issued}"><saml:Conditions NotBefore="{issued}" NotOnOrAfter="{until}"><saml:AudienceRestrictionCondition><saml:Audience>{aud}</saml:Audience></saml:AudienceRestrictionCondition></saml:Conditions><saml:AttributeStatement>{subject}{attributes}</saml:AttributeStatement>{authn}{sig}</saml:Assertion>"#,
+            id = self.id,
+            issuer = escape(&self.issuer),
+            issued = t(self.issued),
+            until = t(self.not_on_or_after),
+            aud = escape(&self.audience),
+            sig = signature_template(&self.id),
+        )
+    }
+}
+
 /// An enveloped RSA-SHA256 signature template referencing `#id`.
 pub fn signature_template(id: &str) -> String {
     format!(
@@ -165,6 +211,15 @@ impl DevSamlSigner {
             None => &signed,
         };
         Ok(body.trim().to_owned())
+    }
+
+    /// Signs a SAML 1.1 assertion's template (see [`AssertionSpec::to_saml11_xml`]). samael signs
+    /// only `ID` references, so this uses the gateway's own canonicalization; xmlsec checks it
+    /// independently when the gateway verifies.
+    pub fn sign_saml11(&self, xml: &str) -> Result<String, DevSamlError> {
+        let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&self.key_der)
+            .map_err(|e| DevSamlError(e.to_string()))?;
+        crate::saml::dsig::sign_enveloped(xml, &key).map_err(|e| DevSamlError(e.code().to_owned()))
     }
 }
 

@@ -10,8 +10,11 @@
 //! 5. issuer, audience, NotBefore/NotOnOrAfter (by the policy, with the injected clock),
 //!    SubjectConfirmationData, and the replay cache.
 
+mod c14n;
+pub(crate) mod dsig;
 mod extract;
 pub mod metadata;
+mod saml1;
 mod structure;
 
 use crate::clock::SharedClock;
@@ -198,15 +201,21 @@ impl SamlVerifier {
             .enumerate()
             .find(|(_, idp)| idp.entity_id == shape.issuer)
             .ok_or(InvalidReason::UnknownIssuer)?;
-        let certs: Vec<CertificateDer> = idp.certificates.iter().cloned().map(CertificateDer::from).collect();
-        let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
-            xml,
-            &certs,
-            ReduceMode::PreDigest,
-            Some(&self.allowed),
-        )
-        .map_err(|_| InvalidReason::BadSignature)?;
-        let x = extract::from_signed(&signed, &shape.assertion_id)?;
+        let x = match shape.version {
+            structure::Version::Saml2 => {
+                let certs: Vec<CertificateDer> =
+                    idp.certificates.iter().cloned().map(CertificateDer::from).collect();
+                let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+                    xml,
+                    &certs,
+                    ReduceMode::PreDigest,
+                    Some(&self.allowed),
+                )
+                .map_err(|_| InvalidReason::BadSignature)?;
+                extract::from_signed(&signed, &shape.assertion_id)?
+            }
+            structure::Version::Saml11 => saml1::verify(xml, &shape.assertion_id, idp)?,
+        };
         if x.issuer != idp.entity_id {
             return Err(InvalidReason::UnknownIssuer);
         }

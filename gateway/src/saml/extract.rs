@@ -44,7 +44,7 @@ fn child<'a, 'i>(parent: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
     parent.children().find(|n| is(n, name))
 }
 
-fn time(value: Option<&str>) -> Result<Option<UnixTime>, InvalidReason> {
+pub(super) fn time(value: Option<&str>) -> Result<Option<UnixTime>, InvalidReason> {
     value
         .map(|v| {
             time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
