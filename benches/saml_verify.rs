@@ -1,5 +1,6 @@
 //! SAML assertion verification per assertion, first sight (shape checks, xmlsec RSA-SHA256 with
-//! exclusive C14N, extraction) and cached: `cargo bench -p mfagate --bench saml_verify`.
+//! exclusive C14N, extraction; SAML 1.1 adds our own canonical check) and cached:
+//! `cargo bench -p mfagate --bench saml_verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -33,11 +34,23 @@ fn bench(c: &mut Criterion) {
         };
         SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock.clone())
     };
-    let doc = signer.sign(&AssertionSpec::new(IDP, SP, T0).to_xml()).unwrap();
-    println!("assertion: {} bytes", doc.len());
-    c.bench_function("saml_verify/first_sight", |b| {
-        b.iter_batched(verifier, |v| v.verify(black_box(&doc), Use::Api).unwrap(), BatchSize::SmallInput)
-    });
+    let spec = AssertionSpec::new(IDP, SP, T0);
+    let doc = signer.sign(&spec.to_xml()).unwrap();
+    let doc11 = signer.sign_saml11(&spec.to_saml11_xml()).unwrap();
+    println!("assertion: SAML 2.0 {} bytes, SAML 1.1 {} bytes", doc.len(), doc11.len());
+    // A fresh verifier each time (its setup and drop are not timed), so nothing is cached.
+    for (name, doc) in [("saml_verify/first_sight", &doc), ("saml_verify/first_sight_saml11", &doc11)] {
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                verifier,
+                |v| {
+                    let r = v.verify(black_box(doc), Use::Api).unwrap();
+                    (v, r)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     let cached = verifier();
     cached.verify(&doc, Use::Api).unwrap();
     c.bench_function("saml_verify/cached", |b| b.iter(|| cached.verify(black_box(&doc), Use::Api).unwrap()));

@@ -5,7 +5,8 @@
 //! 1. bound the size; refuse DTDs and entities (roxmltree refuses them outright);
 //! 2. exactly one Assertion; every Signature a direct child of the Response or the Assertion,
 //!    with one Reference to its parent's own ID, only enveloped/C14N transforms, no ds:Object;
-//! 3. xmlsec verifies with the IdP's certificates and returns the pre-digest bytes;
+//! 3. xmlsec verifies with the IdP's certificates and returns the pre-digest bytes (SAML 1.1:
+//!    xmlsec verifies, and `saml1.rs` verifies again on our own canonical bytes);
 //! 4. those bytes are parsed again, and must hold the same one assertion: claims come from there;
 //! 5. issuer, audience, NotBefore/NotOnOrAfter (by the policy, with the injected clock),
 //!    SubjectConfirmationData, and the replay cache.

@@ -151,3 +151,77 @@ pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Resu
         1,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devsaml::{AssertionSpec, DevSamlSigner};
+    use samael::crypto::{CertificateDer as SamaelCert, Crypto, CryptoProvider, ReduceMode};
+
+    fn signer(name: &str) -> DevSamlSigner {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
+        let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).unwrap();
+        DevSamlSigner::from_pem(&read("key"), &read("pem")).unwrap()
+    }
+
+    fn verify(xml: &str, id: &str, certs: &[Vec<u8>]) -> Result<String, InvalidReason> {
+        let doc = Document::parse(xml).unwrap();
+        verify_enveloped(xml, doc.root_element(), id, certs)
+    }
+
+    /// xmlsec signs (samael, SAML 2.0 `ID`); our verification accepts it, and our canonical bytes
+    /// are exactly xmlsec's pre-digest bytes: the two canonicalizations agree.
+    #[test]
+    fn our_canonical_bytes_are_xmlsecs() {
+        let s = signer("saml-idp");
+        let mut spec = AssertionSpec::new("https://idp.test/", "https://sp.test/", 1_767_225_600);
+        spec.name_id = "a&b<c>\"d\"".into();
+        let xml = s.sign(&spec.to_xml()).unwrap();
+        let ours = verify(&xml, &spec.id, &[s.cert_der().to_vec()]).unwrap();
+        let cert = SamaelCert::from(s.cert_der().to_vec());
+        let theirs = Crypto::reduce_xml_to_signed(&xml, &[cert], ReduceMode::PreDigest).unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn tampering_other_keys_and_weak_algorithms_are_refused() {
+        let s = signer("saml-idp");
+        let certs = [s.cert_der().to_vec()];
+        let spec = AssertionSpec::new("https://idp.test/", "https://sp.test/", 1_767_225_600);
+        let xml = s.sign_saml11(&spec.to_saml11_xml()).unwrap();
+        assert!(verify(&xml, &spec.id, &certs).is_ok());
+        let tampered = xml.replace("adele@", "admin@");
+        assert_eq!(verify(&tampered, &spec.id, &certs), Err(InvalidReason::BadSignature));
+        assert_eq!(
+            verify(&xml, &spec.id, &[signer("saml-untrusted").cert_der().to_vec()]),
+            Err(InvalidReason::BadSignature)
+        );
+        assert_eq!(verify(&xml, "_other", &certs), Err(InvalidReason::SignatureMisplaced));
+        // SHA-1 and RSA-SHA1, re-signed so that only the algorithm is at fault.
+        let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8("saml-idp")).unwrap();
+        let sha1 = sign_enveloped(
+            &spec.to_saml11_xml().replace(SHA256, "http://www.w3.org/2000/09/xmldsig#sha1"),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(verify(&sha1, &spec.id, &certs), Err(InvalidReason::BadSignature));
+        let rsa_sha1 = sign_enveloped(
+            &spec.to_saml11_xml().replace(RSA_SHA256, "http://www.w3.org/2000/09/xmldsig#rsa-sha1"),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(verify(&rsa_sha1, &spec.id, &certs), Err(InvalidReason::BadSignature));
+        let inclusive = sign_enveloped(
+            &spec.to_saml11_xml().replacen(EXC_C14N, "http://www.w3.org/TR/2001/REC-xml-c14n-20010315", 1),
+            &key,
+        )
+        .unwrap();
+        assert_eq!(verify(&inclusive, &spec.id, &certs), Err(InvalidReason::SignatureMisplaced));
+    }
+
+    fn pkcs8(name: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../certs/{name}.key"));
+        rustls_pki_types::PrivateKeyDer::from_pem_file(path).unwrap().secret_der().to_vec()
+    }
+}
