@@ -486,3 +486,29 @@ async fn saml11_assertions_are_api_credentials_end_to_end() {
         ]
     );
 }
+
+/// The dev IdP's bearer-assertion endpoint (what the demo prints), through the gateway.
+#[tokio::test]
+async fn the_dev_idp_issues_bearer_assertions_of_either_version() {
+    let g = gateway().start().await;
+    for (query, want) in
+        [("&version=1.1", 200), ("&version=1.1&mfa=false", 401), ("&version=2.0", 200), ("", 200)]
+    {
+        let url = format!("{}{query}", g.saml_idp.assertion_url(SP));
+        let minted = g.send(http::Request::get(url).body(Default::default()).unwrap()).await;
+        assert_eq!(minted.status, http::StatusCode::OK, "{query}: {}", minted.body);
+        let req = http::Request::get(format!("http://{}/v1/x", g.addr))
+            .header("authorization", format!("SAML {}", minted.body))
+            .body(Default::default())
+            .unwrap();
+        assert_eq!(g.send(req).await.status.as_u16(), want, "{query}");
+    }
+    let bad = g
+        .send(
+            http::Request::get(format!("{}&version=3", g.saml_idp.assertion_url(SP)))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bad.status, http::StatusCode::BAD_REQUEST);
+}

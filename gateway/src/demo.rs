@@ -3,6 +3,7 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::devidp::{DevIdp, TokenRequest, load_dev_keys};
+use crate::devsaml::{DevSamlIdp, DevSamlSigner};
 use crate::echo::Echo;
 use crate::{Config, Options, serve_with};
 use std::path::Path;
@@ -26,6 +27,9 @@ pub enum DemoError {
     /// The dev keys could not be loaded.
     #[error("{0}")]
     Keys(#[from] crate::devidp::DevKeyError),
+    /// The dev SAML key could not be loaded.
+    #[error("dev SAML key: {0}")]
+    SamlKey(String),
     /// The gateway failed.
     #[error("{0}")]
     Gateway(#[from] crate::StartError),
@@ -35,6 +39,10 @@ async fn bind(addr: &str, what: &str) -> Result<TcpListener, DemoError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| DemoError::Bind { what: format!("{what} on {addr}"), source })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, DemoError> {
+    std::fs::read(path).map_err(|e| DemoError::SamlKey(format!("{}: {e}", path.display())))
 }
 
 /// Runs the demo until `shutdown`.
@@ -51,6 +59,16 @@ pub async fn run(
         clock.clone(),
     )
     .map_err(|source| DemoError::Bind { what: "identity provider".into(), source })?;
+    let saml_signer =
+        DevSamlSigner::from_pem(&read(&certs.join("saml-idp.key"))?, &read(&certs.join("saml-idp.pem"))?)
+            .map_err(|e| DemoError::SamlKey(e.to_string()))?;
+    let saml = DevSamlIdp::start(
+        bind("127.0.0.1:8083", "SAML identity provider").await?,
+        saml_signer,
+        "http://127.0.0.1:8083/saml",
+        clock.clone(),
+    )
+    .map_err(|source| DemoError::Bind { what: "SAML identity provider".into(), source })?;
     let echo = Echo::start(bind("127.0.0.1:8081", "echo upstream").await?)
         .map_err(|source| DemoError::Bind { what: "echo upstream".into(), source })?;
     let addr = config.listen.addr;
@@ -73,6 +91,11 @@ pub async fn run(
          curl -i {gw}/v1/customers\n\n\
          # 5. A browser route: open {gw}/app/ in a browser, or follow the sign-in with curl:\n\
          curl -sL -c /tmp/mfagate.jar -b /tmp/mfagate.jar {gw}/app/hello\n\n\
+         # 6. A federated SAML assertion as the credential (AD FS style): SAML 1.1 with MFA (200),\n\
+         #    without MFA (401 saml_mfa_missing), and SAML 2.0; add &minutes=60 for longer ones\n\
+         curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=1.1')\"\n\
+         curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=1.1&mfa=false')\"\n\
+         curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=2.0')\"\n\n\
          # Mint more tokens (amr=none leaves amr out; kind=app_only; ver=2):\n\
          curl -s '{idp_url}/token?amr=pwd,mfa'\n\n\
          # Readiness, metrics, and the decisions made so far:\n\
@@ -80,6 +103,7 @@ pub async fn run(
          tail -n 5 {log}\n\n\
          Press Ctrl-C to stop.\n",
         idp_url = idp.base_url(),
+        saml_url = saml.assertion_url(&config.saml.entity_id),
         echo_url = echo.url(),
         admin = config.admin.map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
         log = config.decision_log.path.display(),

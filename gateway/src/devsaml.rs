@@ -235,6 +235,8 @@ struct IdpInner {
 
 /// A running development SAML IdP: `GET /sso` (HTTP-Redirect binding) answers with a page that
 /// posts a signed Response to the ACS, as a real IdP's auto-submitting form does.
+/// `GET /assertion?audience=..&version=2.0|1.1&mfa=true|false&minutes=5` answers with a signed
+/// bearer assertion, base64, for `Authorization: SAML` (demo and tests).
 #[derive(Clone)]
 pub struct DevSamlIdp {
     addr: std::net::SocketAddr,
@@ -278,6 +280,13 @@ impl DevSamlIdp {
         format!("http://{}/sso", self.addr)
     }
 
+    /// The URL of a bearer assertion for `audience` (add `&version=1.1`, `&mfa=false`).
+    pub fn assertion_url(&self, audience: &str) -> String {
+        let q: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("audience", audience).finish();
+        format!("http://{}/assertion?{q}", self.addr)
+    }
+
     /// Sets when MFA is reported.
     pub fn set_mfa(&self, mode: DevMfa) {
         if let Ok(mut m) = self.inner.mfa.lock() {
@@ -290,6 +299,8 @@ impl DevSamlIdp {
         self.inner.sign_ins.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+const NOT_MFA_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 
 async fn sso<B>(
     inner: std::sync::Arc<IdpInner>,
@@ -304,6 +315,12 @@ async fn sso<B>(
     let query: Vec<(String, String)> =
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if req.uri().path() == "/assertion" {
+        return match bearer_assertion(&inner, &get) {
+            Ok(b64) => answer(200, b64),
+            Err(why) => answer(400, why.into()),
+        };
+    }
     let Some(request) = get("SAMLRequest").and_then(|r| crate::portal::inflate_base64(&r, 64 * 1024)) else {
         return answer(400, "no SAMLRequest".into());
     };
@@ -326,7 +343,7 @@ async fn sso<B>(
     spec.recipient = Some(acs.to_owned());
     spec.in_response_to = Some(id.to_owned());
     if !mfa {
-        spec.class_ref = Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".into());
+        spec.class_ref = Some(NOT_MFA_CLASS.into());
     }
     let Ok(assertion) = inner.signer.sign(&spec.to_xml()) else {
         return answer(500, "signing failed".into());
@@ -347,4 +364,28 @@ async fn sso<B>(
             escape(&relay)
         ),
     )
+}
+
+/// A signed bearer assertion for `Authorization: SAML`, base64.
+fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> Result<String, &'static str> {
+    use base64::Engine;
+    let audience = get("audience").ok_or("audience is required")?;
+    let minutes: u64 = get("minutes").map_or(Ok(5), |m| m.parse()).map_err(|_| "minutes: a number")?;
+    let mut spec = AssertionSpec::new(&inner.entity_id, &audience, inner.clock.unix().0);
+    spec.not_on_or_after = spec.issued + minutes.clamp(1, 24 * 60) * 60;
+    let saml11 = match get("version").as_deref() {
+        None | Some("2.0") => false,
+        Some("1.1") => true,
+        Some(_) => return Err("version: 2.0 or 1.1"),
+    };
+    if get("mfa").as_deref() == Some("false") {
+        spec.class_ref =
+            Some(if saml11 { "urn:oasis:names:tc:SAML:1.0:am:password" } else { NOT_MFA_CLASS }.into());
+    }
+    let signed = if saml11 {
+        inner.signer.sign_saml11(&spec.to_saml11_xml())
+    } else {
+        inner.signer.sign(&spec.to_xml())
+    };
+    signed.map(|xml| base64::engine::general_purpose::STANDARD.encode(xml)).map_err(|_| "signing failed")
 }
