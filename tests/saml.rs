@@ -138,7 +138,12 @@ fn conditions_audience_and_replay() {
     // Expiry is the policy's to judge against its clock; the verifier reports the window.
     let ok = v.verify(&signed(&spec()), Use::Api).unwrap();
     assert_eq!(ok.facts.expires.0, T0 + 300);
-    clock.advance(Duration::from_secs(400));
+    // First seen inside the leeway after NotOnOrAfter (which the policy still accepts): the ID is
+    // remembered, so it cannot be used twice there either.
+    let late = signed(&spec());
+    clock.advance(Duration::from_secs(310));
+    assert!(v.verify(&late, Use::Acs).is_ok());
+    assert_eq!(v.verify(&late, Use::Acs).map(|_| ()).unwrap_err(), InvalidReason::Replayed);
 }
 
 #[test]

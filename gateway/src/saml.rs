@@ -24,7 +24,6 @@ use base64::Engine;
 use mfagate_policy::{InvalidReason, SamlFacts, SamlMfaSettings};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use extract::Extracted;
 
@@ -96,8 +95,20 @@ pub struct SamlVerifier {
     max_bytes: usize,
     allowed: Vec<AllowedSignatureAlgorithm>,
     by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
-    seen_ids: moka::sync::Cache<String, [u8; 32]>,
+    seen_ids: moka::sync::Cache<String, Arc<Seen>>,
     clock: SharedClock,
+}
+
+/// An assertion ID seen: in which document, and until when the policy could still accept it.
+struct Seen {
+    digest: [u8; 32],
+    until: mfagate_policy::UnixTime,
+}
+
+impl crate::clock::Expires for Seen {
+    fn expires(&self) -> mfagate_policy::UnixTime {
+        self.until
+    }
 }
 
 impl crate::clock::Expires for SamlVerified {
@@ -116,7 +127,6 @@ impl SamlVerifier {
         max_bytes: usize,
         clock: SharedClock,
     ) -> SamlVerifier {
-        let seen_for = Duration::from_secs(24 * 3600);
         SamlVerifier {
             idps,
             audience,
@@ -134,9 +144,12 @@ impl SamlVerifier {
                 .max_capacity(50_000)
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
-            // Replay entries live until the assertion expires; the day bound only caps memory for
-            // assertions that claim to live longer.
-            seen_ids: moka::sync::Cache::builder().max_capacity(500_000).time_to_live(seen_for).build(),
+            // Replay entries live as long as the assertion could be accepted (NotOnOrAfter plus
+            // the leeway), however long that is.
+            seen_ids: moka::sync::Cache::builder()
+                .max_capacity(500_000)
+                .expire_after(crate::clock::UntilExpiry(clock.clone()))
+                .build(),
             clock,
         }
     }
@@ -182,11 +195,15 @@ impl SamlVerifier {
         let verified = Arc::new(self.verify_uncached(xml)?);
         match (how, self.seen_ids.get(&verified.assertion_id)) {
             (Use::Acs, Some(_)) => return Err(InvalidReason::Replayed),
-            (Use::Api, Some(seen)) if seen != digest => return Err(InvalidReason::Replayed),
+            (Use::Api, Some(seen)) if seen.digest != digest => return Err(InvalidReason::Replayed),
             _ => {}
         }
+        let leeway = self.idps.get(verified.idp_index).map_or(0, |idp| idp.leeway_secs);
+        let until = mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(leeway));
+        if until > self.clock.unix() {
+            self.seen_ids.insert(verified.assertion_id.clone(), Arc::new(Seen { digest, until }));
+        }
         if verified.facts.expires > self.clock.unix() {
-            self.seen_ids.insert(verified.assertion_id.clone(), digest);
             if how == Use::Api {
                 self.by_digest.insert(digest, verified.clone());
             }
