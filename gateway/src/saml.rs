@@ -203,10 +203,8 @@ impl SamlVerifier {
         if until > self.clock.unix() {
             self.seen_ids.insert(verified.assertion_id.clone(), Arc::new(Seen { digest, until }));
         }
-        if verified.facts.expires > self.clock.unix() {
-            if how == Use::Api {
-                self.by_digest.insert(digest, verified.clone());
-            }
+        if how == Use::Api && verified.facts.expires > self.clock.unix() {
+            self.by_digest.insert(digest, verified.clone());
         }
         Ok(verified)
     }
