@@ -393,7 +393,7 @@ fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
     let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
     let asked = get("amr_values").split(' ').any(|v| v == "mfa");
     let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
-    let code = crate::proxy::new_request_id();
+    let code = crate::ids::random_token();
     let pending = PendingCode {
         client_id: get("client_id"),
         redirect_uri: redirect_uri.clone(),

@@ -42,7 +42,7 @@ impl AssertionSpec {
     /// A five-minute MFA assertion (class reference `multipleauthn`) for the dev user.
     pub fn new(issuer: &str, audience: &str, now: u64) -> AssertionSpec {
         AssertionSpec {
-            id: format!("_a{}", crate::proxy::new_request_id().replace('-', "")),
+            id: format!("_a{}", crate::ids::random_token()),
             issuer: issuer.into(),
             audience: audience.into(),
             recipient: None,

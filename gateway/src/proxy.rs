@@ -38,7 +38,7 @@ pub async fn handle(
     let headers = req.headers();
     let mut rec = DecisionRecord {
         ts: rfc3339_millis(state.clock.now_millis()),
-        request_id: header_text(headers, "ms-requestid").map_or_else(new_request_id, str::to_owned),
+        request_id: header_text(headers, "ms-requestid").map_or_else(crate::ids::request_id, str::to_owned),
         correlation_id: header_text(headers, "ms-correlationid").map(str::to_owned),
         channel: "api",
         method: req.method().as_str().to_owned(),
@@ -388,17 +388,6 @@ fn source_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -
         }
     }
     peer.ip().to_string()
-}
-
-/// A random UUID (v4) for requests that bring no `MS-RequestId`.
-pub fn new_request_id() -> String {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 #[derive(Clone, Copy)]
