@@ -517,3 +517,113 @@ async fn the_dev_idp_issues_bearer_assertions_of_either_version() {
         .await;
     assert_eq!(bad.status, http::StatusCode::BAD_REQUEST);
 }
+
+// Found in review: bounds before parsing, transform chains, prefix lists, conditions.
+
+const EXC: &str = r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#;
+const XS_DECLS: &str =
+    r#"xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" "#;
+
+/// `xs` is used only inside an attribute value (`xsi:type="xs:string"`), so exclusive C14N drops
+/// it unless the signer lists it, as Okta does with `PrefixList="xs"`.
+fn with_prefix_list(xml: &str, root: &str) -> String {
+    xml.replacen(&format!("<{root} "), &format!("<{root} {XS_DECLS}"), 1)
+        .replace("<saml:AttributeValue>", r#"<saml:AttributeValue xsi:type="xs:string">"#)
+        .replace(
+            EXC,
+            r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/></ds:Transform>"#,
+        )
+}
+
+#[test]
+fn inclusive_namespace_prefix_lists_verify_in_both_versions() {
+    let v = verifier(ManualClock::at(T0));
+    let s = spec();
+    let doc2 = signer("saml-idp").sign(&with_prefix_list(&s.to_xml(), "saml:Assertion")).unwrap();
+    assert!(doc2.contains("PrefixList=\"xs\""));
+    assert!(v.verify(&doc2, Use::Api).is_ok(), "SAML 2.0 with a prefix list (xmlsec)");
+    let s = spec();
+    let doc11 =
+        signer("saml-idp").sign_saml11(&with_prefix_list(&s.to_saml11_xml(), "saml:Assertion")).unwrap();
+    let ok = v.verify(&doc11, Use::Api).expect("SAML 1.1 with a prefix list (xmlsec and ours)");
+    assert_eq!(ok.identity.upn.as_deref(), Some("adele@contoso.test"));
+    // The listed namespace is signed: changing its URI breaks the signature.
+    let moved = doc11.replace("http://www.w3.org/2001/XMLSchema\"", "urn:evil\"");
+    assert_eq!(err(&v, &moved), InvalidReason::BadSignature);
+}
+
+#[test]
+fn transform_chains_are_bounded_and_whitespace_inside_steps_is_harmless() {
+    let v = verifier(ManualClock::at(T0));
+    let inclusive = r#"<ds:Transform Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>"#;
+    for good in [signed(&spec()), signed11(&spec())] {
+        // Work an unauthenticated sender could make xmlsec do: refused before it runs.
+        let chain = good.replace(EXC, &inclusive.repeat(400));
+        assert_eq!(err(&v, &chain), InvalidReason::SignatureMisplaced);
+        let twice = good.replace(EXC, &format!("{EXC}{EXC}"));
+        assert_eq!(err(&v, &twice), InvalidReason::SignatureMisplaced);
+        let not_enveloped_first = good.replace(
+            r#"<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>"#,
+            "",
+        );
+        assert_eq!(err(&v, &not_enveloped_first), InvalidReason::SignatureMisplaced);
+    }
+    let spaced = spec().to_saml11_xml().replace(
+        EXC,
+        r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"> </ds:Transform>"#,
+    );
+    assert!(v.verify(&signer("saml-idp").sign_saml11(&spaced).unwrap(), Use::Api).is_ok());
+}
+
+#[test]
+fn namespace_and_attribute_floods_are_refused_before_parsing() {
+    let v = verifier(ManualClock::at(T0));
+    // The review's reproducer: 2,900 declarations and 1,555 children cost roxmltree 14.6 s.
+    let decls: String = (0..2900).map(|i| format!(" xmlns:p{i}=\"u\"")).collect();
+    let bomb = format!("<r{decls}>{}</r>", "<b xmlns=\"u\"/>".repeat(1555));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        v.verify(&bomb[..bomb.len().min(60_000)], Use::Api).map(|_| ()).unwrap_err(),
+        InvalidReason::TooLarge
+    );
+    let attrs: String = (0..3000).map(|i| format!(" a{i}=\"\"")).collect();
+    assert_eq!(
+        err(&v, &signed11(&spec()).replace("<saml:Conditions ", &format!("<saml:Conditions{attrs} "))),
+        InvalidReason::TooLarge
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "refused without parsing");
+}
+
+#[test]
+fn every_audience_restriction_must_name_us_and_unknown_conditions_refuse() {
+    let v = verifier(ManualClock::at(T0));
+    let other = "<saml:AudienceRestriction><saml:Audience>https://other-sp.test/</saml:Audience></saml:AudienceRestriction></saml:Conditions>";
+    let two = spec().to_xml().replace("</saml:Conditions>", other);
+    assert_eq!(err(&v, &signer("saml-idp").sign(&two).unwrap()), InvalidReason::WrongAudience);
+    let other11 = "<saml:AudienceRestrictionCondition><saml:Audience>https://other-sp.test/</saml:Audience></saml:AudienceRestrictionCondition></saml:Conditions>";
+    let two11 = spec().to_saml11_xml().replace("</saml:Conditions>", other11);
+    assert_eq!(err(&v, &signer("saml-idp").sign_saml11(&two11).unwrap()), InvalidReason::WrongAudience);
+    let unknown = spec().to_xml().replace("</saml:Conditions>", "<saml:Condition/></saml:Conditions>");
+    assert_eq!(err(&v, &signer("saml-idp").sign(&unknown).unwrap()), InvalidReason::ClaimsInvalid);
+    let unknown11 = spec().to_saml11_xml().replace("</saml:Conditions>", "<saml:Other/></saml:Conditions>");
+    assert_eq!(err(&v, &signer("saml-idp").sign_saml11(&unknown11).unwrap()), InvalidReason::ClaimsInvalid);
+}
+
+#[test]
+fn one_time_assertions_are_not_reused_as_bearer_credentials() {
+    let v = verifier(ManualClock::at(T0));
+    let once = signer("saml-idp")
+        .sign(&spec().to_xml().replace("</saml:Conditions>", "<saml:OneTimeUse/></saml:Conditions>"))
+        .unwrap();
+    assert!(v.verify(&once, Use::Api).is_ok());
+    assert_eq!(err(&v, &once), InvalidReason::Replayed);
+    let once11 = signer("saml-idp")
+        .sign_saml11(
+            &spec()
+                .to_saml11_xml()
+                .replace("</saml:Conditions>", "<saml:DoNotCacheCondition/></saml:Conditions>"),
+        )
+        .unwrap();
+    assert!(v.verify(&once11, Use::Api).is_ok());
+    assert_eq!(err(&v, &once11), InvalidReason::Replayed);
+}

@@ -17,6 +17,7 @@ mod extract;
 pub mod metadata;
 mod saml1;
 mod structure;
+mod transforms;
 
 use crate::clock::SharedClock;
 use crate::jwt::{Identity, sha256};
@@ -35,6 +36,16 @@ pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const NS_SAML1: &str = "urn:oasis:names:tc:SAML:1.0:assertion";
 /// XML-DSig namespace.
 pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// Lexical bounds checked before any parse. roxmltree resolves namespaces in time quadratic (and
+/// worse) in the declarations in scope: 64 KB of them cost seconds of CPU. Real assertions carry
+/// fewer than ten declarations and a few dozen attributes.
+fn within_parse_bounds(xml: &str) -> bool {
+    const MAX_NAMESPACE_DECLARATIONS: usize = 64;
+    const MAX_EQUALS_SIGNS: usize = 2048;
+    xml.matches("xmlns").count() <= MAX_NAMESPACE_DECLARATIONS
+        && xml.bytes().filter(|b| *b == b'=').count() <= MAX_EQUALS_SIGNS
+}
 
 /// A trusted SAML identity provider.
 #[derive(Clone)]
@@ -85,6 +96,8 @@ pub struct SamlVerified {
     pub assertion_id: String,
     /// `SubjectConfirmationData/@InResponseTo`, if any.
     pub in_response_to: Option<String>,
+    /// `OneTimeUse` / `DoNotCacheCondition`: accepted once even as an API credential.
+    pub one_time_use: bool,
 }
 
 /// Verifies SAML assertions for the configured IdPs.
@@ -183,7 +196,7 @@ impl SamlVerifier {
 
     /// Verifies an XML assertion or Response.
     pub fn verify(&self, xml: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
-        if xml.len() > self.max_bytes {
+        if xml.len() > self.max_bytes || !within_parse_bounds(xml) {
             return Err(InvalidReason::TooLarge);
         }
         let digest = sha256(xml.as_bytes());
@@ -193,17 +206,20 @@ impl SamlVerifier {
             return Ok(hit);
         }
         let verified = Arc::new(self.verify_uncached(xml)?);
-        match (how, self.seen_ids.get(&verified.assertion_id)) {
-            (Use::Acs, Some(_)) => return Err(InvalidReason::Replayed),
-            (Use::Api, Some(seen)) if seen.digest != digest => return Err(InvalidReason::Replayed),
-            _ => {}
+        // A bearer document may be presented again; an assertion ID in another document, at the
+        // ACS, or marked one-time, may not.
+        let reusable = how == Use::Api && !verified.one_time_use;
+        if let Some(seen) = self.seen_ids.get(&verified.assertion_id)
+            && (!reusable || seen.digest != digest)
+        {
+            return Err(InvalidReason::Replayed);
         }
         let leeway = self.idps.get(verified.idp_index).map_or(0, |idp| idp.leeway_secs);
         let until = mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(leeway));
         if until > self.clock.unix() {
             self.seen_ids.insert(verified.assertion_id.clone(), Arc::new(Seen { digest, until }));
         }
-        if how == Use::Api && verified.facts.expires > self.clock.unix() {
+        if reusable && verified.facts.expires > self.clock.unix() {
             self.by_digest.insert(digest, verified.clone());
         }
         Ok(verified)
@@ -235,7 +251,7 @@ impl SamlVerifier {
         if x.issuer != idp.entity_id {
             return Err(InvalidReason::UnknownIssuer);
         }
-        if !x.audiences.iter().any(|a| a == &self.audience) {
+        if x.audiences.is_empty() || !x.audiences.iter().all(|names| names.contains(&self.audience)) {
             return Err(InvalidReason::WrongAudience);
         }
         if let Some(recipient) = &x.recipient

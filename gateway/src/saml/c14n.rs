@@ -12,8 +12,15 @@ use roxmltree::{Node, NodeId, NodeType};
 const XML_NS_PREFIX: &str = "xml";
 
 /// The canonical form of `apex`'s subtree, without `omit`'s subtree. `source` is the text the
-/// document was parsed from.
-pub fn exclusive(source: &str, apex: Node<'_, '_>, omit: Option<NodeId>) -> Result<String, InvalidReason> {
+/// document was parsed from. `inclusive` is the `InclusiveNamespaces PrefixList` (`#default` for
+/// the default namespace): those prefixes are rendered wherever they are in scope and changed,
+/// as inclusive C14N would, used or not.
+pub fn exclusive<'s>(
+    source: &'s str,
+    apex: Node<'_, 's>,
+    omit: Option<NodeId>,
+    inclusive: &[&str],
+) -> Result<String, InvalidReason> {
     enum Step<N> {
         Open(N),
         Close(N),
@@ -27,7 +34,7 @@ pub fn exclusive(source: &str, apex: Node<'_, '_>, omit: Option<NodeId>) -> Resu
         match step {
             Step::Open(node) if Some(node.id()) != omit => match node.node_type() {
                 NodeType::Element => {
-                    open(source, node, &mut rendered, &mut out)?;
+                    open(source, node, inclusive, &mut rendered, &mut out)?;
                     steps.push(Step::Close(node));
                     steps.extend(node.children().rev().map(Step::Open));
                 }
@@ -69,7 +76,8 @@ fn prefix_of(qname: &str) -> &str {
 
 fn open<'s, 'a>(
     source: &'s str,
-    node: Node<'a, '_>,
+    node: Node<'a, 's>,
+    inclusive: &[&str],
     rendered: &mut Vec<Vec<(&'s str, &'a str)>>,
     out: &mut String,
 ) -> Result<(), InvalidReason> {
@@ -83,6 +91,9 @@ fn open<'s, 'a>(
     // unprefixed attribute is in no namespace and utilizes nothing).
     let mut utilized = vec![prefix_of(qname)];
     utilized.extend(attrs.iter().map(|a| prefix_of(a.2)).filter(|p| !p.is_empty()));
+    let listed = |p: &str| inclusive.iter().any(|i| *i == p || (p.is_empty() && *i == "#default"));
+    // Listed prefixes count wherever they are in scope.
+    utilized.extend(node.namespaces().map(|ns| ns.name().unwrap_or("")).filter(|p| listed(p)));
     utilized.sort_unstable();
     utilized.dedup();
     let mut declare = Vec::new();
@@ -154,7 +165,7 @@ mod tests {
 
     fn c14n(xml: &str) -> String {
         let doc = roxmltree::Document::parse(xml).unwrap();
-        exclusive(xml, doc.root_element(), None).unwrap()
+        exclusive(xml, doc.root_element(), None, &[]).unwrap()
     }
 
     #[test]
@@ -183,9 +194,23 @@ mod tests {
         let a = doc.root_element().first_element_child().unwrap();
         let sig = a.first_element_child().unwrap();
         assert_eq!(
-            exclusive(xml, a, Some(sig.id())).unwrap(),
+            exclusive(xml, a, Some(sig.id()), &[]).unwrap(),
             "<s:a xmlns:s=\"urn:s\" ID=\"1\">\n<s:b>v</s:b></s:a>"
         );
-        assert_eq!(exclusive(xml, sig, None).unwrap(), "<ds:Sig xmlns:ds=\"urn:ds\"><ds:x></ds:x></ds:Sig>");
+        assert_eq!(
+            exclusive(xml, sig, None, &[]).unwrap(),
+            "<ds:Sig xmlns:ds=\"urn:ds\"><ds:x></ds:x></ds:Sig>"
+        );
+    }
+
+    #[test]
+    fn listed_prefixes_render_like_inclusive_c14n() {
+        let xml = r#"<o xmlns:xs="urn:xs" xmlns="urn:d" xmlns:n="urn:n"><a xmlns:s="urn:s" s:t="xs:string"><s:b xmlns:xs="urn:xs"/></a></o>"#;
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let a = doc.root_element().first_element_child().unwrap();
+        assert_eq!(
+            exclusive(xml, a, None, &["xs", "#default", "absent"]).unwrap(),
+            "<a xmlns=\"urn:d\" xmlns:s=\"urn:s\" xmlns:xs=\"urn:xs\" s:t=\"xs:string\"><s:b></s:b></a>"
+        );
     }
 }

@@ -9,14 +9,13 @@
 
 use super::NS_DSIG;
 use super::c14n::exclusive;
+use super::transforms::{self, EXC_C14N};
 use aws_lc_rs::digest;
 use base64::Engine;
 use mfagate_policy::InvalidReason;
 use roxmltree::{Document, Node};
 use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm};
 
-const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 /// The signature method URIs we sign with and accept (RSA PKCS#1 v1.5; no SHA-1).
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 const RSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384";
@@ -74,10 +73,12 @@ pub fn verify_enveloped(
 ) -> Result<String, InvalidReason> {
     let signature = child(element, "Signature")?;
     let signed_info = child(signature, "SignedInfo")?;
-    if algorithm_of(signed_info, "CanonicalizationMethod")? != EXC_C14N {
+    // Read before verifying; what it says is part of the canonical bytes the signature covers.
+    let method = transforms::canon(child(signed_info, "CanonicalizationMethod")?)?;
+    if method.algorithm != EXC_C14N {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let signed_info_bytes = exclusive(source, signed_info, None)?;
+    let signed_info_bytes = exclusive(source, signed_info, None, &method.prefixes)?;
     let signature_value = base64_text(child(signature, "SignatureValue")?)?;
 
     // From here on, SignedInfo is read only from the bytes the signature is checked over.
@@ -101,21 +102,15 @@ pub fn verify_enveloped(
     if reference.attribute("URI").and_then(|u| u.strip_prefix('#')) != Some(id) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let transforms: Vec<&str> = child(reference, "Transforms")?
-        .children()
-        .filter(|n| n.is_element())
-        .map(|t| if is(&t, "Transform") && !t.has_children() { t.attribute("Algorithm") } else { None })
-        .collect::<Option<_>>()
-        .ok_or(InvalidReason::SignatureMisplaced)?;
-    // Enveloped alone would leave a node-set for inclusive c14n, which we do not implement.
-    if transforms != [ENVELOPED, EXC_C14N] {
+    // Enveloped alone (inclusive C14N by default) and inclusive C14N are not implemented here.
+    let Some(canon) = transforms::reference_chain(reference)?.filter(|c| c.algorithm == EXC_C14N) else {
         return Err(InvalidReason::SignatureMisplaced);
-    }
+    };
     let hash =
         digest_algorithm(algorithm_of(reference, "DigestMethod")?).ok_or(InvalidReason::BadSignature)?;
     let expected = base64_text(child(reference, "DigestValue")?)?;
 
-    let canonical = exclusive(source, element, Some(signature.id()))?;
+    let canonical = exclusive(source, element, Some(signature.id()), &canon.prefixes)?;
     if digest::digest(hash, canonical.as_bytes()).as_ref() != expected.as_slice() {
         return Err(InvalidReason::BadSignature);
     }
@@ -123,7 +118,8 @@ pub fn verify_enveloped(
 }
 
 /// Signs `element`'s enveloped signature template (empty `DigestValue` and `SignatureValue`,
-/// exclusive c14n, RSA-SHA256, SHA-256) with `key`. Development and tests only.
+/// exclusive c14n with the template's prefix lists, RSA-SHA256, SHA-256) with `key`.
+/// Development and tests only.
 pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Result<String, InvalidReason> {
     const EMPTY_DIGEST: &str = "<ds:DigestValue></ds:DigestValue>";
     const EMPTY_VALUE: &str = "<ds:SignatureValue></ds:SignatureValue>";
@@ -131,12 +127,16 @@ pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Resu
     let doc = Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
     let root = doc.root_element();
     let signature = child(root, "Signature")?;
-    let digest = digest::digest(&digest::SHA256, exclusive(xml, root, Some(signature.id()))?.as_bytes());
+    let reference = child(child(signature, "SignedInfo")?, "Reference")?;
+    let prefixes = transforms::reference_chain(reference)?.map(|c| c.prefixes).unwrap_or_default();
+    let canonical = exclusive(xml, root, Some(signature.id()), &prefixes)?;
+    let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
     let with_digest =
         xml.replacen(EMPTY_DIGEST, &format!("<ds:DigestValue>{}</ds:DigestValue>", b64(digest.as_ref())), 1);
     let doc = Document::parse(&with_digest).map_err(|_| InvalidReason::Malformed)?;
     let signed_info = child(child(doc.root_element(), "Signature")?, "SignedInfo")?;
-    let bytes = exclusive(&with_digest, signed_info, None)?;
+    let method = transforms::canon(child(signed_info, "CanonicalizationMethod")?)?;
+    let bytes = exclusive(&with_digest, signed_info, None, &method.prefixes)?;
     let mut value = vec![0; key.public_modulus_len()];
     key.sign(
         &aws_lc_rs::signature::RSA_PKCS1_SHA256,
@@ -175,12 +175,23 @@ mod tests {
     fn our_canonical_bytes_are_xmlsecs() {
         let s = signer("saml-idp");
         let mut spec = AssertionSpec::new("https://idp.test/", "https://sp.test/", 1_767_225_600);
-        spec.name_id = "a&b<c>\"d\"".into();
-        let xml = s.sign(&spec.to_xml()).unwrap();
-        let ours = verify(&xml, &spec.id, &[s.cert_der().to_vec()]).unwrap();
-        let cert = SamaelCert::from(s.cert_der().to_vec());
-        let theirs = Crypto::reduce_xml_to_signed(&xml, &[cert], ReduceMode::PreDigest).unwrap();
-        assert_eq!(ours, theirs);
+        spec.name_id = "a&b<c>\"d\"\r\n\te".into();
+        // With a prefix list, `xs` (used only in an attribute value) must be rendered.
+        let listed = spec
+            .to_xml()
+            .replacen("<saml:Assertion ", "<saml:Assertion xmlns:xs=\"urn:xs\" xmlns:xsi=\"urn:xsi\" ", 1)
+            .replace("<saml:AttributeValue>", "<saml:AttributeValue xsi:type=\"xs:string\">")
+            .replace(
+                r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
+                r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs #default"/></ds:Transform>"#,
+            );
+        for template in [spec.to_xml(), listed] {
+            let xml = s.sign(&template).unwrap();
+            let ours = verify(&xml, &spec.id, &[s.cert_der().to_vec()]).unwrap();
+            let cert = SamaelCert::from(s.cert_der().to_vec());
+            let theirs = Crypto::reduce_xml_to_signed(&xml, &[cert], ReduceMode::PreDigest).unwrap();
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

@@ -16,8 +16,11 @@ const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 pub struct Extracted {
     /// `Issuer`.
     pub issuer: String,
-    /// `Conditions/AudienceRestriction/Audience` values.
-    pub audiences: Vec<String>,
+    /// `Conditions/AudienceRestriction/Audience` values, one list per restriction: each
+    /// restriction must name us.
+    pub audiences: Vec<Vec<String>>,
+    /// `OneTimeUse` (SAML 2.0) or `DoNotCacheCondition` (SAML 1.1): accepted once, never reused.
+    pub one_time_use: bool,
     /// Bearer `SubjectConfirmationData/@Recipient`.
     pub recipient: Option<String>,
     /// `SubjectConfirmationData/@InResponseTo`.
@@ -79,11 +82,17 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
     let conditions = child(assertion, "Conditions").ok_or(InvalidReason::ClaimsInvalid)?;
     let mut expires = time(conditions.attribute("NotOnOrAfter"))?.ok_or(InvalidReason::ClaimsInvalid)?;
     x.facts.not_before = time(conditions.attribute("NotBefore"))?;
-    x.audiences = conditions
-        .children()
-        .filter(|n| is(n, "AudienceRestriction"))
-        .flat_map(|r| r.children().filter(|n| is(n, "Audience")).map(|n| full_text(&n)).collect::<Vec<_>>())
-        .collect();
+    for condition in conditions.children().filter(Node::is_element) {
+        if is(&condition, "AudienceRestriction") {
+            x.audiences
+                .push(condition.children().filter(|n| is(n, "Audience")).map(|n| full_text(&n)).collect());
+        } else if is(&condition, "OneTimeUse") {
+            x.one_time_use = true;
+        } else if !is(&condition, "ProxyRestriction") {
+            // A condition we do not understand makes the assertion invalid (SAML 2.0 core 2.5.1.1).
+            return Err(InvalidReason::ClaimsInvalid);
+        }
+    }
     if let Some(subject) = child(assertion, "Subject") {
         x.name_id = child(subject, "NameID").map(|n| full_text(&n));
         for confirmation in subject.children().filter(|n| is(n, "SubjectConfirmation")) {
@@ -136,6 +145,7 @@ impl Extracted {
             idp_index,
             assertion_id: self.id,
             in_response_to: self.in_response_to,
+            one_time_use: self.one_time_use,
             facts: self.facts,
         }
     }

@@ -48,9 +48,16 @@ fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, InvalidReas
     let conditions = children(assertion, "Conditions").next().ok_or(InvalidReason::ClaimsInvalid)?;
     x.facts.expires = time(conditions.attribute("NotOnOrAfter"))?.ok_or(InvalidReason::ClaimsInvalid)?;
     x.facts.not_before = time(conditions.attribute("NotBefore"))?;
-    x.audiences = children(conditions, "AudienceRestrictionCondition")
-        .flat_map(|r| children(r, "Audience").map(|n| full_text(&n)))
-        .collect();
+    for condition in conditions.children().filter(Node::is_element) {
+        if is(&condition, "AudienceRestrictionCondition") {
+            x.audiences.push(children(condition, "Audience").map(|n| full_text(&n)).collect());
+        } else if is(&condition, "DoNotCacheCondition") {
+            x.one_time_use = true;
+        } else {
+            // An unknown condition makes a SAML 1.1 assertion Indeterminate: not valid.
+            return Err(InvalidReason::ClaimsInvalid);
+        }
+    }
     for statement in assertion.children().filter(Node::is_element) {
         if x.name_id.is_none() {
             x.name_id = children(statement, "Subject")

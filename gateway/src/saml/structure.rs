@@ -1,6 +1,6 @@
 //! The shape checks made before any signature is verified: the wrapping guards.
 
-use super::{NS_ASSERTION, NS_DSIG, NS_PROTOCOL, NS_SAML1};
+use super::{NS_ASSERTION, NS_DSIG, NS_PROTOCOL, NS_SAML1, transforms};
 use mfagate_policy::InvalidReason;
 use roxmltree::{Document, Node};
 use std::collections::HashSet;
@@ -23,13 +23,6 @@ pub enum Version {
     /// SAML 1.1: `AssertionID`, verified by xmlsec and on our own canonical bytes.
     Saml11,
 }
-
-const ALLOWED_TRANSFORMS: [&str; 4] = [
-    "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
-    "http://www.w3.org/2001/10/xml-exc-c14n#",
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-    "http://www.w3.org/2006/12/xml-c14n11",
-];
 
 fn is(node: &Node<'_, '_>, ns: &str, name: &str) -> bool {
     node.is_element() && node.tag_name().namespace() == Some(ns) && node.tag_name().name() == name
@@ -127,14 +120,11 @@ fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidRea
     }
     let signed_info =
         sig.children().find(|n| is(n, NS_DSIG, "SignedInfo")).ok_or(InvalidReason::SignatureMisplaced)?;
-    let c14n = signed_info
+    let method = signed_info
         .children()
         .find(|n| is(n, NS_DSIG, "CanonicalizationMethod"))
-        .and_then(|n| n.attribute("Algorithm"))
         .ok_or(InvalidReason::SignatureMisplaced)?;
-    if !ALLOWED_TRANSFORMS[1..].contains(&c14n) {
-        return Err(InvalidReason::SignatureMisplaced);
-    }
+    transforms::canon(method)?;
     let mut references = signed_info.children().filter(|n| is(n, NS_DSIG, "Reference"));
     let (Some(reference), None) = (references.next(), references.next()) else {
         return Err(InvalidReason::SignatureMisplaced);
@@ -142,14 +132,6 @@ fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidRea
     if reference.attribute("URI") != Some(&format!("#{parent_id}")) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    let transforms = reference.descendants().filter(|n| is(n, NS_DSIG, "Transform"));
-    for t in transforms {
-        // No XPath or XSLT, no #WithComments: only enveloped-signature and C14N without comments.
-        if !t.attribute("Algorithm").is_some_and(|a| ALLOWED_TRANSFORMS.contains(&a))
-            || t.has_children() && t.children().any(|c| c.is_element())
-        {
-            return Err(InvalidReason::SignatureMisplaced);
-        }
-    }
+    transforms::reference_chain(reference)?;
     Ok(())
 }
