@@ -280,7 +280,7 @@ pub async fn acs(
         return sign_in_failure(rec, "sign_in_state_invalid");
     };
     let Some(response) = field("SAMLResponse") else { return sign_in_failure(rec, "saml_response_missing") };
-    let verified = match state.saml.verify_base64(response, Use::Acs) {
+    let verified = match state.saml.verify_base64_off_worker(response, Use::Acs).await {
         Ok(v) => v,
         Err(why) => return sign_in_failure(rec, why.code()),
     };

@@ -160,7 +160,7 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
             }
         }
         Some((Scheme::Saml, assertion)) if !state.saml.is_empty() => {
-            match state.saml.verify_base64(assertion, crate::saml::Use::Api) {
+            match state.saml.verify_base64_off_worker(assertion, crate::saml::Use::Api).await {
                 Ok(v) if !allowed(&v.identity.issuer) => Presented::Saml(Err(InvalidReason::UnknownIssuer)),
                 result => Presented::Saml(result),
             }

@@ -109,6 +109,7 @@ pub struct SamlVerifier {
     allowed: Vec<AllowedSignatureAlgorithm>,
     by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
     seen_ids: moka::sync::Cache<String, Arc<Seen>>,
+    cpu: tokio::sync::Semaphore,
     clock: SharedClock,
 }
 
@@ -163,6 +164,7 @@ impl SamlVerifier {
                 .max_capacity(500_000)
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
+            cpu: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
             clock,
         }
     }
@@ -184,14 +186,39 @@ impl SamlVerifier {
 
     /// Verifies a base64 assertion or Response (the `Authorization: SAML` value).
     pub fn verify_base64(&self, encoded: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
+        self.verify(&self.decode(encoded)?, how)
+    }
+
+    /// [`SamlVerifier::verify_base64`] off the async workers. A first sight costs hundreds of
+    /// microseconds of CPU (xmlsec), so at most one per core runs at a time, on the blocking pool:
+    /// a flood of new assertions waits there instead of stalling every connection of a worker.
+    /// Cached bearer documents answer at once.
+    pub async fn verify_base64_off_worker(
+        self: &Arc<Self>,
+        encoded: &str,
+        how: Use,
+    ) -> Result<Arc<SamlVerified>, InvalidReason> {
+        let xml = self.decode(encoded)?;
+        if how == Use::Api
+            && let Some(hit) = self.by_digest.get(&sha256(xml.as_bytes()))
+        {
+            return Ok(hit);
+        }
+        let _permit = self.cpu.acquire().await.map_err(|_| InvalidReason::Malformed)?;
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.verify(&xml, how))
+            .await
+            .unwrap_or(Err(InvalidReason::Malformed))
+    }
+
+    fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
         if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
             return Err(InvalidReason::TooLarge);
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .map_err(|_| InvalidReason::Malformed)?;
-        let xml = String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)?;
-        self.verify(&xml, how)
+        String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)
     }
 
     /// Verifies an XML assertion or Response.

@@ -47,7 +47,7 @@ pub struct State {
     /// Token verification.
     pub verifier: Verifier,
     /// SAML assertion verification.
-    pub saml: crate::saml::SamlVerifier,
+    pub saml: Arc<crate::saml::SamlVerifier>,
     /// Session and sign-in cookies.
     pub sealer: crate::session::Sealer,
     /// Upstream client.
@@ -78,13 +78,13 @@ impl State {
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
-        let saml = crate::saml::SamlVerifier::new(
+        let saml = Arc::new(crate::saml::SamlVerifier::new(
             config.saml_idps.clone(),
             config.saml.entity_id.clone(),
             config.saml.recipients.clone(),
             config.saml.max_assertion_bytes,
             clock.clone(),
-        );
+        ));
         let sealer = crate::session::Sealer::new(&config.session.keys)?;
         let state = State {
             sealer,
