@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process throughput and latency of mfagate beside a peer, in one run so the ratio is fair:
 #   upstream alone (nginx, `return 200`), nginx as a plain reverse proxy (the peer: no auth at all),
+#   a plain proxy on mfagate's own stack (examples/bare_proxy.rs: tokio + hyper, nothing else),
 #   mfagate with an MFA token (verified once, then cached), mfagate refusing a non-MFA token.
 # Every target gets the same worker count (WORKERS, default 1) and the same wrk load.
 # Usage: benches/load.sh [seconds] [connections]    (loopback only; stops by itself)
@@ -14,7 +15,7 @@ if ((${#need[@]})); then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p mfagate
+cargo build --release -q -p mfagate --bin mfagate --example bare_proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -38,7 +39,8 @@ NGINX
 }
 nginx_conf upstream 'server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } }'
 nginx_conf proxy 'server { listen 127.0.0.1:18080; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }'
-mkdir -p target/load && : > target/load/decisions.jsonl
+TOKIO_WORKER_THREADS=$workers target/release/examples/bare_proxy 127.0.0.1:18095 127.0.0.1:18081 & pids+=($!)
+mkdir -p target/load && rm -f target/load/decisions*.jsonl
 TOKIO_WORKER_THREADS=$workers RUST_LOG=warn target/release/mfagate demo --config benches/load.toml >/dev/null 2>"$work/mfagate.log" & pids+=($!)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18091/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf http://127.0.0.1:18091/readyz >/dev/null || { echo "mfagate did not become ready"; cat "$work/mfagate.log"; exit 1; }
@@ -58,6 +60,7 @@ run() { # name url [token]
 echo "wrk: 1 thread, $conns connections, ${secs}s each; $workers worker(s) per server; $(nproc) cores"
 run "upstream alone (nginx)" http://127.0.0.1:18081/v1/x
 run "nginx proxy, no auth (peer)" http://127.0.0.1:18080/v1/x
+run "hyper proxy, no auth (floor)" http://127.0.0.1:18095/v1/x
 run "mfagate, MFA token (cached)" http://127.0.0.1:18090/v1/x "$mfa"
 run "mfagate, no-MFA token (401)" http://127.0.0.1:18090/v1/x "$nomfa"
 echo "decision log lines written: $(wc -l < target/load/decisions.jsonl)"

@@ -17,6 +17,17 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+// Names built at compile time: `from_static` at run time validates the name on every call.
+const X_AUTH_PRINCIPAL: HeaderName = HeaderName::from_static("x-auth-principal");
+const X_AUTH_MFA: HeaderName = HeaderName::from_static("x-auth-mfa");
+const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+const X_AUTH_TENANT: HeaderName = HeaderName::from_static("x-auth-tenant");
+const X_AUTH_APP: HeaderName = HeaderName::from_static("x-auth-app");
+const X_AUTH_UPN: HeaderName = HeaderName::from_static("x-auth-upn");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Whether the request asks for a protocol upgrade (WebSocket).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -30,6 +41,10 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, including those named in `Connection`. An upgrade keeps
 /// `Connection: upgrade` and `Upgrade`, which the next hop needs.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of them: one pass over the names instead of a removal per name.
+    if !headers.keys().any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let upgrade = is_upgrade(headers);
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -86,38 +101,38 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
 
 /// Sets the verified identity headers.
 pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Option<&Identity>) {
-    let mut put = |name: &'static str, value: Option<&str>| {
+    headers.insert(X_AUTH_PRINCIPAL, HeaderValue::from_static(decision.principal.as_str()));
+    headers.insert(
+        X_AUTH_MFA,
+        HeaderValue::from_static(if decision.mfa == Some(true) { "true" } else { "false" }),
+    );
+    let mut put = |name: HeaderName, value: Option<&str>| {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name, v);
         }
     };
-    put("x-auth-principal", Some(decision.principal.as_str()));
-    put("x-auth-mfa", Some(if decision.mfa == Some(true) { "true" } else { "false" }));
     if let Some(id) = identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous) {
-        put("x-auth-subject", id.object_id.as_deref());
-        put("x-auth-tenant", id.tenant_id.as_deref());
-        put("x-auth-app", id.app_id.as_deref());
-        put("x-auth-upn", id.upn.as_deref());
+        put(X_AUTH_SUBJECT, id.object_id.as_deref());
+        put(X_AUTH_TENANT, id.tenant_id.as_deref());
+        put(X_AUTH_APP, id.app_id.as_deref());
+        put(X_AUTH_UPN, id.upn.as_deref());
     }
 }
 
 /// Sets X-Forwarded-For/-Proto/-Host. The client's own X-Forwarded-For is kept only when the
 /// listener trusts it (behind a known proxy).
 pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &str, proto: &str, host: Option<&str>, trust: bool) {
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if trust => format!("{prior}, {client_ip}"),
         _ => client_ip.to_owned(),
     };
     if let Ok(v) = HeaderValue::from_str(&chain) {
-        headers.insert(xff, v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
-    );
+    headers
+        .insert(X_FORWARDED_PROTO, HeaderValue::from_static(if proto == "https" { "https" } else { "http" }));
     if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+        headers.insert(X_FORWARDED_HOST, v);
     }
 }
 
