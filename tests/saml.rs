@@ -226,21 +226,27 @@ fn saml_header(xml: &str) -> String {
     format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml))
 }
 
-#[tokio::test]
-async fn saml_assertions_are_api_credentials_end_to_end() {
-    let mut g = gateway().start().await;
-    let send = |xml: String| {
-        let req = http::Request::get(format!("http://{}/v1/x", g.addr))
-            .header("authorization", saml_header(&xml))
-            .body(Default::default())
-            .unwrap();
-        g.send(req)
-    };
-    let r = send(signed(&spec())).await;
+/// `GET /v1/x` with `Authorization: SAML <base64 xml>`.
+fn saml_request(addr: std::net::SocketAddr, xml: &str) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    http::Request::get(format!("http://{addr}/v1/x"))
+        .header("authorization", saml_header(xml))
+        .body(Default::default())
+        .unwrap()
+}
+
+fn assert_forwarded_as_mfa_user(r: &Reply) {
     assert_eq!(r.status, http::StatusCode::OK, "{}", r.body);
     assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("user"));
     assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("true"));
     assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
+}
+
+#[tokio::test]
+async fn saml_assertions_are_api_credentials_end_to_end() {
+    let mut g = gateway().start().await;
+    let send = |xml: String| g.send(saml_request(g.addr, &xml));
+    let r = send(signed(&spec())).await;
+    assert_forwarded_as_mfa_user(&r);
     let mut no_mfa = spec();
     no_mfa.class_ref = Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".into());
     let r = send(signed(&no_mfa)).await;
@@ -456,18 +462,9 @@ fn saml11_wrapping_variants_are_refused() {
 #[tokio::test]
 async fn saml11_assertions_are_api_credentials_end_to_end() {
     let mut g = gateway().start().await;
-    let send = |xml: String| {
-        let req = http::Request::get(format!("http://{}/v1/x", g.addr))
-            .header("authorization", saml_header(&xml))
-            .body(Default::default())
-            .unwrap();
-        g.send(req)
-    };
+    let send = |xml: String| g.send(saml_request(g.addr, &xml));
     let r = send(signed11(&spec())).await;
-    assert_eq!(r.status, http::StatusCode::OK, "{}", r.body);
-    assert_eq!(r.upstream_header("x-auth-principal").as_deref(), Some("user"));
-    assert_eq!(r.upstream_header("x-auth-mfa").as_deref(), Some("true"));
-    assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
+    assert_forwarded_as_mfa_user(&r);
     let mut no_mfa = spec();
     no_mfa.class_ref = Some(PASSWORD_METHOD.into());
     let r = send(signed11(&no_mfa)).await;

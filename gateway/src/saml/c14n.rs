@@ -64,7 +64,8 @@ pub fn exclusive<'s>(
     Ok(out)
 }
 
-fn element_qname<'s>(source: &'s str, node: Node<'_, '_>) -> Result<&'s str, InvalidReason> {
+/// The element's qualified name as written in `source` (roxmltree keeps namespaces, not prefixes).
+pub fn element_qname<'s>(source: &'s str, node: Node<'_, '_>) -> Result<&'s str, InvalidReason> {
     let start = source.get(node.range()).and_then(|s| s.strip_prefix('<')).ok_or(InvalidReason::Malformed)?;
     let end = start.find(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>').unwrap_or(start.len());
     Ok(&start[..end])

@@ -121,8 +121,6 @@ pub fn verify_enveloped(
 /// exclusive c14n with the template's prefix lists, RSA-SHA256, SHA-256) with `key`.
 /// Development and tests only.
 pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Result<String, InvalidReason> {
-    const EMPTY_DIGEST: &str = "<ds:DigestValue></ds:DigestValue>";
-    const EMPTY_VALUE: &str = "<ds:SignatureValue></ds:SignatureValue>";
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let doc = Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
     let root = doc.root_element();
@@ -131,10 +129,10 @@ pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Resu
     let prefixes = transforms::reference_chain(reference)?.map(|c| c.prefixes).unwrap_or_default();
     let canonical = exclusive(xml, root, Some(signature.id()), &prefixes)?;
     let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
-    let with_digest =
-        xml.replacen(EMPTY_DIGEST, &format!("<ds:DigestValue>{}</ds:DigestValue>", b64(digest.as_ref())), 1);
+    let with_digest = splice_text(xml, child(reference, "DigestValue")?, &b64(digest.as_ref()))?;
     let doc = Document::parse(&with_digest).map_err(|_| InvalidReason::Malformed)?;
-    let signed_info = child(child(doc.root_element(), "Signature")?, "SignedInfo")?;
+    let signature = child(doc.root_element(), "Signature")?;
+    let signed_info = child(signature, "SignedInfo")?;
     let method = transforms::canon(child(signed_info, "CanonicalizationMethod")?)?;
     let bytes = exclusive(&with_digest, signed_info, None, &method.prefixes)?;
     let mut value = vec![0; key.public_modulus_len()];
@@ -145,12 +143,18 @@ pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Resu
         &mut value,
     )
     .map_err(|_| InvalidReason::BadSignature)?;
-    Ok(with_digest.replacen(
-        EMPTY_VALUE,
-        &format!("<ds:SignatureValue>{}</ds:SignatureValue>", b64(&value)),
-        1,
-    ))
+    splice_text(&with_digest, child(signature, "SignatureValue")?, &b64(&value))
 }
+
+/// `source` with `node` replaced by the same element holding only `text` (any prefix, any form).
+fn splice_text(source: &str, node: Node<'_, '_>, text: &str) -> Result<String, InvalidReason> {
+    let range = node.range();
+    let qname = super::c14n::element_qname(source, node)?;
+    Ok(format!("{}<{qname}>{text}</{qname}>{}", &source[..range.start], &source[range.end..]))
+}
+
+#[cfg(test)]
+mod interop;
 
 #[cfg(test)]
 mod tests {
