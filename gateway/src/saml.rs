@@ -223,7 +223,7 @@ impl SamlVerifier {
 
     /// Verifies an XML assertion or Response.
     pub fn verify(&self, xml: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
-        if xml.len() > self.max_bytes || !within_parse_bounds(xml) {
+        if xml.len() > self.max_bytes {
             return Err(InvalidReason::TooLarge);
         }
         let digest = sha256(xml.as_bytes());
@@ -231,6 +231,9 @@ impl SamlVerifier {
             && let Some(hit) = self.by_digest.get(&digest)
         {
             return Ok(hit);
+        }
+        if !within_parse_bounds(xml) {
+            return Err(InvalidReason::TooLarge);
         }
         let verified = Arc::new(self.verify_uncached(xml)?);
         // A bearer document may be presented again; an assertion ID in another document, at the
