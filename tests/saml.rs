@@ -43,6 +43,12 @@ fn signed(spec: &AssertionSpec) -> String {
     signer("saml-idp").sign(&spec.to_xml()).unwrap()
 }
 
+/// Whether the verified document proves MFA under the default locations.
+fn mfa_proven(v: &SamlVerifier, xml: &str) -> bool {
+    let ok = v.verify(xml, Use::Api).unwrap();
+    evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven
+}
+
 fn err(v: &SamlVerifier, xml: &str) -> InvalidReason {
     v.verify(xml, Use::Api).map(|_| ()).expect_err("must be refused")
 }
@@ -90,9 +96,7 @@ fn mfa_in_each_saml2_location() {
         ("authenticationmethod", method, true),
         ("password only", none, false),
     ] {
-        let ok = v.verify(&signed(&s), Use::Api).unwrap();
-        let proven = evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
-        assert_eq!(proven, want, "{name}");
+        assert_eq!(mfa_proven(&v, &signed(&s)), want, "{name}");
     }
 }
 
@@ -353,9 +357,7 @@ fn saml11_mfa_in_the_authenticationmethod_attribute_and_none() {
     for (name, s, want) in
         [("row 38", attr, true), ("authnmethodsreferences", amr, true), ("password", none, false)]
     {
-        let ok = v.verify(&signed11(&s), Use::Api).unwrap();
-        let proven = evaluate_saml_mfa(&ok.facts, &SamlMfaSettings::default()) == MfaOutcome::Proven;
-        assert_eq!(proven, want, "{name}");
+        assert_eq!(mfa_proven(&v, &signed11(&s)), want, "{name}");
     }
 }
 
