@@ -31,6 +31,7 @@ name = "a"
 path_prefix = "/v1/"
 upstream = "localhost:8081"
 challenge = "entra-claims"
+saml_bearer_grant = true
 "#,
     )
     .unwrap();
@@ -42,6 +43,7 @@ challenge = "entra-claims"
         "issuer[0].tenants[0]: not a GUID",
         "route[0].upstream: not a URL",
         "route[0].auth_context: challenge = \"entra-claims\" needs an auth_context id",
+        "route[0].saml_bearer_grant: needs a [[saml_idp]] to verify the assertions",
     ] {
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }

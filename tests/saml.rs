@@ -626,3 +626,64 @@ fn one_time_assertions_are_not_reused_as_bearer_credentials() {
     assert!(v.verify(&once11, Use::Api).is_ok());
     assert_eq!(err(&v, &once11), InvalidReason::Replayed);
 }
+
+/// RFC 7522: the assertion of a SAML bearer grant, on a token-endpoint route.
+#[tokio::test]
+async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
+    use base64::Engine;
+    use mfagate::grant::{SAML2_BEARER, SAML11_BEARER};
+    let mut g = gateway().start().await;
+    let b64url = |xml: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(xml);
+    let post = |form: String| {
+        let req = http::Request::post(format!("http://{}/oauth2/token", g.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from(form)))
+            .unwrap();
+        g.send(req)
+    };
+    let form = |grant: &str, assertion: &str| {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", grant)
+            .append_pair("assertion", assertion)
+            .append_pair("client_id", "00000000-0000-4000-8000-0000000000aa")
+            .append_pair("scope", "https://api.partnercenter.microsoft.com/.default")
+            .finish()
+    };
+    // MFA: forwarded with its body intact, and the user named to the token endpoint.
+    let body = form(SAML2_BEARER, &b64url(&signed(&spec())));
+    let r = post(body.clone()).await;
+    assert_forwarded_as_mfa_user(&r);
+    assert_eq!(r.json()["body_bytes"], body.len());
+    let r = post(form(SAML11_BEARER, &b64url(&signed11(&spec())))).await;
+    assert_forwarded_as_mfa_user(&r);
+    // No MFA, a forged assertion, no assertion: the token endpoint's own 400 invalid_grant.
+    let mut no_mfa = spec();
+    no_mfa.class_ref = Some(PASSWORD_METHOD.into());
+    let refused = b64url(&signed11(&no_mfa));
+    let r = post(form(SAML11_BEARER, &refused)).await;
+    assert_eq!(r.status, http::StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (r.json()["error"].as_str(), r.json()["error_description"].as_str()),
+        (Some("invalid_grant"), Some("saml_mfa_missing"))
+    );
+    let forged = signed(&spec())
+        .replace("adele@contoso.test</saml:AttributeValue>", "admin@contoso.test</saml:AttributeValue>");
+    let r = post(form(SAML2_BEARER, &b64url(&forged))).await;
+    assert_eq!((r.status.as_u16(), r.json()["error_description"].as_str()), (400, Some("bad_signature")));
+    let r = post(format!("grant_type={SAML2_BEARER}")).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("invalid_grant")));
+    // Another grant type is not a SAML grant: the route's usual rules apply (no credential: 401).
+    let r = post("grant_type=client_credentials&client_id=x".into()).await;
+    assert_eq!(r.status, http::StatusCode::UNAUTHORIZED);
+    assert_eq!(g.echo.hits(), 2);
+    let log = g.stop().await;
+    let seen: Vec<_> = log
+        .iter()
+        .map(|r| {
+            (r["route"].as_str().unwrap(), r["principal"].as_str().unwrap(), r["status"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(seen[..3], [("token", "user", 200), ("token", "user", 200), ("token", "user", 400)]);
+    let text = std::fs::read_to_string(g.log_path()).unwrap();
+    assert!(!text.contains(&refused[..40]), "no assertion in the log");
+}

@@ -96,6 +96,8 @@ pub async fn run(
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=1.1')\"\n\
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=1.1&mfa=false')\"\n\
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=2.0')\"\n\n\
+         # 7. An RFC 7522 SAML bearer grant at a token endpoint: exchanged with MFA, 400 invalid_grant without\n\
+         curl -i {gw}/oauth2/token -d grant_type=urn:ietf:params:oauth:grant-type:saml1_1-bearer --data-urlencode \"assertion=$(curl -s '{saml_url}&version=1.1&mfa=false')\"\n\n\
          # Mint more tokens (amr=none leaves amr out; kind=app_only; ver=2):\n\
          curl -s '{idp_url}/token?amr=pwd,mfa'\n\n\
          # Readiness, metrics, and the decisions made so far:\n\

@@ -13,6 +13,7 @@ pub mod devidp;
 pub mod devsaml;
 pub mod echo;
 pub mod forward;
+pub mod grant;
 pub mod ids;
 pub mod jwt;
 pub mod keys;

@@ -32,7 +32,7 @@ pub struct Peer {
 pub async fn handle(
     state: Arc<State>,
     peer: Peer,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
     let headers = req.headers();
@@ -50,6 +50,7 @@ pub async fn handle(
     if let Some(endpoint) = sign_in_endpoint_of(&state, &req) {
         return Ok(sign_in_endpoint(&state, endpoint, req, rec, start).await);
     }
+    let req = req.map(BodyExt::boxed);
     let headers = req.headers();
     let host = crate::routes::request_host(req.uri(), headers);
     let routes = &state.config.routes;
@@ -60,6 +61,12 @@ pub async fn handle(
     let route = &routes[index];
     rec.route = Some(route.name.clone());
     rec.operation = format!("{} {}", rec.method, route.path_prefix);
+    let (mut req, grant) = if route.saml_bearer_grant {
+        crate::grant::read(req, state.config.saml.max_assertion_bytes.saturating_mul(2)).await
+    } else {
+        (req, None)
+    };
+    let from_grant = grant.is_some();
 
     let session_identity: Option<Identity>;
     let presented;
@@ -74,7 +81,10 @@ pub async fn handle(
         let identity = session_identity.as_ref().filter(|_| decision.principal != Principal::Anonymous);
         Decided { decision, identity, claims_capable: false }
     } else {
-        presented = credential(&state, route, req.headers()).await;
+        presented = match grant {
+            Some(grant) => saml_grant(&state, route, grant).await,
+            None => credential(&state, route, req.headers()).await,
+        };
         decide(&state, route, &presented)
     };
     fill(&mut rec, &decision, identity);
@@ -95,8 +105,11 @@ pub async fn handle(
         );
     }
     if !decision.forwards() {
-        let refusal =
-            Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable };
+        let refusal = if from_grant {
+            Refusal::InvalidGrant { reason: decision.reason }
+        } else {
+            Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable }
+        };
         return Ok(state.refuse_now(rec, refusal, Some(labels), start).await);
     }
 
@@ -160,13 +173,28 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
             }
         }
         Some((Scheme::Saml, assertion)) if !state.saml.is_empty() => {
-            match state.saml.verify_base64_off_worker(assertion, crate::saml::Use::Api).await {
-                Ok(v) if !allowed(&v.identity.issuer) => Presented::Saml(Err(InvalidReason::UnknownIssuer)),
-                result => Presented::Saml(result),
-            }
+            saml_assertion(state, route, assertion).await
         }
         // Another scheme (Basic, ...) carries no credential we accept (RFC 6750 §3).
         _ => Presented::Nothing,
+    }
+}
+
+/// A SAML assertion as the credential, from the route's trusted IdPs.
+async fn saml_assertion(state: &State, route: &RouteConfig, encoded: &str) -> Presented {
+    match state.saml.verify_base64_off_worker(encoded, crate::saml::Use::Api).await {
+        Ok(v) if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) => {
+            Presented::Saml(Err(InvalidReason::UnknownIssuer))
+        }
+        result => Presented::Saml(result),
+    }
+}
+
+/// An RFC 7522 grant's assertion as the credential.
+async fn saml_grant(state: &State, route: &RouteConfig, grant: crate::grant::SamlGrant) -> Presented {
+    match grant {
+        Ok(assertion) => saml_assertion(state, route, &assertion).await,
+        Err(why) => Presented::Saml(Err(why)),
     }
 }
 
@@ -253,7 +281,7 @@ fn upstream_request(
     host: Option<&str>,
     decision: &Decision,
     identity: Option<&Identity>,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Option<Request<Body>> {
     let (mut parts, body) = req.into_parts();
     let original_host = parts
@@ -283,7 +311,7 @@ fn upstream_request(
         original_host.as_deref(),
         state.config.listen.trust_forwarded_for,
     );
-    Some(Request::from_parts(parts, body.boxed()))
+    Some(Request::from_parts(parts, body))
 }
 
 async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {

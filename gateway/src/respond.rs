@@ -68,13 +68,19 @@ pub enum Refusal<'a> {
     MfaLoopGuard,
     /// A script or API call on a browser route without a usable session: 401, not a redirect.
     LoginRequired,
+    /// An RFC 7522 grant whose assertion the policy refused: the token endpoint's own answer,
+    /// `400 {"error":"invalid_grant"}` (RFC 6749 §5.2, RFC 7522 §3.1).
+    InvalidGrant {
+        /// Why.
+        reason: Reason,
+    },
 }
 
 impl Refusal<'_> {
     /// The stable reason code for logs and bodies.
     pub fn code(&self) -> &'static str {
         match self {
-            Refusal::Policy { reason, .. } => reason.code(),
+            Refusal::Policy { reason, .. } | Refusal::InvalidGrant { reason } => reason.code(),
             Refusal::NoRoute => "no_route",
             Refusal::HeaderTooLarge => "header_too_large",
             Refusal::UpstreamFailed => "upstream_error",
@@ -102,6 +108,7 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::SignIn => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,
             Refusal::LoginRequired => S::UNAUTHORIZED,
+            Refusal::InvalidGrant { .. } => S::BAD_REQUEST,
         };
         return (status, None, None);
     };
@@ -171,11 +178,18 @@ pub fn status(refusal: &Refusal<'_>) -> StatusCode {
 /// Builds the response for a refusal.
 pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
     let (status, www_authenticate, phrase) = table(refusal);
-    let body = serde_json::json!({
-        "error": refusal.code(),
-        "status": status.as_u16(),
-        "request_id": request_id,
-    });
+    let body = match refusal {
+        Refusal::InvalidGrant { .. } => serde_json::json!({
+            "error": "invalid_grant",
+            "error_description": refusal.code(),
+            "request_id": request_id,
+        }),
+        _ => serde_json::json!({
+            "error": refusal.code(),
+            "status": status.as_u16(),
+            "request_id": request_id,
+        }),
+    };
     let mut rsp = Response::new(full(body.to_string()));
     *rsp.status_mut() = status;
     let headers = rsp.headers_mut();

@@ -184,7 +184,8 @@ impl SamlVerifier {
         self.idps.is_empty()
     }
 
-    /// Verifies a base64 assertion or Response (the `Authorization: SAML` value).
+    /// Verifies a base64 (or base64url) assertion or Response (the `Authorization: SAML` value,
+    /// an RFC 7522 `assertion`).
     pub fn verify_base64(&self, encoded: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
         self.verify(&self.decode(encoded)?, how)
     }
@@ -215,9 +216,15 @@ impl SamlVerifier {
         if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
             return Err(InvalidReason::TooLarge);
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| InvalidReason::Malformed)?;
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        const ANY_PADDING: GeneralPurposeConfig =
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, ANY_PADDING);
+        // RFC 7522 grants carry base64url.
+        const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, ANY_PADDING);
+        let encoded = encoded.trim();
+        let engine = if encoded.contains(['-', '_']) { &URL_SAFE } else { &STANDARD };
+        let bytes = engine.decode(encoded).map_err(|_| InvalidReason::Malformed)?;
         String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)
     }
 

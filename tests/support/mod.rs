@@ -110,6 +110,12 @@ upstream = "{echo}"
 strip_authorization = true
 
 [[route]]
+name = "token"
+path_prefix = "/oauth2/"
+upstream = "{echo}"
+saml_bearer_grant = true
+
+[[route]]
 name = "slow"
 path_prefix = "/slow/"
 upstream = "{echo}"

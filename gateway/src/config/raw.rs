@@ -293,6 +293,8 @@ struct RawRoute {
     authorization_uri: Option<String>,
     #[serde(default)]
     strip_authorization: bool,
+    #[serde(default)]
+    saml_bearer_grant: bool,
     #[serde(default = "default_upstream_timeout")]
     timeout_secs: u64,
     #[serde(default)]
@@ -654,6 +656,12 @@ fn route(
     if raw.timeout_secs == 0 {
         p.add(at("timeout_secs"), "must be at least 1");
     }
+    if raw.saml_bearer_grant && saml_names.is_empty() {
+        p.add(at("saml_bearer_grant"), "needs a [[saml_idp]] to verify the assertions");
+    }
+    if raw.saml_bearer_grant && raw.channel == Channel::Portal {
+        p.add(at("saml_bearer_grant"), "is for token endpoints, not portal routes");
+    }
     RouteConfig {
         name: raw.name,
         path_prefix: raw.path_prefix,
@@ -663,6 +671,7 @@ fn route(
         rule: RouteRule { auth: raw.auth, mfa: raw.mfa, app_only: raw.app_only, mode: raw.mode },
         challenge,
         strip_authorization: raw.strip_authorization,
+        saml_bearer_grant: raw.saml_bearer_grant,
         upstream_timeout: Duration::from_secs(raw.timeout_secs.max(1)),
         issuers: raw.issuers,
         channel: raw.channel,
