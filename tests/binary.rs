@@ -44,6 +44,7 @@ saml_bearer_grant = true
         "route[0].upstream: not a URL",
         "route[0].auth_context: challenge = \"entra-claims\" needs an auth_context id",
         "route[0].saml_bearer_grant: needs a [[saml_idp]] to verify the assertions",
+        "route[0].grant_audience: saml_bearer_grant needs the authorization server's SAML audience",
     ] {
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }

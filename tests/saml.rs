@@ -627,19 +627,27 @@ fn one_time_assertions_are_not_reused_as_bearer_credentials() {
     assert_eq!(err(&v, &once11), InvalidReason::Replayed);
 }
 
-/// RFC 7522: the assertion of a SAML bearer grant, on a token-endpoint route.
+/// RFC 7522: the assertion of a SAML bearer grant, on a token-endpoint route (`auth = "none"`, so
+/// that other grants reach the token endpoint; SAML grants are held to MFA all the same).
 #[tokio::test]
 async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
     use base64::Engine;
     use mfagate::grant::{SAML2_BEARER, SAML11_BEARER};
+    const AS: &str = "urn:federation:MicrosoftOnline";
     let mut g = gateway().start().await;
     let b64url = |xml: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(xml);
-    let post = |form: String| {
-        let req = http::Request::post(format!("http://{}/oauth2/token", g.addr))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(http_body_util::Full::new(bytes::Bytes::from(form)))
-            .unwrap();
-        g.send(req)
+    let grant_spec = || {
+        let mut s = spec();
+        s.audience = AS.into();
+        s
+    };
+    let post = |form: String, extra: &[(&str, &str)]| {
+        let mut req = http::Request::post(format!("http://{}/oauth2/token", g.addr))
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        g.send(req.body(http_body_util::Full::new(bytes::Bytes::from(form))).unwrap())
     };
     let form = |grant: &str, assertion: &str| {
         form_urlencoded::Serializer::new(String::new())
@@ -649,41 +657,132 @@ async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
             .append_pair("scope", "https://api.partnercenter.microsoft.com/.default")
             .finish()
     };
+    let refused = |r: &Reply, error: &str, description: &str| {
+        assert_eq!(r.status, http::StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(
+            (r.json()["error"].as_str(), r.json()["error_description"].as_str()),
+            (Some(error), Some(description))
+        );
+    };
     // MFA: forwarded with its body intact, and the user named to the token endpoint.
-    let body = form(SAML2_BEARER, &b64url(&signed(&spec())));
-    let r = post(body.clone()).await;
+    let first = signed(&grant_spec());
+    let body = form(SAML2_BEARER, &b64url(&first));
+    let r = post(body.clone(), &[]).await;
     assert_forwarded_as_mfa_user(&r);
     assert_eq!(r.json()["body_bytes"], body.len());
-    let r = post(form(SAML11_BEARER, &b64url(&signed11(&spec())))).await;
-    assert_forwarded_as_mfa_user(&r);
-    // No MFA, a forged assertion, no assertion: the token endpoint's own 400 invalid_grant.
-    let mut no_mfa = spec();
-    no_mfa.class_ref = Some(PASSWORD_METHOD.into());
-    let refused = b64url(&signed11(&no_mfa));
-    let r = post(form(SAML11_BEARER, &refused)).await;
-    assert_eq!(r.status, http::StatusCode::BAD_REQUEST);
-    assert_eq!(
-        (r.json()["error"].as_str(), r.json()["error_description"].as_str()),
-        (Some("invalid_grant"), Some("saml_mfa_missing"))
+    assert_forwarded_as_mfa_user(&post(form(SAML11_BEARER, &b64url(&signed11(&grant_spec()))), &[]).await);
+    // A grant is used once; and a grant is not an API credential (nor the reverse): audiences differ.
+    refused(&post(body, &[]).await, "invalid_grant", "assertion_replayed");
+    let r = g.send(saml_request(g.addr, &signed(&grant_spec()))).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (401, Some("wrong_audience")));
+    refused(
+        &post(form(SAML2_BEARER, &b64url(&signed(&spec()))), &[]).await,
+        "invalid_grant",
+        "wrong_audience",
     );
-    let forged = signed(&spec())
+    // No MFA, a forged assertion: the token endpoint's own 400 invalid_grant, though the route is public.
+    let mut no_mfa = grant_spec();
+    no_mfa.class_ref = Some(PASSWORD_METHOD.into());
+    let refused_doc = b64url(&signed11(&no_mfa));
+    refused(&post(form(SAML11_BEARER, &refused_doc), &[]).await, "invalid_grant", "saml_mfa_missing");
+    let forged = signed(&grant_spec())
         .replace("adele@contoso.test</saml:AttributeValue>", "admin@contoso.test</saml:AttributeValue>");
-    let r = post(form(SAML2_BEARER, &b64url(&forged))).await;
-    assert_eq!((r.status.as_u16(), r.json()["error_description"].as_str()), (400, Some("bad_signature")));
-    let r = post(format!("grant_type={SAML2_BEARER}")).await;
-    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("invalid_grant")));
-    // Another grant type is not a SAML grant: the route's usual rules apply (no credential: 401).
-    let r = post("grant_type=client_credentials&client_id=x".into()).await;
-    assert_eq!(r.status, http::StatusCode::UNAUTHORIZED);
-    assert_eq!(g.echo.hits(), 2);
+    refused(&post(form(SAML2_BEARER, &b64url(&forged)), &[]).await, "invalid_grant", "bad_signature");
+    // Read the way a token endpoint might, it is still a SAML grant: upper case, token exchange.
+    let mut no_mfa_again = grant_spec();
+    no_mfa_again.class_ref = Some(PASSWORD_METHOD.into());
+    let upper = form(&SAML11_BEARER.to_uppercase(), &b64url(&signed11(&no_mfa_again)));
+    refused(&post(upper, &[]).await, "invalid_grant", "saml_mfa_missing");
+    let exchange = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange")
+        .append_pair("subject_token_type", "urn:ietf:params:oauth:token-type:saml2")
+        .append_pair(
+            "subject_token",
+            &b64url(&{
+                let mut s = spec();
+                s.audience = AS.into();
+                s.class_ref = Some("urn:oasis:names:tc:SAML:2.0:ac:classes:Password".into());
+                signed(&s)
+            }),
+        )
+        .finish();
+    refused(&post(exchange, &[]).await, "invalid_grant", "saml_mfa_missing");
+    // Anything the token endpoint could read differently is refused: invalid_request.
+    let bad = "invalid_request";
+    refused(&post(format!("grant_type={SAML2_BEARER}"), &[]).await, bad, "invalid_token_request");
+    refused(&post(form(SAML2_BEARER, "x").replace('&', ";"), &[]).await, bad, "invalid_token_request");
+    refused(&post("client_id=x".into(), &[("content-encoding", "gzip")]).await, bad, "invalid_token_request");
+    let req = http::Request::post(format!(
+        "http://{}/oauth2/token?grant_type={SAML2_BEARER}&assertion={refused_doc}",
+        g.addr
+    ))
+    .header("content-type", "application/x-www-form-urlencoded")
+    .body(http_body_util::Full::new(bytes::Bytes::from("client_id=x")))
+    .unwrap();
+    refused(&g.send(req).await, bad, "invalid_token_request");
+    let two_types = http::Request::post(format!("http://{}/oauth2/token", g.addr))
+        .header("content-type", "text/plain")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
+        .unwrap();
+    refused(&g.send(two_types).await, bad, "invalid_token_request");
+    let plain = http::Request::post(format!("http://{}/oauth2/token", g.addr))
+        .header("content-type", "text/plain")
+        .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
+        .unwrap();
+    refused(&g.send(plain).await, bad, "invalid_token_request");
+    // Too large: 413, never forwarded.
+    let r = post(format!("client_id={}", "x".repeat(200_000)), &[]).await;
+    assert_eq!(r.status, http::StatusCode::PAYLOAD_TOO_LARGE);
+    // Another grant type is not a SAML grant: the public route lets it through.
+    let r = post("grant_type=client_credentials&client_id=x".into(), &[]).await;
+    assert_eq!(r.status, http::StatusCode::OK);
+    assert_eq!(g.echo.hits(), 3);
     let log = g.stop().await;
-    let seen: Vec<_> = log
-        .iter()
-        .map(|r| {
-            (r["route"].as_str().unwrap(), r["principal"].as_str().unwrap(), r["status"].as_u64().unwrap())
-        })
-        .collect();
-    assert_eq!(seen[..3], [("token", "user", 200), ("token", "user", 200), ("token", "user", 400)]);
+    let token: Vec<_> = log.iter().filter(|r| r["route"] == "token").collect();
+    assert_eq!(token.len(), 16, "every token request logged");
+    assert_eq!((token[0]["principal"].as_str(), token[0]["status"].as_u64()), (Some("user"), Some(200)));
     let text = std::fs::read_to_string(g.log_path()).unwrap();
-    assert!(!text.contains(&refused[..40]), "no assertion in the log");
+    assert!(!text.contains(&refused_doc[..40]), "no assertion in the log");
+}
+
+/// A token request whose body never finishes is answered 408 within the route's time, and logged.
+#[tokio::test]
+async fn a_stalled_token_request_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut g = gateway().start().await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"POST /oauth2/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=").await.unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 408");
+    let log = g.stop().await;
+    assert_eq!((log[0]["reason"].as_str(), log[0]["status"].as_u64()), (Some("body_timeout"), Some(408)));
+}
+
+/// Two copies of a one-time assertion verified at the same moment: one wins.
+#[test]
+fn a_one_time_assertion_is_accepted_once_under_concurrency() {
+    let v = std::sync::Arc::new(verifier(ManualClock::at(T0)));
+    for _ in 0..50 {
+        let once = std::sync::Arc::new(
+            signer("saml-idp")
+                .sign(&spec().to_xml().replace("</saml:Conditions>", "<saml:OneTimeUse/></saml:Conditions>"))
+                .unwrap(),
+        );
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let accepted: usize = (0..2)
+            .map(|_| {
+                let (v, once, barrier) = (v.clone(), once.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    v.verify(&once, Use::Api).is_ok()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(accepted, 1);
+    }
 }

@@ -276,10 +276,10 @@ pub struct RouteConfig {
     pub challenge: Challenge,
     /// Remove `Authorization` before forwarding.
     pub strip_authorization: bool,
-    /// A token endpoint: the SAML assertion of an RFC 7522 grant (`grant_type=...:saml2-bearer`
-    /// or `...:saml1_1-bearer`, form-encoded) is the credential, verified and held to MFA before
-    /// the request is forwarded.
-    pub saml_bearer_grant: bool,
+    /// `saml_bearer_grant` with its `grant_audience`: a token endpoint, where the SAML assertion
+    /// of an RFC 7522 grant is the credential, verified for this audience (the authorization
+    /// server's) and held to MFA before the request is forwarded.
+    pub grant_audience: Option<std::sync::Arc<str>>,
     /// Time allowed for the upstream's response head.
     pub upstream_timeout: Duration,
     /// Issuers accepted on this route (empty: all).

@@ -186,12 +186,6 @@ fn write_loop(
             }
         }
         let result = result.and_then(|()| out.flush());
-        // Group commit: under load, let records gather for a moment instead of being woken for
-        // each one (a futex wake and a write per request cost more than the request itself).
-        // Senders never wait on this unless the queue fills; an idle log still wakes at once.
-        if !closing && lines > 0 {
-            std::thread::sleep(LINGER);
-        }
         match result {
             Ok(()) => {
                 written.fetch_add(lines, Ordering::Relaxed);
@@ -204,6 +198,12 @@ fn write_loop(
                     tracing::error!(error = %e, "Decision log write failed");
                 }
             }
+        }
+        // Group commit: under load, let records gather for a moment instead of being woken for
+        // each one (a futex wake and a write per request cost more than the request itself).
+        // Senders never wait on this unless the queue fills; an idle log still wakes at once.
+        if !closing && lines > 0 {
+            std::thread::sleep(LINGER);
         }
     }
     // Late records (after Close) are drained too, so nothing queued is lost.

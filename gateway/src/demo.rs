@@ -97,7 +97,7 @@ pub async fn run(
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=1.1&mfa=false')\"\n\
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=2.0')\"\n\n\
          # 7. An RFC 7522 SAML bearer grant at a token endpoint: exchanged with MFA, 400 invalid_grant without\n\
-         curl -i {gw}/oauth2/token -d grant_type=urn:ietf:params:oauth:grant-type:saml1_1-bearer --data-urlencode \"assertion=$(curl -s '{saml_url}&version=1.1&mfa=false')\"\n\n\
+         curl -i {gw}/oauth2/token -d grant_type=urn:ietf:params:oauth:grant-type:saml1_1-bearer --data-urlencode \"assertion=$(curl -s '{grant_url}&version=1.1&mfa=false')\"\n\n\
          # Mint more tokens (amr=none leaves amr out; kind=app_only; ver=2):\n\
          curl -s '{idp_url}/token?amr=pwd,mfa'\n\n\
          # Readiness, metrics, and the decisions made so far:\n\
@@ -106,6 +106,13 @@ pub async fn run(
          Press Ctrl-C to stop.\n",
         idp_url = idp.base_url(),
         saml_url = saml.assertion_url(&config.saml.entity_id),
+        grant_url = saml.assertion_url(
+            config
+                .routes
+                .iter()
+                .find_map(|r| r.grant_audience.as_deref())
+                .unwrap_or("urn:federation:MicrosoftOnline")
+        ),
         echo_url = echo.url(),
         admin = config.admin.map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
         log = config.decision_log.path.display(),

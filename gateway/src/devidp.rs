@@ -393,7 +393,9 @@ fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
     let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
     let asked = get("amr_values").split(' ').any(|v| v == "mfa");
     let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
-    let code = crate::ids::random_token();
+    let Some(code) = crate::ids::random_token() else {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "server_error"}), None);
+    };
     let pending = PendingCode {
         client_id: get("client_id"),
         redirect_uri: redirect_uri.clone(),

@@ -42,7 +42,8 @@ impl AssertionSpec {
     /// A five-minute MFA assertion (class reference `multipleauthn`) for the dev user.
     pub fn new(issuer: &str, audience: &str, now: u64) -> AssertionSpec {
         AssertionSpec {
-            id: format!("_a{}", crate::ids::random_token()),
+            // IDs must be unique, not secret: the request-ID generator serves if the CSPRNG fails.
+            id: format!("_a{}", crate::ids::random_token().unwrap_or_else(crate::ids::request_id)),
             issuer: issuer.into(),
             audience: audience.into(),
             recipient: None,

@@ -1,61 +1,97 @@
 //! RFC 7522 SAML bearer grants on token-endpoint routes: in a form-encoded token request with
-//! `grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer` (or Entra's `saml1_1-bearer`), the
-//! `assertion` is the user's credential. mfagate verifies it and holds it to MFA before the token
-//! endpoint can exchange it, and answers refusals as the token endpoint would (RFC 6749 §5.2).
+//! `grant_type=urn:ietf:params:oauth:grant-type:saml2-bearer` (Microsoft's `saml1_1-bearer`, or an
+//! RFC 8693 token exchange of a SAML `subject_token`), the assertion is the user's credential.
+//! mfagate verifies it and holds it to MFA before the token endpoint can exchange it.
+//!
+//! The gateway and the token endpoint must see the same request, so anything the two could read
+//! differently is refused rather than guessed at: grant parameters in the query, several or
+//! encoded bodies, repeated parameters, `;` separators, a POST that is not plainly form-encoded.
 
 use crate::body::{Body, full};
 use bytes::Bytes;
 use http::{Method, Request, header};
-use http_body_util::{BodyExt, Limited};
-use mfagate_policy::InvalidReason;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// RFC 7522's grant type.
 pub const SAML2_BEARER: &str = "urn:ietf:params:oauth:grant-type:saml2-bearer";
 /// The SAML 1.1 grant type Microsoft's token endpoint accepts (AD FS assertions).
 pub const SAML11_BEARER: &str = "urn:ietf:params:oauth:grant-type:saml1_1-bearer";
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const SAML_TOKEN_TYPES: [&str; 2] =
+    ["urn:ietf:params:oauth:token-type:saml2", "urn:ietf:params:oauth:token-type:saml1"];
+/// Parameters that must only come in the body.
+const BODY_ONLY: [&str; 5] =
+    ["grant_type", "assertion", "subject_token", "subject_token_type", "client_assertion"];
 
-/// A token request's SAML grant: the assertion (base64url), or why it cannot be read.
-pub type SamlGrant = Result<String, InvalidReason>;
-
-fn is_form(req: &Request<Body>) -> bool {
-    req.method() == Method::POST
-        && req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-            v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")
-        })
+/// Why a token request was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The body exceeds the limit.
+    TooLarge,
+    /// The body could not be read (the client aborted, bad chunking).
+    Unreadable,
+    /// The request could be read differently by the token endpoint, or lacks a parameter.
+    Invalid,
 }
 
-/// Reads a form POST's body (at most `limit` bytes) and returns the request with that body put
-/// back, and its SAML grant if it makes one. Other requests come back untouched, unread.
-pub async fn read(req: Request<Body>, limit: usize) -> (Request<Body>, Option<SamlGrant>) {
-    if !is_form(&req) {
-        return (req, None);
+fn form_content_type(req: &Request<Body>) -> Result<bool, Rejected> {
+    let mut types = req.headers().get_all(header::CONTENT_TYPE).iter();
+    let (first, None) = (types.next(), types.next()) else { return Err(Rejected::Invalid) };
+    let Some(value) = first else { return Ok(false) };
+    let value = value.to_str().map_err(|_| Rejected::Invalid)?;
+    let media = value.split(';').next().unwrap_or_default().trim();
+    Ok(media.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// Reads a token request. A POST must be a plain form: its body (at most `limit` bytes) is read,
+/// put back unchanged, and its SAML grant returned (the assertion, base64url) if it makes one.
+/// Requests other than POST come back untouched.
+pub async fn read(req: Request<Body>, limit: usize) -> Result<(Request<Body>, Option<String>), Rejected> {
+    let query = req.uri().query().unwrap_or_default().as_bytes();
+    if form_urlencoded::parse(query).any(|(name, _)| BODY_ONLY.contains(&name.as_ref())) {
+        return Err(Rejected::Invalid);
+    }
+    if req.method() != Method::POST {
+        return Ok((req, None));
+    }
+    if !form_content_type(&req)? || req.headers().contains_key(header::CONTENT_ENCODING) {
+        return Err(Rejected::Invalid);
     }
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return (Request::from_parts(parts, crate::body::empty()), Some(Err(InvalidReason::TooLarge)));
-        }
+        Err(e) if e.is::<LengthLimitError>() => return Err(Rejected::TooLarge),
+        Err(_) => return Err(Rejected::Unreadable),
     };
-    let grant = grant_of(&bytes);
-    (Request::from_parts(parts, full(bytes)), grant)
+    let grant = grant_of(&bytes)?;
+    Ok((Request::from_parts(parts, full(bytes)), grant))
 }
 
-fn grant_of(form: &[u8]) -> Option<SamlGrant> {
-    let mut grant_type = None;
-    let mut assertion = None;
-    for (name, value) in form_urlencoded::parse(form) {
-        match name.as_ref() {
-            // A parameter sent twice is refused (RFC 6749 §3.2).
-            "grant_type" if grant_type.is_some() => return Some(Err(InvalidReason::Malformed)),
-            "assertion" if assertion.is_some() => return Some(Err(InvalidReason::Malformed)),
-            "grant_type" => grant_type = Some(value.into_owned()),
-            "assertion" => assertion = Some(value.into_owned()),
-            _ => {}
-        }
+fn grant_of(form: &[u8]) -> Result<Option<String>, Rejected> {
+    if form.contains(&b';') {
+        return Err(Rejected::Invalid);
     }
-    let saml = matches!(grant_type.as_deref(), Some(SAML2_BEARER | SAML11_BEARER));
-    saml.then(|| assertion.ok_or(InvalidReason::Malformed))
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(form) {
+        // A parameter sent twice is refused (RFC 6749 §3.2), whichever copy a server would take.
+        if params.iter().any(|(n, _)| *n == name) {
+            return Err(Rejected::Invalid);
+        }
+        params.push((name.into_owned(), value.into_owned()));
+    }
+    let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim());
+    let is = |value: Option<&str>, wanted: &str| value.is_some_and(|v| v.eq_ignore_ascii_case(wanted));
+    let grant_type = get("grant_type");
+    let assertion = if is(grant_type, SAML2_BEARER) || is(grant_type, SAML11_BEARER) {
+        get("assertion")
+    } else if is(grant_type, TOKEN_EXCHANGE)
+        && SAML_TOKEN_TYPES.iter().any(|t| is(get("subject_token_type"), t))
+    {
+        get("subject_token")
+    } else {
+        return Ok(None);
+    };
+    assertion.filter(|a| !a.is_empty()).map(|a| Some(a.to_owned())).ok_or(Rejected::Invalid)
 }
 
 #[cfg(test)]
@@ -63,16 +99,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_saml_grants_carry_an_assertion() {
+    fn saml_grants_carry_an_assertion_and_ambiguity_is_refused() {
         let form = |s: &str| grant_of(s.as_bytes());
         let g = format!("grant_type={}&assertion=PHNhbWw-&client_id=c", SAML2_BEARER.replace(':', "%3A"));
-        assert_eq!(form(&g), Some(Ok("PHNhbWw-".into())));
-        assert_eq!(form(&format!("grant_type={SAML11_BEARER}")), Some(Err(InvalidReason::Malformed)));
+        assert_eq!(form(&g), Ok(Some("PHNhbWw-".into())));
+        let upper = format!("grant_type=%20{}&assertion=x", SAML11_BEARER.to_uppercase());
+        assert_eq!(form(&upper), Ok(Some("x".into())));
+        let exchange = format!(
+            "grant_type={TOKEN_EXCHANGE}&subject_token=s&subject_token_type=urn:ietf:params:oauth:token-type:saml2"
+        );
+        assert_eq!(form(&exchange), Ok(Some("s".into())));
+        assert_eq!(form(&format!("grant_type={SAML11_BEARER}")), Err(Rejected::Invalid));
         assert_eq!(
             form(&format!("grant_type={SAML2_BEARER}&assertion=a&assertion=b")),
-            Some(Err(InvalidReason::Malformed))
+            Err(Rejected::Invalid)
         );
-        assert_eq!(form("grant_type=client_credentials&assertion=x"), None);
-        assert_eq!(form("assertion=x"), None);
+        assert_eq!(
+            form(&format!("grant_type=x&grant_type={SAML2_BEARER}&assertion=a")),
+            Err(Rejected::Invalid)
+        );
+        assert_eq!(form(&format!("grant_type={SAML2_BEARER};assertion=a")), Err(Rejected::Invalid));
+        assert_eq!(form("grant_type=client_credentials&assertion=x"), Ok(None));
+        assert_eq!(form("assertion=x"), Ok(None));
     }
 }

@@ -5,13 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn csprng<const N: usize>() -> [u8; N] {
+fn csprng<const N: usize>() -> Option<[u8; N]> {
     use aws_lc_rs::rand::SecureRandom;
     let mut b = [0u8; N];
-    // aws-lc's generator does not fail once the process is up; a zeroed value would still be
-    // caught by the callers' own checks (a nonce or state that never matches).
-    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
-    b
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut b).ok()?;
+    Some(b)
 }
 
 fn hex_into(bytes: &[u8], out: &mut Vec<u8>) {
@@ -22,11 +20,12 @@ fn hex_into(bytes: &[u8], out: &mut Vec<u8>) {
 }
 
 /// 128 bits from the system's CSPRNG, as 32 hex digits: for nonces, state, PKCE verifiers,
-/// authorization codes, SAML request IDs.
-pub fn random_token() -> String {
+/// authorization codes, SAML request IDs. `None` if the generator fails: callers refuse then,
+/// never fall back to a predictable value.
+pub fn random_token() -> Option<String> {
     let mut out = Vec::with_capacity(32);
-    hex_into(&csprng::<16>(), &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    hex_into(&csprng::<16>()?, &mut out);
+    String::from_utf8(out).ok()
 }
 
 /// SplitMix64's finalizer: a bijection on u64 that spreads every input bit.
@@ -44,7 +43,8 @@ pub fn request_id() -> String {
     static KEY: OnceLock<[u64; 2]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let key = KEY.get_or_init(|| {
-        let b = csprng::<16>();
+        // Not secret: a failed generator leaves IDs unique within the process, by the counter.
+        let b = csprng::<16>().unwrap_or_default();
         let word = |i: usize| {
             u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]])
         };
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn random_tokens_are_32_hex_digits_and_differ() {
-        let (a, b) = (random_token(), random_token());
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
         assert!(a.len() == 32 && a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
     }

@@ -92,8 +92,8 @@ pub fn sign_in(
         (previous.attempts, previous.window_start)
     };
     let mut login = LoginState {
-        request_id: format!("_r{}", crate::ids::random_token()),
-        relay: crate::ids::random_token(),
+        request_id: format!("_r{}", crate::ids::random_token()?),
+        relay: crate::ids::random_token()?,
         return_to: return_to.to_owned(),
         attempts,
         window_start,
@@ -105,8 +105,8 @@ pub fn sign_in(
     let location = if let Some(idp) = state.saml.idp_named(login_name) {
         saml_location(state, idp.sso_url.as_deref()?, &login, now.0, ask_mfa)?
     } else {
-        login.nonce = crate::ids::random_token();
-        login.verifier = format!("{}{}", crate::ids::random_token(), crate::ids::random_token());
+        login.nonce = crate::ids::random_token()?;
+        login.verifier = format!("{}{}", crate::ids::random_token()?, crate::ids::random_token()?);
         oidc_location(state, login_name, &login, ask_mfa)?
     };
     let sealed = state.sealer.seal(LOGIN_COOKIE, &login)?;

@@ -14,7 +14,10 @@ use crate::state::State;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use mfagate_policy::{Credential, Decision, InvalidReason, Outcome, Principal, Reason, UnixTime, evaluate};
+use mfagate_policy::{
+    AuthRequirement, Credential, Decision, InvalidReason, Outcome, Principal, Reason, RouteRule, UnixTime,
+    evaluate,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,10 +64,12 @@ pub async fn handle(
     let route = &routes[index];
     rec.route = Some(route.name.clone());
     rec.operation = format!("{} {}", rec.method, route.path_prefix);
-    let (mut req, grant) = if route.saml_bearer_grant {
-        crate::grant::read(req, state.config.saml.max_assertion_bytes.saturating_mul(2)).await
-    } else {
-        (req, None)
+    let (mut req, grant) = match &route.grant_audience {
+        Some(audience) => match read_token_request(&state, route, req).await {
+            Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
+            Err(refusal) => return Ok(state.refuse_now(rec, refusal, None, start).await),
+        },
+        None => (req, None),
     };
     let from_grant = grant.is_some();
 
@@ -82,10 +87,16 @@ pub async fn handle(
         Decided { decision, identity, claims_capable: false }
     } else {
         presented = match grant {
-            Some(grant) => saml_grant(&state, route, grant).await,
+            Some((assertion, audience)) => {
+                saml_assertion(&state, route, &assertion, crate::saml::Use::Grant(audience)).await
+            }
             None => credential(&state, route, req.headers()).await,
         };
-        decide(&state, route, &presented)
+        // A grant is a credential whatever the route says about other requests: a token
+        // endpoint is often `auth = "none"` so that its other grants reach it.
+        let rule =
+            if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule };
+        decide(&state, &rule, &presented)
     };
     fill(&mut rec, &decision, identity);
     let labels = Labels {
@@ -173,7 +184,7 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
             }
         }
         Some((Scheme::Saml, assertion)) if !state.saml.is_empty() => {
-            saml_assertion(state, route, assertion).await
+            saml_assertion(state, route, assertion, crate::saml::Use::Api).await
         }
         // Another scheme (Basic, ...) carries no credential we accept (RFC 6750 §3).
         _ => Presented::Nothing,
@@ -181,8 +192,13 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
 }
 
 /// A SAML assertion as the credential, from the route's trusted IdPs.
-async fn saml_assertion(state: &State, route: &RouteConfig, encoded: &str) -> Presented {
-    match state.saml.verify_base64_off_worker(encoded, crate::saml::Use::Api).await {
+async fn saml_assertion(
+    state: &State,
+    route: &RouteConfig,
+    encoded: &str,
+    how: crate::saml::Use,
+) -> Presented {
+    match state.saml.verify_base64_off_worker(encoded, how).await {
         Ok(v) if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) => {
             Presented::Saml(Err(InvalidReason::UnknownIssuer))
         }
@@ -190,11 +206,21 @@ async fn saml_assertion(state: &State, route: &RouteConfig, encoded: &str) -> Pr
     }
 }
 
-/// An RFC 7522 grant's assertion as the credential.
-async fn saml_grant(state: &State, route: &RouteConfig, grant: crate::grant::SamlGrant) -> Presented {
-    match grant {
-        Ok(assertion) => saml_assertion(state, route, &assertion).await,
-        Err(why) => Presented::Saml(Err(why)),
+/// Reads a token-endpoint request (bounded in size and time): its SAML grant's assertion, if it
+/// makes one, or the refusal for a request the token endpoint could read differently.
+async fn read_token_request(
+    state: &State,
+    route: &RouteConfig,
+    req: Request<Body>,
+) -> Result<(Request<Body>, Option<String>), Refusal<'static>> {
+    use crate::grant::Rejected;
+    let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
+    match tokio::time::timeout(route.upstream_timeout, crate::grant::read(req, limit)).await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(Rejected::TooLarge)) => Err(Refusal::BodyTooLarge),
+        Ok(Err(Rejected::Unreadable)) => Err(Refusal::BodyUnreadable),
+        Ok(Err(Rejected::Invalid)) => Err(Refusal::InvalidTokenRequest),
+        Err(_) => Err(Refusal::BodyTimeout),
     }
 }
 
@@ -226,7 +252,7 @@ struct Decided<'a> {
     claims_capable: bool,
 }
 
-fn decide<'a>(state: &State, route: &RouteConfig, presented: &'a Presented) -> Decided<'a> {
+fn decide<'a>(state: &State, rule: &RouteRule, presented: &'a Presented) -> Decided<'a> {
     let now = state.clock.unix();
     let (credential, identity, claims_capable) = match presented {
         Presented::Nothing => (Credential::None, None, false),
@@ -251,7 +277,7 @@ fn decide<'a>(state: &State, route: &RouteConfig, presented: &'a Presented) -> D
             None => (Credential::Unverifiable, None, false),
         },
     };
-    let decision = evaluate(&route.rule, credential, now);
+    let decision = evaluate(rule, credential, now);
     // An expired or unclassifiable credential names nobody.
     let identity = identity.filter(|_| decision.principal != Principal::Anonymous);
     Decided { decision, identity, claims_capable }

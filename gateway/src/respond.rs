@@ -74,6 +74,14 @@ pub enum Refusal<'a> {
         /// Why.
         reason: Reason,
     },
+    /// A token request the token endpoint could read differently (RFC 6749 `invalid_request`).
+    InvalidTokenRequest,
+    /// A token request body over the limit.
+    BodyTooLarge,
+    /// A token request body not received in time.
+    BodyTimeout,
+    /// A token request body that could not be read (aborted, bad framing).
+    BodyUnreadable,
 }
 
 impl Refusal<'_> {
@@ -89,6 +97,10 @@ impl Refusal<'_> {
             Refusal::SignIn => "login_required",
             Refusal::MfaLoopGuard => "mfa_loop_guard",
             Refusal::LoginRequired => "login_required",
+            Refusal::InvalidTokenRequest => "invalid_token_request",
+            Refusal::BodyTooLarge => "body_too_large",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::BodyUnreadable => "body_unreadable",
         }
     }
 }
@@ -108,7 +120,11 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::SignIn => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,
             Refusal::LoginRequired => S::UNAUTHORIZED,
-            Refusal::InvalidGrant { .. } => S::BAD_REQUEST,
+            Refusal::InvalidGrant { .. } | Refusal::InvalidTokenRequest | Refusal::BodyUnreadable => {
+                S::BAD_REQUEST
+            }
+            Refusal::BodyTooLarge => S::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTimeout => S::REQUEST_TIMEOUT,
         };
         return (status, None, None);
     };
@@ -181,6 +197,11 @@ pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
     let body = match refusal {
         Refusal::InvalidGrant { .. } => serde_json::json!({
             "error": "invalid_grant",
+            "error_description": refusal.code(),
+            "request_id": request_id,
+        }),
+        Refusal::InvalidTokenRequest => serde_json::json!({
+            "error": "invalid_request",
             "error_description": refusal.code(),
             "request_id": request_id,
         }),

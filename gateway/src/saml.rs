@@ -73,14 +73,17 @@ impl std::fmt::Debug for SamlIdp {
     }
 }
 
-/// How the assertion arrived, which decides the replay rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the assertion arrived, which decides its audience and the replay rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Use {
     /// A bearer credential on an API request: the same document may be presented again until it
     /// expires; the same assertion ID in a different document is refused.
     Api,
     /// A browser POST to the ACS: an assertion ID is accepted once.
     Acs,
+    /// An RFC 7522 grant for the authorization server named here (its Audience, not ours): an
+    /// assertion ID is accepted once, and the document is never cached as an API credential.
+    Grant(Arc<str>),
 }
 
 /// A verified assertion.
@@ -109,7 +112,7 @@ pub struct SamlVerifier {
     allowed: Vec<AllowedSignatureAlgorithm>,
     by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
     seen_ids: moka::sync::Cache<String, Arc<Seen>>,
-    cpu: tokio::sync::Semaphore,
+    cpu: Arc<tokio::sync::Semaphore>,
     clock: SharedClock,
 }
 
@@ -164,7 +167,9 @@ impl SamlVerifier {
                 .max_capacity(500_000)
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
-            cpu: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from)),
+            cpu: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             clock,
         }
     }
@@ -205,11 +210,16 @@ impl SamlVerifier {
         {
             return Ok(hit);
         }
-        let _permit = self.cpu.acquire().await.map_err(|_| InvalidReason::Malformed)?;
+        let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| InvalidReason::Malformed)?;
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.verify(&xml, how))
-            .await
-            .unwrap_or(Err(InvalidReason::Malformed))
+        // The permit goes with the work: a client that leaves does not free it early.
+        tokio::task::spawn_blocking(move || {
+            let verified = this.verify(&xml, how);
+            drop(permit);
+            verified
+        })
+        .await
+        .unwrap_or(Err(InvalidReason::Malformed))
     }
 
     fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
@@ -242,19 +252,23 @@ impl SamlVerifier {
         if !within_parse_bounds(xml) {
             return Err(InvalidReason::TooLarge);
         }
-        let verified = Arc::new(self.verify_uncached(xml)?);
+        let audience = match &how {
+            Use::Grant(audience) => Some(audience.as_ref()),
+            Use::Api | Use::Acs => None,
+        };
+        let verified = Arc::new(self.verify_uncached(xml, audience)?);
         // A bearer document may be presented again; an assertion ID in another document, at the
         // ACS, or marked one-time, may not.
         let reusable = how == Use::Api && !verified.one_time_use;
-        if let Some(seen) = self.seen_ids.get(&verified.assertion_id)
-            && (!reusable || seen.digest != digest)
-        {
-            return Err(InvalidReason::Replayed);
-        }
         let leeway = self.idps.get(verified.idp_index).map_or(0, |idp| idp.leeway_secs);
         let until = mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(leeway));
-        if until > self.clock.unix() {
-            self.seen_ids.insert(verified.assertion_id.clone(), Arc::new(Seen { digest, until }));
+        // Check and record in one step: two copies verified at once cannot both be the first.
+        let entry = self
+            .seen_ids
+            .entry(verified.assertion_id.clone())
+            .or_insert_with(|| Arc::new(Seen { digest, until }));
+        if !entry.is_fresh() && (!reusable || entry.value().digest != digest) {
+            return Err(InvalidReason::Replayed);
         }
         if reusable && verified.facts.expires > self.clock.unix() {
             self.by_digest.insert(digest, verified.clone());
@@ -262,7 +276,13 @@ impl SamlVerifier {
         Ok(verified)
     }
 
-    fn verify_uncached(&self, xml: &str) -> Result<SamlVerified, InvalidReason> {
+    /// `grant_audience`: the authorization server a grant is for; `None` for our own entity id,
+    /// with the bearer Recipient checked against our URLs.
+    fn verify_uncached(
+        &self,
+        xml: &str,
+        grant_audience: Option<&str>,
+    ) -> Result<SamlVerified, InvalidReason> {
         let shape = structure::check(xml)?;
         let (idp_index, idp) = self
             .idps
@@ -288,10 +308,12 @@ impl SamlVerifier {
         if x.issuer != idp.entity_id {
             return Err(InvalidReason::UnknownIssuer);
         }
-        if x.audiences.is_empty() || !x.audiences.iter().all(|names| names.contains(&self.audience)) {
+        let audience = grant_audience.unwrap_or(&self.audience);
+        if x.audiences.is_empty() || !x.audiences.iter().all(|names| names.iter().any(|n| n == audience)) {
             return Err(InvalidReason::WrongAudience);
         }
         if let Some(recipient) = &x.recipient
+            && grant_audience.is_none()
             && !self.recipients.is_empty()
             && !self.recipients.contains(recipient)
         {

@@ -113,7 +113,10 @@ strip_authorization = true
 name = "token"
 path_prefix = "/oauth2/"
 upstream = "{echo}"
+auth = "none"
 saml_bearer_grant = true
+grant_audience = "urn:federation:MicrosoftOnline"
+timeout_secs = 1
 
 [[route]]
 name = "slow"

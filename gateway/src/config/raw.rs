@@ -295,6 +295,7 @@ struct RawRoute {
     strip_authorization: bool,
     #[serde(default)]
     saml_bearer_grant: bool,
+    grant_audience: Option<String>,
     #[serde(default = "default_upstream_timeout")]
     timeout_secs: u64,
     #[serde(default)]
@@ -662,6 +663,18 @@ fn route(
     if raw.saml_bearer_grant && raw.channel == Channel::Portal {
         p.add(at("saml_bearer_grant"), "is for token endpoints, not portal routes");
     }
+    let grant_audience = match (raw.saml_bearer_grant, raw.grant_audience) {
+        (true, Some(audience)) if !audience.trim().is_empty() => Some(std::sync::Arc::from(audience.trim())),
+        (true, _) => {
+            p.add(at("grant_audience"), "saml_bearer_grant needs the authorization server's SAML audience");
+            None
+        }
+        (false, Some(_)) => {
+            p.add(at("grant_audience"), "only means something with saml_bearer_grant = true");
+            None
+        }
+        (false, None) => None,
+    };
     RouteConfig {
         name: raw.name,
         path_prefix: raw.path_prefix,
@@ -671,7 +684,7 @@ fn route(
         rule: RouteRule { auth: raw.auth, mfa: raw.mfa, app_only: raw.app_only, mode: raw.mode },
         challenge,
         strip_authorization: raw.strip_authorization,
-        saml_bearer_grant: raw.saml_bearer_grant,
+        grant_audience,
         upstream_timeout: Duration::from_secs(raw.timeout_secs.max(1)),
         issuers: raw.issuers,
         channel: raw.channel,
