@@ -731,16 +731,40 @@ async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
         .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
         .unwrap();
     refused(&g.send(plain).await, bad, "invalid_token_request");
+    // Methods: `post` in lower case, a body on another method, a method override.
+    for method in ["post", "PUT", "GET"] {
+        let req = http::Request::builder()
+            .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(format!("http://{}/oauth2/token", g.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
+            .unwrap();
+        refused(&g.send(req).await, bad, "invalid_token_request");
+    }
+    refused(
+        &post("client_id=x".into(), &[("x-http-method-override", "PUT")]).await,
+        bad,
+        "invalid_token_request",
+    );
+    let charset = http::Request::post(format!("http://{}/oauth2/token", g.addr))
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-16")
+        .body(http_body_util::Full::new(bytes::Bytes::from("client_id=x")))
+        .unwrap();
+    refused(&g.send(charset).await, bad, "invalid_token_request");
+    let authorize = http::Request::get(format!("http://{}/oauth2/authorize?client_id=x", g.addr))
+        .body(Default::default())
+        .unwrap();
+    assert_eq!(g.send(authorize).await.status, http::StatusCode::OK, "a GET without a body passes");
     // Too large: 413, never forwarded.
     let r = post(format!("client_id={}", "x".repeat(200_000)), &[]).await;
     assert_eq!(r.status, http::StatusCode::PAYLOAD_TOO_LARGE);
     // Another grant type is not a SAML grant: the public route lets it through.
     let r = post("grant_type=client_credentials&client_id=x".into(), &[]).await;
     assert_eq!(r.status, http::StatusCode::OK);
-    assert_eq!(g.echo.hits(), 3);
+    assert_eq!(g.echo.hits(), 4);
     let log = g.stop().await;
     let token: Vec<_> = log.iter().filter(|r| r["route"] == "token").collect();
-    assert_eq!(token.len(), 16, "every token request logged");
+    assert_eq!(token.len(), 22, "every token request logged");
     assert_eq!((token[0]["principal"].as_str(), token[0]["status"].as_u64()), (Some("user"), Some(200)));
     let text = std::fs::read_to_string(g.log_path()).unwrap();
     assert!(!text.contains(&refused_doc[..40]), "no assertion in the log");
