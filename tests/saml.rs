@@ -39,6 +39,14 @@ fn spec() -> AssertionSpec {
     AssertionSpec::new(IDP, SP, T0)
 }
 
+/// The attacker's assertion: another user, no attributes.
+fn evil_spec() -> AssertionSpec {
+    let mut evil = spec();
+    evil.name_id = "admin@contoso.test".into();
+    evil.attributes.clear();
+    evil
+}
+
 fn signed(spec: &AssertionSpec) -> String {
     signer("saml-idp").sign(&spec.to_xml()).unwrap()
 }
@@ -155,9 +163,7 @@ fn signature_wrapping_variants_are_refused() {
     let v = verifier(ManualClock::at(T0));
     let good_spec = spec();
     let good = signed(&good_spec);
-    let mut evil = spec();
-    evil.name_id = "admin@contoso.test".into();
-    evil.attributes.clear();
+    let evil = evil_spec();
     let evil_unsigned = evil.to_xml().replace(&signature_template(&evil.id), "");
 
     // XSW: an unsigned assertion beside the signed one.
@@ -405,9 +411,7 @@ fn saml11_wrapping_variants_are_refused() {
     let v = verifier(ManualClock::at(T0));
     let good_spec = spec();
     let good = signed11(&good_spec);
-    let mut evil = spec();
-    evil.name_id = "admin@contoso.test".into();
-    evil.attributes.clear();
+    let evil = evil_spec();
     let evil_unsigned = evil.to_saml11_xml().replace(&signature_template(&evil.id), "");
 
     // An unsigned assertion around the signed one, which hides in its Advice.
