@@ -39,6 +39,24 @@ fn spec() -> AssertionSpec {
     AssertionSpec::new(IDP, SP, T0)
 }
 
+/// `doc` split into its `ds:Signature` element and the rest.
+fn split_signature(doc: &str) -> (String, String) {
+    let start = doc.find("<ds:Signature").unwrap();
+    let end = doc.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    (doc[start..end].to_owned(), format!("{}{}", &doc[..start], &doc[end..]))
+}
+
+/// XPath transforms and ds:Object are refused before xmlsec sees them.
+fn assert_xpath_and_object_refused(v: &SamlVerifier, good: &str) {
+    let xpath = good.replace(
+        EXC,
+        r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
+    );
+    assert_eq!(err(v, &xpath), InvalidReason::SignatureMisplaced);
+    let object = good.replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object>x</ds:Object>");
+    assert_eq!(err(v, &object), InvalidReason::SignatureMisplaced);
+}
+
 /// The attacker's assertion: another user, no attributes.
 fn evil_spec() -> AssertionSpec {
     let mut evil = spec();
@@ -191,21 +209,11 @@ fn signature_wrapping_variants_are_refused() {
     );
     assert_eq!(err(&v, &dup), InvalidReason::SignatureMisplaced);
     // The signature moved out of the assertion into the Response, still referencing the assertion.
-    let sig_start = good.find("<ds:Signature").unwrap();
-    let sig_end = good.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &good[sig_start..sig_end];
-    let stripped = format!("{}{}", &good[..sig_start], &good[sig_end..]);
+    let (signature, stripped) = split_signature(&good);
     let relocated =
         response_xml("_r", &stripped, false).replace("<samlp:Status>", &format!("{signature}<samlp:Status>"));
     assert_eq!(err(&v, &relocated), InvalidReason::SignatureMisplaced);
-    // XPath transforms and ds:Object are refused before xmlsec sees them.
-    let xpath = good.replace(
-        r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
-        r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
-    );
-    assert_eq!(err(&v, &xpath), InvalidReason::SignatureMisplaced);
-    let object = good.replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object>x</ds:Object>");
-    assert_eq!(err(&v, &object), InvalidReason::SignatureMisplaced);
+    assert_xpath_and_object_refused(&v, &good);
 }
 
 #[test]
@@ -432,26 +440,17 @@ fn saml11_wrapping_variants_are_refused() {
     );
     assert_eq!(err(&v, &dup), InvalidReason::SignatureMisplaced);
     // A second signature, or the signature moved under a statement.
-    let sig_start = good.find("<ds:Signature").unwrap();
-    let sig_end = good.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let signature = &good[sig_start..sig_end];
+    let (signature, stripped) = split_signature(&good);
     let twice =
         good.replace("<saml:Conditions", &format!("<saml:Advice>{signature}</saml:Advice><saml:Conditions"));
     assert_eq!(err(&v, &twice), InvalidReason::SignatureMisplaced);
-    let stripped = format!("{}{}", &good[..sig_start], &good[sig_end..]);
     let moved =
         stripped.replace("</saml:AttributeStatement>", &format!("{signature}</saml:AttributeStatement>"));
     assert_eq!(err(&v, &moved), InvalidReason::SignatureMisplaced);
     // A reference to anything but the assertion, XPath transforms, ds:Object.
     let elsewhere = good.replace(&format!("URI=\"#{}\"", good_spec.id), "URI=\"#_other\"");
     assert_eq!(err(&v, &elsewhere), InvalidReason::SignatureMisplaced);
-    let xpath = good.replace(
-        r#"<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>"#,
-        r#"<ds:Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><ds:XPath>1</ds:XPath></ds:Transform>"#,
-    );
-    assert_eq!(err(&v, &xpath), InvalidReason::SignatureMisplaced);
-    let object = good.replace("</ds:SignatureValue>", "</ds:SignatureValue><ds:Object>x</ds:Object>");
-    assert_eq!(err(&v, &object), InvalidReason::SignatureMisplaced);
+    assert_xpath_and_object_refused(&v, &good);
     // A comment inside NameIdentifier is dropped by c14n: the signature holds and the whole text is read.
     let mut s = spec();
     s.name_id = "jane@contoso.test.evil.test".into();
