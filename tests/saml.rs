@@ -734,8 +734,17 @@ async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
         .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
         .unwrap();
     refused(&g.send(plain).await, bad, "invalid_token_request");
-    // Methods: `post` in lower case, a body on another method, a method override.
-    for method in ["post", "PUT", "GET"] {
+    // Methods: `post` in lower case (refused before any route: method_invalid), a body on another
+    // method, a method override.
+    let lower = http::Request::builder()
+        .method(http::Method::from_bytes(b"post").unwrap())
+        .uri(format!("http://{}/oauth2/token", g.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(bytes::Bytes::from(form(SAML11_BEARER, &refused_doc))))
+        .unwrap();
+    let r = g.send(lower).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (400, Some("method_invalid")));
+    for method in ["PUT", "GET"] {
         let req = http::Request::builder()
             .method(http::Method::from_bytes(method.as_bytes()).unwrap())
             .uri(format!("http://{}/oauth2/token", g.addr))
@@ -767,7 +776,8 @@ async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
     assert_eq!(g.echo.hits(), 4);
     let log = g.stop().await;
     let token: Vec<_> = log.iter().filter(|r| r["route"] == "token").collect();
-    assert_eq!(token.len(), 22, "every token request logged");
+    // Every token request is logged; the lower-case `post` before any route (method_invalid).
+    assert_eq!(token.len(), 21, "every token request logged");
     assert_eq!((token[0]["principal"].as_str(), token[0]["status"].as_u64()), (Some("user"), Some(200)));
     let text = std::fs::read_to_string(g.log_path()).unwrap();
     assert!(!text.contains(&refused_doc[..40]), "no assertion in the log");

@@ -160,6 +160,21 @@ pub struct Listen {
     pub shutdown_grace: Duration,
     /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// What to do with request headers whose name contains `_`.
+    pub headers_with_underscores: UnderscoreHeaders,
+}
+
+/// `headers_with_underscores`: CGI, WSGI, PHP and Rack read `x_auth_upn` as `X-Auth-Upn`, so such
+/// names could smuggle what the gateway vouches for (as Envoy's and nginx's settings of that name
+/// guard against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnderscoreHeaders {
+    /// Remove them before forwarding (default, as nginx does).
+    #[default]
+    Drop,
+    /// Refuse the request with 400 `header_name_underscore`.
+    Refuse,
 }
 
 /// What to do when the decision log cannot be written.
@@ -262,8 +277,12 @@ pub enum KeySource {
 pub struct RouteConfig {
     /// `name`.
     pub name: String,
-    /// `path_prefix`.
+    /// `path_prefix` as written (the decision record's operation template).
     pub path_prefix: String,
+    /// The prefix as matched: canonical, on segment boundaries, `case_sensitive` or not.
+    pub prefix: mfagate_policy::path::Prefix,
+    /// `allow_path_parameters`: `;` parameters reach this route (otherwise 400).
+    pub allow_path_parameters: bool,
     /// `host`, lowercased, without port.
     pub host: Option<String>,
     /// `methods` (empty: any).

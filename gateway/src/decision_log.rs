@@ -16,8 +16,10 @@ use tokio::sync::mpsc;
 pub struct DecisionRecord {
     /// RFC 3339 UTC with milliseconds.
     pub ts: String,
-    /// `MS-RequestId` if sent, else generated.
+    /// `MS-RequestId` if sent, else the gateway's id.
     pub request_id: String,
+    /// The gateway's own id for this request, unique whatever the client sends.
+    pub gateway_request_id: String,
     /// `MS-CorrelationId`.
     pub correlation_id: Option<String>,
     /// "api" (browser routes: "portal").

@@ -1,13 +1,16 @@
-//! Header hygiene between client and upstream: hop-by-hop headers out, client-sent identity
-//! headers out (on every route), verified identity and X-Forwarded-* in.
+//! Header hygiene between client and upstream: hop-by-hop headers out; everything the upstream
+//! could read as the gateway's word out (identity, path and method overrides, client address and
+//! host, names with `_`); the verified identity and X-Forwarded-* in, from the gateway's own view.
 
 use crate::jwt::Identity;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Uri, uri::PathAndQuery};
 use mfagate_policy::Decision;
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
+    // h2c's upgrade settings: the gateway passes no upgrade but WebSocket.
+    HeaderName::from_static("http2-settings"),
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
@@ -24,13 +27,31 @@ const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 const X_AUTH_TENANT: HeaderName = HeaderName::from_static("x-auth-tenant");
 const X_AUTH_APP: HeaderName = HeaderName::from_static("x-auth-app");
 const X_AUTH_UPN: HeaderName = HeaderName::from_static("x-auth-upn");
+const X_AUTH_ISSUER: HeaderName = HeaderName::from_static("x-auth-issuer");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Whether the request asks for a protocol upgrade (WebSocket).
+/// Client headers that some server or framework reads as the request's path, method, client
+/// address, host or prefix (IIS URL Rewrite's `X-Original-URL`, Symfony's CVE-2018-14773, method
+/// overrides): only the gateway says these, and it says them with X-Forwarded-*.
+const CLIENT_FORBIDDEN: [HeaderName; 10] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-real-ip"),
+    X_FORWARDED_HOST,
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
+
+/// Whether the request asks for a WebSocket upgrade, the only upgrade passed on (no `h2c`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    let mut upgrade = headers.get_all(header::UPGRADE).iter();
+    matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"websocket"))
         && headers
             .get_all(header::CONNECTION)
             .iter()
@@ -64,11 +85,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes every `x-auth-*` header: only the gateway may set them.
-pub fn strip_identity(headers: &mut HeaderMap) {
-    let spoofed: Vec<HeaderName> =
-        headers.keys().filter(|k| k.as_str().starts_with("x-auth-")).cloned().collect();
-    for name in spoofed {
+/// Whether a header name has `_`, which CGI-style stacks read as `-`.
+pub fn has_underscore(name: &HeaderName) -> bool {
+    name.as_str().contains('_')
+}
+
+/// Removes what only the gateway may say: every `x-auth-*` header, every name with `_` (any
+/// spelling of `x_auth_upn`), and [`CLIENT_FORBIDDEN`].
+pub fn strip_untrusted(headers: &mut HeaderMap) {
+    let untrusted = |k: &HeaderName| {
+        k.as_str().starts_with("x-auth-") || has_underscore(k) || CLIENT_FORBIDDEN.contains(k)
+    };
+    // The common case has none: one pass over the names, no allocation.
+    if !headers.keys().any(untrusted) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|k| untrusted(k)).cloned().collect();
+    for name in names {
         headers.remove(name);
     }
 }
@@ -99,33 +132,55 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the verified identity headers.
+/// Sets every identity header the gateway owns, empty where there is no value, so that no
+/// client copy could survive under any spelling an upstream folds to the same name.
 pub fn set_identity(headers: &mut HeaderMap, decision: &Decision, identity: Option<&Identity>) {
     headers.insert(X_AUTH_PRINCIPAL, HeaderValue::from_static(decision.principal.as_str()));
     headers.insert(
         X_AUTH_MFA,
         HeaderValue::from_static(if decision.mfa == Some(true) { "true" } else { "false" }),
     );
+    let id = identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous);
     let mut put = |name: HeaderName, value: Option<&str>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(name, v);
-        }
+        let value = value.and_then(|v| HeaderValue::from_str(v).ok());
+        headers.insert(name, value.unwrap_or_else(|| HeaderValue::from_static("")));
     };
-    if let Some(id) = identity.filter(|_| decision.principal != mfagate_policy::Principal::Anonymous) {
-        put(X_AUTH_SUBJECT, id.object_id.as_deref());
-        put(X_AUTH_TENANT, id.tenant_id.as_deref());
-        put(X_AUTH_APP, id.app_id.as_deref());
-        put(X_AUTH_UPN, id.upn.as_deref());
+    put(X_AUTH_SUBJECT, id.and_then(|i| i.object_id.as_deref()));
+    put(X_AUTH_TENANT, id.and_then(|i| i.tenant_id.as_deref()));
+    put(X_AUTH_APP, id.and_then(|i| i.app_id.as_deref()));
+    put(X_AUTH_UPN, id.and_then(|i| i.upn.as_deref()));
+    put(X_AUTH_ISSUER, id.map(|i| i.issuer.as_str()));
+}
+
+/// The client address: with `trust`, the right-most `X-Forwarded-For` hop across every line of
+/// it (the one the trusted proxy appended), else the peer.
+pub fn client_address(headers: &HeaderMap, peer: std::net::IpAddr, trust: bool) -> String {
+    if trust {
+        let last = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = last {
+            return ip.to_string();
+        }
     }
+    peer.to_string()
 }
 
 /// Sets X-Forwarded-For/-Proto/-Host. The client's own X-Forwarded-For is kept only when the
 /// listener trusts it (behind a known proxy).
 pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &str, proto: &str, host: Option<&str>, trust: bool) {
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if trust => format!("{prior}, {client_ip}"),
-        _ => client_ip.to_owned(),
+    let prior: Vec<&str> = if trust {
+        headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect()
+    } else {
+        Vec::new()
     };
+    let chain =
+        if prior.is_empty() { client_ip.to_owned() } else { format!("{}, {client_ip}", prior.join(", ")) };
     if let Ok(v) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, v);
     }
@@ -136,13 +191,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &str, proto: &str, host
     }
 }
 
-/// The upstream URI: the upstream's scheme and authority, its base path, then the request's
-/// path and query.
-pub fn upstream_uri(upstream: &Uri, request: &Uri) -> Option<Uri> {
+/// The upstream URI: the upstream's scheme and authority, its base path, then the canonical path
+/// that was decided and the request's query.
+pub fn upstream_uri(upstream: &Uri, path: &str, query: Option<&str>) -> Option<Uri> {
     let base = upstream.path().trim_end_matches('/');
-    let pq = request.path_and_query().map_or("/", PathAndQuery::as_str);
+    let pq = match query {
+        Some(q) => format!("{base}{path}?{q}"),
+        None => format!("{base}{path}"),
+    };
     let mut parts = upstream.clone().into_parts();
-    parts.path_and_query = format!("{base}{pq}").parse().ok();
+    parts.path_and_query = Some(pq.parse::<PathAndQuery>().ok()?);
     Uri::from_parts(parts).ok()
 }
 
@@ -159,8 +217,13 @@ mod tests {
         h.insert("x-auth-mfa", "true".parse().unwrap());
         h.insert("X-Auth-Principal", "app_user".parse().unwrap());
         h.insert("accept", "*/*".parse().unwrap());
+        h.insert("x_auth_upn", "ceo@contoso.test".parse().unwrap());
+        h.insert("x-auth_upn", "ceo@contoso.test".parse().unwrap());
+        h.insert("x-original-url", "/admin/".parse().unwrap());
+        h.insert("x-http-method-override", "DELETE".parse().unwrap());
+        h.insert("forwarded", "for=1.2.3.4".parse().unwrap());
         strip_hop_by_hop(&mut h);
-        strip_identity(&mut h);
+        strip_untrusted(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         h.insert(header::COOKIE, "a=1; mfagate_session=s; b=2".parse().unwrap());
         h.append(header::COOKIE, "mfagate_login=l".parse().unwrap());
@@ -179,9 +242,39 @@ mod tests {
     }
 
     #[test]
+    fn only_websocket_upgrades() {
+        for (upgrade, passed) in
+            [("websocket", true), ("WebSocket", true), ("h2c", false), ("websocket, h2c", false)]
+        {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, "Upgrade, HTTP2-Settings".parse().unwrap());
+            h.insert(header::UPGRADE, upgrade.parse().unwrap());
+            h.insert("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA".parse().unwrap());
+            assert_eq!(is_upgrade(&h), passed, "{upgrade}");
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h.contains_key(header::UPGRADE), passed, "{upgrade}");
+            assert!(!h.contains_key("http2-settings"));
+        }
+    }
+
+    #[test]
+    fn the_right_most_hop_across_lines() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.1.1.1, 2.2.2.2".parse().unwrap());
+        h.append("x-forwarded-for", "3.3.3.3".parse().unwrap());
+        let peer = std::net::IpAddr::from([10, 0, 0, 1]);
+        assert_eq!(client_address(&h, peer, true), "3.3.3.3");
+        assert_eq!(client_address(&h, peer, false), "10.0.0.1");
+        set_forwarded(&mut h, "10.0.0.1", "https", Some("a.test"), true);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1");
+        set_forwarded(&mut h, "10.0.0.1", "https", Some("a.test"), false);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
+    }
+
+    #[test]
     fn uris_join() {
         let up: Uri = "http://10.0.0.1:8081/base/".parse().unwrap();
-        let req: Uri = "/v1/x?a=1".parse().unwrap();
-        assert_eq!(upstream_uri(&up, &req).unwrap().to_string(), "http://10.0.0.1:8081/base/v1/x?a=1");
+        let uri = upstream_uri(&up, "/v1/x", Some("a=1")).unwrap();
+        assert_eq!(uri.to_string(), "http://10.0.0.1:8081/base/v1/x?a=1");
     }
 }

@@ -3,17 +3,19 @@
 
 use crate::body::Body;
 use crate::clock::rfc3339_millis;
-use crate::config::{Channel, OnLogFailure, RouteConfig};
+use crate::config::{Channel, OnLogFailure, RouteConfig, UnderscoreHeaders};
 use crate::decision_log::DecisionRecord;
 use crate::forward;
 use crate::jwt::{Identity, Verification};
 use crate::metrics::Labels;
-use crate::respond::{Refusal, refuse, status};
+use crate::respond::{BadRequest, Refusal, refuse, status};
+use crate::routes::HostError;
 use crate::saml::SamlVerified;
 use crate::state::State;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use mfagate_policy::path::{CanonicalPath, PathError};
 use mfagate_policy::{
     AuthRequirement, Credential, Decision, InvalidReason, Outcome, Principal, Reason, RouteRule, UnixTime,
     evaluate,
@@ -39,35 +41,84 @@ pub async fn handle(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
     let headers = req.headers();
-    let mut rec = DecisionRecord {
+    let gateway_request_id = crate::ids::request_id();
+    let rec = DecisionRecord {
         ts: rfc3339_millis(state.clock.now_millis()),
-        request_id: header_text(headers, "ms-requestid").map_or_else(crate::ids::request_id, str::to_owned),
+        request_id: header_text(headers, "ms-requestid")
+            .map_or_else(|| gateway_request_id.clone(), str::to_owned),
+        gateway_request_id,
         correlation_id: header_text(headers, "ms-correlationid").map(str::to_owned),
         channel: "api",
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
-        source_ip: source_ip(headers, peer.addr, state.config.listen.trust_forwarded_for),
+        source_ip: forward::client_address(headers, peer.addr.ip(), state.config.listen.trust_forwarded_for),
         principal: Principal::Anonymous.as_str(),
         ..DecisionRecord::default()
     };
-    if let Some(endpoint) = sign_in_endpoint_of(&state, &req) {
-        return Ok(sign_in_endpoint(&state, endpoint, req, rec, start).await);
+    // From here every way out writes the record, also when the client leaves mid-way.
+    let mut guard = Pending::new(&state, rec, start);
+    Ok(route_and_decide(&state, &mut guard, peer, req).await)
+}
+
+/// What a request must pass before any route sees it: a method and a path that every server
+/// behind reads the same way, one host, and (if so configured) no header names with `_`.
+struct Shape {
+    path: CanonicalPath,
+    host: Option<String>,
+}
+
+fn shape(state: &State, req: &Request<Incoming>) -> Result<Shape, BadRequest> {
+    if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(BadRequest::MethodInvalid);
+    }
+    let path = mfagate_policy::path::canonicalize(req.uri().path()).map_err(BadRequest::Path)?;
+    let host = crate::routes::request_host(req.uri(), req.headers()).map_err(|e| match e {
+        HostError::Mismatch => BadRequest::HostMismatch,
+        HostError::Invalid => BadRequest::HostInvalid,
+    })?;
+    if state.config.listen.headers_with_underscores == UnderscoreHeaders::Refuse
+        && req.headers().keys().any(forward::has_underscore)
+    {
+        return Err(BadRequest::HeaderUnderscore);
+    }
+    Ok(Shape { path, host })
+}
+
+async fn route_and_decide(
+    state: &State,
+    guard: &mut Pending<'_>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let Shape { path, host } = match shape(state, &req) {
+        Ok(shape) => shape,
+        Err(why) => {
+            guard.rec.operation = format!("{} {}", guard.rec.method, guard.rec.path);
+            return guard.refuse(Refusal::BadRequest(why)).await;
+        }
+    };
+    guard.rec.path = path.as_str().to_owned();
+    if let Some(endpoint) = sign_in_endpoint_of(state, req.method(), path.as_str()) {
+        return sign_in_endpoint(state, endpoint, req, guard).await;
     }
     let req = req.map(BodyExt::boxed);
-    let headers = req.headers();
-    let host = crate::routes::request_host(req.uri(), headers);
     let routes = &state.config.routes;
-    let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), req.uri().path()) else {
-        rec.operation = format!("{} {}", rec.method, rec.path);
-        return Ok(state.refuse_now(rec, Refusal::NoRoute, None, start).await);
+    let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), &path) else {
+        guard.rec.operation = format!("{} {}", guard.rec.method, guard.rec.path);
+        return guard.refuse(Refusal::NoRoute).await;
     };
     let route = &routes[index];
-    rec.route = Some(route.name.clone());
-    rec.operation = format!("{} {}", rec.method, route.path_prefix);
+    guard.rec.route = Some(route.name.clone());
+    guard.rec.operation = format!("{} {}", guard.rec.method, route.path_prefix);
+    guard.labels.route = Some(index);
+    guard.labels.portal = route.channel == Channel::Portal;
+    if path.has_parameters() && !route.allow_path_parameters {
+        return guard.refuse(Refusal::BadRequest(BadRequest::Path(PathError::Parameters))).await;
+    }
     let (mut req, grant) = match &route.grant_audience {
-        Some(audience) => match read_token_request(&state, route, req).await {
+        Some(audience) => match read_token_request(state, route, req).await {
             Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
-            Err(refusal) => return Ok(state.refuse_now(rec, refusal, None, start).await),
+            Err(refusal) => return guard.refuse(refusal).await,
         },
         None => (req, None),
     };
@@ -76,8 +127,8 @@ pub async fn handle(
     let session_identity: Option<Identity>;
     let presented;
     let Decided { decision, identity, claims_capable } = if route.channel == Channel::Portal {
-        rec.channel = "portal";
-        let session = crate::portal::session(&state, req.headers());
+        guard.rec.channel = "portal";
+        let session = crate::portal::session(state, req.headers());
         session_identity = session.as_ref().map(crate::portal::identity);
         let credential = session
             .as_ref()
@@ -88,32 +139,30 @@ pub async fn handle(
     } else {
         presented = match grant {
             Some((assertion, audience)) => {
-                saml_assertion(&state, route, &assertion, crate::saml::Use::Grant(audience)).await
+                saml_assertion(state, route, &assertion, crate::saml::Use::Grant(audience)).await
             }
-            None => credential(&state, route, req.headers()).await,
+            None => credential(state, route, req.headers()).await,
         };
         // A grant is a credential whatever the route says about other requests: a token
         // endpoint is often `auth = "none"` so that its other grants reach it.
         let rule =
             if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule };
-        decide(&state, &rule, &presented)
+        decide(state, &rule, &presented)
     };
-    fill(&mut rec, &decision, identity);
-    let labels = Labels {
-        route: Some(index),
-        portal: route.channel == Channel::Portal,
-        principal: decision.principal,
-        mfa: decision.mfa,
-        outcome: decision.outcome(),
-    };
+    fill(&mut guard.rec, &decision, identity);
+    guard.labels.principal = decision.principal;
+    guard.labels.mfa = decision.mfa;
+    guard.labels.outcome = decision.outcome();
 
     if !state.log.is_healthy() && state.config.decision_log.on_failure == OnLogFailure::Closed {
-        return Ok(state.refuse_now(rec, Refusal::LogUnavailable, Some(labels), start).await);
+        return guard.refuse(Refusal::LogUnavailable).await;
     }
     if !decision.forwards() && route.channel == Channel::Portal {
-        return Ok(
-            portal_refusal(&state, route, req.headers(), req.uri(), rec, labels, &decision, start).await
-        );
+        let return_to = match req.uri().query() {
+            Some(q) => format!("{}?{q}", path.as_str()),
+            None => path.as_str().to_owned(),
+        };
+        return portal_refusal(state, route, req.headers(), &return_to, guard, &decision).await;
     }
     if !decision.forwards() {
         let refusal = if from_grant {
@@ -121,22 +170,21 @@ pub async fn handle(
         } else {
             Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable }
         };
-        return Ok(state.refuse_now(rec, refusal, Some(labels), start).await);
+        return guard.refuse(refusal).await;
     }
 
-    // From here the request is forwarded. The guard writes the record even if the client leaves.
-    let mut guard = Pending { state: &state, rec: Some(rec), labels, start };
     let client_upgrade = forward::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let Some(upstream_req) = upstream_request(&state, route, peer, host.as_deref(), &decision, identity, req)
-    else {
-        return Ok(guard.fail(Refusal::UpstreamFailed).await);
+    let forwarding =
+        Forwarding { route, peer, host: host.as_deref(), path: &path, decision: &decision, identity };
+    let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
+        return guard.fail(Refusal::UpstreamFailed).await;
     };
     let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
     let mut rsp = match sent {
-        Err(_) => return Ok(guard.fail(Refusal::UpstreamTimeout).await),
+        Err(_) => return guard.fail(Refusal::UpstreamTimeout).await,
         Ok(Err(e)) => {
             tracing::warn!(route = %route.name, error = %e, "Upstream request failed");
-            return Ok(guard.fail(Refusal::UpstreamFailed).await);
+            return guard.fail(Refusal::UpstreamFailed).await;
         }
         Ok(Ok(rsp)) => rsp,
     };
@@ -148,9 +196,8 @@ pub async fn handle(
     } else {
         forward::strip_hop_by_hop(rsp.headers_mut());
     }
-    let status = rsp.status().as_u16();
-    guard.finish(status).await;
-    Ok(rsp.map(|b| b.boxed()))
+    guard.finish(rsp.status().as_u16()).await;
+    rsp.map(|b| b.boxed())
 }
 
 /// What the request presented.
@@ -300,15 +347,17 @@ fn fill(rec: &mut DecisionRecord, decision: &Decision, identity: Option<&Identit
     }
 }
 
-fn upstream_request(
-    state: &State,
-    route: &RouteConfig,
+/// What the forwarded request is built from.
+struct Forwarding<'a> {
+    route: &'a RouteConfig,
     peer: Peer,
-    host: Option<&str>,
-    decision: &Decision,
-    identity: Option<&Identity>,
-    req: Request<Body>,
-) -> Option<Request<Body>> {
+    host: Option<&'a str>,
+    path: &'a CanonicalPath,
+    decision: &'a Decision,
+    identity: Option<&'a Identity>,
+}
+
+fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Option<Request<Body>> {
     let (mut parts, body) = req.into_parts();
     let original_host = parts
         .headers
@@ -316,27 +365,23 @@ fn upstream_request(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-        .or_else(|| host.map(str::to_owned));
-    parts.uri = forward::upstream_uri(&route.upstream, &parts.uri)?;
+        .or_else(|| f.host.map(str::to_owned));
+    // What the upstream receives is exactly the path that was decided.
+    parts.uri = forward::upstream_uri(&f.route.upstream, f.path.as_str(), parts.uri.query())?;
     // HTTP/2 from the client becomes HTTP/1.1 (or h2 by ALPN) to the upstream.
     parts.version = http::Version::HTTP_11;
     let h = &mut parts.headers;
     forward::strip_hop_by_hop(h);
-    forward::strip_identity(h);
+    forward::strip_untrusted(h);
     forward::strip_own_cookies(h);
     h.remove(header::HOST);
-    if route.strip_authorization {
+    if f.route.strip_authorization {
         h.remove(header::AUTHORIZATION);
     }
-    forward::set_identity(h, decision, identity);
-    let client_ip = peer.addr.ip().to_string();
-    forward::set_forwarded(
-        h,
-        &client_ip,
-        peer.scheme,
-        original_host.as_deref(),
-        state.config.listen.trust_forwarded_for,
-    );
+    forward::set_identity(h, f.decision, f.identity);
+    let client_ip = f.peer.addr.ip().to_string();
+    let trust = state.config.listen.trust_forwarded_for;
+    forward::set_forwarded(h, &client_ip, f.peer.scheme, original_host.as_deref(), trust);
     Some(Request::from_parts(parts, body))
 }
 
@@ -349,36 +394,65 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
-/// A decision whose record is not written yet: written with the final status, or with 499 if
-/// the client goes away first.
+/// A request whose record is not written yet: written with the final status, or with 499 if
+/// the client goes away first (hyper drops the request's future then).
 struct Pending<'a> {
     state: &'a State,
-    rec: Option<DecisionRecord>,
+    rec: DecisionRecord,
     labels: Labels,
     start: Instant,
+    written: bool,
 }
 
-impl Pending<'_> {
+impl<'a> Pending<'a> {
+    fn new(state: &'a State, rec: DecisionRecord, start: Instant) -> Pending<'a> {
+        let labels = Labels {
+            route: None,
+            portal: false,
+            principal: Principal::Anonymous,
+            mfa: None,
+            outcome: Outcome::Deny,
+        };
+        Pending { state, rec, labels, start, written: false }
+    }
+
+    fn take(&mut self, status: u16) -> Option<DecisionRecord> {
+        if std::mem::replace(&mut self.written, true) {
+            return None;
+        }
+        let mut rec = std::mem::take(&mut self.rec);
+        rec.status = status;
+        rec.latency_us = self.start.elapsed().as_micros() as u64;
+        self.state.metrics.observe(&self.labels, rec.latency_us);
+        Some(rec)
+    }
+
     async fn finish(&mut self, status: u16) {
-        if let Some(mut rec) = self.rec.take() {
-            rec.status = status;
-            rec.latency_us = self.start.elapsed().as_micros() as u64;
-            self.state.metrics.observe(&self.labels, rec.latency_us);
+        if let Some(rec) = self.take(status) {
             self.state.log.record(rec).await;
         }
+    }
+
+    /// Answers with a refusal that is the decision: anything but the policy's own refusal is
+    /// recorded as a denial with the refusal's reason.
+    async fn refuse(&mut self, refusal: Refusal<'_>) -> Response<Body> {
+        if !matches!(refusal, Refusal::Policy { .. }) {
+            self.rec.decision = Outcome::Deny.as_str();
+            self.rec.reason = refusal.code();
+            self.rec.enforced = true;
+        }
+        self.answer(refusal).await
     }
 
     /// Answers with a refusal after the decision to forward (upstream failures): the policy's
     /// reason stays, the failure goes in `error`.
     async fn fail(&mut self, refusal: Refusal<'_>) -> Response<Body> {
-        if let Some(rec) = self.rec.as_mut() {
-            rec.error = Some(refusal.code());
-        }
-        self.refuse(refusal).await
+        self.rec.error = Some(refusal.code());
+        self.answer(refusal).await
     }
 
-    async fn refuse(&mut self, refusal: Refusal<'_>) -> Response<Body> {
-        let request_id = self.rec.as_ref().map(|r| r.request_id.clone()).unwrap_or_default();
+    async fn answer(&mut self, refusal: Refusal<'_>) -> Response<Body> {
+        let request_id = self.rec.request_id.clone();
         self.finish(status(&refusal).as_u16()).await;
         refuse(&refusal, &request_id)
     }
@@ -386,40 +460,10 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if let Some(mut rec) = self.rec.take() {
-            // 499: the client closed the request before the response head (nginx's convention).
-            rec.status = 499;
-            rec.latency_us = self.start.elapsed().as_micros() as u64;
-            self.state.metrics.observe(&self.labels, rec.latency_us);
+        // 499: the client closed the request before the response head (nginx's convention).
+        if let Some(rec) = self.take(499) {
             self.state.log.record_detached(rec);
         }
-    }
-}
-
-impl State {
-    /// Answers a refusal now, recording it first.
-    async fn refuse_now(
-        &self,
-        rec: DecisionRecord,
-        refusal: Refusal<'_>,
-        labels: Option<Labels>,
-        start: Instant,
-    ) -> Response<Body> {
-        let labels = labels.unwrap_or(Labels {
-            route: None,
-            portal: false,
-            principal: Principal::Anonymous,
-            mfa: None,
-            outcome: Outcome::Deny,
-        });
-        let mut rec = rec;
-        if !matches!(refusal, Refusal::Policy { .. }) {
-            rec.decision = Outcome::Deny.as_str();
-            rec.reason = refusal.code();
-            rec.enforced = true;
-        }
-        let mut pending = Pending { state: self, rec: Some(rec), labels, start };
-        pending.refuse(refusal).await
     }
 }
 
@@ -429,21 +473,6 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then_some(v)
 }
 
-fn source_ip(headers: &HeaderMap, peer: SocketAddr, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        let last = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
-        if let Some(ip) = last {
-            return ip.to_owned();
-        }
-    }
-    peer.ip().to_string()
-}
-
 #[derive(Clone, Copy)]
 enum SignInEndpoint {
     Acs,
@@ -451,19 +480,14 @@ enum SignInEndpoint {
     OidcCallback,
 }
 
-fn sign_in_endpoint_of(state: &State, req: &Request<Incoming>) -> Option<SignInEndpoint> {
-    let path = req.uri().path();
-    if req.method() == http::Method::POST
-        && state.config.saml.acs_url.as_ref().is_some_and(|u| u.path() == path)
-    {
+fn sign_in_endpoint_of(state: &State, method: &http::Method, path: &str) -> Option<SignInEndpoint> {
+    if method == http::Method::POST && state.config.saml.acs_url.as_ref().is_some_and(|u| u.path() == path) {
         return Some(SignInEndpoint::Acs);
     }
-    if req.method() == http::Method::GET
-        && state.config.oidc_callback.as_ref().is_some_and(|u| u.path() == path)
-    {
+    if method == http::Method::GET && state.config.oidc_callback.as_ref().is_some_and(|u| u.path() == path) {
         return Some(SignInEndpoint::OidcCallback);
     }
-    (req.method() == http::Method::GET && path == crate::portal::METADATA_PATH && !state.saml.is_empty())
+    (method == http::Method::GET && path == crate::portal::METADATA_PATH && !state.saml.is_empty())
         .then_some(SignInEndpoint::Metadata)
 }
 
@@ -472,12 +496,13 @@ async fn sign_in_endpoint(
     state: &State,
     endpoint: SignInEndpoint,
     req: Request<Incoming>,
-    mut rec: DecisionRecord,
-    start: Instant,
+    guard: &mut Pending<'_>,
 ) -> Response<Body> {
+    guard.labels.portal = true;
+    let rec = &mut guard.rec;
     let rsp = match endpoint {
-        SignInEndpoint::Acs => crate::portal::acs(state, req, &mut rec).await,
-        SignInEndpoint::OidcCallback => crate::portal::oidc_callback(state, &req, &mut rec).await,
+        SignInEndpoint::Acs => crate::portal::acs(state, req, rec).await,
+        SignInEndpoint::OidcCallback => crate::portal::oidc_callback(state, &req, rec).await,
         SignInEndpoint::Metadata => {
             rec.operation = format!("GET {}", rec.path);
             rec.decision = Outcome::Allow.as_str();
@@ -486,55 +511,41 @@ async fn sign_in_endpoint(
             crate::portal::metadata(state)
         }
     };
-    let labels = Labels {
-        route: None,
-        portal: true,
-        principal: if rec.principal == "user" { Principal::User } else { Principal::Anonymous },
-        mfa: rec.mfa,
-        outcome: if rec.decision == "allow" { Outcome::Allow } else { Outcome::Deny },
-    };
+    guard.labels.principal = if rec.principal == "user" { Principal::User } else { Principal::Anonymous };
+    guard.labels.mfa = rec.mfa;
+    guard.labels.outcome = if rec.decision == "allow" { Outcome::Allow } else { Outcome::Deny };
     let status = rec.status;
-    let mut pending = Pending { state, rec: Some(rec), labels, start };
-    pending.finish(status).await;
+    guard.finish(status).await;
     rsp
 }
 
 /// A browser route's refusal: a 401 for scripts, else a sign-in redirect (asking for MFA when
 /// the session lacks it), or the loop guard's 403 page.
-#[allow(clippy::too_many_arguments)]
 async fn portal_refusal(
     state: &State,
     route: &RouteConfig,
     headers: &HeaderMap,
-    uri: &http::Uri,
-    mut rec: DecisionRecord,
-    labels: Labels,
+    return_to: &str,
+    guard: &mut Pending<'_>,
     decision: &Decision,
-    start: Instant,
 ) -> Response<Body> {
     if decision.reason == Reason::NoToken {
-        rec.reason = Refusal::SignIn.code();
+        guard.rec.reason = Refusal::SignIn.code();
     }
     if crate::portal::wants_api_answer(headers) {
-        let mut pending = Pending { state, rec: Some(rec), labels, start };
-        return pending.refuse(Refusal::LoginRequired).await;
+        return guard.answer(Refusal::LoginRequired).await;
     }
-    let return_to = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let ask_mfa = matches!(decision.reason, Reason::MfaRequired(_));
     let (refusal, rsp) = match crate::portal::sign_in(state, route, headers, return_to, ask_mfa) {
         Some(crate::portal::SignIn::Redirect { location, set_cookie }) => {
             (Refusal::SignIn, crate::portal::redirect(&location, &[set_cookie]))
         }
         Some(crate::portal::SignIn::GiveUp) => {
-            rec.reason = Refusal::MfaLoopGuard.code();
+            guard.rec.reason = Refusal::MfaLoopGuard.code();
             (Refusal::MfaLoopGuard, crate::portal::give_up_page(route.login.as_deref().unwrap_or_default()))
         }
-        None => {
-            let mut pending = Pending { state, rec: Some(rec), labels, start };
-            return pending.refuse(Refusal::LoginRequired).await;
-        }
+        None => return guard.answer(Refusal::LoginRequired).await,
     };
-    let mut pending = Pending { state, rec: Some(rec), labels, start };
-    pending.finish(status(&refusal).as_u16()).await;
+    guard.finish(status(&refusal).as_u16()).await;
     rsp
 }

@@ -54,6 +54,8 @@ pub enum Refusal<'a> {
     },
     /// No route matches.
     NoRoute,
+    /// A request a server behind the gateway could read differently (400).
+    BadRequest(BadRequest),
     /// The request head exceeds a limit.
     HeaderTooLarge,
     /// The upstream refused the connection or failed.
@@ -90,6 +92,7 @@ impl Refusal<'_> {
         match self {
             Refusal::Policy { reason, .. } | Refusal::InvalidGrant { reason } => reason.code(),
             Refusal::NoRoute => "no_route",
+            Refusal::BadRequest(why) => why.code(),
             Refusal::HeaderTooLarge => "header_too_large",
             Refusal::UpstreamFailed => "upstream_error",
             Refusal::UpstreamTimeout => "upstream_timeout",
@@ -101,6 +104,34 @@ impl Refusal<'_> {
             Refusal::BodyTooLarge => "body_too_large",
             Refusal::BodyTimeout => "body_timeout",
             Refusal::BodyUnreadable => "body_unreadable",
+        }
+    }
+}
+
+/// Why a request is refused for its shape, before any credential is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// Its path cannot be canonicalized safely (or has `;` parameters the route does not allow).
+    Path(mfagate_policy::path::PathError),
+    /// The URI's authority and `Host` disagree.
+    HostMismatch,
+    /// Several `Host` headers, or one that is not a host.
+    HostInvalid,
+    /// A header name with `_`, under `headers_with_underscores = "refuse"`.
+    HeaderUnderscore,
+    /// A method with lower-case letters: upstreams may read `get` as `GET`, routes do not.
+    MethodInvalid,
+}
+
+impl BadRequest {
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            BadRequest::Path(why) => why.code(),
+            BadRequest::HostMismatch => "host_mismatch",
+            BadRequest::HostInvalid => "host_invalid",
+            BadRequest::HeaderUnderscore => "header_name_underscore",
+            BadRequest::MethodInvalid => "method_invalid",
         }
     }
 }
@@ -120,9 +151,10 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::SignIn => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,
             Refusal::LoginRequired => S::UNAUTHORIZED,
-            Refusal::InvalidGrant { .. } | Refusal::InvalidTokenRequest | Refusal::BodyUnreadable => {
-                S::BAD_REQUEST
-            }
+            Refusal::InvalidGrant { .. }
+            | Refusal::InvalidTokenRequest
+            | Refusal::BodyUnreadable
+            | Refusal::BadRequest(_) => S::BAD_REQUEST,
             Refusal::BodyTooLarge => S::PAYLOAD_TOO_LARGE,
             Refusal::BodyTimeout => S::REQUEST_TIMEOUT,
         };

@@ -1,7 +1,9 @@
-//! Route matching: longest `path_prefix` wins; a route naming the host beats one that does not.
+//! Route matching on the canonical path: longest prefix (on segment boundaries) wins; a route
+//! naming the host beats one that does not; then one naming methods.
 
 use crate::config::RouteConfig;
 use http::Method;
+use mfagate_policy::path::CanonicalPath;
 
 /// Routes in match order.
 pub struct RouteTable {
@@ -14,7 +16,7 @@ impl RouteTable {
         let mut order: Vec<usize> = (0..routes.len()).collect();
         order.sort_by_key(|&i| {
             let r = &routes[i];
-            (std::cmp::Reverse(r.path_prefix.len()), r.host.is_none(), r.methods.is_empty(), i)
+            (std::cmp::Reverse(r.prefix.len()), r.host.is_none(), r.methods.is_empty(), i)
         });
         RouteTable { order }
     }
@@ -25,27 +27,64 @@ impl RouteTable {
         routes: &[RouteConfig],
         host: Option<&str>,
         method: &Method,
-        path: &str,
+        path: &CanonicalPath,
     ) -> Option<usize> {
         self.order.iter().copied().find(|&i| {
             let r = &routes[i];
-            path.starts_with(r.path_prefix.as_str())
-                && r.host.as_deref().is_none_or(|h| host.is_some_and(|x| x.eq_ignore_ascii_case(h)))
+            r.prefix.matches(path)
+                && r.host.as_deref().is_none_or(|h| host == Some(h))
                 && (r.methods.is_empty() || r.methods.contains(method))
         })
     }
 }
 
-/// The request's host without port, from the URI (HTTP/2) or the Host header.
-pub fn request_host(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
-    let raw = match uri.host() {
-        Some(h) => h.to_owned(),
-        None => {
-            let v = headers.get(http::header::HOST)?.to_str().ok()?;
-            v.parse::<http::uri::Authority>().ok()?.host().to_owned()
+/// A request whose host cannot be told for certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    /// The URI's authority (HTTP/2 `:authority`, an absolute-form target) and `Host` disagree.
+    Mismatch,
+    /// Several `Host` headers, or one that is not a host.
+    Invalid,
+}
+
+/// A host name as routes compare it: lower case, without brackets or one trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
+}
+
+/// The request's host without port, from the URI (HTTP/2, absolute form) and the Host header,
+/// which must agree when both are present.
+pub fn request_host(uri: &http::Uri, headers: &http::HeaderMap) -> Result<Option<String>, HostError> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let header = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => return Err(HostError::Invalid),
+        (None, _) => None,
+        (Some(v), None) => {
+            let text = v.to_str().map_err(|_| HostError::Invalid)?;
+            let authority = text.parse::<http::uri::Authority>().map_err(|_| HostError::Invalid)?;
+            if authority.as_str().contains('@') || authority.host().is_empty() {
+                return Err(HostError::Invalid);
+            }
+            Some(authority)
         }
     };
-    Some(raw.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+    let from_uri = uri.authority();
+    if from_uri.is_some_and(|a| a.as_str().contains('@')) {
+        return Err(HostError::Invalid);
+    }
+    match (from_uri, &header) {
+        (Some(a), Some(h)) => {
+            let ports_differ = matches!((a.port_u16(), h.port_u16()), (Some(x), Some(y)) if x != y);
+            if normalize_host(a.host()) != normalize_host(h.host()) || ports_differ {
+                return Err(HostError::Mismatch);
+            }
+            Ok(Some(normalize_host(a.host())))
+        }
+        (Some(a), None) => Ok(Some(normalize_host(a.host()))),
+        (None, Some(h)) => Ok(Some(normalize_host(h.host()))),
+        (None, None) => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -87,12 +126,40 @@ mod tests {
         .unwrap();
         let t = RouteTable::new(&cfg.routes);
         let name = |host: Option<&str>, m: Method, p: &str| {
-            t.find(&cfg.routes, host, &m, p).map(|i| cfg.routes[i].name.as_str())
+            let path = mfagate_policy::path::canonicalize(p).unwrap();
+            t.find(&cfg.routes, host, &m, &path).map(|i| cfg.routes[i].name.as_str())
         };
         assert_eq!(name(None, Method::GET, "/x"), Some("all"));
         assert_eq!(name(None, Method::GET, "/v1/a"), Some("v1"));
         assert_eq!(name(Some("api.example.com"), Method::GET, "/v1/a"), Some("v1-host"));
         assert_eq!(name(None, Method::POST, "/v1/orders/1"), Some("v1-post"));
         assert_eq!(name(None, Method::GET, "/v1/orders/1"), Some("v1"));
+        assert_eq!(name(None, Method::GET, "/v1"), Some("v1"));
+        assert_eq!(name(None, Method::GET, "/v1evil"), Some("all"));
+        assert_eq!(name(None, Method::POST, "/v1/ordersx"), Some("v1"));
+    }
+
+    #[test]
+    fn one_host_or_none() {
+        let uri = |u: &str| u.parse::<http::Uri>().unwrap();
+        let host = |v: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for x in v {
+                h.append(http::header::HOST, x.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(
+            request_host(&uri("/"), &host(&["API.example.com.:8443"])),
+            Ok(Some("api.example.com".into()))
+        );
+        assert_eq!(request_host(&uri("/"), &host(&["[::1]:80"])), Ok(Some("::1".into())));
+        assert_eq!(request_host(&uri("http://a.test/x"), &host(&["A.test"])), Ok(Some("a.test".into())));
+        assert_eq!(request_host(&uri("http://a.test/x"), &host(&["b.test"])), Err(HostError::Mismatch));
+        assert_eq!(request_host(&uri("http://a.test:1/x"), &host(&["a.test:2"])), Err(HostError::Mismatch));
+        assert_eq!(request_host(&uri("/"), &host(&["a.test", "b.test"])), Err(HostError::Invalid));
+        assert_eq!(request_host(&uri("/"), &host(&["u@a.test"])), Err(HostError::Invalid));
+        assert_eq!(request_host(&uri("/"), &host(&["a b"])), Err(HostError::Invalid));
+        assert_eq!(request_host(&uri("/"), &host(&[])), Ok(None));
     }
 }

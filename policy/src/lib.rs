@@ -11,6 +11,7 @@ mod decision;
 mod evaluate;
 mod facts;
 mod mfa;
+pub mod path;
 mod portal;
 mod principal;
 pub mod report;

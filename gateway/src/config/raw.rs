@@ -178,6 +178,8 @@ struct RawListen {
     shutdown_grace_secs: u64,
     #[serde(default)]
     trust_forwarded_for: bool,
+    #[serde(default)]
+    headers_with_underscores: UnderscoreHeaders,
 }
 
 impl Default for RawListen {
@@ -191,6 +193,7 @@ impl Default for RawListen {
             max_token_bytes: default_max_token(),
             shutdown_grace_secs: default_grace(),
             trust_forwarded_for: false,
+            headers_with_underscores: UnderscoreHeaders::default(),
         }
     }
 }
@@ -274,6 +277,10 @@ struct RawIssuer {
 struct RawRoute {
     name: String,
     path_prefix: String,
+    #[serde(default = "default_true")]
+    case_sensitive: bool,
+    #[serde(default)]
+    allow_path_parameters: bool,
     host: Option<String>,
     #[serde(default)]
     methods: Vec<String>,
@@ -364,6 +371,7 @@ impl RawConfig {
             max_token_bytes: l.max_token_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
             trust_forwarded_for: l.trust_forwarded_for,
+            headers_with_underscores: l.headers_with_underscores,
         };
         let admin = self.admin.map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
         if self.decision_log.queue == 0 {
@@ -624,9 +632,23 @@ fn route(
     saml_names: &[String],
 ) -> RouteConfig {
     let at = |field: &str| format!("route[{i}].{field}");
-    if !raw.path_prefix.starts_with('/') {
-        p.add(at("path_prefix"), "must start with /");
-    }
+    let prefix = match mfagate_policy::path::Prefix::new(&raw.path_prefix, raw.case_sensitive) {
+        Ok(prefix) => prefix,
+        Err(suggestion) => {
+            match suggestion {
+                Some(canonical) => p.add(
+                    at("path_prefix"),
+                    format!("{:?} is not in canonical form; write {canonical:?}", raw.path_prefix),
+                ),
+                None => p.add(
+                    at("path_prefix"),
+                    "must be an absolute path without `;`, `\\`, encoded `/` or control bytes",
+                ),
+            }
+            mfagate_policy::path::Prefix::root()
+        }
+    };
+    let host = raw.host.as_deref().map(crate::routes::normalize_host);
     let upstream = parse_url(p, &at("upstream"), &raw.upstream);
     if upstream.query().is_some() {
         p.add(at("upstream"), "must not have a query string");
@@ -678,7 +700,9 @@ fn route(
     RouteConfig {
         name: raw.name,
         path_prefix: raw.path_prefix,
-        host: raw.host.map(|h| h.to_ascii_lowercase()),
+        prefix,
+        allow_path_parameters: raw.allow_path_parameters,
+        host,
         methods,
         upstream,
         rule: RouteRule { auth: raw.auth, mfa: raw.mfa, app_only: raw.app_only, mode: raw.mode },

@@ -1,0 +1,286 @@
+//! Canonical request paths, and route prefixes matched on segment boundaries.
+//!
+//! The gateway decides and forwards one path: the canonical one. Servers behind it normalize
+//! paths before they route (nginx, Tomcat, Kestrel, IIS), so a path the gateway did not normalize
+//! the same way is decided under one route and served under another (Envoy's CVE-2019-9901).
+//! Canonicalization follows RFC 3986: percent-encoded unreserved characters are decoded
+//! (§6.2.2.2), other escapes get upper-case hex (§6.2.2.1), dot-segments are removed (§5.2.4,
+//! after decoding, so `%2e%2e` is `..`), and repeated slashes are merged (as nginx's
+//! `merge_slashes` and Envoy's do). What servers read differently and cannot be rewritten safely is
+//! refused: an encoded `/` or `\`, a raw `\`, control bytes, broken escapes, double-encoded
+//! separators, and `;` parameters whose segment name is empty or a dot-segment (Tomcat's `..;`).
+
+/// Why a path is refused (each is a 400 with the stable code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathError {
+    /// Not an absolute path (`*`, an authority-form target, empty).
+    NotAbsolute,
+    /// `%2F` or `%5C`: servers disagree on whether it separates segments.
+    EncodedSlash,
+    /// A raw `\`: Windows servers read it as `/`.
+    Backslash,
+    /// NUL or another control byte, raw or encoded.
+    ControlByte,
+    /// `%` not followed by two hex digits.
+    BadPercent,
+    /// `%25` encoding a `.`, `/`, `\`, `;`, `%` or a control byte: a second decoding turns it into
+    /// a separator.
+    DoubleEncoded,
+    /// `;` (or `%3B`) in a segment whose name is empty or `.`/`..`: Tomcat and Jetty drop the
+    /// parameter and then resolve the dot-segment.
+    ParameterDotSegment,
+    /// `;` path parameters on a route that does not allow them.
+    Parameters,
+}
+
+impl PathError {
+    /// The stable reason code.
+    pub fn code(self) -> &'static str {
+        match self {
+            PathError::NotAbsolute => "path_not_absolute",
+            PathError::EncodedSlash => "path_encoded_slash",
+            PathError::Backslash => "path_backslash",
+            PathError::ControlByte => "path_control_byte",
+            PathError::BadPercent => "path_bad_escape",
+            PathError::DoubleEncoded => "path_double_encoded",
+            PathError::ParameterDotSegment => "path_parameter_dot_segment",
+            PathError::Parameters => "path_parameters",
+        }
+    }
+}
+
+/// A canonical path: what the gateway routes on, records and forwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPath {
+    path: String,
+    /// The path with each segment's `;` parameters removed, when it has any: what Tomcat and
+    /// Jetty route on, and so what route matching uses.
+    without_parameters: Option<String>,
+}
+
+impl CanonicalPath {
+    /// The canonical path.
+    pub fn as_str(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether a segment carries `;` parameters.
+    pub fn has_parameters(&self) -> bool {
+        self.without_parameters.is_some()
+    }
+
+    /// The path route prefixes are matched against.
+    pub fn matching(&self) -> &str {
+        self.without_parameters.as_deref().unwrap_or(&self.path)
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Characters a path segment may carry as they are (RFC 3986 `pchar` without `%`, and `/`).
+fn is_path_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(b, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+        || matches!(b, b':' | b'@' | b'/')
+}
+
+fn is_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+fn push_escaped(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(b >> 4)]));
+    out.push(char::from(HEX[usize::from(b & 0x0f)]));
+}
+
+/// Decodes what may be decoded and escapes what must be escaped; refuses the rest.
+fn normalize_bytes(raw: &[u8]) -> Result<String, PathError> {
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let (Some(hi), Some(lo)) =
+                (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex))
+            else {
+                return Err(PathError::BadPercent);
+            };
+            let v = hi << 4 | lo;
+            match v {
+                b'/' | b'\\' => return Err(PathError::EncodedSlash),
+                v if is_control(v) => return Err(PathError::ControlByte),
+                v if is_unreserved(v) => out.push(char::from(v)),
+                v => push_escaped(&mut out, v),
+            }
+            i += 3;
+            continue;
+        }
+        match b {
+            b'\\' => return Err(PathError::Backslash),
+            b if is_control(b) => return Err(PathError::ControlByte),
+            b if is_path_char(b) => out.push(char::from(b)),
+            b => push_escaped(&mut out, b),
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// `%25` followed by the hex of a separator, a `%` or a control byte, in normalized text.
+fn double_encoded(normalized: &str) -> bool {
+    let b = normalized.as_bytes();
+    b.windows(5).any(|w| {
+        w[..3] == *b"%25"
+            && matches!((hex(w[3]), hex(w[4])), (Some(hi), Some(lo))
+                if matches!(hi << 4 | lo, b'.' | b'/' | b'\\' | b';' | b'%') || is_control(hi << 4 | lo))
+    })
+}
+
+/// The segment's name, before its `;` parameters (raw `;` or `%3B`).
+fn segment_name(segment: &str) -> &str {
+    let cut = segment.find(';').into_iter().chain(find_ci(segment, "%3B")).min();
+    cut.map_or(segment, |at| &segment[..at])
+}
+
+fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Removes dot-segments and empty segments (merging slashes). A trailing `/`, `.` or `..` leaves
+/// a trailing slash, as RFC 3986 §5.2.4 does.
+fn resolve(normalized: &str) -> String {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in normalized.split('/').skip(1) {
+        trailing = true;
+        match segment {
+            "" | "." => {}
+            ".." => {
+                stack.pop();
+            }
+            s => {
+                stack.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(normalized.len());
+    for s in &stack {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// The canonical form of a request path (without its query), or why it is refused.
+pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let normalized = normalize_bytes(raw.as_bytes())?;
+    if double_encoded(&normalized) {
+        return Err(PathError::DoubleEncoded);
+    }
+    let path = resolve(&normalized);
+    let has_parameters = path.contains(';') || find_ci(&path, "%3B").is_some();
+    let without_parameters = if has_parameters {
+        let mut stripped = String::with_capacity(path.len());
+        for segment in path.split('/').skip(1) {
+            let name = segment_name(segment);
+            if name.len() != segment.len() && matches!(name, "" | "." | "..") {
+                return Err(PathError::ParameterDotSegment);
+            }
+            stripped.push('/');
+            stripped.push_str(name);
+        }
+        Some(stripped)
+    } else {
+        None
+    };
+    Ok(CanonicalPath { path, without_parameters })
+}
+
+/// A route's path prefix, matched on segment boundaries: `/v1` and `/v1/` both match `/v1`,
+/// `/v1/` and `/v1/x`, never `/v1evil`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefix {
+    /// Canonical, without a trailing slash (except the root `/`).
+    text: String,
+    case_sensitive: bool,
+}
+
+impl Prefix {
+    /// A prefix from configuration. It must already be canonical and carry no parameters (`Err`
+    /// gives the canonical spelling to suggest, if there is one).
+    pub fn new(raw: &str, case_sensitive: bool) -> Result<Prefix, Option<String>> {
+        fn trim(s: &str) -> &str {
+            let t = s.trim_end_matches('/');
+            if t.is_empty() { "/" } else { t }
+        }
+        let canonical = canonicalize(raw).map_err(|_| None)?;
+        if canonical.has_parameters() {
+            return Err(None);
+        }
+        let text = trim(canonical.as_str());
+        if text != trim(raw) {
+            return Err(Some(canonical.as_str().to_owned()));
+        }
+        Ok(Prefix { text: text.to_owned(), case_sensitive })
+    }
+
+    /// `/`, which matches every path.
+    pub fn root() -> Prefix {
+        Prefix { text: "/".to_owned(), case_sensitive: true }
+    }
+
+    /// The prefix as matched (no trailing slash).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Its length, for longest-prefix-first ordering.
+    pub fn len(&self) -> usize {
+        if self.text == "/" { 0 } else { self.text.len() }
+    }
+
+    /// Whether this is the root prefix (it matches every path).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the prefix covers this path.
+    pub fn matches(&self, path: &CanonicalPath) -> bool {
+        self.matches_str(path.matching())
+    }
+
+    fn matches_str(&self, path: &str) -> bool {
+        if self.text == "/" {
+            return true;
+        }
+        let Some(head) = path.get(..self.text.len()) else {
+            return false;
+        };
+        let same =
+            if self.case_sensitive { head == self.text } else { head.eq_ignore_ascii_case(&self.text) };
+        same && matches!(path.as_bytes().get(self.text.len()), None | Some(b'/'))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn traversal_spellings_resolve_or_refuse() {
+    use PathError as E;
+    let cases: &[(&str, Result<&str, PathError>)] = &[
+        ("/public/../admin/users", Ok("/admin/users")),
+        ("/public/%2e%2e/admin/users", Ok("/admin/users")),
+        ("/public/%2E%2E/admin/users", Ok("/admin/users")),
+        ("/public/.%2e/admin/users", Ok("/admin/users")),
+        ("/public/%2e./admin/users", Ok("/admin/users")),
+        ("/public//../admin/users", Ok("/admin/users")),
+        ("/public/./../admin/users", Ok("/admin/users")),
+        ("/public/..%2fadmin/users", Err(E::EncodedSlash)),
+        ("/public/..%2Fadmin/users", Err(E::EncodedSlash)),
+        ("/public/..%5cadmin/users", Err(E::EncodedSlash)),
+        ("/public/..\\admin/users", Err(E::Backslash)),
+        ("/public/..;/admin/users", Err(E::ParameterDotSegment)),
+        ("/public/..%3b/admin/users", Err(E::ParameterDotSegment)),
+        ("/public/%252e%252e/admin", Err(E::DoubleEncoded)),
+        ("/public/%25%32e%25%32e/admin", Err(E::DoubleEncoded)),
+        ("/public/%252fadmin", Err(E::DoubleEncoded)),
+        ("/a%00b", Err(E::ControlByte)),
+        ("/a\tb", Err(E::ControlByte)),
+        ("/a%7fb", Err(E::ControlByte)),
+        ("/a%zz", Err(E::BadPercent)),
+        ("/a%2", Err(E::BadPercent)),
+        ("/a%", Err(E::BadPercent)),
+        ("*", Err(E::NotAbsolute)),
+        ("", Err(E::NotAbsolute)),
+        ("example.com:443", Err(E::NotAbsolute)),
+        ("/", Ok("/")),
+        ("//", Ok("/")),
+        ("/..", Ok("/")),
+        ("/../../etc/passwd", Ok("/etc/passwd")),
+        ("/v1/.", Ok("/v1/")),
+        ("/v1/..", Ok("/")),
+        ("/v1//x///y/", Ok("/v1/x/y/")),
+        ("/%41dmin/%7euser", Ok("/Admin/~user")),
+        ("/caf%c3%a9", Ok("/caf%C3%A9")),
+        ("/a%20b", Ok("/a%20b")),
+        ("/a%3fb", Ok("/a%3Fb")),
+        ("/a%25b", Ok("/a%25b")),
+        ("/users;jsessionid=1/x", Ok("/users;jsessionid=1/x")),
+    ];
+    for (raw, want) in cases {
+        let got = canonicalize(raw);
+        assert_eq!(got.as_ref().map(CanonicalPath::as_str).map_err(|e| *e), *want, "{raw:?}");
+    }
+}
+
+#[test]
+fn raw_bytes_outside_the_path_alphabet_are_escaped() {
+    // hyper passes some of these through; escaping them keeps the forwarded path unambiguous.
+    assert_eq!(
+        canonicalize("/a\"b<c>{d}|e^f`g[h]").unwrap().as_str(),
+        "/a%22b%3Cc%3E%7Bd%7D%7Ce%5Ef%60g%5Bh%5D"
+    );
+    assert_eq!(canonicalize("/é").unwrap().as_str(), "/%C3%A9");
+}
+
+#[test]
+fn parameters_are_matched_without_themselves() {
+    let p = canonicalize("/admin;x=1/users;y").unwrap();
+    assert!(p.has_parameters());
+    assert_eq!(p.as_str(), "/admin;x=1/users;y");
+    assert_eq!(p.matching(), "/admin/users");
+    assert!(Prefix::new("/admin/", true).unwrap().matches(&p));
+    let p = canonicalize("/admin%3Bx/users").unwrap();
+    assert_eq!(p.matching(), "/admin/users");
+}
+
+#[test]
+fn prefixes_match_on_segment_boundaries() {
+    let path = |p: &str| canonicalize(p).unwrap();
+    let v1 = Prefix::new("/v1", true).unwrap();
+    let v1_slash = Prefix::new("/v1/", true).unwrap();
+    assert_eq!(v1, v1_slash);
+    for p in ["/v1", "/v1/", "/v1/x", "/v1/x/y"] {
+        assert!(v1.matches(&path(p)), "{p}");
+    }
+    for p in ["/v1evil", "/v10/x", "/v", "/", "/V1/x"] {
+        assert!(!v1.matches(&path(p)), "{p}");
+    }
+    let ci = Prefix::new("/Admin/", false).unwrap();
+    assert!(ci.matches(&path("/ADMIN/users")));
+    assert!(ci.matches(&path("/%61dmin/users")));
+    assert!(!ci.matches(&path("/adminx")));
+    let root = Prefix::new("/", true).unwrap();
+    assert!(root.matches(&path("/anything")) && root.is_empty());
+}
+
+#[test]
+fn prefixes_must_be_canonical() {
+    assert_eq!(Prefix::new("/a/../b/", true), Err(Some("/b/".into())));
+    assert_eq!(Prefix::new("/%7euser", true), Err(Some("/~user".into())));
+    assert_eq!(Prefix::new("/a;b/", true), Err(None));
+    assert_eq!(Prefix::new("/a%2fb/", true), Err(None));
+    assert_eq!(Prefix::new("v1/", true), Err(None));
+    assert_eq!(Prefix::new("//", true).map(|p| p.is_empty()), Ok(true));
+}
+
+/// A path as a lenient server reads it: every escape decoded, `\` as `/`, `;` parameters dropped,
+/// slashes merged, dot-segments removed (nginx, Tomcat, Kestrel, IIS each do some of this).
+fn lenient_reading(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                decoded.push(hi << 4 | lo);
+                i += 3;
+            }
+            (b'\\', _, _) => {
+                decoded.push(b'/');
+                i += 1;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let without_parameters: Vec<&str> =
+        text.split('/').map(|s| s.split(';').next().unwrap_or_default()).collect();
+    resolve(&without_parameters.join("/"))
+}
+
+/// The longest matching prefix, as the gateway's route table picks it.
+fn route_of(prefixes: &[Prefix], path: &str) -> Option<usize> {
+    let mut order: Vec<usize> = (0..prefixes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(prefixes[i].len()));
+    order.into_iter().find(|&i| prefixes[i].matches_str(path))
+}
+
+fn piece() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "/", "/", "/", "a", "b", "admin", "Admin", "ADMIN", "public", ".", "..", "%2e", "%2E", "%2e%2e",
+        ".%2e", "%2e.", "%2f", "%5c", "\\", ";", ";x=1", "%3b", "%3B", "%41", "%61", "%", "%zz", "%25",
+        "%252e", "%00", "\t", "é", "%C3%A9", "~", "%7e", "//", "-", "_", "%20", "?",
+    ])
+}
+
+fn raw_path() -> impl Strategy<Value = String> {
+    prop::collection::vec(piece(), 0..14).prop_map(|v| format!("/{}", v.concat()))
+}
+
+fn prefixes(case_sensitive: bool) -> impl Strategy<Value = Vec<Prefix>> {
+    let segment = prop::sample::select(vec!["a", "b", "admin", "public", "Admin"]);
+    let one = (prop::collection::vec(segment, 0..3), any::<bool>()).prop_map(move |(segs, slash)| {
+        let mut p = format!("/{}", segs.join("/"));
+        if slash && p != "/" {
+            p.push('/');
+        }
+        Prefix::new(&p, case_sensitive).expect("generated prefixes are canonical")
+    });
+    prop::collection::vec(one, 1..5)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn canonicalization_is_idempotent(raw in raw_path()) {
+        if let Ok(c) = canonicalize(&raw) {
+            let again = canonicalize(c.as_str());
+            prop_assert_eq!(again.as_ref(), Ok(&c));
+            let s = c.as_str();
+            prop_assert!(s.starts_with('/'));
+            prop_assert!(!s.contains("//") && !s.contains('\\'), "{}", s);
+            prop_assert!(!s.split('/').any(|seg| seg == "." || seg == ".."), "{}", s);
+        }
+    }
+
+    /// What the upstream makes of the forwarded path falls under the route the gateway decided.
+    #[test]
+    fn routing_agrees_with_a_lenient_server(raw in raw_path(), table in prefixes(true)) {
+        if let Ok(c) = canonicalize(&raw) {
+            let ours = route_of(&table, c.matching());
+            let theirs = route_of(&table, &lenient_reading(c.as_str()));
+            prop_assert_eq!(ours, theirs, "raw {:?} canonical {:?}", raw, c.as_str());
+        }
+    }
+
+    /// The same for a case-insensitive server (IIS) behind case-insensitive routes.
+    #[test]
+    fn routing_agrees_with_a_case_insensitive_server(raw in raw_path(), table in prefixes(false)) {
+        if let Ok(c) = canonicalize(&raw) {
+            let ours = route_of(&table, c.matching());
+            let theirs = route_of(&table, &lenient_reading(c.as_str()).to_ascii_lowercase());
+            prop_assert_eq!(ours, theirs, "raw {:?} canonical {:?}", raw, c.as_str());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in "/\\PC{0,40}") {
+        let _ = canonicalize(&raw);
+    }
+}
