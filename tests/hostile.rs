@@ -334,3 +334,74 @@ async fn a_client_cannot_make_two_records_share_an_id() {
     assert_eq!(ours.len(), 3);
     assert_eq!(log[2]["request_id"], log[2]["gateway_request_id"]);
 }
+
+/// A key server that answers its first request with `jwks`, then accepts and never answers.
+async fn stalling_key_server(
+    jwks: String,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = listener.accept().await {
+            if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    jwks.len()
+                );
+                let _ = s.write_all(format!("{head}{jwks}").as_bytes()).await;
+            } else {
+                held.push(s);
+            }
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_during_a_key_fetch_still_gets_its_line() {
+    use std::sync::atomic::Ordering;
+    let probe = gateway().start().await;
+    let keys = probe
+        .send(http::Request::get(format!("{}/keys", probe.idp.base_url())).body(Default::default()).unwrap())
+        .await;
+    let mut jwks: Value = serde_json::from_str(&keys.body).unwrap();
+    for key in jwks["keys"].as_array_mut().unwrap() {
+        key["kid"] = Value::from(format!("old-{}", key["kid"].as_str().unwrap()));
+    }
+    let (key_server, accepted) = stalling_key_server(jwks.to_string()).await;
+    let issuer = format!(
+        "\n[[issuer]]\nname = \"stall\"\nissuer = \"https://stall.test/\"\njwks_uri = \"http://{key_server}/keys\"\naudiences = [\"api://mfagate-demo\"]\nmin_refetch_interval_secs = 0\n"
+    );
+    let mut g = gateway().append(&issuer).start().await;
+    let token = g.token(|c| c["iss"] = Value::from("https://stall.test/"));
+    let req = g.request("/v1/x", Some(&token)).body(Default::default()).unwrap();
+    let client = g.client.clone();
+    let call = tokio::spawn(async move { client.request(req).await });
+    // The unknown kid sends the gateway to the key server, which never answers.
+    while accepted.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    call.abort();
+    let _ = call.await;
+    let log = loop {
+        let log = read_log(&g.log_path());
+        if !log.is_empty() {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!((log[0]["status"].as_u64(), log[0]["route"].as_str()), (Some(499), Some("api")));
+    assert_eq!(
+        (log[0]["decision"].as_str(), log[0]["reason"].as_str()),
+        (Some("deny"), Some("client_closed_request"))
+    );
+    assert_eq!(g.echo.hits(), 0);
+    drop(probe);
+    g.stop().await;
+}

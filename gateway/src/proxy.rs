@@ -413,6 +413,13 @@ impl<'a> Pending<'a> {
             mfa: None,
             outcome: Outcome::Deny,
         };
+        // What a record says if the client leaves before anything is decided.
+        let rec = DecisionRecord {
+            decision: Outcome::Deny.as_str(),
+            reason: "client_closed_request",
+            enforced: true,
+            ..rec
+        };
         Pending { state, rec, labels, start, written: false }
     }
 
