@@ -126,13 +126,19 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
         statuses.push(status.as_u16());
     }
     assert_eq!(statuses, [200, 401]);
+    // The hostile path table, through the real binary.
+    let app_only = idp.mint(&TokenRequest { app_only: true, ..TokenRequest::default() }).unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let expected = crate::hostile::send_traversals(addr, &echo, &app_only).await;
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let log = read_log(&dir.path().join("decisions.jsonl"));
-    let tail: Vec<_> = log.iter().rev().take(2).map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
+    let (first, traversals) = log.split_at(log.len() - expected.len());
+    let tail: Vec<_> = first.iter().rev().take(2).map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(tail, ["mfa_missing", "mfa_satisfied"]);
+    crate::hostile::check_traversal_records(traversals, &expected);
 }
 
 fn strip_ansi(s: &str) -> String {

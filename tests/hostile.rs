@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 exchange on a fresh connection, bytes as given: (status, body).
-async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+pub async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(head.as_bytes()).await.unwrap();
     let mut out = Vec::new();
@@ -54,19 +54,26 @@ const TRAVERSALS: &[(&str, Want)] = &[
     ("/adminx/users", Want::Refused("no_route")),
 ];
 
-#[tokio::test]
-async fn traversal_spellings_are_decided_on_the_canonical_path() {
-    let mut g = gateway().start().await;
-    let app_only = g.token_for(&TokenRequest { app_only: true, ..TokenRequest::default() }, |_| {});
+/// What a traversal's record must say: (path sent, route, canonical path or "", reason).
+pub type Expected = (String, Option<&'static str>, &'static str, &'static str);
+
+/// Sends every traversal spelling under `/public/` without a token and under `/v1/` with an
+/// App-only token, asserting the answers and that nothing reaches the upstream; returns what the
+/// records must say, in order.
+pub async fn send_traversals(
+    addr: std::net::SocketAddr,
+    echo: &mfagate::echo::Echo,
+    app_only: &str,
+) -> Vec<Expected> {
     let mut expected = Vec::new();
     for (under, token, route_status, route_reason) in
-        [("public", None, 401, "no_token"), ("v1", Some(app_only.as_str()), 403, "app_only_denied")]
+        [("public", None, 401, "no_token"), ("v1", Some(app_only), 403, "app_only_denied")]
     {
         for (spelling, want) in TRAVERSALS {
             let path = spelling.replace("{}", under);
-            let hits = g.echo.hits();
-            let (status, body) = raw(g.addr, &get(&path, token, "")).await;
-            assert_eq!(g.echo.hits(), hits, "{path}: nothing reaches the upstream");
+            let hits = echo.hits();
+            let (status, body) = raw(addr, &get(&path, token, "")).await;
+            assert_eq!(echo.hits(), hits, "{path}: nothing reaches the upstream");
             match want {
                 Want::Route(route, canonical) => {
                     assert_eq!(status, route_status, "{path}: {body}");
@@ -83,15 +90,27 @@ async fn traversal_spellings_are_decided_on_the_canonical_path() {
             }
         }
     }
-    let log = g.stop().await;
+    expected
+}
+
+/// The records of [`send_traversals`]'s requests.
+pub fn check_traversal_records(log: &[Value], expected: &[Expected]) {
     assert_eq!(log.len(), expected.len());
-    for (rec, (path, route, canonical, reason)) in log.iter().zip(&expected) {
+    for (rec, (path, route, canonical, reason)) in log.iter().zip(expected) {
         assert_eq!(rec["reason"], *reason, "{path}");
         assert_eq!(rec["route"].as_str(), *route, "{path}");
         if !canonical.is_empty() {
             assert_eq!(rec["path"], *canonical, "{path}: the record names the decided path");
         }
     }
+}
+
+#[tokio::test]
+async fn traversal_spellings_are_decided_on_the_canonical_path() {
+    let mut g = gateway().start().await;
+    let app_only = g.token_for(&TokenRequest { app_only: true, ..TokenRequest::default() }, |_| {});
+    let expected = send_traversals(g.addr, &g.echo, &app_only).await;
+    check_traversal_records(&g.stop().await, &expected);
 }
 
 #[tokio::test]
