@@ -290,10 +290,7 @@ async fn nothing_the_upstream_could_read_as_the_gateways_word() {
 
 #[tokio::test]
 async fn underscored_names_can_be_refused() {
-    let mut g = gateway()
-        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\nheaders_with_underscores = \"refuse\"")
-        .start()
-        .await;
+    let mut g = gateway().listen("headers_with_underscores = \"refuse\"").start().await;
     let hits = g.echo.hits();
     let (status, body) = raw(g.addr, &get("/public/x", None, "x_auth_upn: ceo@contoso.test\r\n")).await;
     assert_eq!(status, 400, "{body}");
@@ -309,27 +306,19 @@ async fn only_websocket_upgrades_pass() {
     let mut g = gateway().start().await;
     let h2c = "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
     let head = format!(
-        "GET /public/x HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade, HTTP2-Settings\r\n{h2c}\r\n"
+        "GET /public/x HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade, HTTP2-Settings, close\r\n{h2c}\r\n"
     );
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 16384];
-    let n = s.read(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let (status, body) = raw(g.addr, &head).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
     let headers = body["headers"].as_object().unwrap();
     assert!(!headers.contains_key("upgrade") && !headers.contains_key("http2-settings"), "{headers:?}");
-    drop(s);
     g.stop().await;
 }
 
 #[tokio::test]
 async fn the_right_most_forwarded_hop_across_lines() {
-    let mut g = gateway()
-        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\ntrust_forwarded_for = true")
-        .start()
-        .await;
+    let mut g = gateway().listen("trust_forwarded_for = true").start().await;
     let extra = "X-Forwarded-For: 6.6.6.6, 7.7.7.7\r\nX-Forwarded-For: 203.0.113.9\r\n";
     let (status, body) = raw(g.addr, &get("/public/x", None, extra)).await;
     assert_eq!(status, 200);
@@ -408,13 +397,7 @@ async fn a_client_that_leaves_during_a_key_fetch_still_gets_its_line() {
     }
     call.abort();
     let _ = call.await;
-    let log = loop {
-        let log = read_log(&g.log_path());
-        if !log.is_empty() {
-            break log;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let log = wait_for_log(&g.log_path()).await;
     assert_eq!((log[0]["status"].as_u64(), log[0]["route"].as_str()), (Some(499), Some("api")));
     assert_eq!(
         (log[0]["decision"].as_str(), log[0]["reason"].as_str()),

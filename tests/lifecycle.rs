@@ -45,13 +45,7 @@ async fn a_client_that_leaves_still_gets_its_line() {
     call.abort();
     let _ = call.await;
     // The gateway notices the closed connection and drops the request.
-    let log = loop {
-        let log = read_log(&g.log_path());
-        if !log.is_empty() {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let log = wait_for_log(&g.log_path()).await;
     assert_eq!((log[0]["status"].as_u64(), log[0]["decision"].as_str()), (Some(499), Some("allow")));
     assert_eq!(g.stop().await.len(), 1);
 }

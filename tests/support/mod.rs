@@ -183,6 +183,11 @@ impl Builder {
         self
     }
 
+    /// Adds a line to `[listen]`.
+    pub fn listen(self, line: &str) -> Self {
+        self.replace("shutdown_grace_secs = 5", &format!("shutdown_grace_secs = 5\n{line}"))
+    }
+
     /// Appends TOML to the configuration.
     pub fn append(mut self, toml: &str) -> Self {
         self.config.push_str(toml);
@@ -354,6 +359,17 @@ pub fn read_log(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
+}
+
+/// The decision log once it has a line (a record written after the response, e.g. a 499).
+pub async fn wait_for_log(path: &Path) -> Vec<Value> {
+    loop {
+        let log = read_log(path);
+        if !log.is_empty() {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 pub fn tenant() -> &'static str {
