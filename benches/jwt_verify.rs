@@ -7,7 +7,6 @@ use mfagate::clock::{ManualClock, SharedClock};
 use mfagate::config::Config;
 use mfagate::devidp::{DevIdp, TokenRequest, load_dev_keys};
 use mfagate::jwt::{CacheCounters, Verification, Verifier};
-use mfagate::keys::IssuerKeys;
 use std::hint::black_box;
 use std::path::Path;
 
@@ -15,21 +14,18 @@ const T0: u64 = 1_767_225_600;
 
 fn verifier(rt: &tokio::runtime::Runtime, idp: &DevIdp, clock: SharedClock, cache: u64) -> Verifier {
     let toml = format!(
-        "[decision_log]\npath = \"/dev/null\"\n[[issuer]]\nname = \"dev\"\nissuer = \"{}\"\njwks_uri = \"{}/keys\"\naudiences = [\"api://mfagate-demo\"]\nalgorithms = [\"RS256\", \"ES256\"]\n",
+        "[decision_log]\npath = \"/dev/null\"\n[[issuer]]\nname = \"dev\"\nissuer = \"{}\"\njwks_uri = \"{}/keys\"\naudiences = [\"api://mfagate-demo\"]\nalgorithms = [\"RS256\", \"ES256\"]\ntenants = [\"{}\"]\n",
         idp.issuer_template(),
-        idp.base_url()
+        idp.base_url(),
+        mfagate::devidp::DEV_TENANT
     );
     let config = Config::from_toml(&toml, Path::new(".")).unwrap();
     let client = mfagate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
-    let issuers: Vec<_> = config
-        .issuers
-        .iter()
-        .map(|c| (c.clone(), IssuerKeys::new(c, client.clone(), clock.clone())))
-        .collect();
-    for (_, keys) in &issuers {
+    let verifier = Verifier::for_issuers(&config.issuers, &client, cache, clock);
+    for keys in verifier.keys() {
         rt.block_on(keys.refresh_now()).unwrap();
     }
-    Verifier::new(issuers, cache, clock)
+    verifier
 }
 
 fn bench(c: &mut Criterion) {

@@ -26,6 +26,19 @@ jwks_uri = "https://login.microsoftonline.com/common/discovery/keys"
 audiences = ["api://a"]
 algorithms = ["HS256"]
 tenants = ["not-a-guid"]
+[[issuer]]
+name = "silent"
+issuer = "https://login.microsoftonline.com/{tenantid}/v2.0"
+jwks_uri = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+audiences = ["api://a"]
+typ = []
+[[issuer]]
+name = "mixed"
+issuer = "https://login.microsoftonline.com/{tenantid}/v2.0"
+jwks_uri = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+audiences = ["api://a"]
+tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47", "*"]
+typ = ["at+jwt", "text/plain"]
 [[route]]
 name = "a"
 path_prefix = "/v1/"
@@ -41,6 +54,10 @@ saml_bearer_grant = true
     for line in [
         "issuer[0].algorithms[0]: HS* is refused for key-set issuers",
         "issuer[0].tenants[0]: not a GUID",
+        "issuer[1].tenants: an issuer with {tenantid} would accept every tenant's tokens: list the tenant ids allowed, or set tenants = [\"*\"] to accept any tenant",
+        "issuer[1].typ: an empty list refuses every token",
+        "issuer[2].tenants[1]: \"*\" (any tenant) must be the only entry",
+        "issuer[2].typ: not a JWT media type: \"text/plain\"",
         "route[0].upstream: not a URL",
         "route[0].auth_context: challenge = \"entra-claims\" needs an auth_context id",
         "route[0].saml_bearer_grant: needs a [[saml_idp]] to verify the assertions",

@@ -8,6 +8,7 @@ mod support;
 
 mod binary;
 mod hostile;
+mod hostile_tokens;
 mod jwt_cases;
 mod keys;
 mod lifecycle;

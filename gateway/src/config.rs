@@ -225,8 +225,11 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// `algorithms`.
     pub algorithms: Vec<Algorithm>,
-    /// `tenants` (empty: any tenant).
-    pub tenants: Vec<String>,
+    /// `tenants`, for an issuer with `{tenantid}`.
+    pub tenants: Tenants,
+    /// `typ`: the header types accepted on access tokens, compared as
+    /// [`crate::jwt::header::media_type`] normalizes them (empty: absent, `JWT` or `at+jwt`).
+    pub typ: Vec<String>,
     /// MFA settings for the policy.
     pub mfa: MfaSettings,
     /// `leeway_secs`.
@@ -237,6 +240,16 @@ pub struct IssuerConfig {
     pub refresh_interval: Duration,
     /// For browser sign-in with this issuer (OIDC authorization code flow with PKCE).
     pub client: Option<OidcClient>,
+}
+
+/// The tenants a `{tenantid}` issuer accepts tokens from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenants {
+    /// `tenants = ["*"]`, said explicitly (or an issuer without `{tenantid}`, whose `iss` names
+    /// its one tenant).
+    Any,
+    /// These tenant ids, lower case.
+    Only(Vec<String>),
 }
 
 /// This gateway as an OIDC confidential client of an issuer.

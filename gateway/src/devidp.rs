@@ -72,6 +72,17 @@ impl DevKey {
         header.typ = Some("JWT".into());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| DevKeyError(e.to_string()))
     }
+
+    /// Signs header and payload bytes exactly as given (any JSON, or none): the tests' hostile
+    /// tokens, so that only their shape can be why they are refused.
+    pub fn sign_parts(&self, header: &[u8], payload: &[u8]) -> Result<String, DevKeyError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg)
+            .map_err(|e| DevKeyError(e.to_string()))?;
+        Ok(format!("{input}.{signature}"))
+    }
 }
 
 /// The standard keys from a `certs/` folder: `dev-rsa-a`, `dev-rsa-b`, `dev-ec`.
@@ -256,13 +267,32 @@ impl DevIdp {
 
     /// Signs arbitrary claims with a named key.
     pub fn sign_with_key(&self, kid: &str, claims: &Value) -> Result<String, DevKeyError> {
-        let key = self
-            .inner
+        self.key(kid)?.sign(claims)
+    }
+
+    /// The named signing key.
+    pub fn key(&self, kid: &str) -> Result<&DevKey, DevKeyError> {
+        self.inner
             .keys
             .iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| DevKeyError(format!("no key {kid}")))?;
-        key.sign(claims)
+            .map(|k| k.as_ref())
+            .ok_or_else(|| DevKeyError(format!("no key {kid}")))
+    }
+
+    /// The claims of the ID token a sign-in for `client_id` ends with (no `scp`: it grants nothing).
+    pub fn id_token_claims(&self, client_id: &str, nonce: &str, mfa: bool) -> Value {
+        let amr = if mfa { vec!["pwd".to_owned(), "mfa".to_owned()] } else { vec!["pwd".to_owned()] };
+        let mut claims = self.claims(&TokenRequest {
+            amr: Some(amr),
+            aud: client_id.to_owned(),
+            ..TokenRequest::default()
+        });
+        claims["nonce"] = json!(nonce);
+        if let Some(c) = claims.as_object_mut() {
+            c.remove("scp");
+        }
+        claims
     }
 
     /// The claims an Entra-like issuer would put in such a token.
@@ -437,13 +467,7 @@ fn code_grant(inner: &Arc<Inner>, body: &[u8]) -> Response<Body> {
         return bad();
     }
     let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
-    let amr = if pending.mfa { vec!["pwd".to_owned(), "mfa".to_owned()] } else { vec!["pwd".to_owned()] };
-    let mut claims =
-        dev.claims(&TokenRequest { amr: Some(amr), aud: pending.client_id, ..TokenRequest::default() });
-    claims["nonce"] = json!(pending.nonce);
-    if let Some(c) = claims.as_object_mut() {
-        c.remove("scp");
-    }
+    let claims = dev.id_token_claims(&pending.client_id, &pending.nonce, pending.mfa);
     match dev.sign(&claims) {
         Ok(id_token) => {
             json_response(StatusCode::OK, &json!({"id_token": id_token, "token_type": "Bearer"}), None)

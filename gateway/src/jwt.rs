@@ -1,12 +1,18 @@
-//! JWT verification: pick the issuer by `iss` (with `{tenantid}` from `tid`), check the header
-//! against the issuer's pinned algorithms, find the key by `kid` (never by jku, x5u, jwk or x5c),
-//! verify the signature and audience, and turn the claims into policy facts. Verified tokens are
-//! cached under their SHA-256 until `exp`; the policy checks `exp`/`nbf` against `now` every time.
+//! JWT verification: read the compact form strictly ([`compact`]), refuse header extensions
+//! ([`header`]), pick the issuer by `iss` (with `{tenantid}` from `tid`), check `typ` and the
+//! issuer's pinned algorithms, find the key by `kid` (never by jku, x5u, jwk or x5c), verify the
+//! signature and audience, and turn the claims into policy facts. Verified tokens are cached
+//! under their SHA-256 until `exp`; the policy checks `exp`/`nbf` against `now` every time.
+
+pub mod compact;
+pub mod header;
+#[cfg(test)]
+mod tests;
 
 use crate::clock::SharedClock;
-use crate::config::IssuerConfig;
+use crate::config::{IssuerConfig, Tenants};
 use crate::keys::{IssuerKeys, Lookup};
-use base64::Engine;
+use header::Expected;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use mfagate_policy::{Amr, InvalidReason, TokenFacts, TokenVersion, UnixTime};
@@ -23,7 +29,8 @@ pub struct Identity {
     pub tenant_id: Option<String>,
     /// `oid` (or `sub` when there is no `oid`).
     pub object_id: Option<String>,
-    /// `upn`, `unique_name` or `preferred_username`.
+    /// `upn`, else `unique_name`; never `preferred_username`, which Microsoft documents as
+    /// mutable and not for authorization.
     pub upn: Option<String>,
     /// `appid` (v1) or `azp` (v2).
     pub app_id: Option<String>,
@@ -87,12 +94,6 @@ impl crate::clock::Expires for Verified {
 }
 
 #[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    kid: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct Routing {
     iss: Option<String>,
     tid: Option<String>,
@@ -108,7 +109,6 @@ struct Claims {
     sub: Option<String>,
     upn: Option<String>,
     unique_name: Option<String>,
-    preferred_username: Option<String>,
     appid: Option<String>,
     azp: Option<String>,
     appidacr: Option<String>,
@@ -141,6 +141,21 @@ impl Verifier {
             .expire_after(crate::clock::UntilExpiry(clock.clone()))
             .build();
         Verifier { issuers, cache, clock }
+    }
+
+    /// A verifier with a key cache per issuer, fetching through `client` (keys load when
+    /// [`IssuerKeys::refresh_now`] or the refresh task first runs).
+    pub fn for_issuers(
+        issuers: &[IssuerConfig],
+        client: &crate::outbound::HttpClient,
+        cache_capacity: u64,
+        clock: SharedClock,
+    ) -> Verifier {
+        let issuers = issuers
+            .iter()
+            .map(|cfg| (cfg.clone(), IssuerKeys::new(cfg, client.clone(), clock.clone())))
+            .collect();
+        Verifier::new(issuers, cache_capacity, clock)
     }
 
     /// The key caches, for readiness and metrics.
@@ -197,17 +212,23 @@ impl Verifier {
         }
     }
 
+    /// `audiences`: `None` for an access token (the issuer's audiences), the client id for an ID
+    /// token.
     async fn verify_uncached(&self, token: &str, audiences: Option<&[String]>) -> Result<Verified, Failure> {
         use InvalidReason as I;
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(_), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(I::Malformed.into());
-        };
-        let header: RawHeader = decode_segment(header_b64)?;
-        let routing: Routing = decode_segment(payload_b64)?;
+        // Everything below reads bytes these checks passed, so jsonwebtoken's own parse of the
+        // same token cannot see different members.
+        let parts = compact::split(token)?;
+        let header = header::read(&parts.header)?;
+        let routing: Routing = serde_json::from_slice(&parts.payload).map_err(|_| I::Malformed)?;
         let (index, issuer) = self.select_issuer(&routing)?;
+        let expected = match audiences {
+            None => Expected::Access(&issuer.cfg.typ),
+            Some(_) => Expected::IdToken,
+        };
+        if !header::typ_accepted(header.typ.as_deref(), expected) {
+            return Err(I::TypNotAllowed.into());
+        }
         let alg = header.alg.parse::<Algorithm>().map_err(|_| I::AlgorithmNotAllowed)?;
         if !issuer.cfg.algorithms.contains(&alg) {
             return Err(I::AlgorithmNotAllowed.into());
@@ -259,8 +280,8 @@ impl Verifier {
                         shape_match = Some(InvalidReason::WrongIssuer);
                         continue;
                     }
-                    if !issuer.cfg.tenants.is_empty()
-                        && !issuer.cfg.tenants.contains(&tid.to_ascii_lowercase())
+                    if let Tenants::Only(allowed) = &issuer.cfg.tenants
+                        && !allowed.contains(&tid.to_ascii_lowercase())
                     {
                         shape_match = Some(InvalidReason::TenantNotAllowed);
                         continue;
@@ -282,13 +303,6 @@ impl From<InvalidReason> for Failure {
     fn from(r: InvalidReason) -> Self {
         Failure::Invalid(r)
     }
-}
-
-fn decode_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, Failure> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(segment.trim_end_matches('='))
-        .map_err(|_| InvalidReason::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| InvalidReason::Malformed.into())
 }
 
 /// SHA-256, the verified-token cache key.
@@ -342,7 +356,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         issuer: cfg.name.clone(),
         tenant_id: c.tid,
         object_id: c.oid.or(c.sub),
-        upn: c.upn.or(c.unique_name).or(c.preferred_username),
+        upn: c.upn.or(c.unique_name),
         app_id: c.appid.or(c.azp),
         amr: if let Amr::List(v) = &amr { v.clone() } else { Vec::new() },
     };

@@ -4,7 +4,6 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::decision_log::{DecisionLog, LogWriter};
 use crate::jwt::{CacheCounters, Verifier};
-use crate::keys::IssuerKeys;
 use crate::metrics::Metrics;
 use crate::outbound::{self, HttpClient};
 use crate::routes::RouteTable;
@@ -68,12 +67,7 @@ impl State {
     /// Builds the state; key fetching starts when the returned tasks are spawned.
     pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
-        let issuers = config
-            .issuers
-            .iter()
-            .map(|cfg| (cfg.clone(), IssuerKeys::new(cfg, client.clone(), clock.clone())))
-            .collect();
-        let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, clock.clone());
+        let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
         let live = Arc::new(crate::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }

@@ -25,11 +25,11 @@ impl Outcome {
 /// Why a credential was not accepted. Each maps to 401 `invalid_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {
-    /// Not a JWT: wrong segment count, bad base64 or JSON, unknown `alg` such as `none`.
+    /// Not a JWT: wrong segment count, bad base64url, not UTF-8, bad or too deeply nested JSON.
     Malformed,
     /// Longer than the configured limit.
     TooLarge,
-    /// `alg` not in the issuer's allow-list, or inconsistent with the key.
+    /// `alg` not in the issuer's allow-list (`none` and `HS*` never are), or inconsistent with the key.
     AlgorithmNotAllowed,
     /// No key with this `kid`, even after a refetch.
     UnknownKey,
@@ -55,6 +55,16 @@ pub enum InvalidReason {
     Replayed,
     /// A SAML signature that does not sit on, and cover, the one assertion (wrapping guard).
     SignatureMisplaced,
+    /// The JWT header has `crit` (RFC 7515 §4.1.11): no extension is implemented, so any is refused.
+    CritUnsupported,
+    /// The JWT header has `b64` (RFC 7797 unencoded payload), which is not accepted.
+    B64Unsupported,
+    /// The JWT header says `cty: JWT`: a nested token, which is not accepted.
+    NestedJwt,
+    /// The JWT header's `typ` is not one the issuer accepts (RFC 8725 §3.11).
+    TypNotAllowed,
+    /// A JSON member name appears twice in the JWT header or payload (parsers disagree on which wins).
+    DuplicateJsonKey,
 }
 
 impl InvalidReason {
@@ -76,6 +86,11 @@ impl InvalidReason {
             InvalidReason::NoPermissionsClaim => "no_permissions_claim",
             InvalidReason::Replayed => "assertion_replayed",
             InvalidReason::SignatureMisplaced => "signature_misplaced",
+            InvalidReason::CritUnsupported => "crit_unsupported",
+            InvalidReason::B64Unsupported => "b64_unsupported",
+            InvalidReason::NestedJwt => "nested_jwt",
+            InvalidReason::TypNotAllowed => "typ_not_allowed",
+            InvalidReason::DuplicateJsonKey => "duplicate_json_key",
         }
     }
 
@@ -97,6 +112,13 @@ impl InvalidReason {
             InvalidReason::NoPermissionsClaim => "The token carries no scp, roles or idtyp claim",
             InvalidReason::Replayed => "The assertion was already used",
             InvalidReason::SignatureMisplaced => "The signature does not cover the assertion",
+            InvalidReason::CritUnsupported => {
+                "The token header names a critical extension that is not supported"
+            }
+            InvalidReason::B64Unsupported => "The token payload encoding (b64) is not supported",
+            InvalidReason::NestedJwt => "Nested tokens are not accepted",
+            InvalidReason::TypNotAllowed => "The token type is not accepted",
+            InvalidReason::DuplicateJsonKey => "The token repeats a JSON member name",
         }
     }
 }

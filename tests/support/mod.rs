@@ -55,6 +55,7 @@ issuer = "{idp}/{tenantid}/v2.0"
 jwks_uri = "{idp}/keys"
 audiences = ["api://mfagate-demo"]
 algorithms = ["RS256"]
+tenants = ["*"]
 mfa_acrs = ["c1"]
 
 [saml]

@@ -252,6 +252,7 @@ struct RawIssuer {
     algorithms: Vec<String>,
     #[serde(default)]
     tenants: Vec<String>,
+    typ: Option<OneOrMany>,
     #[serde(default = "default_amr")]
     mfa_amr: Vec<String>,
     #[serde(default)]
@@ -270,6 +271,23 @@ struct RawIssuer {
     token_endpoint: Option<String>,
     #[serde(default = "default_true")]
     amr_values: bool,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -566,14 +584,8 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
     if raw.algorithms.is_empty() {
         p.add(at("algorithms"), "at least one algorithm is required");
     }
-    for (j, t) in raw.tenants.iter().enumerate() {
-        if !is_guid(t) {
-            p.add(format!("issuer[{i}].tenants[{j}]"), format!("not a GUID: {t:?}"));
-        }
-    }
-    if !raw.tenants.is_empty() && !raw.issuer.contains("{tenantid}") {
-        p.add(at("tenants"), "a tenant allow-list needs {tenantid} in issuer");
-    }
+    let tenants = tenants(p, i, &raw);
+    let typ = raw.typ.map(OneOrMany::into_vec).map(|list| typ(p, i, list)).unwrap_or_default();
     if raw.mfa_amr.is_empty() && raw.mfa_acrs.is_empty() {
         p.add(at("mfa_amr"), "no value would ever prove MFA");
     }
@@ -615,13 +627,58 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
         keys,
         audiences: raw.audiences,
         algorithms,
-        tenants: raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect(),
+        tenants,
+        typ,
         mfa: MfaSettings { amr_values: raw.mfa_amr, mfa_acrs: raw.mfa_acrs, amr_lenient: raw.amr_lenient },
         leeway_secs: raw.leeway_secs,
         min_refetch_interval: Duration::from_secs(raw.min_refetch_interval_secs),
         refresh_interval: Duration::from_secs(raw.refresh_interval_secs),
         client,
     }
+}
+
+/// `tenants`: a `{tenantid}` issuer must say which tenants it accepts, or `["*"]` for any.
+fn tenants(p: &mut Problems, i: usize, raw: &RawIssuer) -> Tenants {
+    let templated = raw.issuer.contains("{tenantid}");
+    for (j, t) in raw.tenants.iter().enumerate() {
+        if t == "*" && raw.tenants.len() > 1 {
+            p.add(format!("issuer[{i}].tenants[{j}]"), "\"*\" (any tenant) must be the only entry");
+        } else if t != "*" && !is_guid(t) {
+            p.add(format!("issuer[{i}].tenants[{j}]"), format!("not a GUID: {t:?}"));
+        }
+    }
+    if !raw.tenants.is_empty() && !templated {
+        p.add(format!("issuer[{i}].tenants"), "a tenant allow-list needs {tenantid} in issuer");
+    }
+    if raw.tenants.is_empty() && templated {
+        p.add(
+            format!("issuer[{i}].tenants"),
+            "an issuer with {tenantid} would accept every tenant's tokens: list the tenant ids \
+             allowed, or set tenants = [\"*\"] to accept any tenant",
+        );
+    }
+    if !templated || raw.tenants.iter().any(|t| t == "*") {
+        Tenants::Any
+    } else {
+        Tenants::Only(raw.tenants.iter().map(|t| t.to_ascii_lowercase()).collect())
+    }
+}
+
+/// `typ`: the header types accepted, normalized for comparison.
+fn typ(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<String> {
+    if list.is_empty() {
+        p.add(
+            format!("issuer[{i}].typ"),
+            "an empty list refuses every token (leave typ out for the default)",
+        );
+    }
+    let normalized: Vec<String> = list.iter().map(|t| crate::jwt::header::media_type(t.trim())).collect();
+    for (t, n) in list.iter().zip(&normalized) {
+        if n.is_empty() || n.contains('/') || !n.bytes().all(|b| b.is_ascii_graphic()) {
+            p.add(format!("issuer[{i}].typ"), format!("not a JWT media type: {t:?}"));
+        }
+    }
+    normalized
 }
 
 fn route(

@@ -241,6 +241,11 @@ fn reason_codes_are_unique() {
         InvalidReason::NoPermissionsClaim,
         InvalidReason::Replayed,
         InvalidReason::SignatureMisplaced,
+        InvalidReason::CritUnsupported,
+        InvalidReason::B64Unsupported,
+        InvalidReason::NestedJwt,
+        InvalidReason::TypNotAllowed,
+        InvalidReason::DuplicateJsonKey,
     ];
     let gaps = [
         MfaGap::AmrMissing,
