@@ -407,3 +407,22 @@ async fn a_client_that_leaves_during_a_key_fetch_still_gets_its_line() {
     drop(probe);
     g.stop().await;
 }
+
+#[tokio::test]
+async fn the_gateways_own_id_tokens_are_not_api_credentials() {
+    let client = "name = \"dev\"\nclient_id = \"00000000-0000-4000-8000-0000000000aa\"\nclient_secret = \"s\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n";
+    let mut g = gateway().replace("name = \"dev\"\n", client).start().await;
+    // Audience = the client id (also an API audience here), user roles, and the sign-in nonce.
+    let id_token = g.token(|c| {
+        c["aud"] = Value::from("00000000-0000-4000-8000-0000000000aa");
+        c["roles"] = serde_json::json!(["Reader"]);
+        c.as_object_mut().unwrap().remove("scp");
+        c["nonce"] = Value::from("n-123");
+    });
+    let (status, body) = raw(g.addr, &get("/v1/x", Some(&id_token), "")).await;
+    assert_eq!(status, 401, "{body}");
+    let access = g.token(|c| c["aud"] = Value::from("00000000-0000-4000-8000-0000000000aa"));
+    assert_eq!(raw(g.addr, &get("/v1/x", Some(&access), "")).await.0, 200);
+    let log = g.stop().await;
+    assert_eq!(log[0]["reason"], "typ_not_allowed");
+}

@@ -255,6 +255,12 @@ impl Verifier {
                 ErrorKind::Json(_) => I::ClaimsInvalid,
                 _ => I::Malformed,
             })?;
+        // An ID token from this gateway's own sign-in (it always sends a nonce) is never an API
+        // credential, even when its audience is also an API audience and it carries `roles`
+        // (which would make it look App-only).
+        if audiences.is_none() && issuer.cfg.client.is_some() && data.claims.nonce.is_some() {
+            return Err(I::TypNotAllowed.into());
+        }
         build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)
     }
 
