@@ -55,6 +55,8 @@ pub enum InvalidReason {
     Replayed,
     /// A SAML signature that does not sit on, and cover, the one assertion (wrapping guard).
     SignatureMisplaced,
+    /// A browser sign-in Response (for our ACS) presented as an API credential.
+    SsoResponse,
 }
 
 impl InvalidReason {
@@ -76,6 +78,7 @@ impl InvalidReason {
             InvalidReason::NoPermissionsClaim => "no_permissions_claim",
             InvalidReason::Replayed => "assertion_replayed",
             InvalidReason::SignatureMisplaced => "signature_misplaced",
+            InvalidReason::SsoResponse => "sso_response_not_api_credential",
         }
     }
 
@@ -97,6 +100,7 @@ impl InvalidReason {
             InvalidReason::NoPermissionsClaim => "The token carries no scp, roles or idtyp claim",
             InvalidReason::Replayed => "The assertion was already used",
             InvalidReason::SignatureMisplaced => "The signature does not cover the assertion",
+            InvalidReason::SsoResponse => "A browser sign-in response is not an API credential",
         }
     }
 }

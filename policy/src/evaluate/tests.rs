@@ -241,6 +241,7 @@ fn reason_codes_are_unique() {
         InvalidReason::NoPermissionsClaim,
         InvalidReason::Replayed,
         InvalidReason::SignatureMisplaced,
+        InvalidReason::SsoResponse,
     ];
     let gaps = [
         MfaGap::AmrMissing,
