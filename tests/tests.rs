@@ -15,3 +15,4 @@ mod portal;
 mod proxy;
 mod report;
 mod saml;
+mod saml_gate;

@@ -366,3 +366,23 @@ impl SamlVerifier {
         Ok(x.into_verified(idp, idp_index))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_busy_at_once_and_frees_with_the_work() {
+        let clock = crate::clock::ManualClock::at(1_767_225_600);
+        let v = Arc::new(
+            SamlVerifier::new(Vec::new(), "sp".into(), Vec::new(), 64 * 1024, clock).with_max_pending(1),
+        );
+        let held = Arc::clone(&v.queue).try_acquire_owned().unwrap();
+        assert_eq!(v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ()), Err(Unverified::Busy));
+        drop(held);
+        // Looked at once there is room (and refused for what it is).
+        let r = v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ());
+        assert!(matches!(r, Err(Unverified::Invalid(_))), "{r:?}");
+        assert_eq!(v.queue.available_permits(), 1, "the place went back with the finished work");
+    }
+}

@@ -248,6 +248,36 @@ mod tests {
     }
 
     #[test]
+    fn cookie_names_and_attributes_browsers_accept_in_both_modes() {
+        let https = Cookies::new(true);
+        assert_eq!(
+            https.set_session("v", 60),
+            "__Host-mfagate_session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            https.set_login("v", 60, Return::CrossSitePost),
+            "__Host-mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=None; Secure"
+        );
+        assert_eq!(
+            https.set_login("v", 60, Return::TopLevelGet),
+            "__Host-mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        // Plain HTTP: no prefix and no SameSite=None, both of which need Secure.
+        let http = Cookies::new(false);
+        assert_eq!(
+            http.set_session("v", 60),
+            "mfagate_session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+        );
+        for back in [Return::CrossSitePost, Return::TopLevelGet] {
+            assert_eq!(
+                http.set_login("v", 60, back),
+                "mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+            );
+        }
+        assert!(OWN_COOKIES.iter().all(|n| n.ends_with("mfagate_session") || n.ends_with("mfagate_login")));
+    }
+
+    #[test]
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
         h.insert(http::header::COOKIE, "a=1; mfagate_session=xyz; b=2".parse().unwrap());
