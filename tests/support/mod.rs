@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod chromium;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -136,6 +137,8 @@ pub struct Gateway {
     pub saml_idp: mfagate::devsaml::DevSamlIdp,
     pub clock: Arc<ManualClock>,
     pub addr: SocketAddr,
+    /// How a browser reaches the gateway: `http(s)://<public host>:<port>` (also `{gw}`).
+    pub base: String,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub client: Client<HttpConnector, Full<Bytes>>,
@@ -170,10 +173,20 @@ pub struct Builder {
     wait_ready: bool,
     edit: Vec<(String, String)>,
     published: Option<Vec<&'static str>>,
+    scheme: &'static str,
+    host: &'static str,
 }
 
 pub fn gateway() -> Builder {
-    Builder { config: CONFIG.to_owned(), idp_up: true, wait_ready: true, edit: Vec::new(), published: None }
+    Builder {
+        config: CONFIG.to_owned(),
+        idp_up: true,
+        wait_ready: true,
+        edit: Vec::new(),
+        published: None,
+        scheme: "http",
+        host: "127.0.0.1",
+    }
 }
 
 impl Builder {
@@ -190,14 +203,23 @@ impl Builder {
     }
 
     /// Terminates TLS with `certs/server.pem` (localhost, signed by `certs/ca.pem`).
-    pub fn tls(self) -> Self {
+    pub fn tls(mut self) -> Self {
         let certs = certs();
         let tls = format!(
             "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
             certs.join("server.pem").display(),
             certs.join("server.key").display()
         );
+        self.scheme = "https";
         self.replace("shutdown_grace_secs = 5", &tls)
+    }
+
+    /// Browsers reach the gateway by this name (`{gw}`, `Gateway::base`); it still listens on
+    /// 127.0.0.1. `localhost` puts the gateway on another site than the IdPs (127.0.0.1), as a
+    /// real deployment is: SameSite then matters.
+    pub fn public_host(mut self, host: &'static str) -> Self {
+        self.host = host;
+        self
     }
 
     /// The IdP publishes only these keys at start.
@@ -242,8 +264,9 @@ impl Builder {
             assert!(text.contains(from.as_str()), "config has no {from:?}");
             text = text.replace(from.as_str(), to);
         }
+        let base = format!("{}://{}:{}", self.scheme, self.host, addr.port());
         let text = render_config(&text, &idp, &echo, dir.path())
-            .replace("{gw}", &format!("http://{addr}"))
+            .replace("{gw}", &base)
             .replace("{saml_sso}", &saml_idp.sso_url());
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -260,6 +283,7 @@ impl Builder {
             saml_idp,
             clock,
             addr,
+            base,
             admin: admin_addr,
             dir,
             client,
