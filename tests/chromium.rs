@@ -3,50 +3,21 @@
 //! second whose IdP the first session does not open. The gateway is `localhost`, the IdPs
 //! `127.0.0.1`: two sites, so the IdPs come back cross-site as they do in production.
 
+use crate::portal::{OIDC_ROUTE, SAML_ROUTE, SESSION};
 use crate::support::chromium::Chromium;
 use crate::support::*;
 use serde_json::{Value, json};
 
-/// Both portals: `/web/` signs in at the OIDC issuer `dev`, `/app/` at the SAML IdP `adfs`.
+/// Both portals of tests/portal.rs: `/web/` signs in at the OIDC issuer `dev`, `/app/` at the
+/// SAML IdP `adfs`.
 fn two_portals(secure: bool) -> Builder {
     gateway()
         .public_host("localhost")
-        .replace(
-            "entity_id = \"https://gateway.contoso.test/saml\"",
-            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
-        )
-        .replace(
-            "certificates = [\"{certs}/saml-idp.pem\"]",
-            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
-        )
-        .replace(
-            "leeway_secs = 60\n",
-            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
-        )
-        .append(&format!(
-            r#"
-[oidc]
-callback_url = "{{gw}}/oidc/callback"
-
-[session]
-keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
-secure = {secure}
-
-[[route]]
-name = "web"
-path_prefix = "/web/"
-upstream = "{{echo}}"
-channel = "portal"
-login = "dev"
-
-[[route]]
-name = "app"
-path_prefix = "/app/"
-upstream = "{{echo}}"
-channel = "portal"
-login = "adfs"
-"#
-        ))
+        .saml_sign_in()
+        .oidc_client()
+        .append(&SESSION.replace("secure = false", &format!("secure = {secure}")))
+        .append(OIDC_ROUTE)
+        .append(SAML_ROUTE)
 }
 
 /// What the echo upstream says it received, from the page Chromium ended on.

@@ -5,11 +5,15 @@ use crate::support::*;
 use http::StatusCode;
 use mfagate::devidp::DevMfa;
 
-const PORTAL: &str = r#"
+/// Browser sessions over plain HTTP (tests/chromium.rs also runs them with `secure = true`).
+pub const SESSION: &str = r#"
 [session]
 keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
 secure = false
+"#;
 
+/// A portal at `/app/` signing in at the SAML IdP `adfs` (with `Builder::saml_sign_in`).
+pub const SAML_ROUTE: &str = r#"
 [[route]]
 name = "portal"
 path_prefix = "/app/"
@@ -18,19 +22,21 @@ channel = "portal"
 login = "adfs"
 "#;
 
+/// A portal at `/web/` signing in at the OIDC issuer `dev` (with `Builder::oidc_client`).
+pub const OIDC_ROUTE: &str = r#"
+[oidc]
+callback_url = "{gw}/oidc/callback"
+
+[[route]]
+name = "oidc-portal"
+path_prefix = "/web/"
+upstream = "{echo}"
+channel = "portal"
+login = "dev"
+"#;
+
 async fn portal() -> Gateway {
-    gateway()
-        .replace(
-            "entity_id = \"https://gateway.contoso.test/saml\"",
-            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
-        )
-        .replace(
-            "certificates = [\"{certs}/saml-idp.pem\"]",
-            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
-        )
-        .append(PORTAL)
-        .start()
-        .await
+    gateway().saml_sign_in().append(SESSION).append(SAML_ROUTE).start().await
 }
 
 #[tokio::test]
@@ -171,31 +177,8 @@ async fn scripts_get_401_and_forged_or_replayed_posts_are_refused() {
     assert!(replay.body.contains("assertion_replayed"), "{}", replay.body);
 }
 
-const OIDC_PORTAL: &str = r#"
-[oidc]
-callback_url = "{gw}/oidc/callback"
-
-[session]
-keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
-secure = false
-
-[[route]]
-name = "oidc-portal"
-path_prefix = "/web/"
-upstream = "{echo}"
-channel = "portal"
-login = "dev"
-"#;
-
 async fn oidc_portal() -> Gateway {
-    gateway()
-        .replace(
-            "leeway_secs = 60\n",
-            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
-        )
-        .append(OIDC_PORTAL)
-        .start()
-        .await
+    gateway().oidc_client().append(SESSION).append(OIDC_ROUTE).start().await
 }
 
 #[tokio::test]
@@ -271,7 +254,8 @@ async fn authn_requests_can_be_signed_and_the_metadata_says_so() {
             "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"\nsigning_key = \"{certs}/server.key\"\nsigning_certificate = \"{certs}/server.pem\"",
         )
         .replace("certificates = [\"{certs}/saml-idp.pem\"]", "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"")
-        .append(PORTAL)
+        .append(SESSION)
+        .append(SAML_ROUTE)
         .start()
         .await;
     let mut b = Browser::new();
@@ -296,32 +280,7 @@ async fn authn_requests_can_be_signed_and_the_metadata_says_so() {
 /// Both portals on one gateway: `/web/` signs in at the OIDC issuer `dev`, `/app/` at the SAML
 /// IdP `adfs`.
 async fn two_portals() -> Gateway {
-    gateway()
-        .replace(
-            "entity_id = \"https://gateway.contoso.test/saml\"",
-            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
-        )
-        .replace(
-            "certificates = [\"{certs}/saml-idp.pem\"]",
-            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
-        )
-        .replace(
-            "leeway_secs = 60\n",
-            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
-        )
-        .append(OIDC_PORTAL)
-        .append(
-            r#"
-[[route]]
-name = "portal"
-path_prefix = "/app/"
-upstream = "{echo}"
-channel = "portal"
-login = "adfs"
-"#,
-        )
-        .start()
-        .await
+    gateway().saml_sign_in().oidc_client().append(SESSION).append(OIDC_ROUTE).append(SAML_ROUTE).start().await
 }
 
 #[tokio::test]
@@ -367,16 +326,14 @@ async fn the_acs_takes_a_response_only_from_the_idp_the_sign_in_went_to() {
     // `partner` is sent the sign-in, but the Response that comes back is signed by `adfs` (a
     // trusted IdP too): it answers a request `adfs` never saw, and signs nobody in.
     let mut g = gateway()
-        .replace(
-            "entity_id = \"https://gateway.contoso.test/saml\"",
-            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
-        )
+        .saml_sign_in()
         .append(
             r#"
 [[saml_idp]]
 name = "partner"
 entity_id = "https://idp.partner.test/saml"
-certificates = ["{certs}/saml-idp.pem"]
+# Spaced unlike adfs's line, which `saml_sign_in` edits.
+certificates = [ "{certs}/saml-idp.pem" ]
 sso_url = "{saml_sso}"
 
 [session]

@@ -50,31 +50,14 @@ fn browser_sign_in_responses_are_not_api_credentials_unless_configured() {
     assert!(lenient.verify(&answering, Use::Api).is_ok());
 }
 
-/// The SAML portal of tests/portal.rs, plus `edit` on the SAML IdP's lines.
+/// The SAML portal of tests/portal.rs, with `idp_extra` on the SAML IdP.
 async fn saml_portal(idp_extra: &str) -> Gateway {
+    let sso = "sso_url = \"{saml_sso}\"";
     gateway()
-        .replace(
-            "entity_id = \"https://gateway.contoso.test/saml\"",
-            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
-        )
-        .replace(
-            "certificates = [\"{certs}/saml-idp.pem\"]",
-            &format!("certificates = [\"{{certs}}/saml-idp.pem\"]\nsso_url = \"{{saml_sso}}\"\n{idp_extra}"),
-        )
-        .append(
-            r#"
-[session]
-keys = ["MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
-secure = false
-
-[[route]]
-name = "portal"
-path_prefix = "/app/"
-upstream = "{echo}"
-channel = "portal"
-login = "adfs"
-"#,
-        )
+        .saml_sign_in()
+        .replace(sso, &format!("{sso}\n{idp_extra}"))
+        .append(crate::portal::SESSION)
+        .append(crate::portal::SAML_ROUTE)
         .start()
         .await
 }

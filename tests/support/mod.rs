@@ -222,6 +222,26 @@ impl Builder {
         self
     }
 
+    /// The SAML IdP `adfs` ready for browser sign-in: the gateway's ACS, the dev IdP's SSO URL.
+    pub fn saml_sign_in(self) -> Self {
+        self.replace(
+            "entity_id = \"https://gateway.contoso.test/saml\"",
+            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
+        )
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]",
+            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
+        )
+    }
+
+    /// The gateway as a confidential OIDC client of the issuer `dev` (the dev IdP's endpoints).
+    pub fn oidc_client(self) -> Self {
+        self.replace(
+            "leeway_secs = 60\n",
+            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
+        )
+    }
+
     /// The IdP publishes only these keys at start.
     pub fn published(mut self, kids: &[&'static str]) -> Self {
         self.published = Some(kids.to_vec());
