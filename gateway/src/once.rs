@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// Values remembered at once, at most. A state is remembered only after its sealed cookie and
 /// the callback agree, so each entry costs an attacker a sign-in start and a callback; past this
-/// many in ten minutes the oldest are forgotten (their cookies are expired by then in practice).
+/// many within a state's ten minutes, some are forgotten before they expire.
 const CAPACITY: u64 = 500_000;
 
 struct Until(UnixTime);

@@ -202,7 +202,7 @@ impl SamlVerifier {
 
     /// At most `max` first sights waiting for or in verification at once; more are [`Unverified::Busy`].
     pub fn with_max_pending(mut self, max: usize) -> SamlVerifier {
-        self.queue = Arc::new(tokio::sync::Semaphore::new(max));
+        self.queue = Arc::new(tokio::sync::Semaphore::new(max.min(tokio::sync::Semaphore::MAX_PERMITS)));
         self
     }
 
