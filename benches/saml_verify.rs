@@ -31,6 +31,7 @@ fn bench(c: &mut Criterion) {
             mfa: SamlMfaSettings::default(),
             leeway_secs: 60,
             sso_url: None,
+            accept_sso_responses_as_api: false,
         };
         SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock.clone())
     };

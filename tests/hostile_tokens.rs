@@ -320,7 +320,7 @@ async fn hostile_tokens_are_refused_before_the_upstream() {
         ("cty application/JWT", hdr(json!({"cty": "application/JWT"})), "nested_jwt"),
         ("cty JWT, payload a JWT", forge.raw(with(json!({"cty": "JWT"})).as_bytes(), good.as_bytes()), "token_malformed"),
         // typ confusion
-        ("ID token for the gateway's client", id_token(CLIENT), "no_permissions_claim"),
+        ("ID token for the gateway's client", id_token(CLIENT), "typ_not_allowed"),
         ("ID token for another client", id_token("mfagate-web"), "wrong_audience"),
         ("typ id_token+jwt", hdr(json!({"typ": "id_token+jwt"})), "typ_not_allowed"),
         ("typ logout+jwt", hdr(json!({"typ": "logout+jwt"})), "typ_not_allowed"),

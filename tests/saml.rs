@@ -26,6 +26,7 @@ fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
         mfa: SamlMfaSettings::default(),
         leeway_secs: 60,
         sso_url: None,
+        accept_sso_responses_as_api: false,
     };
     SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock)
 }

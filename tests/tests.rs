@@ -7,6 +7,7 @@
 mod support;
 
 mod binary;
+mod chromium;
 mod hostile;
 mod hostile_tokens;
 mod jwt_cases;
@@ -17,3 +18,4 @@ mod portal;
 mod proxy;
 mod report;
 mod saml;
+mod saml_gate;

@@ -122,6 +122,8 @@ pub struct SamlSp {
     pub recipients: Vec<String>,
     /// Largest assertion accepted, bytes.
     pub max_assertion_bytes: usize,
+    /// First sights waiting for or in verification at once; beyond it, 503 `saml_busy`.
+    pub max_pending_verifications: usize,
     /// Our Assertion Consumer Service URL (HTTP-POST binding); its path is served.
     pub acs_url: Option<Uri>,
     /// Our AuthnRequest signing key and certificate, if requests are signed.

@@ -153,6 +153,7 @@ struct Inner {
     mfa: Mutex<DevMfa>,
     codes: Mutex<std::collections::HashMap<String, PendingCode>>,
     sign_ins: AtomicU64,
+    code_exchanges: AtomicU64,
     keys: Vec<Arc<DevKey>>,
     published: Mutex<Vec<String>>,
     signing: Mutex<String>,
@@ -182,6 +183,7 @@ impl DevIdp {
             mfa: Mutex::new(DevMfa::Always),
             codes: Mutex::new(std::collections::HashMap::new()),
             sign_ins: AtomicU64::new(0),
+            code_exchanges: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
             clock,
         });
@@ -252,6 +254,11 @@ impl DevIdp {
     /// Browser sign-ins (authorization requests) answered so far.
     pub fn sign_ins(&self) -> u64 {
         self.inner.sign_ins.load(Ordering::SeqCst)
+    }
+
+    /// Authorization-code grants received at the token endpoint (valid or not).
+    pub fn code_exchanges(&self) -> u64 {
+        self.inner.code_exchanges.load(Ordering::SeqCst)
     }
 
     /// How many times the JWKS was served.
@@ -456,6 +463,7 @@ fn code_grant(inner: &Arc<Inner>, body: &[u8]) -> Response<Body> {
     let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
     let bad = || json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_grant"}), None);
+    inner.code_exchanges.fetch_add(1, Ordering::SeqCst);
     let Some(pending) = inner.codes.lock().ok().and_then(|mut c| c.remove(get("code"))) else { return bad() };
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(crate::jwt::sha256(get("code_verifier").as_bytes()));

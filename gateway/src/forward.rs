@@ -109,7 +109,7 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
 /// Removes the gateway's own cookies (session, sign-in state) from what the upstream sees: they
 /// are the gateway's credentials, not the application's.
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
-    let own = [crate::session::SESSION_COOKIE, crate::session::LOGIN_COOKIE];
+    let own = crate::session::OWN_COOKIES;
     // The common case (no gateway cookie) costs a scan, not a rebuild.
     let ours = |v: &HeaderValue| own.iter().any(|n| v.as_bytes().windows(n.len()).any(|w| w == n.as_bytes()));
     if !headers.get_all(header::COOKIE).iter().any(ours) {
@@ -226,7 +226,10 @@ mod tests {
         strip_untrusted(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         h.insert(header::COOKIE, "a=1; mfagate_session=s; b=2".parse().unwrap());
-        h.append(header::COOKIE, "mfagate_login=l".parse().unwrap());
+        h.append(
+            header::COOKIE,
+            "mfagate_login=l; __Host-mfagate_session=s; __Host-mfagate_login=l".parse().unwrap(),
+        );
         strip_own_cookies(&mut h);
         assert_eq!(h[header::COOKIE], "a=1; b=2");
     }

@@ -21,6 +21,7 @@ pub mod live;
 pub mod log_files;
 pub mod markup;
 pub mod metrics;
+pub mod once;
 pub mod outbound;
 pub mod page;
 pub mod portal;

@@ -8,8 +8,8 @@ use crate::config::RouteConfig;
 use crate::decision_log::DecisionRecord;
 use crate::jwt::Identity;
 use crate::markup::escape;
-use crate::saml::{NS_ASSERTION, NS_PROTOCOL, Use};
-use crate::session::{LOGIN_COOKIE, LoginState, SESSION_COOKIE, Session, cookie, set_cookie};
+use crate::saml::{NS_ASSERTION, NS_PROTOCOL, Unverified, Use};
+use crate::session::{Cookies, LoginState, Return, Session, cookie};
 use crate::state::State;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,9 +25,45 @@ pub const METADATA_PATH: &str = "/_mfagate/saml/metadata";
 /// How long a sign-in may take before its state expires.
 const LOGIN_STATE_SECS: u64 = 600;
 
-/// The session a browser request carries, if any (expired sessions are the policy's to judge).
-pub fn session(state: &State, headers: &HeaderMap) -> Option<Session> {
-    state.sealer.open(SESSION_COOKIE, cookie(headers, SESSION_COOKIE)?)
+/// The form field that marks the ACS's own re-post of a Response (see [`acs`]).
+const RESUBMITTED: &str = "mfagate_resubmitted";
+
+/// The gateway's cookie names and attributes.
+fn cookies(state: &State) -> Cookies {
+    Cookies::new(state.config.session.secure)
+}
+
+/// The browser session a request carries, as a route sees it.
+#[derive(Debug)]
+pub enum RouteSession {
+    /// No session cookie, or one we did not seal (expired sessions are the policy's to judge).
+    None,
+    /// A session from an identity provider this route does not take: no session here, and the
+    /// user signs in again at the route's own `login`.
+    OtherIdp,
+    /// A session this route takes.
+    Accepted(Session),
+}
+
+/// The session a browser request carries for `route`.
+pub fn session(state: &State, route: &RouteConfig, headers: &HeaderMap) -> RouteSession {
+    let name = cookies(state).session();
+    match cookie(headers, name).and_then(|c| state.sealer.open::<Session>(name, c)) {
+        None => RouteSession::None,
+        Some(s) if accepts(route, &s.idp) => RouteSession::Accepted(s),
+        Some(_) => RouteSession::OtherIdp,
+    }
+}
+
+/// Whether a portal route takes sessions from the IdP or issuer named `idp`: one of its
+/// `issuers` if it lists any, else its `login`. A sign-in elsewhere says nothing about who may
+/// use this application.
+pub fn accepts(route: &RouteConfig, idp: &str) -> bool {
+    if route.issuers.is_empty() {
+        route.login.as_deref() == Some(idp)
+    } else {
+        route.issuers.iter().any(|i| i == idp)
+    }
 }
 
 /// Who a session names, for identity headers and the decision log.
@@ -74,8 +110,7 @@ pub fn sign_in(
 ) -> Option<SignIn> {
     let login_name = route.login.as_deref()?;
     let now = state.clock.unix();
-    let previous: LoginState =
-        cookie(headers, LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c)).unwrap_or_default();
+    let previous: LoginState = login_state(state, headers).unwrap_or_default();
     let cfg = &state.config.session;
     let (attempts, window_start) = if ask_mfa {
         match reprompt(
@@ -102,17 +137,23 @@ pub fn sign_in(
         nonce: String::new(),
         verifier: String::new(),
     };
-    let location = if let Some(idp) = state.saml.idp_named(login_name) {
-        saml_location(state, idp.sso_url.as_deref()?, &login, now.0, ask_mfa)?
+    let (location, back) = if let Some(idp) = state.saml.idp_named(login_name) {
+        (saml_location(state, idp.sso_url.as_deref()?, &login, now.0, ask_mfa)?, Return::CrossSitePost)
     } else {
         login.nonce = crate::ids::random_token()?;
         login.verifier = format!("{}{}", crate::ids::random_token()?, crate::ids::random_token()?);
-        oidc_location(state, login_name, &login, ask_mfa)?
+        (oidc_location(state, login_name, &login, ask_mfa)?, Return::TopLevelGet)
     };
-    let sealed = state.sealer.seal(LOGIN_COOKIE, &login)?;
-    // The IdP comes back cross-site (a POST for SAML): the state cookie must be SameSite=None.
-    let set_cookie = set_cookie(LOGIN_COOKIE, &sealed, LOGIN_STATE_SECS, "None", state.config.session.secure);
+    let cookies = cookies(state);
+    let sealed = state.sealer.seal(cookies.login(), &login)?;
+    let set_cookie = cookies.set_login(&sealed, LOGIN_STATE_SECS, back);
     Some(SignIn::Redirect { location, set_cookie })
+}
+
+/// The sign-in state the request carries, if we sealed it.
+fn login_state(state: &State, headers: &HeaderMap) -> Option<LoginState> {
+    let name = cookies(state).login();
+    state.sealer.open(name, cookie(headers, name)?)
 }
 
 fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
@@ -218,17 +259,41 @@ pub fn inflate_base64(encoded: &str, limit: u64) -> Option<String> {
     (out.len() as u64 <= limit).then_some(out)
 }
 
-/// The 403 page the loop guard shows.
-pub fn give_up_page(idp: &str) -> Response<Body> {
+/// The 403 page the loop guard shows, with what the administrator must make the route's
+/// identity provider send: a SAML claim for a SAML IdP, `amr` (or `acrs`) for an OIDC issuer.
+pub fn give_up_page(state: &State, route: &RouteConfig) -> Response<Body> {
+    let login = route.login.as_deref().unwrap_or_default();
+    let code =
+        |values: &[String]| values.iter().map(|v| format!("<code>{}</code>", escape(v))).collect::<Vec<_>>();
+    let what = if let Some(idp) = state.saml.idp_named(login) {
+        let mut refs = vec![MULTIPLE_AUTHN.to_owned()];
+        refs.extend(idp.mfa.refeds.then(|| mfagate_policy::REFEDS_MFA.to_owned()));
+        refs.extend(idp.mfa.extra_class_refs.iter().cloned());
+        format!(
+            "to send the claim {} (as the AuthnContextClassRef or the <code>authnmethodsreferences</code> attribute)",
+            code(&refs).join(" or ")
+        )
+    } else {
+        let mfa = state.config.issuer(login).map(|i| i.mfa.clone()).unwrap_or_default();
+        let mut what = format!(
+            "that the ID token carry the <code>amr</code> claim with {}",
+            code(&mfa.amr_values).join(" or ")
+        );
+        if !mfa.mfa_acrs.is_empty() {
+            what.push_str(&format!(
+                ", or the <code>acrs</code> claim with {}",
+                code(&mfa.mfa_acrs).join(" or ")
+            ));
+        }
+        what
+    };
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Multi-factor authentication required</title></head>\
          <body><h1>Multi-factor authentication required</h1>\
          <p>This application requires multi-factor authentication (MFA). You signed in, but your identity provider \
          (<code>{}</code>) did not report MFA, even after we asked for it.</p>\
-         <p>Ask your administrator to require MFA for this application at the identity provider, and to send the claim \
-         <code>http://schemas.microsoft.com/claims/multipleauthn</code> (AuthnContextClassRef or the \
-         <code>authnmethodsreferences</code> attribute).</p></body></html>",
-        escape(idp)
+         <p>Ask your administrator to require MFA for this application at the identity provider, and {what}.</p></body></html>",
+        escape(login)
     );
     html_response(StatusCode::FORBIDDEN, html)
 }
@@ -258,6 +323,14 @@ pub fn redirect(location: &str, cookies: &[String]) -> Response<Body> {
 }
 
 /// The ACS: verifies the posted Response against the sign-in we started, then sets the session.
+///
+/// The IdP's form posts cross-site, and a browser sends the `SameSite=Lax` state cookie of plain
+/// HTTP (or withholds even `SameSite=None`, as some do) only on same-site POSTs. A post without
+/// the cookie is therefore answered, once, with a page that posts the same fields again from
+/// this origin, where the cookie goes along. That needs no server-side store (any instance
+/// behind a load balancer can finish the sign-in) and lets nothing new in: what a Response is
+/// worth still depends on the sealed state it must answer (RelayState, InResponseTo, the IdP),
+/// which an attacker who makes a browser post cannot read or choose.
 pub async fn acs(
     state: &State,
     req: Request<hyper::body::Incoming>,
@@ -265,8 +338,8 @@ pub async fn acs(
 ) -> Response<Body> {
     rec.channel = "portal";
     rec.operation = format!("POST {}", rec.path);
-    let login: Option<LoginState> =
-        cookie(req.headers(), LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c));
+    let login = login_state(state, req.headers());
+    let carried = cookie(req.headers(), cookies(state).login()).is_some();
     let limit = state.config.saml.max_assertion_bytes * 2 + 4096;
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
@@ -274,16 +347,29 @@ pub async fn acs(
     };
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(response) = field("SAMLResponse") else { return sign_in_failure(rec, "saml_response_missing") };
+    if !carried && field(RESUBMITTED).is_none() {
+        return resubmit(state, rec, response, field("RelayState").unwrap_or_default());
+    }
     let now = state.clock.unix();
-    let Some(login) = login.filter(|l| l.exp > now.0 && Some(l.relay.as_str()) == field("RelayState")) else {
+    let Some(login) = login.filter(|l| {
+        l.exp > now.0
+            && Some(l.relay.as_str()) == field("RelayState")
+            && state.saml.idp_named(&l.idp).is_some()
+    }) else {
         // IdP-initiated sign-in and stale or foreign state are refused: InResponseTo cannot be checked.
         return sign_in_failure(rec, "sign_in_state_invalid");
     };
-    let Some(response) = field("SAMLResponse") else { return sign_in_failure(rec, "saml_response_missing") };
     let verified = match state.saml.verify_base64_off_worker(response, Use::Acs).await {
         Ok(v) => v,
-        Err(why) => return sign_in_failure(rec, why.code()),
+        Err(Unverified::Invalid(why)) => return sign_in_failure(rec, why.code()),
+        Err(Unverified::Busy) => return busy(rec),
     };
+    // The IdP the sign-in went to must be the one that answered: another trusted IdP's
+    // Response (for a request it never saw) does not sign anyone in to this route.
+    if verified.identity.issuer != login.idp {
+        return sign_in_failure(rec, "saml_idp_mismatch");
+    }
     if verified.in_response_to.as_deref() != Some(login.request_id.as_str()) {
         return sign_in_failure(rec, "in_response_to_mismatch");
     }
@@ -291,8 +377,53 @@ pub async fn acs(
     if let Some(why) = time_window(verified.facts.expires, verified.facts.not_before, idp.leeway_secs, now) {
         return sign_in_failure(rec, why.code());
     }
+    if !state.used_states.first_use(&login.relay, UnixTime(login.exp)) {
+        return sign_in_failure(rec, "sign_in_state_replayed");
+    }
     let mfa = evaluate_saml_mfa(&verified.facts, &idp.mfa) == MfaOutcome::Proven;
-    complete_sign_in(state, rec, &login, &verified.identity, mfa)
+    complete_sign_in(state, rec, &login, &verified.identity, mfa, Return::CrossSitePost)
+}
+
+/// The ACS's answer to a cross-site post that came without the state cookie: the same fields,
+/// posted again from this origin (see [`acs`]).
+fn resubmit(state: &State, rec: &mut DecisionRecord, response: &str, relay: &str) -> Response<Body> {
+    let action = state.config.saml.acs_url.as_ref().map_or("", |u| u.path());
+    rec.decision = "deny";
+    rec.enforced = true;
+    rec.reason = "saml_response_resubmitted";
+    rec.status = 200;
+    let mut rsp = html_response(
+        StatusCode::OK,
+        format!(
+            r#"<!doctype html><html><head><meta charset="utf-8"><title>Signing in</title></head><body onload="document.forms[0].submit()"><form method="post" action="{}"><input type="hidden" name="SAMLResponse" value="{}"/><input type="hidden" name="RelayState" value="{}"/><input type="hidden" name="{RESUBMITTED}" value="1"/><noscript><button>Continue</button></noscript></form></body></html>"#,
+            escape(action),
+            escape(response),
+            escape(relay)
+        ),
+    );
+    // The Response is a credential: the page posts it back here, and nowhere else.
+    rsp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; form-action 'self'"),
+    );
+    rsp.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    rsp
+}
+
+/// The SAML verification queue is full: 503, try again shortly.
+fn busy(rec: &mut DecisionRecord) -> Response<Body> {
+    let refusal = crate::respond::Refusal::SamlBusy;
+    let status = crate::respond::status(&refusal);
+    rec.decision = "deny";
+    rec.enforced = true;
+    rec.reason = refusal.code();
+    rec.status = status.as_u16();
+    let mut rsp = html_response(
+        status,
+        "<!doctype html><html><body><h1>Busy</h1><p>Too many sign-ins at once. Reload this page in a moment.</p></body></html>".into(),
+    );
+    rsp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(crate::respond::RETRY_AFTER_SECS));
+    rsp
 }
 
 /// Ends a successful sign-in: the session cookie, the loop guard's memory, and back to the page.
@@ -302,6 +433,7 @@ fn complete_sign_in(
     login: &LoginState,
     id: &Identity,
     mfa: bool,
+    back: Return,
 ) -> Response<Body> {
     let now = state.clock.unix();
     let session = Session {
@@ -313,8 +445,8 @@ fn complete_sign_in(
         exp: now.0 + state.config.session.lifetime_secs,
         idp: id.issuer.clone(),
     };
-    let secure = state.config.session.secure;
-    let Some(sealed) = state.sealer.seal(SESSION_COOKIE, &session) else {
+    let cookies = cookies(state);
+    let Some(sealed) = state.sealer.seal(cookies.session(), &session) else {
         return sign_in_failure(rec, "session_seal_failed");
     };
     // Keep the loop guard's count, forget the answered request.
@@ -325,10 +457,9 @@ fn complete_sign_in(
         verifier: String::new(),
         ..login.clone()
     };
-    let mut cookies =
-        vec![set_cookie(SESSION_COOKIE, &sealed, state.config.session.lifetime_secs, "Lax", secure)];
-    if let Some(l) = state.sealer.seal(LOGIN_COOKIE, &after) {
-        cookies.push(set_cookie(LOGIN_COOKIE, &l, state.config.session.attempt_window_secs, "None", secure));
+    let mut set = vec![cookies.set_session(&sealed, state.config.session.lifetime_secs)];
+    if let Some(l) = state.sealer.seal(cookies.login(), &after) {
+        set.push(cookies.set_login(&l, state.config.session.attempt_window_secs, back));
     }
     rec.principal = "user";
     rec.mfa = Some(mfa);
@@ -340,7 +471,7 @@ fn complete_sign_in(
     rec.object_id = Some(session.sub.clone());
     rec.upn = id.upn.clone();
     rec.status = 302;
-    redirect(safe_return(&login.return_to), &cookies)
+    redirect(safe_return(&login.return_to), &set)
 }
 
 /// The OIDC callback: checks state, exchanges the code (with the PKCE verifier), verifies the ID
@@ -356,13 +487,16 @@ pub async fn oidc_callback(
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let now = state.clock.unix();
-    let login: Option<LoginState> =
-        cookie(req.headers(), LOGIN_COOKIE).and_then(|c| state.sealer.open(LOGIN_COOKIE, c));
-    let Some(login) =
-        login.filter(|l| l.exp > now.0 && !l.nonce.is_empty() && Some(l.relay.as_str()) == field("state"))
+    let Some(login) = login_state(state, req.headers())
+        .filter(|l| l.exp > now.0 && !l.nonce.is_empty() && Some(l.relay.as_str()) == field("state"))
     else {
         return sign_in_failure(rec, "sign_in_state_invalid");
     };
+    // Used once in this process, before anything is done for it: a replayed callback, or the
+    // same one twice at once, never reaches the token endpoint a second time.
+    if !state.used_states.first_use(&login.relay, UnixTime(login.exp)) {
+        return sign_in_failure(rec, "sign_in_state_replayed");
+    }
     if field("error").is_some() {
         return sign_in_failure(rec, "sign_in_refused_by_idp");
     }
@@ -401,7 +535,7 @@ pub async fn oidc_callback(
         return sign_in_failure(rec, why.code());
     }
     let mfa = evaluate_mfa(&verified.facts, &issuer.mfa) == MfaOutcome::Proven;
-    complete_sign_in(state, rec, &login, &verified.identity, mfa)
+    complete_sign_in(state, rec, &login, &verified.identity, mfa, Return::TopLevelGet)
 }
 
 async fn exchange_code(state: &State, endpoint: &str, form: String) -> Option<String> {

@@ -126,9 +126,18 @@ async fn route_and_decide(
 
     let session_identity: Option<Identity>;
     let presented;
+    // What stands in for the policy's `no_token` when nothing usable was presented.
+    let mut none_because = None;
     let Decided { decision, identity, claims_capable } = if route.channel == Channel::Portal {
         guard.rec.channel = "portal";
-        let session = crate::portal::session(state, req.headers());
+        let session = match crate::portal::session(state, route, req.headers()) {
+            crate::portal::RouteSession::Accepted(s) => Some(s),
+            crate::portal::RouteSession::OtherIdp => {
+                none_because = Some(Refusal::SessionFromOtherIdp);
+                None
+            }
+            crate::portal::RouteSession::None => None,
+        };
         session_identity = session.as_ref().map(crate::portal::identity);
         let credential = session
             .as_ref()
@@ -143,6 +152,11 @@ async fn route_and_decide(
             }
             None => credential(state, route, req.headers()).await,
         };
+        match presented {
+            Presented::SamlBusy => return guard.refuse(Refusal::SamlBusy).await,
+            Presented::SamlNotAccepted => none_because = Some(Refusal::SamlNotAccepted),
+            _ => {}
+        }
         // A grant is a credential whatever the route says about other requests: a token
         // endpoint is often `auth = "none"` so that its other grants reach it.
         let rule =
@@ -150,6 +164,11 @@ async fn route_and_decide(
         decide(state, &rule, &presented)
     };
     fill(&mut guard.rec, &decision, identity);
+    // Where it stands for the policy's `no_token`, also when the route forwards (report-only).
+    let none_because = none_because.filter(|_| decision.reason == Reason::NoToken);
+    if let Some(why) = none_because {
+        guard.rec.reason = why.code();
+    }
     guard.labels.principal = decision.principal;
     guard.labels.mfa = decision.mfa;
     guard.labels.outcome = decision.outcome();
@@ -167,6 +186,8 @@ async fn route_and_decide(
     if !decision.forwards() {
         let refusal = if from_grant {
             Refusal::InvalidGrant { reason: decision.reason }
+        } else if let Some(why) = none_because {
+            why
         } else {
             Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable }
         };
@@ -208,6 +229,10 @@ enum Presented {
     Token(Verification),
     /// A SAML assertion (`Authorization: SAML <base64>`), and what verification made of it.
     Saml(Result<Arc<SamlVerified>, InvalidReason>),
+    /// A SAML assertion on a route that takes no SAML IdP: not verified, taken as nothing.
+    SamlNotAccepted,
+    /// A SAML assertion not verified because the verification queue is full.
+    SamlBusy,
 }
 
 async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> Presented {
@@ -230,12 +255,22 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
                 verification => Presented::Token(verification),
             }
         }
-        Some((Scheme::Saml, assertion)) if !state.saml.is_empty() => {
+        // The route is decided first: an assertion no IdP of this route could have signed costs
+        // no verification (xmlsec is the expensive part of a request).
+        Some((Scheme::Saml, _)) if !takes_saml(state, route) => Presented::SamlNotAccepted,
+        Some((Scheme::Saml, assertion)) => {
             saml_assertion(state, route, assertion, crate::saml::Use::Api).await
         }
         // Another scheme (Basic, ...) carries no credential we accept (RFC 6750 §3).
         _ => Presented::Nothing,
     }
+}
+
+/// Whether a route takes any SAML identity provider: all configured ones, or those among its
+/// `issuers`.
+fn takes_saml(state: &State, route: &RouteConfig) -> bool {
+    !state.saml.is_empty()
+        && (route.issuers.is_empty() || route.issuers.iter().any(|i| state.saml.idp_named(i).is_some()))
 }
 
 /// A SAML assertion as the credential, from the route's trusted IdPs.
@@ -245,11 +280,14 @@ async fn saml_assertion(
     encoded: &str,
     how: crate::saml::Use,
 ) -> Presented {
+    use crate::saml::Unverified;
     match state.saml.verify_base64_off_worker(encoded, how).await {
         Ok(v) if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) => {
             Presented::Saml(Err(InvalidReason::UnknownIssuer))
         }
-        result => Presented::Saml(result),
+        Ok(v) => Presented::Saml(Ok(v)),
+        Err(Unverified::Invalid(why)) => Presented::Saml(Err(why)),
+        Err(Unverified::Busy) => Presented::SamlBusy,
     }
 }
 
@@ -302,7 +340,9 @@ struct Decided<'a> {
 fn decide<'a>(state: &State, rule: &RouteRule, presented: &'a Presented) -> Decided<'a> {
     let now = state.clock.unix();
     let (credential, identity, claims_capable) = match presented {
-        Presented::Nothing => (Credential::None, None, false),
+        Presented::Nothing | Presented::SamlNotAccepted | Presented::SamlBusy => {
+            (Credential::None, None, false)
+        }
         Presented::Token(Verification::Invalid(why)) | Presented::Saml(Err(why)) => {
             (Credential::Invalid(*why), None, false)
         }
@@ -536,7 +576,7 @@ async fn portal_refusal(
     guard: &mut Pending<'_>,
     decision: &Decision,
 ) -> Response<Body> {
-    if decision.reason == Reason::NoToken {
+    if decision.reason == Reason::NoToken && guard.rec.reason == Reason::NoToken.code() {
         guard.rec.reason = Refusal::SignIn.code();
     }
     if crate::portal::wants_api_answer(headers) {
@@ -549,7 +589,7 @@ async fn portal_refusal(
         }
         Some(crate::portal::SignIn::GiveUp) => {
             guard.rec.reason = Refusal::MfaLoopGuard.code();
-            (Refusal::MfaLoopGuard, crate::portal::give_up_page(route.login.as_deref().unwrap_or_default()))
+            (Refusal::MfaLoopGuard, crate::portal::give_up_page(state, route))
         }
         None => return guard.answer(Refusal::LoginRequired).await,
     };

@@ -84,7 +84,18 @@ pub enum Refusal<'a> {
     BodyTimeout,
     /// A token request body that could not be read (aborted, bad framing).
     BodyUnreadable,
+    /// A browser session from an identity provider the portal route does not take: the user is
+    /// sent to sign in at the route's own (302; the response is built by `portal`).
+    SessionFromOtherIdp,
+    /// `Authorization: SAML` on a route that takes no SAML identity provider: answered as if no
+    /// credential had been sent, and the assertion is never verified.
+    SamlNotAccepted,
+    /// The SAML verification queue is full (`[saml] max_pending_verifications`).
+    SamlBusy,
 }
+
+/// `Retry-After` on every 503, seconds.
+pub const RETRY_AFTER_SECS: &str = "5";
 
 impl Refusal<'_> {
     /// The stable reason code for logs and bodies.
@@ -104,6 +115,9 @@ impl Refusal<'_> {
             Refusal::BodyTooLarge => "body_too_large",
             Refusal::BodyTimeout => "body_timeout",
             Refusal::BodyUnreadable => "body_unreadable",
+            Refusal::SessionFromOtherIdp => "session_idp_mismatch",
+            Refusal::SamlNotAccepted => "saml_not_accepted",
+            Refusal::SamlBusy => "saml_busy",
         }
     }
 }
@@ -142,15 +156,22 @@ const MFA_RFC9470: &str = "Multi-factor authentication is required";
 fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static str>) {
     use StatusCode as S;
     let Refusal::Policy { reason, challenge, claims_capable } = refusal else {
+        if let Refusal::SamlNotAccepted = refusal {
+            return table(&Refusal::Policy {
+                reason: Reason::NoToken,
+                challenge: &Challenge::PartnerCenter,
+                claims_capable: false,
+            });
+        }
         let status = match refusal {
             Refusal::NoRoute => S::NOT_FOUND,
             Refusal::HeaderTooLarge => S::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Refusal::UpstreamFailed => S::BAD_GATEWAY,
             Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
-            Refusal::LogUnavailable | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
-            Refusal::SignIn => S::FOUND,
+            Refusal::LogUnavailable | Refusal::SamlBusy | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
+            Refusal::SignIn | Refusal::SessionFromOtherIdp => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,
-            Refusal::LoginRequired => S::UNAUTHORIZED,
+            Refusal::LoginRequired | Refusal::SamlNotAccepted => S::UNAUTHORIZED,
             Refusal::InvalidGrant { .. }
             | Refusal::InvalidTokenRequest
             | Refusal::BodyUnreadable
@@ -252,7 +273,7 @@ pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
         headers.insert(header::WWW_AUTHENTICATE, value);
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     if let Some(phrase) = phrase {
         rsp.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));

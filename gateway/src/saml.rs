@@ -62,6 +62,9 @@ pub struct SamlIdp {
     pub leeway_secs: u64,
     /// Single sign-on URL (HTTP-Redirect binding), for browser sign-in.
     pub sso_url: Option<String>,
+    /// Accept this IdP's browser sign-in Responses (made for our ACS) as `Authorization: SAML`
+    /// credentials too. Off by default: a Response copied out of a browser is not an API key.
+    pub accept_sso_responses_as_api: bool,
 }
 
 impl std::fmt::Debug for SamlIdp {
@@ -85,6 +88,25 @@ pub enum Use {
     /// assertion ID is accepted once, and the document is never cached as an API credential.
     Grant(Arc<str>),
 }
+
+/// Why an assertion was not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    /// It is not a valid credential.
+    Invalid(InvalidReason),
+    /// Too many first sights are waiting already (`[saml] max_pending_verifications`): it was
+    /// not looked at, and may be sent again shortly.
+    Busy,
+}
+
+impl From<InvalidReason> for Unverified {
+    fn from(why: InvalidReason) -> Unverified {
+        Unverified::Invalid(why)
+    }
+}
+
+/// First sights waiting for or in verification at once, by default.
+pub const DEFAULT_MAX_PENDING: usize = 256;
 
 /// A verified assertion.
 #[derive(Debug)]
@@ -113,6 +135,8 @@ pub struct SamlVerifier {
     by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
     seen_ids: moka::sync::Cache<String, Arc<Seen>>,
     cpu: Arc<tokio::sync::Semaphore>,
+    queue: Arc<tokio::sync::Semaphore>,
+    acs_url: Option<String>,
     clock: SharedClock,
 }
 
@@ -170,8 +194,23 @@ impl SamlVerifier {
             cpu: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            queue: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING)),
+            acs_url: None,
             clock,
         }
+    }
+
+    /// At most `max` first sights waiting for or in verification at once; more are [`Unverified::Busy`].
+    pub fn with_max_pending(mut self, max: usize) -> SamlVerifier {
+        self.queue = Arc::new(tokio::sync::Semaphore::new(max.min(tokio::sync::Semaphore::MAX_PERMITS)));
+        self
+    }
+
+    /// Our ACS URL: an assertion whose bearer Recipient names it is a browser sign-in Response,
+    /// refused as an API credential unless its IdP says `accept_sso_responses_as_api`.
+    pub fn with_acs_url(mut self, acs_url: Option<String>) -> SamlVerifier {
+        self.acs_url = acs_url;
+        self
     }
 
     /// The IdP at `index`.
@@ -198,28 +237,31 @@ impl SamlVerifier {
     /// [`SamlVerifier::verify_base64`] off the async workers. A first sight costs hundreds of
     /// microseconds of CPU (xmlsec), so at most one per core runs at a time, on the blocking pool:
     /// a flood of new assertions waits there instead of stalling every connection of a worker.
-    /// Cached bearer documents answer at once.
+    /// The wait is bounded: past `max_pending` first sights at once the answer is
+    /// [`Unverified::Busy`] at once. Cached bearer documents answer at once.
     pub async fn verify_base64_off_worker(
         self: &Arc<Self>,
         encoded: &str,
         how: Use,
-    ) -> Result<Arc<SamlVerified>, InvalidReason> {
+    ) -> Result<Arc<SamlVerified>, Unverified> {
         let xml = self.decode(encoded)?;
         if how == Use::Api
             && let Some(hit) = self.by_digest.get(&sha256(xml.as_bytes()))
         {
             return Ok(hit);
         }
-        let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| InvalidReason::Malformed)?;
+        let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| Unverified::Busy)?;
+        let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| Unverified::Busy)?;
         let this = Arc::clone(self);
-        // The permit goes with the work: a client that leaves does not free it early.
+        // The permits go with the work: a client that leaves does not free them early.
         tokio::task::spawn_blocking(move || {
             let verified = this.verify(&xml, how);
-            drop(permit);
+            drop((permit, place));
             verified
         })
         .await
         .unwrap_or(Err(InvalidReason::Malformed))
+        .map_err(Unverified::Invalid)
     }
 
     fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
@@ -252,11 +294,7 @@ impl SamlVerifier {
         if !within_parse_bounds(xml) {
             return Err(InvalidReason::TooLarge);
         }
-        let audience = match &how {
-            Use::Grant(audience) => Some(audience.as_ref()),
-            Use::Api | Use::Acs => None,
-        };
-        let verified = Arc::new(self.verify_uncached(xml, audience)?);
+        let verified = Arc::new(self.verify_uncached(xml, &how)?);
         // A bearer document may be presented again; an assertion ID in another document, at the
         // ACS, or marked one-time, may not.
         let reusable = how == Use::Api && !verified.one_time_use;
@@ -276,13 +314,13 @@ impl SamlVerifier {
         Ok(verified)
     }
 
-    /// `grant_audience`: the authorization server a grant is for; `None` for our own entity id,
-    /// with the bearer Recipient checked against our URLs.
-    fn verify_uncached(
-        &self,
-        xml: &str,
-        grant_audience: Option<&str>,
-    ) -> Result<SamlVerified, InvalidReason> {
+    /// A grant is verified for the authorization server's audience; API credentials and ACS
+    /// posts for our own entity id, with the bearer Recipient checked against our URLs.
+    fn verify_uncached(&self, xml: &str, how: &Use) -> Result<SamlVerified, InvalidReason> {
+        let grant_audience = match how {
+            Use::Grant(audience) => Some(audience.as_ref()),
+            Use::Api | Use::Acs => None,
+        };
         let shape = structure::check(xml)?;
         let (idp_index, idp) = self
             .idps
@@ -319,6 +357,32 @@ impl SamlVerifier {
         {
             return Err(InvalidReason::WrongAudience);
         }
+        // A browser sign-in Response: made for our ACS, or answering an AuthnRequest (which only
+        // browser sign-in sends). Checked before the replay cache, so refusing it uses nothing up.
+        let sso = x.in_response_to.is_some() || (x.recipient.is_some() && x.recipient == self.acs_url);
+        if *how == Use::Api && sso && !idp.accept_sso_responses_as_api {
+            return Err(InvalidReason::SsoResponse);
+        }
         Ok(x.into_verified(idp, idp_index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_busy_at_once_and_frees_with_the_work() {
+        let clock = crate::clock::ManualClock::at(1_767_225_600);
+        let v = Arc::new(
+            SamlVerifier::new(Vec::new(), "sp".into(), Vec::new(), 64 * 1024, clock).with_max_pending(1),
+        );
+        let held = Arc::clone(&v.queue).try_acquire_owned().unwrap();
+        assert_eq!(v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ()), Err(Unverified::Busy));
+        drop(held);
+        // Looked at once there is room (and refused for what it is).
+        let r = v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ());
+        assert!(matches!(r, Err(Unverified::Invalid(_))), "{r:?}");
+        assert_eq!(v.queue.available_permits(), 1, "the place went back with the finished work");
     }
 }

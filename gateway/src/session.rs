@@ -9,10 +9,67 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP (`[session] secure = false`).
 pub const SESSION_COOKIE: &str = "mfagate_session";
-/// The sign-in state cookie's name (request id, return URL, attempts).
+/// The sign-in state cookie's name (request id, return URL, attempts) over plain HTTP.
 pub const LOGIN_COOKIE: &str = "mfagate_login";
+/// The session cookie's name with `Secure` cookies.
+pub const HOST_SESSION_COOKIE: &str = "__Host-mfagate_session";
+/// The sign-in state cookie's name with `Secure` cookies.
+pub const HOST_LOGIN_COOKIE: &str = "__Host-mfagate_login";
+/// Every name the gateway's cookies go by: none of them reaches an upstream.
+pub const OWN_COOKIES: [&str; 4] = [SESSION_COOKIE, LOGIN_COOKIE, HOST_SESSION_COOKIE, HOST_LOGIN_COOKIE];
+
+/// How the browser comes back to the gateway with the sign-in state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    /// A top-level GET (the OIDC callback): `SameSite=Lax` cookies are sent.
+    TopLevelGet,
+    /// A cross-site POST (the SAML ACS, HTTP-POST binding): only `SameSite=None` cookies are.
+    CrossSitePost,
+}
+
+/// The gateway's cookie names and attributes. With `Secure` cookies (HTTPS) the names carry
+/// the `__Host-` prefix: the browser then takes them only with `Secure`, `Path=/` and no
+/// `Domain`, so neither a sibling subdomain nor a plain-HTTP page can plant one (session
+/// fixation). Over plain HTTP (`secure = false`, development) browsers refuse `__Host-` and
+/// `SameSite=None` cookies alike, so the names stay plain and every cookie is `SameSite=Lax`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cookies {
+    secure: bool,
+}
+
+impl Cookies {
+    /// Names and attributes for `[session] secure`.
+    pub fn new(secure: bool) -> Cookies {
+        Cookies { secure }
+    }
+
+    /// The session cookie's name.
+    pub fn session(self) -> &'static str {
+        if self.secure { HOST_SESSION_COOKIE } else { SESSION_COOKIE }
+    }
+
+    /// The sign-in state cookie's name.
+    pub fn login(self) -> &'static str {
+        if self.secure { HOST_LOGIN_COOKIE } else { LOGIN_COOKIE }
+    }
+
+    /// The session's `Set-Cookie`: `SameSite=Lax`, sent on top-level navigations from elsewhere
+    /// (links into the application), never on cross-site subrequests or POSTs.
+    pub fn set_session(self, value: &str, max_age: u64) -> String {
+        set_cookie(self.session(), value, max_age, "Lax", self.secure)
+    }
+
+    /// The sign-in state's `Set-Cookie`. It must come back with the IdP's answer: on a top-level
+    /// GET `Lax` does; on the ACS's cross-site POST only `SameSite=None`, which browsers accept
+    /// only with `Secure`. Over plain HTTP it stays `Lax`, and the ACS posts the Response again
+    /// from its own origin, where the `Lax` cookie goes along (see `portal::acs`).
+    pub fn set_login(self, value: &str, max_age: u64, back: Return) -> String {
+        let same_site = if self.secure && back == Return::CrossSitePost { "None" } else { "Lax" };
+        set_cookie(self.login(), value, max_age, same_site, self.secure)
+    }
+}
 
 /// A signed-in browser user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -150,8 +207,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` value: HttpOnly, Path=/, SameSite as given, Secure unless told otherwise.
-pub fn set_cookie(name: &str, value: &str, max_age: u64, same_site: &str, secure: bool) -> String {
+/// A `Set-Cookie` value: HttpOnly, Path=/ (no Domain), SameSite as given, Secure if asked.
+fn set_cookie(name: &str, value: &str, max_age: u64, same_site: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite={same_site}{secure}")
 }
@@ -188,6 +245,36 @@ mod tests {
         bytes[last] ^= 1;
         assert_eq!(old.open::<Session>(SESSION_COOKIE, &URL_SAFE_NO_PAD.encode(bytes)), None);
         assert!(Sealer::new(&["c2hvcnQ=".into()]).is_err());
+    }
+
+    #[test]
+    fn cookie_names_and_attributes_browsers_accept_in_both_modes() {
+        let https = Cookies::new(true);
+        assert_eq!(
+            https.set_session("v", 60),
+            "__Host-mfagate_session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            https.set_login("v", 60, Return::CrossSitePost),
+            "__Host-mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=None; Secure"
+        );
+        assert_eq!(
+            https.set_login("v", 60, Return::TopLevelGet),
+            "__Host-mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        // Plain HTTP: no prefix and no SameSite=None, both of which need Secure.
+        let http = Cookies::new(false);
+        assert_eq!(
+            http.set_session("v", 60),
+            "mfagate_session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+        );
+        for back in [Return::CrossSitePost, Return::TopLevelGet] {
+            assert_eq!(
+                http.set_login("v", 60, back),
+                "mfagate_login=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+            );
+        }
+        assert!(OWN_COOKIES.iter().all(|n| n.ends_with("mfagate_session") || n.ends_with("mfagate_login")));
     }
 
     #[test]

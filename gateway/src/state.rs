@@ -49,6 +49,8 @@ pub struct State {
     pub saml: Arc<crate::saml::SamlVerifier>,
     /// Session and sign-in cookies.
     pub sealer: crate::session::Sealer,
+    /// Sign-in states already used (OIDC callbacks, ACS posts): each is accepted once.
+    pub used_states: crate::once::UsedOnce,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -72,16 +74,21 @@ impl State {
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
-        let saml = Arc::new(crate::saml::SamlVerifier::new(
-            config.saml_idps.clone(),
-            config.saml.entity_id.clone(),
-            config.saml.recipients.clone(),
-            config.saml.max_assertion_bytes,
-            clock.clone(),
-        ));
+        let saml = Arc::new(
+            crate::saml::SamlVerifier::new(
+                config.saml_idps.clone(),
+                config.saml.entity_id.clone(),
+                config.saml.recipients.clone(),
+                config.saml.max_assertion_bytes,
+                clock.clone(),
+            )
+            .with_max_pending(config.saml.max_pending_verifications)
+            .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string)),
+        );
         let sealer = crate::session::Sealer::new(&config.session.keys)?;
         let state = State {
             sealer,
+            used_states: crate::once::UsedOnce::new(clock.clone()),
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),

@@ -65,6 +65,8 @@ pub enum InvalidReason {
     TypNotAllowed,
     /// A JSON member name appears twice in the JWT header or payload (parsers disagree on which wins).
     DuplicateJsonKey,
+    /// A browser sign-in Response (for our ACS) presented as an API credential.
+    SsoResponse,
 }
 
 impl InvalidReason {
@@ -91,6 +93,7 @@ impl InvalidReason {
             InvalidReason::NestedJwt => "nested_jwt",
             InvalidReason::TypNotAllowed => "typ_not_allowed",
             InvalidReason::DuplicateJsonKey => "duplicate_json_key",
+            InvalidReason::SsoResponse => "sso_response_not_api_credential",
         }
     }
 
@@ -119,6 +122,7 @@ impl InvalidReason {
             InvalidReason::NestedJwt => "Nested tokens are not accepted",
             InvalidReason::TypNotAllowed => "The token type is not accepted",
             InvalidReason::DuplicateJsonKey => "The token repeats a JSON member name",
+            InvalidReason::SsoResponse => "A browser sign-in response is not an API credential",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! A small browser: follows redirects, keeps cookies, and submits the IdP's auto-posting form.
+//! A small browser: follows redirects, keeps cookies, and submits auto-posting forms (the IdP's,
+//! the ACS's re-post). It ignores SameSite and cookie prefixes: tests/chromium.rs covers those.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -31,6 +32,11 @@ fn attr_after<'a>(html: &'a str, marker: &str, attr: &str) -> Option<&'a str> {
     let start = rest.find(&format!("{attr}=\""))? + attr.len() + 2;
     let len = rest[start..].find('"')?;
     Some(&rest[start..start + len])
+}
+
+/// `scheme://host:port` of a URL.
+fn origin(url: &str) -> String {
+    url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")
 }
 
 impl Browser {
@@ -73,27 +79,32 @@ impl Browser {
             if page.status == StatusCode::FOUND || page.status == StatusCode::SEE_OTHER {
                 let location = page.headers["location"].to_str().unwrap().to_owned();
                 let next = if location.starts_with('/') {
-                    let origin: String = page.url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-                    format!("{origin}{location}")
+                    format!("{}{location}", origin(&page.url))
                 } else {
                     location
                 };
                 page = self.send(Method::GET, &next, None, "text/html").await;
-            } else if page.status == StatusCode::OK && page.body.contains("name=\"SAMLResponse\"") {
-                let action = unescape(attr_after(&page.body, "<form", "action").unwrap());
-                let response = unescape(attr_after(&page.body, "name=\"SAMLResponse\"", "value").unwrap());
-                let relay =
-                    unescape(attr_after(&page.body, "name=\"RelayState\"", "value").unwrap_or_default());
-                let form = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("SAMLResponse", &response)
-                    .append_pair("RelayState", &relay)
-                    .finish();
-                page = self.send(Method::POST, &action, Some(form), "text/html").await;
+            } else if page.status == StatusCode::OK && page.body.contains("document.forms[0].submit()") {
+                page = self.submit(&page).await;
             } else {
                 return page;
             }
         }
         panic!("redirect loop: {:?}", self.trail);
+    }
+
+    /// Posts an auto-submitting form's hidden fields to its action, as its script would.
+    pub async fn submit(&mut self, page: &Page) -> Page {
+        let action = unescape(attr_after(&page.body, "<form", "action").unwrap());
+        let action = if action.starts_with('/') { format!("{}{action}", origin(&page.url)) } else { action };
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        let mut rest = page.body.as_str();
+        while let Some(at) = rest.find("<input type=\"hidden\"") {
+            rest = &rest[at + 1..];
+            let name = unescape(attr_after(rest, "", "name").unwrap());
+            form.append_pair(&name, &unescape(attr_after(rest, "", "value").unwrap_or_default()));
+        }
+        self.send(Method::POST, &action, Some(form.finish()), "text/html").await
     }
 
     /// One GET, nothing followed.

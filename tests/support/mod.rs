@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod chromium;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -137,6 +138,8 @@ pub struct Gateway {
     pub saml_idp: mfagate::devsaml::DevSamlIdp,
     pub clock: Arc<ManualClock>,
     pub addr: SocketAddr,
+    /// How a browser reaches the gateway: `http(s)://<public host>:<port>` (also `{gw}`).
+    pub base: String,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub client: Client<HttpConnector, Full<Bytes>>,
@@ -171,10 +174,20 @@ pub struct Builder {
     wait_ready: bool,
     edit: Vec<(String, String)>,
     published: Option<Vec<&'static str>>,
+    scheme: &'static str,
+    host: &'static str,
 }
 
 pub fn gateway() -> Builder {
-    Builder { config: CONFIG.to_owned(), idp_up: true, wait_ready: true, edit: Vec::new(), published: None }
+    Builder {
+        config: CONFIG.to_owned(),
+        idp_up: true,
+        wait_ready: true,
+        edit: Vec::new(),
+        published: None,
+        scheme: "http",
+        host: "127.0.0.1",
+    }
 }
 
 impl Builder {
@@ -196,14 +209,43 @@ impl Builder {
     }
 
     /// Terminates TLS with `certs/server.pem` (localhost, signed by `certs/ca.pem`).
-    pub fn tls(self) -> Self {
+    pub fn tls(mut self) -> Self {
         let certs = certs();
         let tls = format!(
             "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
             certs.join("server.pem").display(),
             certs.join("server.key").display()
         );
+        self.scheme = "https";
         self.replace("shutdown_grace_secs = 5", &tls)
+    }
+
+    /// Browsers reach the gateway by this name (`{gw}`, `Gateway::base`); it still listens on
+    /// 127.0.0.1. `localhost` puts the gateway on another site than the IdPs (127.0.0.1), as a
+    /// real deployment is: SameSite then matters.
+    pub fn public_host(mut self, host: &'static str) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// The SAML IdP `adfs` ready for browser sign-in: the gateway's ACS, the dev IdP's SSO URL.
+    pub fn saml_sign_in(self) -> Self {
+        self.replace(
+            "entity_id = \"https://gateway.contoso.test/saml\"",
+            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"{gw}/saml/acs\"",
+        )
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]",
+            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
+        )
+    }
+
+    /// The gateway as a confidential OIDC client of the issuer `dev` (the dev IdP's endpoints).
+    pub fn oidc_client(self) -> Self {
+        self.replace(
+            "leeway_secs = 60\n",
+            "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"dev-secret\"\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\n",
+        )
     }
 
     /// The IdP publishes only these keys at start.
@@ -248,8 +290,9 @@ impl Builder {
             assert!(text.contains(from.as_str()), "config has no {from:?}");
             text = text.replace(from.as_str(), to);
         }
+        let base = format!("{}://{}:{}", self.scheme, self.host, addr.port());
         let text = render_config(&text, &idp, &echo, dir.path())
-            .replace("{gw}", &format!("http://{addr}"))
+            .replace("{gw}", &base)
             .replace("{saml_sso}", &saml_idp.sso_url());
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -266,6 +309,7 @@ impl Builder {
             saml_idp,
             clock,
             addr,
+            base,
             admin: admin_addr,
             dir,
             client,

@@ -128,6 +128,12 @@ struct RawSaml {
     recipients: Vec<String>,
     #[serde(default = "default_max_assertion")]
     max_assertion_bytes: usize,
+    #[serde(default = "default_max_pending")]
+    max_pending_verifications: usize,
+}
+
+fn default_max_pending() -> usize {
+    crate::saml::DEFAULT_MAX_PENDING
 }
 
 fn default_max_assertion() -> usize {
@@ -159,6 +165,8 @@ struct RawSamlIdp {
     #[serde(default)]
     mfa_class_refs: Vec<String>,
     sso_url: Option<String>,
+    #[serde(default)]
+    accept_sso_responses_as_api: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -434,15 +442,23 @@ impl RawConfig {
                         None
                     }
                 };
+                if s.max_pending_verifications == 0 {
+                    p.add("saml.max_pending_verifications", "must be at least 1");
+                }
                 SamlSp {
                     entity_id: s.entity_id,
                     recipients,
                     max_assertion_bytes: s.max_assertion_bytes,
+                    max_pending_verifications: s.max_pending_verifications,
                     acs_url,
                     signing,
                 }
             }
-            None => SamlSp { max_assertion_bytes: default_max_assertion(), ..SamlSp::default() },
+            None => SamlSp {
+                max_assertion_bytes: default_max_assertion(),
+                max_pending_verifications: default_max_pending(),
+                ..SamlSp::default()
+            },
         };
         let raw_session = self.session.unwrap_or(RawSession {
             keys: Vec::new(),
@@ -514,6 +530,14 @@ impl RawConfig {
                 (Some(name), None, None) => {
                     p.add(format!("route[{i}].login"), format!("no saml_idp or issuer named {name:?}"))
                 }
+            }
+            // Sessions are bound to the IdP that signed the user in: a route that would not take
+            // the sessions of its own login would send users to sign in for ever.
+            if let Some(login) = &r.login
+                && !r.issuers.is_empty()
+                && !r.issuers.contains(login)
+            {
+                p.add(format!("route[{i}].issuers"), format!("must include the route's login {login:?}"));
             }
             if session.keys.is_empty() {
                 p.add("session.keys", "portal routes need at least one session key");
@@ -739,6 +763,10 @@ fn route(
     if raw.saml_bearer_grant && saml_names.is_empty() {
         p.add(at("saml_bearer_grant"), "needs a [[saml_idp]] to verify the assertions");
     }
+    if raw.saml_bearer_grant && !raw.issuers.is_empty() && !raw.issuers.iter().any(|n| saml_names.contains(n))
+    {
+        p.add(at("issuers"), "a saml_bearer_grant route needs a saml_idp among its issuers");
+    }
     if raw.saml_bearer_grant && raw.channel == Channel::Portal {
         p.add(at("saml_bearer_grant"), "is for token endpoints, not portal routes");
     }
@@ -840,6 +868,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
         mfa,
         leeway_secs: raw.leeway_secs,
         sso_url,
+        accept_sso_responses_as_api: raw.accept_sso_responses_as_api,
     }
 }
 

@@ -246,6 +246,7 @@ fn reason_codes_are_unique() {
         InvalidReason::NestedJwt,
         InvalidReason::TypNotAllowed,
         InvalidReason::DuplicateJsonKey,
+        InvalidReason::SsoResponse,
     ];
     let gaps = [
         MfaGap::AmrMissing,
