@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 exchange on a fresh connection, bytes as given: (status, body).
-async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+pub(crate) async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(head.as_bytes()).await.unwrap();
     let mut out = Vec::new();
@@ -19,7 +19,7 @@ async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
     (status, body)
 }
 
-fn get(path: &str, token: Option<&str>, extra: &str) -> String {
+pub(crate) fn get(path: &str, token: Option<&str>, extra: &str) -> String {
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n{auth}{extra}Connection: close\r\n\r\n")
 }

@@ -15,4 +15,5 @@ mod page;
 mod portal;
 mod proxy;
 mod report;
+mod review_findings;
 mod saml;
