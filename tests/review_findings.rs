@@ -97,3 +97,84 @@ async fn the_default_matching_agrees_with_case_insensitive_frameworks() {
     g.stop().await;
     assert!(leaked.is_empty(), "forwarded under the public route: {leaked:#?}");
 }
+
+/// Flask, Express, Go, Spring, Rails and ASP.NET Core all run the GET handler for HEAD: a route
+/// that lists GET must also decide HEAD, or HEAD falls through to a weaker route.
+#[tokio::test]
+async fn head_is_decided_by_the_route_that_decides_get() {
+    let mut g = gateway()
+        .append(SITE)
+        .append(
+            "\n[[route]]\nname = \"reports\"\npath_prefix = \"/reports/\"\nmethods = [\"GET\"]\nupstream = \"{echo}\"\n",
+        )
+        .start()
+        .await;
+    let hits = g.echo.hits();
+    let (get_status, _) = raw(g.addr, &get("/reports/q1", None, "")).await;
+    let (head_status, _) =
+        raw(g.addr, "HEAD /reports/q1 HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await;
+    let reached = g.echo.hits() - hits;
+    let log = g.stop().await;
+    assert_eq!(get_status, 401);
+    assert_eq!(
+        (head_status, reached, log[1]["route"].as_str()),
+        (401, 0, Some("reports")),
+        "HEAD reached the GET handler under {}",
+        log[1]["route"]
+    );
+}
+
+/// Routes that split one prefix by method (reads public, deletes need MFA).
+const BY_METHOD: &str = "\n[[route]]\nname = \"orders-delete\"\npath_prefix = \"/orders/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\n\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders/\"\nupstream = \"{echo}\"\nauth = \"none\"\n";
+
+/// Laravel and Symfony (`_method` on a POST, query or body), Express's `method-override('_method')`
+/// (query) and Rails' Rack::MethodOverride (body) turn a POST into the method it names, as the
+/// `X-HTTP-Method-Override` header the gateway already strips does.
+#[tokio::test]
+async fn a_method_override_in_the_query_does_not_change_the_route() {
+    let mut g = gateway().append(BY_METHOD).start().await;
+    let hits = g.echo.hits();
+    let (status, body) = raw(
+        g.addr,
+        "POST /orders/1?_method=DELETE HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let reached = g.echo.hits() - hits;
+    g.stop().await;
+    assert_eq!(reached, 0, "a DELETE in disguise reached the upstream: {status} {body}");
+}
+
+#[tokio::test]
+async fn a_method_override_in_a_form_body_does_not_change_the_route() {
+    let mut g = gateway().append(BY_METHOD).start().await;
+    let hits = g.echo.hits();
+    let form = "_method=DELETE";
+    let head = format!(
+        "POST /orders/1 HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    let (status, body) = raw(g.addr, &head).await;
+    let reached = g.echo.hits() - hits;
+    g.stop().await;
+    assert_eq!(reached, 0, "a DELETE in disguise reached the upstream: {status} {body}");
+}
+
+/// hyper-util's client sends CONNECT in authority form: the upstream receives
+/// `CONNECT 127.0.0.1:port`, not the path that was decided and recorded.
+#[tokio::test]
+async fn connect_never_reaches_an_upstream() {
+    let mut g = gateway().start().await;
+    let hits = g.echo.hits();
+    let (status, _) =
+        raw(g.addr, "CONNECT /public/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await;
+    let reached = g.echo.hits() - hits;
+    let log = g.stop().await;
+    assert_eq!(
+        (reached, log[0]["decision"].as_str()),
+        (0, Some("deny")),
+        "CONNECT answered {status}, recorded as {} {} {}",
+        log[0]["decision"],
+        log[0]["path"],
+        log[0]["status"]
+    );
+}
