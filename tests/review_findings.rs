@@ -4,6 +4,7 @@
 
 use crate::hostile::{get, raw};
 use crate::support::*;
+use serde_json::Value;
 
 /// A catch-all public route, as a site that puts its API behind the gateway often has.
 const SITE: &str =
@@ -177,4 +178,68 @@ async fn connect_never_reaches_an_upstream() {
         log[0]["path"],
         log[0]["status"]
     );
+}
+
+/// Client headers that frameworks and libraries read as the scheme, the host, the path or the
+/// client address, beside the ones the gateway already strips: Rack prefers `X-Forwarded-Ssl` and
+/// `X-Forwarded-Scheme` to `X-Forwarded-Proto`; npm's request-ip and django-ipware read
+/// `X-Client-IP`, `True-Client-IP`, `CF-Connecting-IP`, ... before `X-Forwarded-For`.
+const FORWARDING_FAMILY: &[&str] = &[
+    "X-Forwarded-Scheme: https",
+    "X-Forwarded-Ssl: on",
+    "Front-End-Https: on",
+    "X-Url-Scheme: https",
+    "X-Forwarded-Server: admin.contoso.test",
+    "X-Original-Host: admin.contoso.test",
+    "X-Host: admin.contoso.test",
+    "X-Forwarded-Uri: /admin/users",
+    "X-Original-Uri: /admin/users",
+    "X-Envoy-Original-Path: /admin/users",
+    "X-Http-Destinationurl: http://admin.contoso.test/admin/users",
+    "X-Client-IP: 10.0.0.1",
+    "True-Client-IP: 10.0.0.1",
+    "CF-Connecting-IP: 10.0.0.1",
+    "X-Cluster-Client-IP: 10.0.0.1",
+    "Fastly-Client-IP: 10.0.0.1",
+    "X-ProxyUser-Ip: 10.0.0.1",
+    "X-Forwarded: for=10.0.0.1",
+    "Forwarded-For: 10.0.0.1",
+    "X-Original-Forwarded-For: 10.0.0.1",
+];
+
+#[tokio::test]
+async fn forwarding_headers_of_every_family_are_the_gateways() {
+    let mut g = gateway().start().await;
+    let extra: String = FORWARDING_FAMILY.iter().map(|h| format!("{h}\r\n")).collect();
+    let (status, body) = raw(g.addr, &get("/public/x", None, &extra)).await;
+    g.stop().await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    let headers = seen["headers"].as_object().unwrap();
+    let passed: Vec<&str> = FORWARDING_FAMILY
+        .iter()
+        .filter_map(|h| h.split_once(':').map(|(n, _)| n))
+        .filter(|n| headers.contains_key(&n.to_ascii_lowercase()))
+        .collect();
+    assert!(passed.is_empty(), "reached the upstream as the client wrote them: {passed:?}");
+}
+
+/// lighttpd (mod_cgi, mod_fastcgi) turns every byte of a header name that is not a letter or a
+/// digit into `_`, so `X-Auth.Upn` becomes `HTTP_X_AUTH_UPN`, as the gateway's own `x-auth-upn`
+/// does; Apache 2.4 and nginx drop such names for that reason.
+#[tokio::test]
+async fn identity_headers_cannot_be_spelled_with_other_separators() {
+    let mut g = gateway().start().await;
+    let extra = "X-Auth.Upn: ceo@contoso.test\r\nX.Auth.Mfa: true\r\nX-Auth-Principal.: app_user\r\nX-Forwarded.For: 10.0.0.1\r\n";
+    let (status, body) = raw(g.addr, &get("/public/x", None, extra)).await;
+    g.stop().await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    let odd: Vec<&String> = seen["headers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .collect();
+    assert!(odd.is_empty(), "names a CGI gateway folds into the gateway's own: {odd:?}");
 }
