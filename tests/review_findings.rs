@@ -5,6 +5,8 @@
 use crate::hostile::{get, raw};
 use crate::support::*;
 use serde_json::Value;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A catch-all public route, as a site that puts its API behind the gateway often has.
 const SITE: &str =
@@ -242,4 +244,87 @@ async fn identity_headers_cannot_be_spelled_with_other_separators() {
         .filter(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .collect();
     assert!(odd.is_empty(), "names a CGI gateway folds into the gateway's own: {odd:?}");
+}
+
+/// An upstream that answers 101 without switching (an endpoint that lets the caller pick the
+/// status) keeps reading HTTP on the connection; it serves every request it then receives.
+async fn fake_switching_upstream() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = buf.drain(..end + 4).collect();
+                        let line =
+                            String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+                        let first = lines.lock().unwrap().is_empty();
+                        lines.lock().unwrap().push(line.clone());
+                        let answer = if first {
+                            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+                                .to_owned()
+                        } else {
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{line}", line.len())
+                        };
+                        if s.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// RFC 6455 §4.1: a client fails the connection unless the 101 carries the
+/// `Sec-WebSocket-Accept` derived from its key. The gateway is that client; without the check a
+/// 101 opens a raw tunnel past every route (the "WebSocket smuggling" class).
+#[tokio::test]
+async fn a_101_without_a_websocket_handshake_opens_no_tunnel() {
+    let (upstream, seen) = fake_switching_upstream().await;
+    let mut g = gateway()
+        .append(&format!(
+            "\n[[route]]\nname = \"ws\"\npath_prefix = \"/ws/\"\nupstream = \"http://{upstream}\"\nauth = \"none\"\n"
+        ))
+        .start()
+        .await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let handshake = "GET /ws/chat HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    s.write_all(handshake.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = async {
+        // Until the gateway closes, or the answer to what went through the tunnel arrives.
+        while !String::from_utf8_lossy(&got).contains("200 OK") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&chunk[..n]);
+                    if got.windows(4).any(|w| w == b"\r\n\r\n") && got.starts_with(b"HTTP/1.1 101") {
+                        let _ = s.write_all(b"GET /admin/users HTTP/1.1\r\nHost: upstream\r\n\r\n").await;
+                    }
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    drop(s);
+    let lines = seen.lock().unwrap().clone();
+    g.stop().await;
+    assert!(
+        !lines.iter().any(|l| l.contains("/admin/")),
+        "the upstream served a request the gateway never saw: {lines:?}\n{}",
+        String::from_utf8_lossy(&got)
+    );
 }
