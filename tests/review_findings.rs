@@ -328,3 +328,55 @@ async fn a_101_without_a_websocket_handshake_opens_no_tunnel() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// `Pending::finish` marks the record written before the queue accepts it: a client that leaves
+/// while the queue is full (the writer behind a slow disk) cancels the send, and the record of a
+/// request the upstream already served is gone. The writer is held back with a FIFO nobody reads.
+#[tokio::test]
+async fn a_served_request_whose_client_leaves_while_the_log_is_full_keeps_its_line() {
+    use std::io::Read;
+    let fifo_dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_dir.path().join("decisions.jsonl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            wait.recv().unwrap();
+            let mut text = String::new();
+            f.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let mut g = gateway()
+        .replace("path = \"{dir}/decisions.jsonl\"", &format!("path = \"{}\"\nqueue = 1", fifo.display()))
+        .start()
+        .await;
+    // Fill the pipe, the writer's batch and the queue: the first request left waiting for its
+    // answer is waiting for room in the queue.
+    let mut sent = 0;
+    let mut waiting = None;
+    while waiting.is_none() && sent < 5000 {
+        let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(get("/public/x", None, "").as_bytes()).await.unwrap();
+        sent += 1;
+        let mut out = Vec::new();
+        if tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.is_err() {
+            waiting = Some(s);
+        }
+    }
+    let mut s = waiting.expect("the log queue never filled");
+    let hits = g.echo.hits();
+    assert_eq!(hits, sent, "the waiting request was served by the upstream");
+    // The client leaves; the gateway closing its side says it dropped the request.
+    s.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    drop(s);
+    go.send(()).unwrap();
+    g.stop().await;
+    let text = reader.join().unwrap();
+    let lines = text.lines().count() as u64;
+    assert_eq!(lines, sent, "{sent} requests reached the upstream, {lines} records");
+}
