@@ -380,3 +380,16 @@ async fn a_served_request_whose_client_leaves_while_the_log_is_full_keeps_its_li
     let lines = text.lines().count() as u64;
     assert_eq!(lines, sent, "{sent} requests reached the upstream, {lines} records");
 }
+
+/// `host = "api.contoso.test:8443"` (or a URL) never equals a request's host, which routes compare
+/// without port: the route is silently dead and its requests fall to a weaker one.
+#[test]
+fn a_route_host_with_a_port_or_scheme_is_refused() {
+    for host in ["api.contoso.test:8443", "https://api.contoso.test"] {
+        let text = format!(
+            "[decision_log]\npath = \"d.jsonl\"\n[[route]]\nname = \"hosted\"\npath_prefix = \"/\"\nhost = \"{host}\"\nupstream = \"http://127.0.0.1:1\"\nauth = \"none\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert!(mfagate::Config::from_toml(&text, dir.path()).is_err(), "{host} accepted");
+    }
+}
