@@ -393,3 +393,22 @@ fn a_route_host_with_a_port_or_scheme_is_refused() {
         assert!(mfagate::Config::from_toml(&text, dir.path()).is_err(), "{host} accepted");
     }
 }
+
+/// A client behind the trusted proxy names `X-Forwarded-For` in `Connection`: the gateway drops
+/// the chain the proxy appended, so the upstream sees the proxy's own (internal) address as the
+/// client, while the record names the client (the hop-by-hop trick against IP allow-lists).
+#[tokio::test]
+async fn connection_cannot_remove_the_trusted_forwarded_chain() {
+    let mut g = gateway()
+        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\ntrust_forwarded_for = true")
+        .start()
+        .await;
+    let extra = "X-Forwarded-For: 203.0.113.9\r\nConnection: x-forwarded-for\r\n";
+    let (status, body) = raw(g.addr, &get("/public/x", None, extra)).await;
+    let log = g.stop().await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    let chain = seen["headers"]["x-forwarded-for"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(log[0]["source_ip"], "203.0.113.9");
+    assert!(chain.contains("203.0.113.9"), "the record names 203.0.113.9, the upstream sees {chain:?}");
+}
