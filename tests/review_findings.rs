@@ -412,3 +412,22 @@ async fn connection_cannot_remove_the_trusted_forwarded_chain() {
     assert_eq!(log[0]["source_ip"], "203.0.113.9");
     assert!(chain.contains("203.0.113.9"), "the record names 203.0.113.9, the upstream sees {chain:?}");
 }
+
+/// hyper answers an oversized head (431) and a malformed one (400) without calling the gateway:
+/// neither leaves a record, and `/metrics` does not count them (the issue asks for the record, or
+/// where hyper hides the request, a documented counter).
+#[tokio::test]
+async fn requests_hyper_refuses_itself_leave_a_record_or_a_count() {
+    let mut g = gateway().start().await;
+    let samples = |text: String| -> Vec<String> {
+        text.lines().filter(|l| !l.starts_with('#') && !l.contains("jwks")).map(str::to_owned).collect()
+    };
+    let before = samples(g.admin_get("/metrics").await.body);
+    let oversized = get("/public/x", None, &format!("X-Big: {}\r\n", "a".repeat(20_000)));
+    let (too_large, _) = raw(g.addr, &oversized).await;
+    let (malformed, _) = raw(g.addr, &get("/public/x", None, "X-Auth-Upn : ceo@contoso.test\r\n")).await;
+    let after = samples(g.admin_get("/metrics").await.body);
+    let log = g.stop().await;
+    assert_eq!((too_large, malformed), (431, 400));
+    assert!(log.len() == 2 || before != after, "no record and no count for a 431 and a 400: {log:?}");
+}
