@@ -19,7 +19,7 @@ pub async fn raw(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
     (status, body)
 }
 
-fn get(path: &str, token: Option<&str>, extra: &str) -> String {
+pub(crate) fn get(path: &str, token: Option<&str>, extra: &str) -> String {
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\n{auth}{extra}Connection: close\r\n\r\n")
 }

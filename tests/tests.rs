@@ -17,5 +17,6 @@ mod page;
 mod portal;
 mod proxy;
 mod report;
+mod review_findings;
 mod saml;
 mod saml_gate;

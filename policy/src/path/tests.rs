@@ -200,3 +200,57 @@ proptest! {
         let _ = canonicalize(&raw);
     }
 }
+
+/// Overlong UTF-8 is `.`, `/` or `\` to a decoder that does not check for it (Tomcat's
+/// CVE-2008-2938, IIS's CVE-2000-0884 "Unicode traversal"); Tomcat, Jetty and Node refuse it
+/// today, the gateway forwards it.
+#[test]
+fn overlong_utf8_separators_are_refused() {
+    for raw in [
+        "/public/%c0%ae%c0%ae/admin/users",
+        "/public/%e0%80%ae%e0%80%ae/admin/users",
+        "/public/%f0%80%80%ae%f0%80%80%ae/admin/users",
+        "/public/..%c0%afadmin/users",
+        "/public/..%e0%80%afadmin/users",
+        "/public/..%c1%9cadmin/users",
+    ] {
+        assert!(canonicalize(raw).is_err(), "{raw:?} -> {:?}", canonicalize(raw));
+    }
+}
+
+/// Windows' best-fit conversion to an ANSI code page turns fullwidth `．` `／` `＼` and the
+/// division slash `∕` into `.` `/` `\` (the "WorstFit" class, of which PHP-CGI's CVE-2024-4577
+/// is the soft hyphen): an upstream that takes the path through an ANSI API climbs out of the
+/// route the gateway decided.
+#[test]
+fn best_fit_separators_are_refused() {
+    for raw in [
+        "/public/%ef%bc%8e%ef%bc%8e/admin/users",
+        "/public/\u{ff0e}\u{ff0e}/admin/users",
+        "/public/..%ef%bc%8fadmin/users",
+        "/public/..%ef%bc%bcadmin/users",
+        "/public/..%e2%88%95admin/users",
+    ] {
+        assert!(canonicalize(raw).is_err(), "{raw:?} -> {:?}", canonicalize(raw));
+    }
+}
+
+/// A server that decodes twice (IIS with `allowDoubleEscaping`, an application that decodes the
+/// decoded path again; Spring Security's StrictHttpFirewall refuses every `%25` for this) reads
+/// `%2561` as `a`. Refusing `%25` only before a separator leaves letters, which change the route.
+#[test]
+fn double_decoding_cannot_change_the_route() {
+    let table: Vec<Prefix> =
+        ["/admin/", "/public/", "/"].iter().map(|p| Prefix::new(p, true).unwrap()).collect();
+    for raw in ["/%2561dmin/users", "/adm%2569n/users", "/%2561%2564%256d%2569%256e/users"] {
+        if let Ok(c) = canonicalize(raw) {
+            let twice = lenient_reading(&lenient_reading(c.as_str()));
+            assert_eq!(
+                route_of(&table, c.matching()),
+                route_of(&table, &twice),
+                "{raw:?}: decided on {:?}, read twice as {twice:?}",
+                c.as_str()
+            );
+        }
+    }
+}
