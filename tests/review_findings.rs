@@ -83,7 +83,8 @@ async fn windows_aliases_of_a_case_insensitive_route() {
 #[tokio::test]
 async fn what_frameworks_read_as_the_prefix_segment_is_decided_under_it() {
     let mut g = gateway().append(SITE).start().await;
-    let leaked = never_under_site(&g, &["/admin.json", "/admin.json/users", "/admin%20/users"]).await;
+    // Only a final segment takes a format: `/admin.json/users` is no route of Rails or Spring.
+    let leaked = never_under_site(&g, &["/admin.json", "/ADMIN.json", "/admin%20/users"]).await;
     g.stop().await;
     assert!(leaked.is_empty(), "forwarded under the public route: {leaked:#?}");
 }

@@ -76,6 +76,16 @@ enum Msg {
     Close,
 }
 
+/// Room for one record in the queue.
+pub struct Slot<'a>(mpsc::Permit<'a, Msg>);
+
+impl Slot<'_> {
+    /// Queues the record; never waits.
+    pub fn send(self, rec: DecisionRecord) {
+        self.0.send(Msg::Record(Box::new(rec)));
+    }
+}
+
 /// The sending side, cheap to clone.
 #[derive(Clone)]
 pub struct DecisionLog {
@@ -119,6 +129,12 @@ impl DecisionLog {
         if self.tx.send(Msg::Record(Box::new(rec))).await.is_err() {
             tracing::error!("Decision log is closed; a record was not written");
         }
+    }
+
+    /// Waits for room in the queue. The record is handed over only once there is room, so a
+    /// caller cancelled while waiting (its client left) still holds it, and its guard writes it.
+    pub async fn reserve(&self) -> Option<Slot<'_>> {
+        self.tx.reserve().await.ok().map(Slot)
     }
 
     /// Queues a record from a context that cannot wait (a dropped request).

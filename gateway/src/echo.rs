@@ -100,6 +100,11 @@ async fn respond(
         *rsp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         rsp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
         rsp.headers_mut().insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        if let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY)
+            && let Ok(accept) = http::HeaderValue::from_str(&crate::forward::websocket_accept(key.as_bytes()))
+        {
+            rsp.headers_mut().insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
         return Ok(rsp);
     }
     let (parts, body) = req.into_parts();

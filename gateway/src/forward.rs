@@ -32,26 +32,77 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Client headers that some server or framework reads as the request's path, method, client
-/// address, host or prefix (IIS URL Rewrite's `X-Original-URL`, Symfony's CVE-2018-14773, method
-/// overrides): only the gateway says these, and it says them with X-Forwarded-*.
-const CLIENT_FORBIDDEN: [HeaderName; 10] = [
-    HeaderName::from_static("x-original-url"),
-    HeaderName::from_static("x-rewrite-url"),
-    HeaderName::from_static("x-http-method-override"),
-    HeaderName::from_static("x-http-method"),
-    HeaderName::from_static("x-method-override"),
-    HeaderName::from_static("forwarded"),
-    HeaderName::from_static("x-real-ip"),
-    X_FORWARDED_HOST,
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
-];
+/// Client headers that some server, framework or library reads as the request's path, method,
+/// scheme, host, prefix or client address (IIS URL Rewrite's `X-Original-URL`, Symfony's
+/// CVE-2018-14773, method overrides, Rack's `X-Forwarded-Ssl`, request-ip's `True-Client-IP`):
+/// only the gateway says these, and it says them with X-Forwarded-For/-Proto/-Host.
+fn is_forbidden(name: &str) -> bool {
+    matches!(
+        name,
+        "x-original-url"
+            | "x-rewrite-url"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "forwarded"
+            | "forwarded-for"
+            | "x-forwarded"
+            | "x-real-ip"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-scheme"
+            | "x-forwarded-ssl"
+            | "x-forwarded-server"
+            | "x-forwarded-uri"
+            | "x-original-forwarded-for"
+            | "front-end-https"
+            | "x-url-scheme"
+            | "x-original-host"
+            | "x-host"
+            | "x-original-uri"
+            | "x-envoy-original-path"
+            | "x-http-destinationurl"
+            | "x-client-ip"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "x-cluster-client-ip"
+            | "fastly-client-ip"
+            | "x-proxyuser-ip"
+    )
+}
+
+/// The value of `name` if the headers carry it exactly once.
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &[u8]) -> String {
+    use base64::Engine;
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(key);
+    ctx.update(GUID);
+    base64::engine::general_purpose::STANDARD.encode(ctx.finish().as_ref())
+}
+
+/// Whether a 101 answers the WebSocket handshake of `key`: `Upgrade: websocket` and the
+/// `Sec-WebSocket-Accept` derived from the key.
+pub fn completes_websocket_handshake(headers: &HeaderMap, key: &HeaderValue) -> bool {
+    single(headers, &header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && single(headers, &header::SEC_WEBSOCKET_ACCEPT)
+            .is_some_and(|v| v.as_bytes() == websocket_accept(key.as_bytes()).as_bytes())
+}
 
 /// Whether the request asks for a WebSocket upgrade, the only upgrade passed on (no `h2c`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    let mut upgrade = headers.get_all(header::UPGRADE).iter();
-    matches!((upgrade.next(), upgrade.next()), (Some(v), None) if v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    single(headers, &header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+        && single(headers, &header::SEC_WEBSOCKET_KEY).is_some()
         && headers
             .get_all(header::CONNECTION)
             .iter()
@@ -85,17 +136,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether a header name has `_`, which CGI-style stacks read as `-`.
-pub fn has_underscore(name: &HeaderName) -> bool {
-    name.as_str().contains('_')
+/// Whether a header name has anything but letters, digits and `-`: CGI, WSGI, PHP and Rack read
+/// `_` as `-`, and lighttpd's CGI turns every such byte into `_`, so `x_auth_upn` and `x-auth.upn`
+/// would both be read as the gateway's `x-auth-upn`.
+pub fn has_odd_name(name: &HeaderName) -> bool {
+    !name.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Removes what only the gateway may say: every `x-auth-*` header, every name with `_` (any
-/// spelling of `x_auth_upn`), and [`CLIENT_FORBIDDEN`].
+/// Removes what only the gateway may say: every `x-auth-*` header, every name with anything but
+/// letters, digits and `-` (any spelling of `x_auth_upn`), and the forwarding family.
 pub fn strip_untrusted(headers: &mut HeaderMap) {
-    let untrusted = |k: &HeaderName| {
-        k.as_str().starts_with("x-auth-") || has_underscore(k) || CLIENT_FORBIDDEN.contains(k)
-    };
+    let untrusted =
+        |k: &HeaderName| k.as_str().starts_with("x-auth-") || has_odd_name(k) || is_forbidden(k.as_str());
     // The common case has none: one pass over the names, no allocation.
     if !headers.keys().any(untrusted) {
         return;
@@ -171,16 +223,28 @@ pub fn client_address(headers: &HeaderMap, peer: std::net::IpAddr, trust: bool) 
     peer.to_string()
 }
 
-/// Sets X-Forwarded-For/-Proto/-Host. The client's own X-Forwarded-For is kept only when the
-/// listener trusts it (behind a known proxy).
-pub fn set_forwarded(headers: &mut HeaderMap, client_ip: &str, proto: &str, host: Option<&str>, trust: bool) {
-    let prior: Vec<&str> = if trust {
-        headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect()
-    } else {
-        Vec::new()
+/// The client's X-Forwarded-For chain, every line, when the listener trusts it (behind a known
+/// proxy); read before hop-by-hop removal, so `Connection: x-forwarded-for` cannot drop it.
+pub fn forwarded_chain(headers: &HeaderMap, trust: bool) -> Option<String> {
+    if !trust {
+        return None;
+    }
+    let lines: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+/// Sets X-Forwarded-For (the trusted chain, if any, then the peer), -Proto and -Host.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    chain: Option<&str>,
+    client_ip: &str,
+    proto: &str,
+    host: Option<&str>,
+) {
+    let chain = match chain {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip.to_owned(),
     };
-    let chain =
-        if prior.is_empty() { client_ip.to_owned() } else { format!("{}, {client_ip}", prior.join(", ")) };
     if let Ok(v) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, v);
     }
@@ -239,6 +303,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
         h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert_eq!(h[header::CONNECTION], "upgrade");
         assert_eq!(h[header::UPGRADE], "websocket");
@@ -253,11 +318,18 @@ mod tests {
             h.insert(header::CONNECTION, "Upgrade, HTTP2-Settings".parse().unwrap());
             h.insert(header::UPGRADE, upgrade.parse().unwrap());
             h.insert("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA".parse().unwrap());
+            h.insert(header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap());
             assert_eq!(is_upgrade(&h), passed, "{upgrade}");
             strip_hop_by_hop(&mut h);
             assert_eq!(h.contains_key(header::UPGRADE), passed, "{upgrade}");
             assert!(!h.contains_key("http2-settings"));
         }
+    }
+
+    #[test]
+    fn websocket_accept_matches_rfc_6455() {
+        // RFC 6455 §1.3's example.
+        assert_eq!(websocket_accept(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
@@ -268,9 +340,11 @@ mod tests {
         let peer = std::net::IpAddr::from([10, 0, 0, 1]);
         assert_eq!(client_address(&h, peer, true), "3.3.3.3");
         assert_eq!(client_address(&h, peer, false), "10.0.0.1");
-        set_forwarded(&mut h, "10.0.0.1", "https", Some("a.test"), true);
+        let chain = forwarded_chain(&h, true);
+        assert_eq!(forwarded_chain(&h, false), None);
+        set_forwarded(&mut h, chain.as_deref(), "10.0.0.1", "https", Some("a.test"));
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1");
-        set_forwarded(&mut h, "10.0.0.1", "https", Some("a.test"), false);
+        set_forwarded(&mut h, None, "10.0.0.1", "https", Some("a.test"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1");
     }
 

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod live;
 pub mod log_files;
 pub mod markup;
+pub mod method_override;
 pub mod metrics;
 pub mod once;
 pub mod outbound;

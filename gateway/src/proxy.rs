@@ -68,8 +68,17 @@ struct Shape {
 }
 
 fn shape(state: &State, req: &Request<Incoming>) -> Result<Shape, BadRequest> {
-    if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+    let method = req.method();
+    // CONNECT would go upstream in authority form, not on the decided path; TRACE echoes the
+    // request (and its credentials) back.
+    if method.as_str().bytes().any(|b| b.is_ascii_lowercase())
+        || method == http::Method::CONNECT
+        || method == http::Method::TRACE
+    {
         return Err(BadRequest::MethodInvalid);
+    }
+    if req.uri().query().is_some_and(crate::method_override::in_query) {
+        return Err(BadRequest::MethodOverride);
     }
     let path = mfagate_policy::path::canonicalize(req.uri().path()).map_err(BadRequest::Path)?;
     let host = crate::routes::request_host(req.uri(), req.headers()).map_err(|e| match e {
@@ -77,7 +86,7 @@ fn shape(state: &State, req: &Request<Incoming>) -> Result<Shape, BadRequest> {
         HostError::Invalid => BadRequest::HostInvalid,
     })?;
     if state.config.listen.headers_with_underscores == UnderscoreHeaders::Refuse
-        && req.headers().keys().any(forward::has_underscore)
+        && req.headers().keys().any(forward::has_odd_name)
     {
         return Err(BadRequest::HeaderUnderscore);
     }
@@ -103,7 +112,9 @@ async fn route_and_decide(
     }
     let req = req.map(BodyExt::boxed);
     let routes = &state.config.routes;
-    let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), &path) else {
+    let Some(crate::routes::Found { index, shadowed }) =
+        state.routes.find(routes, host.as_deref(), req.method(), &path)
+    else {
         guard.rec.operation = format!("{} {}", guard.rec.method, guard.rec.path);
         return guard.refuse(Refusal::NoRoute).await;
     };
@@ -115,6 +126,14 @@ async fn route_and_decide(
     if path.has_parameters() && !route.allow_path_parameters {
         return guard.refuse(Refusal::BadRequest(BadRequest::Path(PathError::Parameters))).await;
     }
+    let req = if shadowed && req.method() == http::Method::POST {
+        match read_shadowed_post(state, route, req).await {
+            Ok(req) => req,
+            Err(refusal) => return guard.refuse(refusal).await,
+        }
+    } else {
+        req
+    };
     let (mut req, grant) = match &route.grant_audience {
         Some(audience) => match read_token_request(state, route, req).await {
             Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
@@ -194,7 +213,10 @@ async fn route_and_decide(
         return guard.refuse(refusal).await;
     }
 
-    let client_upgrade = forward::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let websocket_key = forward::is_upgrade(req.headers())
+        .then(|| req.headers().get(header::SEC_WEBSOCKET_KEY).cloned())
+        .flatten();
+    let client_upgrade = websocket_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let forwarding =
         Forwarding { route, peer, host: host.as_deref(), path: &path, decision: &decision, identity };
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
@@ -210,10 +232,17 @@ async fn route_and_decide(
         Ok(Ok(rsp)) => rsp,
     };
     if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut rsp);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        // A tunnel only for a real WebSocket handshake (RFC 6455 §4.1): a 101 that is not one
+        // would open a raw connection to the upstream past every route.
+        let (Some(client_upgrade), Some(key)) = (client_upgrade, websocket_key) else {
+            return guard.fail(Refusal::UpstreamFailed).await;
+        };
+        if !forward::completes_websocket_handshake(rsp.headers(), &key) {
+            tracing::warn!(route = %route.name, "Upstream answered 101 without a WebSocket handshake");
+            return guard.fail(Refusal::UpstreamFailed).await;
         }
+        let upstream_upgrade = hyper::upgrade::on(&mut rsp);
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
     } else {
         forward::strip_hop_by_hop(rsp.headers_mut());
     }
@@ -307,6 +336,28 @@ async fn read_token_request(
         Ok(Err(Rejected::Invalid)) => Err(Refusal::InvalidTokenRequest),
         Err(_) => Err(Refusal::BodyTimeout),
     }
+}
+
+/// The body of a POST a method-restricted route passed over, read (bounded in size and time) to
+/// refuse a `_method` override in it; the request goes on with the same bytes.
+async fn read_shadowed_post(
+    state: &State,
+    route: &RouteConfig,
+    req: Request<Body>,
+) -> Result<Request<Body>, Refusal<'static>> {
+    let (parts, body) = req.into_parts();
+    let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let bytes = match tokio::time::timeout(route.upstream_timeout, read).await {
+        Err(_) => return Err(Refusal::BodyTimeout),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(Refusal::BodyTooLarge),
+        Ok(Err(_)) => return Err(Refusal::BodyUnreadable),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    if crate::method_override::in_body(&bytes) {
+        return Err(Refusal::BadRequest(BadRequest::MethodOverride));
+    }
+    Ok(Request::from_parts(parts, crate::body::full(bytes)))
 }
 
 enum Scheme {
@@ -411,6 +462,7 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     // HTTP/2 from the client becomes HTTP/1.1 (or h2 by ALPN) to the upstream.
     parts.version = http::Version::HTTP_11;
     let h = &mut parts.headers;
+    let chain = forward::forwarded_chain(h, state.config.listen.trust_forwarded_for);
     forward::strip_hop_by_hop(h);
     forward::strip_untrusted(h);
     forward::strip_own_cookies(h);
@@ -420,8 +472,7 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     }
     forward::set_identity(h, f.decision, f.identity);
     let client_ip = f.peer.addr.ip().to_string();
-    let trust = state.config.listen.trust_forwarded_for;
-    forward::set_forwarded(h, &client_ip, f.peer.scheme, original_host.as_deref(), trust);
+    forward::set_forwarded(h, chain.as_deref(), &client_ip, f.peer.scheme, original_host.as_deref());
     Some(Request::from_parts(parts, body))
 }
 
@@ -475,8 +526,12 @@ impl<'a> Pending<'a> {
     }
 
     async fn finish(&mut self, status: u16) {
-        if let Some(rec) = self.take(status) {
-            self.state.log.record(rec).await;
+        // Cancelled while waiting for room (the client left): the record stays, for `drop`.
+        let slot = self.state.log.reserve().await;
+        match (self.take(status), slot) {
+            (Some(rec), Some(slot)) => slot.send(rec),
+            (Some(_), None) => tracing::error!("Decision log is closed; a record was not written"),
+            (None, _) => {}
         }
     }
 

@@ -133,8 +133,12 @@ pub enum BadRequest {
     HostInvalid,
     /// A header name with `_`, under `headers_with_underscores = "refuse"`.
     HeaderUnderscore,
-    /// A method with lower-case letters: upstreams may read `get` as `GET`, routes do not.
+    /// A method with lower-case letters (upstreams may read `get` as `GET`, routes do not), or
+    /// CONNECT or TRACE, which no route serves.
     MethodInvalid,
+    /// `_method` in the query, or in the body of a POST that a method-restricted route let pass:
+    /// the upstream would run another method than the one decided.
+    MethodOverride,
 }
 
 impl BadRequest {
@@ -146,6 +150,7 @@ impl BadRequest {
             BadRequest::HostInvalid => "host_invalid",
             BadRequest::HeaderUnderscore => "header_name_underscore",
             BadRequest::MethodInvalid => "method_invalid",
+            BadRequest::MethodOverride => "method_override",
         }
     }
 }

@@ -5,6 +5,16 @@ use crate::config::RouteConfig;
 use http::Method;
 use mfagate_policy::path::CanonicalPath;
 
+/// The route a request falls under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Its index in the configuration.
+    pub index: usize,
+    /// A route for the same path and host was passed over for its `methods`: the request must
+    /// not be able to become one of those methods upstream (a `_method` override).
+    pub shadowed: bool,
+}
+
 /// Routes in match order.
 pub struct RouteTable {
     order: Vec<usize>,
@@ -21,20 +31,30 @@ impl RouteTable {
         RouteTable { order }
     }
 
-    /// The index of the route for this request.
+    /// The route for this request.
     pub fn find(
         &self,
         routes: &[RouteConfig],
         host: Option<&str>,
         method: &Method,
         path: &CanonicalPath,
-    ) -> Option<usize> {
-        self.order.iter().copied().find(|&i| {
+    ) -> Option<Found> {
+        let mut shadowed = false;
+        for &i in &self.order {
             let r = &routes[i];
-            r.prefix.matches(path)
-                && r.host.as_deref().is_none_or(|h| host == Some(h))
-                && (r.methods.is_empty() || r.methods.contains(method))
-        })
+            if !(r.prefix.matches(path) && r.host.as_deref().is_none_or(|h| host == Some(h))) {
+                continue;
+            }
+            // Frameworks run the GET handler for HEAD: a route that decides GET decides HEAD.
+            if r.methods.is_empty()
+                || r.methods.contains(method)
+                || (method == Method::HEAD && r.methods.contains(&Method::GET))
+            {
+                return Some(Found { index: i, shadowed });
+            }
+            shadowed = true;
+        }
+        None
     }
 }
 
@@ -127,7 +147,7 @@ mod tests {
         let t = RouteTable::new(&cfg.routes);
         let name = |host: Option<&str>, m: Method, p: &str| {
             let path = mfagate_policy::path::canonicalize(p).unwrap();
-            t.find(&cfg.routes, host, &m, &path).map(|i| cfg.routes[i].name.as_str())
+            t.find(&cfg.routes, host, &m, &path).map(|f| cfg.routes[f.index].name.as_str())
         };
         assert_eq!(name(None, Method::GET, "/x"), Some("all"));
         assert_eq!(name(None, Method::GET, "/v1/a"), Some("v1"));

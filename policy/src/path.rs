@@ -7,8 +7,11 @@
 //! (§6.2.2.2), other escapes get upper-case hex (§6.2.2.1), dot-segments are removed (§5.2.4,
 //! after decoding, so `%2e%2e` is `..`), and repeated slashes are merged (as nginx's
 //! `merge_slashes` and Envoy's do). What servers read differently and cannot be rewritten safely is
-//! refused: an encoded `/` or `\`, a raw `\`, control bytes, broken escapes, double-encoded
-//! separators, and `;` parameters whose segment name is empty or a dot-segment (Tomcat's `..;`).
+//! refused: an encoded `/` or `\`, a raw `\`, control bytes, broken escapes, any `%25` (a second
+//! decoding would change the path), an encoded `?` or `#`, bytes that are not UTF-8 once decoded
+//! (overlong `%c0%ae`), look-alike separators that Windows' best-fit conversion turns into `.`,
+//! `/` or `\`, segments Windows reads as another name (trailing `.` or space, `::$DATA` streams),
+//! and `;` parameters whose segment name is empty or a dot-segment (Tomcat's `..;`).
 
 /// Why a path is refused (each is a 400 with the stable code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,9 +26,19 @@ pub enum PathError {
     ControlByte,
     /// `%` not followed by two hex digits.
     BadPercent,
-    /// `%25` encoding a `.`, `/`, `\`, `;`, `%` or a control byte: a second decoding turns it into
-    /// a separator.
+    /// `%25`: a server or framework that decodes twice reads another path (`%2561dmin`).
     DoubleEncoded,
+    /// `%3F` or `%23`: a re-proxy that decodes the path turns it into a query or fragment.
+    EncodedDelimiter,
+    /// Bytes that are not UTF-8 once decoded: legacy decoders read overlong forms (`%c0%ae`) as
+    /// `.` or `/`.
+    InvalidUtf8,
+    /// A character Windows' best-fit conversion maps to `.`, `/` or `\` (fullwidth `．`, `／`, `＼`,
+    /// `∕` ...).
+    LookalikeSeparator,
+    /// A segment Windows reads as another name: a trailing `.` or space (`/admin./`, `/admin%20/`),
+    /// or an NTFS stream (`admin::$INDEX_ALLOCATION`).
+    WindowsAlias,
     /// `;` (or `%3B`) in a segment whose name is empty or `.`/`..`: Tomcat and Jetty drop the
     /// parameter and then resolve the dot-segment.
     ParameterDotSegment,
@@ -43,6 +56,10 @@ impl PathError {
             PathError::ControlByte => "path_control_byte",
             PathError::BadPercent => "path_bad_escape",
             PathError::DoubleEncoded => "path_double_encoded",
+            PathError::EncodedDelimiter => "path_encoded_delimiter",
+            PathError::InvalidUtf8 => "path_invalid_utf8",
+            PathError::LookalikeSeparator => "path_lookalike_separator",
+            PathError::WindowsAlias => "path_windows_alias",
             PathError::ParameterDotSegment => "path_parameter_dot_segment",
             PathError::Parameters => "path_parameters",
         }
@@ -109,6 +126,9 @@ fn push_escaped(out: &mut String, b: u8) {
 /// Decodes what may be decoded and escapes what must be escaped; refuses the rest.
 fn normalize_bytes(raw: &[u8]) -> Result<String, PathError> {
     let mut out = String::with_capacity(raw.len());
+    // Every byte as a server that decodes everything would see it, kept only once the path has a
+    // non-ASCII byte (the rare case), to check it as UTF-8.
+    let mut decoded: Option<Vec<u8>> = None;
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -121,32 +141,93 @@ fn normalize_bytes(raw: &[u8]) -> Result<String, PathError> {
             let v = hi << 4 | lo;
             match v {
                 b'/' | b'\\' => return Err(PathError::EncodedSlash),
+                b'%' => return Err(PathError::DoubleEncoded),
+                b'?' | b'#' => return Err(PathError::EncodedDelimiter),
                 v if is_control(v) => return Err(PathError::ControlByte),
                 v if is_unreserved(v) => out.push(char::from(v)),
                 v => push_escaped(&mut out, v),
             }
+            note_byte(&mut decoded, raw, i, v);
             i += 3;
             continue;
         }
         match b {
             b'\\' => return Err(PathError::Backslash),
+            // Not in a path hyper hands over (they start the query and fragment); refused, not
+            // escaped, so that the canonical form stays canonical.
+            b'?' | b'#' => return Err(PathError::EncodedDelimiter),
             b if is_control(b) => return Err(PathError::ControlByte),
             b if is_path_char(b) => out.push(char::from(b)),
             b => push_escaped(&mut out, b),
         }
+        note_byte(&mut decoded, raw, i, b);
         i += 1;
+    }
+    if let Some(bytes) = decoded {
+        let text = std::str::from_utf8(&bytes).map_err(|_| PathError::InvalidUtf8)?;
+        if text.chars().any(is_lookalike_separator) {
+            return Err(PathError::LookalikeSeparator);
+        }
     }
     Ok(out)
 }
 
-/// `%25` followed by the hex of a separator, a `%` or a control byte, in normalized text.
-fn double_encoded(normalized: &str) -> bool {
-    let b = normalized.as_bytes();
-    b.windows(5).any(|w| {
-        w[..3] == *b"%25"
-            && matches!((hex(w[3]), hex(w[4])), (Some(hi), Some(lo))
-                if matches!(hi << 4 | lo, b'.' | b'/' | b'\\' | b';' | b'%') || is_control(hi << 4 | lo))
-    })
+/// Records a decoded byte once the path has a non-ASCII one (decoding what came before it).
+fn note_byte(decoded: &mut Option<Vec<u8>>, raw: &[u8], at: usize, byte: u8) {
+    match decoded {
+        Some(bytes) => bytes.push(byte),
+        None if byte >= 0x80 => {
+            let mut bytes = fully_decoded(&raw[..at]);
+            bytes.push(byte);
+            *decoded = Some(bytes);
+        }
+        None => {}
+    }
+}
+
+/// Every escape decoded (the bytes were already validated by [`normalize_bytes`]).
+fn fully_decoded(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match (raw[i], raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Characters that Windows' best-fit ANSI conversion (and some normalizers) turn into `.`, `/`
+/// or `\`.
+fn is_lookalike_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FF0E}'
+            | '\u{FF0F}'
+            | '\u{FF3C}'
+            | '\u{2215}'
+            | '\u{2216}'
+            | '\u{2044}'
+            | '\u{FE68}'
+            | '\u{FE52}'
+            | '\u{2024}'
+            | '\u{29F8}'
+            | '\u{29F9}'
+            | '\u{3002}'
+            | '\u{FF61}'
+    )
+}
+
+/// Whether Windows would read this segment as another name.
+fn is_windows_alias(segment: &str) -> bool {
+    segment.ends_with('.') || segment.ends_with("%20") || segment.contains(":$")
 }
 
 /// The segment's name, before its `;` parameters (raw `;` or `%3B`).
@@ -194,9 +275,6 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let normalized = normalize_bytes(raw.as_bytes())?;
-    if double_encoded(&normalized) {
-        return Err(PathError::DoubleEncoded);
-    }
     let path = resolve(&normalized);
     let has_parameters = path.contains(';') || find_ci(&path, "%3B").is_some();
     let without_parameters = if has_parameters {
@@ -213,11 +291,16 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
     } else {
         None
     };
+    if path.split('/').any(|segment| is_windows_alias(segment_name(segment))) {
+        return Err(PathError::WindowsAlias);
+    }
     Ok(CanonicalPath { path, without_parameters })
 }
 
 /// A route's path prefix, matched on segment boundaries: `/v1` and `/v1/` both match `/v1`,
-/// `/v1/` and `/v1/x`, never `/v1evil`.
+/// `/v1/` and `/v1/x`, never `/v1evil`. A final segment with an extension matches too
+/// (`/admin.json` is under `/admin`): Rails' `(.:format)` and Spring's old suffix matching route
+/// it to the same handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix {
     /// Canonical, without a trailing slash (except the root `/`).
@@ -278,7 +361,8 @@ impl Prefix {
         };
         let same =
             if self.case_sensitive { head == self.text } else { head.eq_ignore_ascii_case(&self.text) };
-        same && matches!(path.as_bytes().get(self.text.len()), None | Some(b'/'))
+        let rest = &path[self.text.len()..];
+        same && (rest.is_empty() || rest.starts_with('/') || (rest.starts_with('.') && !rest.contains('/')))
     }
 }
 

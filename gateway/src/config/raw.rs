@@ -303,7 +303,9 @@ impl OneOrMany {
 struct RawRoute {
     name: String,
     path_prefix: String,
-    #[serde(default = "default_true")]
+    // Case-insensitive by default: Express, ASP.NET Core, Koa and IIS match paths that way, and
+    // a gateway stricter than its upstream only costs a 404.
+    #[serde(default)]
     case_sensitive: bool,
     #[serde(default)]
     allow_path_parameters: bool,
@@ -730,6 +732,15 @@ fn route(
         }
     };
     let host = raw.host.as_deref().map(crate::routes::normalize_host);
+    // Routes compare host names only: a port, scheme or path would never match, and the route's
+    // requests would silently fall to another route.
+    if let Some(h) = &host
+        && (h.is_empty()
+            || !h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
+            || (h.contains(':') && h.parse::<std::net::Ipv6Addr>().is_err()))
+    {
+        p.add(at("host"), format!("a host name without scheme, port or path: {h:?}"));
+    }
     let upstream = parse_url(p, &at("upstream"), &raw.upstream);
     if upstream.query().is_some() {
         p.add(at("upstream"), "must not have a query string");
