@@ -7,6 +7,7 @@
 mod support;
 
 mod binary;
+mod connections;
 mod jwt_cases;
 mod keys;
 mod lifecycle;

@@ -65,7 +65,7 @@ pub async fn handle(
     rec.route = Some(route.name.clone());
     rec.operation = format!("{} {}", rec.method, route.path_prefix);
     let (mut req, grant) = match &route.grant_audience {
-        Some(audience) => match read_token_request(&state, route, req).await {
+        Some(audience) => match read_token_request(&state, req).await {
             Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
             Err(refusal) => return Ok(state.refuse_now(rec, refusal, None, start).await),
         },
@@ -127,6 +127,7 @@ pub async fn handle(
     // From here the request is forwarded. The guard writes the record even if the client leaves.
     let mut guard = Pending { state: &state, rec: Some(rec), labels, start };
     let client_upgrade = forward::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let hold = req.extensions_mut().remove::<crate::connection::Hold>();
     let Some(upstream_req) = upstream_request(&state, route, peer, host.as_deref(), &decision, identity, req)
     else {
         return Ok(guard.fail(Refusal::UpstreamFailed).await);
@@ -143,7 +144,7 @@ pub async fn handle(
     if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut rsp);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, state.clone(), hold));
         }
     } else {
         forward::strip_hop_by_hop(rsp.headers_mut());
@@ -210,17 +211,14 @@ async fn saml_assertion(
 /// makes one, or the refusal for a request the token endpoint could read differently.
 async fn read_token_request(
     state: &State,
-    route: &RouteConfig,
     req: Request<Body>,
 ) -> Result<(Request<Body>, Option<String>), Refusal<'static>> {
     use crate::grant::Rejected;
     let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
-    match tokio::time::timeout(route.upstream_timeout, crate::grant::read(req, limit)).await {
-        Ok(Ok(read)) => Ok(read),
-        Ok(Err(Rejected::TooLarge)) => Err(Refusal::BodyTooLarge),
-        Ok(Err(Rejected::Unreadable)) => Err(Refusal::BodyUnreadable),
-        Ok(Err(Rejected::Invalid)) => Err(Refusal::InvalidTokenRequest),
-        Err(_) => Err(Refusal::BodyTimeout),
+    match crate::grant::read(req, limit, state.config.listen.body_read_timeout).await {
+        Ok(read) => Ok(read),
+        Err(Rejected::Body(e)) => Err(e.refusal()),
+        Err(Rejected::Invalid) => Err(Refusal::InvalidTokenRequest),
     }
 }
 
@@ -340,13 +338,25 @@ fn upstream_request(
     Some(Request::from_parts(parts, body))
 }
 
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Joins the two sides of an upgrade until either closes or neither sends a byte for
+/// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    state: Arc<State>,
+    _hold: Option<crate::connection::Hold>,
+) {
+    use crate::connection::activity::{LastRead, Metered, until_idle};
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
         return;
     };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let last = LastRead::new();
+    let mut client = Metered::new(hyper_util::rt::TokioIo::new(client), last.clone());
+    let mut upstream = Metered::new(hyper_util::rt::TokioIo::new(upstream), last.clone());
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    if until_idle(copy, &last, state.config.listen.websocket_idle_timeout).await.is_none() {
+        state.connections.counters.closed(crate::connection::counters::Closed::WebsocketIdle);
+    }
 }
 
 /// A decision whose record is not written yet: written with the final status, or with 499 if

@@ -36,6 +36,9 @@ pub enum StartError {
     /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The open-files limit leaves no room for client connections.
+    #[error(transparent)]
+    Descriptors(#[from] crate::connection::limits::NoDescriptors),
 }
 
 /// Shared state of a running gateway.
@@ -62,6 +65,8 @@ pub struct State {
     pub clock: SharedClock,
     /// The report, live.
     pub live: Arc<crate::live::Live>,
+    /// Client connection caps and counters.
+    pub connections: crate::connection::Connections,
 }
 
 impl State {
@@ -86,6 +91,14 @@ impl State {
             clock.clone(),
         ));
         let sealer = crate::session::Sealer::new(&config.session.keys)?;
+        let max_connections = crate::connection::limits::fd_budget(config.listen.max_connections)?;
+        let connections = crate::connection::Connections {
+            limits: crate::connection::limits::Limits::new(
+                max_connections,
+                config.listen.max_connections_per_ip,
+            ),
+            counters: Default::default(),
+        };
         let state = State {
             sealer,
             saml,
@@ -97,6 +110,7 @@ impl State {
             cache_counters: CacheCounters::default(),
             live,
             clock,
+            connections,
             config,
         };
         Ok((Arc::new(state), writer))
