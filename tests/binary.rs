@@ -101,28 +101,7 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     let config = dir.path().join("mfagate.toml");
     let text = render_config(CONFIG, &idp, &echo, dir.path());
     std::fs::write(&config, text).unwrap();
-    let mut child = mfagate()
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
-        if let Some(rest) = line.split("Gateway listening").nth(1) {
-            let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-            break strip_ansi(addr);
-        }
-    };
+    let (mut child, addr) = run(&config);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let token = idp.mint(&TokenRequest::default()).unwrap();
@@ -156,6 +135,33 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     let tail: Vec<_> = first.iter().rev().take(2).map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(tail, ["mfa_missing", "mfa_satisfied"]);
     crate::hostile::check_traversal_records(traversals, &expected);
+}
+
+/// Starts `mfagate run --config <config>` and returns it with the address it listens on.
+pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = mfagate()
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
+        if let Some(rest) = line.split("Gateway listening").nth(1) {
+            let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
+            break strip_ansi(addr);
+        }
+    };
+    (child, addr)
 }
 
 fn strip_ansi(s: &str) -> String {

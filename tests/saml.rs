@@ -784,11 +784,14 @@ async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
     assert!(!text.contains(&refused_doc[..40]), "no assertion in the log");
 }
 
-/// A token request whose body never finishes is answered 408 within the route's time, and logged.
+/// A token request whose body never finishes is answered 408 within `body_read_timeout_secs`, and logged.
 #[tokio::test]
 async fn a_stalled_token_request_body_times_out() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut g = gateway().start().await;
+    let mut g = gateway()
+        .replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 5\nbody_read_timeout_secs = 1")
+        .start()
+        .await;
     let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
     s.write_all(b"POST /oauth2/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ngrant_type=").await.unwrap();
     let mut head = [0u8; 12];

@@ -94,6 +94,7 @@ fn render(state: &State) -> String {
         "Decision records written.",
         &[(String::new(), state.log.written.load(Relaxed))],
     );
+    state.connections.counters.render(&state.connections.limits, &mut out);
     let healthy = u64::from(state.log.is_healthy());
     out.push_str(&format!("# HELP mfagate_decision_log_healthy 1 when the last write succeeded.\n# TYPE mfagate_decision_log_healthy gauge\nmfagate_decision_log_healthy {healthy}\n"));
     out

@@ -15,3 +15,41 @@ pub fn full(data: impl Into<Bytes>) -> Body {
 pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
+
+/// Why a body the gateway reads itself was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// Over the limit.
+    TooLarge,
+    /// Aborted by the client, or bad framing.
+    Unreadable,
+    /// Not complete within the time allowed.
+    TimedOut,
+}
+
+impl ReadError {
+    /// The refusal that answers it.
+    pub fn refusal(self) -> crate::respond::Refusal<'static> {
+        use crate::respond::Refusal;
+        match self {
+            ReadError::TooLarge => Refusal::BodyTooLarge,
+            ReadError::Unreadable => Refusal::BodyUnreadable,
+            ReadError::TimedOut => Refusal::BodyTimeout,
+        }
+    }
+}
+
+/// Reads a whole body the gateway needs itself (an ACS post, a token request), at most `limit`
+/// bytes within `timeout`: a client that stalls mid-body holds its connection no longer than that.
+pub async fn read_bounded<B>(body: B, limit: usize, timeout: std::time::Duration) -> Result<Bytes, ReadError>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ReadError::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ReadError::TooLarge),
+        Ok(Err(_)) => Err(ReadError::Unreadable),
+    }
+}

@@ -152,7 +152,8 @@ pub struct Listen {
     pub addr: SocketAddr,
     /// Certificate chain and key (PEM) for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Time allowed to receive request headers.
+    /// Time allowed from accept (TLS handshake included) to a complete first request head, and
+    /// for each later request head once its first byte arrives.
     pub header_read_timeout: Duration,
     /// Largest request head accepted (HTTP/1 buffer, HTTP/2 header list).
     pub max_header_bytes: usize,
@@ -162,6 +163,20 @@ pub struct Listen {
     pub shutdown_grace: Duration,
     /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Client connections open at once (WebSocket tunnels included), before the open-files budget.
+    pub max_connections: usize,
+    /// Client connections open at once from one address (IPv6: one /64); `None`: no cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// A connection with no request in flight is closed after this long (HTTP/1 and HTTP/2).
+    pub idle_timeout: Duration,
+    /// HTTP/2 PING interval (`None`: no pings).
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// How long an HTTP/2 PING may go unanswered before the connection is closed.
+    pub http2_keep_alive_timeout: Duration,
+    /// A WebSocket tunnel with no bytes either way for this long is closed.
+    pub websocket_idle_timeout: Duration,
+    /// Time allowed to receive a body the gateway reads itself (SAML ACS posts, token requests).
+    pub body_read_timeout: Duration,
     /// What to do with request headers whose name contains `_`.
     pub headers_with_underscores: UnderscoreHeaders,
 }

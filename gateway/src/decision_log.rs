@@ -56,7 +56,8 @@ pub struct DecisionRecord {
     pub enforced: bool,
     /// Stable reason code.
     pub reason: &'static str,
-    /// Status sent to the client (499: the client went away first).
+    /// Status sent to the client (499: the client went away first; 408 `header_timeout`: closed,
+    /// nothing sent).
     pub status: u16,
     /// Time to the response head, microseconds.
     pub latency_us: u64,

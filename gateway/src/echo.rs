@@ -1,6 +1,7 @@
 //! An echo upstream for the demo and the tests: answers every request with JSON describing what
 //! it received (method, path, headers), counts requests, and echoes bytes on upgraded
-//! (WebSocket-style) connections.
+//! (WebSocket-style) connections. `/hang` never answers, `/wait` waits for `release`, `/large`
+//! answers 16 MiB.
 
 use crate::body::{Body, full};
 use http::{Request, Response, StatusCode, header};
@@ -82,6 +83,10 @@ async fn respond(
         && let Ok(permit) = gate.acquire().await
     {
         permit.forget();
+    }
+    if req.uri().path().ends_with("/large") {
+        // 16 MiB: more than loopback socket buffers hold, for clients that stop reading.
+        return Ok(Response::new(full(vec![b'x'; 16 << 20])));
     }
     if req.headers().contains_key(header::UPGRADE) {
         let upgrade = hyper::upgrade::on(&mut req);

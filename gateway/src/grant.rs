@@ -13,11 +13,9 @@
 //!
 //! Neither may carry grant parameters or `;` in the query, or a method-override header.
 
-use crate::body::{Body, full};
-use bytes::Bytes;
+use crate::body::{Body, ReadError, full};
 use http::{Method, Request, header};
 use http_body::Body as _;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// RFC 7522's grant type.
 pub const SAML2_BEARER: &str = "urn:ietf:params:oauth:grant-type:saml2-bearer";
@@ -34,10 +32,8 @@ const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", 
 /// Why a token request was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
-    /// The body exceeds the limit.
-    TooLarge,
-    /// The body could not be read (the client aborted, bad chunking).
-    Unreadable,
+    /// The body was too large, unreadable, or not received in time.
+    Body(ReadError),
     /// The request could be read differently by the token endpoint, or lacks a parameter.
     Invalid,
 }
@@ -81,7 +77,11 @@ fn check_query(query: &str) -> Result<(), Rejected> {
 /// Reads a token request. A POST must be a plain form: its body (at most `limit` bytes) is read,
 /// put back unchanged, and its SAML grant returned (the assertion, base64url) if it makes one.
 /// Other methods must have no body, and come back untouched.
-pub async fn read(req: Request<Body>, limit: usize) -> Result<(Request<Body>, Option<String>), Rejected> {
+pub async fn read(
+    req: Request<Body>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<(Request<Body>, Option<String>), Rejected> {
     check_query(req.uri().query().unwrap_or_default())?;
     if METHOD_OVERRIDES.iter().any(|h| req.headers().contains_key(*h)) {
         return Err(Rejected::Invalid);
@@ -98,11 +98,7 @@ pub async fn read(req: Request<Body>, limit: usize) -> Result<(Request<Body>, Op
         return Err(Rejected::Invalid);
     }
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(Rejected::TooLarge),
-        Err(_) => return Err(Rejected::Unreadable),
-    };
+    let bytes = crate::body::read_bounded(body, limit, timeout).await.map_err(Rejected::Body)?;
     let grant = grant_of(&bytes)?;
     Ok((Request::from_parts(parts, full(bytes)), grant))
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod body;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod decision_log;
 pub mod demo;
 pub mod devidp;

@@ -341,9 +341,12 @@ pub async fn acs(
     let login = login_state(state, req.headers());
     let carried = cookie(req.headers(), cookies(state).login()).is_some();
     let limit = state.config.saml.max_assertion_bytes * 2 + 4096;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return sign_in_failure(rec, "saml_response_too_large"),
+    let body = match crate::body::read_bounded(req.into_body(), limit, state.config.listen.body_read_timeout)
+        .await
+    {
+        Ok(body) => body,
+        Err(crate::body::ReadError::TooLarge) => return sign_in_failure(rec, "saml_response_too_large"),
+        Err(e) => return refused(rec, &e.refusal()),
     };
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -562,6 +565,15 @@ async fn exchange_code(state: &State, endpoint: &str, form: String) -> Option<St
 /// Only a path on this gateway: never an open redirect.
 fn safe_return(to: &str) -> &str {
     if to.starts_with('/') && !to.starts_with("//") && !to.contains('\\') { to } else { "/" }
+}
+
+/// A refusal from the one table (a stalled or broken body), recorded as such.
+fn refused(rec: &mut DecisionRecord, refusal: &crate::respond::Refusal<'_>) -> Response<Body> {
+    rec.decision = "deny";
+    rec.enforced = true;
+    rec.reason = refusal.code();
+    rec.status = crate::respond::status(refusal).as_u16();
+    crate::respond::refuse(refusal, &rec.request_id)
 }
 
 fn sign_in_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<Body> {

@@ -94,7 +94,7 @@ fn shape(state: &State, req: &Request<Incoming>) -> Result<Shape, BadRequest> {
 }
 
 async fn route_and_decide(
-    state: &State,
+    state: &Arc<State>,
     guard: &mut Pending<'_>,
     peer: Peer,
     req: Request<Incoming>,
@@ -135,7 +135,7 @@ async fn route_and_decide(
         req
     };
     let (mut req, grant) = match &route.grant_audience {
-        Some(audience) => match read_token_request(state, route, req).await {
+        Some(audience) => match read_token_request(state, req).await {
             Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
             Err(refusal) => return guard.refuse(refusal).await,
         },
@@ -217,6 +217,7 @@ async fn route_and_decide(
         .then(|| req.headers().get(header::SEC_WEBSOCKET_KEY).cloned())
         .flatten();
     let client_upgrade = websocket_key.is_some().then(|| hyper::upgrade::on(&mut req));
+    let hold = req.extensions_mut().remove::<crate::connection::Hold>();
     let forwarding =
         Forwarding { route, peer, host: host.as_deref(), path: &path, decision: &decision, identity };
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
@@ -242,7 +243,7 @@ async fn route_and_decide(
             return guard.fail(Refusal::UpstreamFailed).await;
         }
         let upstream_upgrade = hyper::upgrade::on(&mut rsp);
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, state.clone(), hold));
     } else {
         forward::strip_hop_by_hop(rsp.headers_mut());
     }
@@ -324,17 +325,14 @@ async fn saml_assertion(
 /// makes one, or the refusal for a request the token endpoint could read differently.
 async fn read_token_request(
     state: &State,
-    route: &RouteConfig,
     req: Request<Body>,
 ) -> Result<(Request<Body>, Option<String>), Refusal<'static>> {
     use crate::grant::Rejected;
     let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
-    match tokio::time::timeout(route.upstream_timeout, crate::grant::read(req, limit)).await {
-        Ok(Ok(read)) => Ok(read),
-        Ok(Err(Rejected::TooLarge)) => Err(Refusal::BodyTooLarge),
-        Ok(Err(Rejected::Unreadable)) => Err(Refusal::BodyUnreadable),
-        Ok(Err(Rejected::Invalid)) => Err(Refusal::InvalidTokenRequest),
-        Err(_) => Err(Refusal::BodyTimeout),
+    match crate::grant::read(req, limit, state.config.listen.body_read_timeout).await {
+        Ok(read) => Ok(read),
+        Err(Rejected::Body(e)) => Err(e.refusal()),
+        Err(Rejected::Invalid) => Err(Refusal::InvalidTokenRequest),
     }
 }
 
@@ -476,13 +474,25 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     Some(Request::from_parts(parts, body))
 }
 
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Joins the two sides of an upgrade until either closes or neither sends a byte for
+/// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    state: Arc<State>,
+    _hold: Option<crate::connection::Hold>,
+) {
+    use crate::connection::activity::{LastRead, Metered, until_idle};
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
         return;
     };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let last = LastRead::new();
+    let mut client = Metered::new(hyper_util::rt::TokioIo::new(client), last.clone());
+    let mut upstream = Metered::new(hyper_util::rt::TokioIo::new(upstream), last.clone());
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    if until_idle(copy, &last, state.config.listen.websocket_idle_timeout).await.is_none() {
+        state.connections.counters.closed(crate::connection::counters::Closed::WebsocketIdle);
+    }
 }
 
 /// A request whose record is not written yet: written with the final status, or with 499 if

@@ -56,8 +56,15 @@ pub enum Refusal<'a> {
     NoRoute,
     /// A request a server behind the gateway could read differently (400).
     BadRequest(BadRequest),
-    /// The request head exceeds a limit.
+    /// The request head exceeds a limit (answered by hyper on HTTP/1).
     HeaderTooLarge,
+    /// The request target exceeds hyper's limit (answered by hyper on HTTP/1).
+    UriTooLong,
+    /// A request line or header hyper cannot parse (answered by hyper on HTTP/1).
+    Unparsable,
+    /// A request head begun but not finished in time: the connection is closed, nothing is sent
+    /// (recorded as 408, nginx's convention).
+    HeaderTimeout,
     /// The upstream refused the connection or failed.
     UpstreamFailed,
     /// The upstream did not answer in time.
@@ -78,11 +85,11 @@ pub enum Refusal<'a> {
     },
     /// A token request the token endpoint could read differently (RFC 6749 `invalid_request`).
     InvalidTokenRequest,
-    /// A token request body over the limit.
+    /// A body the gateway reads itself (token request, ACS post) over the limit.
     BodyTooLarge,
-    /// A token request body not received in time.
+    /// A body the gateway reads itself not received in time (`body_read_timeout_secs`).
     BodyTimeout,
-    /// A token request body that could not be read (aborted, bad framing).
+    /// A body the gateway reads itself that could not be read (aborted, bad framing).
     BodyUnreadable,
     /// A browser session from an identity provider the portal route does not take: the user is
     /// sent to sign in at the route's own (302; the response is built by `portal`).
@@ -105,6 +112,9 @@ impl Refusal<'_> {
             Refusal::NoRoute => "no_route",
             Refusal::BadRequest(why) => why.code(),
             Refusal::HeaderTooLarge => "header_too_large",
+            Refusal::UriTooLong => "uri_too_long",
+            Refusal::Unparsable => "bad_request",
+            Refusal::HeaderTimeout => "header_timeout",
             Refusal::UpstreamFailed => "upstream_error",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::LogUnavailable => "decision_log_unavailable",
@@ -171,6 +181,9 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
         let status = match refusal {
             Refusal::NoRoute => S::NOT_FOUND,
             Refusal::HeaderTooLarge => S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Refusal::UriTooLong => S::URI_TOO_LONG,
+            Refusal::Unparsable => S::BAD_REQUEST,
+            Refusal::HeaderTimeout => S::REQUEST_TIMEOUT,
             Refusal::UpstreamFailed => S::BAD_GATEWAY,
             Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
             Refusal::LogUnavailable | Refusal::SamlBusy | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,

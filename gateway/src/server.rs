@@ -1,22 +1,23 @@
-//! Listeners: accept, optional rustls termination (HTTP/1.1 and HTTP/2 by ALPN), hyper-util's
-//! auto connection builder, and graceful shutdown that finishes in-flight requests and flushes
-//! the decision log.
+//! Listeners: accept under the connection caps, optional rustls termination (HTTP/1.1 and HTTP/2
+//! by ALPN), hyper-util's auto connection builder (each connection is served by `connection`),
+//! and graceful shutdown that finishes in-flight requests and flushes the decision log.
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::proxy::{Peer, handle};
+use crate::connection::Listener;
+use crate::connection::counters::Failure;
 use crate::state::{StartError, State};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -70,8 +71,11 @@ pub async fn serve_with(
     }
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Gateway listening");
 
-    let builder = Arc::new(connection_builder(&state));
-    let graceful = GracefulShutdown::new();
+    let http = Arc::new(Listener { builder: connection_builder(&state.config.listen), tls });
+    // Connections hold a receiver: a send asks them to close gracefully, and the sender's
+    // `closed` says when the last one has.
+    let (stop, _) = watch::channel(());
+    let connections = &state.connections;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -80,35 +84,38 @@ pub async fn serve_with(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
+                    connections.counters.failed(Failure::Accept);
                     tracing::warn!(error = %e, "Accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
-        let (state, builder, tls, watcher) =
-            (state.clone(), builder.clone(), tls.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let peer = Peer { addr, scheme };
-            let service = service_fn(move |req| handle(state.clone(), peer, req));
-            let result = match tls {
-                None => serve_one(&builder, stream, service, watcher).await,
-                Some(acceptor) => match handshake(&acceptor, stream).await {
-                    Some(tls) => serve_one(&builder, tls, service, watcher).await,
-                    None => return,
-                },
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Connection ended with an error");
+        connections.counters.accepted();
+        let permit = match connections.limits.admit(addr.ip()) {
+            Ok(permit) => permit,
+            Err(why) => {
+                // Closed at once, before any byte is read: a full cap costs nothing more.
+                connections.counters.refused(why);
+                tracing::debug!(client = %addr, cap = ?why, "Connection refused: cap reached");
+                continue;
             }
-        });
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(crate::connection::serve(
+            state.clone(),
+            http.clone(),
+            stream,
+            addr,
+            permit,
+            stop.subscribe(),
+        ));
     }
     drop(listener);
     let grace = state.config.listen.shutdown_grace;
-    tracing::info!(in_flight = graceful.count(), "Shutting down; finishing in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    tracing::info!(in_flight = stop.receiver_count(), "Shutting down; finishing in-flight requests");
+    let _ = stop.send(());
+    if tokio::time::timeout(grace, stop.closed()).await.is_err() {
         tracing::warn!(?grace, "Shutdown grace period over; closing remaining connections");
     }
     background.abort_all();
@@ -117,53 +124,19 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// Serves one connection (plain or TLS) under the graceful-shutdown watcher.
-async fn serve_one<I, S>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    service: S,
-    watcher: hyper_util::server::graceful::Watcher,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::body::Body>,
-            Error = std::convert::Infallible,
-        > + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned()).await
-}
-
-fn connection_builder(state: &State) -> auto::Builder<TokioExecutor> {
-    let listen = &state.config.listen;
+/// HTTP/1 and HTTP/2 settings. hyper's own HTTP/1 header timer is off: `connection::serve`
+/// keeps the header deadline from accept (which hyper's timer, started after protocol detection,
+/// cannot) and the idle timeout, for both protocols.
+fn connection_builder(listen: &crate::config::Listen) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(listen.header_read_timeout)
-        .max_buf_size(listen.max_header_bytes);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(listen.max_header_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(listen.http2_keep_alive_interval)
+        .keep_alive_timeout(listen.http2_keep_alive_timeout)
         .max_header_list_size(u32::try_from(listen.max_header_bytes).unwrap_or(u32::MAX));
     builder
-}
-
-async fn handshake(
-    acceptor: &TlsAcceptor,
-    stream: TcpStream,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => Some(tls),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => None,
-    }
 }
 
 /// A rustls acceptor for the listener, offering h2 and http/1.1.
@@ -186,12 +159,16 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> 
 async fn admin_loop(listener: TcpListener, state: Arc<State>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let state = state.clone();
         tokio::spawn(async move {
+            let header_read_timeout = state.config.listen.header_read_timeout;
             let service = service_fn(move |req| crate::admin::handle(state.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -35,6 +35,9 @@ pub enum StartError {
     /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The open-files limit leaves no room for client connections.
+    #[error(transparent)]
+    Descriptors(#[from] crate::connection::limits::NoDescriptors),
 }
 
 /// Shared state of a running gateway.
@@ -63,6 +66,8 @@ pub struct State {
     pub clock: SharedClock,
     /// The report, live.
     pub live: Arc<crate::live::Live>,
+    /// Client connection caps and counters.
+    pub connections: crate::connection::Connections,
 }
 
 impl State {
@@ -86,6 +91,14 @@ impl State {
             .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string)),
         );
         let sealer = crate::session::Sealer::new(&config.session.keys)?;
+        let max_connections = crate::connection::limits::fd_budget(config.listen.max_connections)?;
+        let connections = crate::connection::Connections {
+            limits: crate::connection::limits::Limits::new(
+                max_connections,
+                config.listen.max_connections_per_ip,
+            ),
+            counters: Default::default(),
+        };
         let state = State {
             sealer,
             used_states: crate::once::UsedOnce::new(clock.clone()),
@@ -98,6 +111,7 @@ impl State {
             cache_counters: CacheCounters::default(),
             live,
             clock,
+            connections,
             config,
         };
         Ok((Arc::new(state), writer))

@@ -188,6 +188,38 @@ struct RawListen {
     trust_forwarded_for: bool,
     #[serde(default)]
     headers_with_underscores: UnderscoreHeaders,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    max_connections_per_ip: Option<usize>,
+    #[serde(default = "default_idle")]
+    idle_timeout_secs: u64,
+    #[serde(default = "default_ping_interval")]
+    http2_keep_alive_interval_secs: u64,
+    #[serde(default = "default_ping_timeout")]
+    http2_keep_alive_timeout_secs: u64,
+    #[serde(default = "default_websocket_idle")]
+    websocket_idle_timeout_secs: u64,
+    #[serde(default = "default_body_timeout")]
+    body_read_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_idle() -> u64 {
+    75
+}
+fn default_ping_interval() -> u64 {
+    30
+}
+fn default_ping_timeout() -> u64 {
+    20
+}
+fn default_websocket_idle() -> u64 {
+    300
+}
+fn default_body_timeout() -> u64 {
+    30
 }
 
 impl Default for RawListen {
@@ -202,6 +234,13 @@ impl Default for RawListen {
             shutdown_grace_secs: default_grace(),
             trust_forwarded_for: false,
             headers_with_underscores: UnderscoreHeaders::default(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: None,
+            idle_timeout_secs: default_idle(),
+            http2_keep_alive_interval_secs: default_ping_interval(),
+            http2_keep_alive_timeout_secs: default_ping_timeout(),
+            websocket_idle_timeout_secs: default_websocket_idle(),
+            body_read_timeout_secs: default_body_timeout(),
         }
     }
 }
@@ -350,6 +389,13 @@ impl Problems {
     }
 }
 
+fn at_least_a_second(p: &mut Problems, path: &str, secs: u64) -> Duration {
+    if secs == 0 {
+        p.add(path, "must be at least 1");
+    }
+    Duration::from_secs(secs.max(1))
+}
+
 fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
     value.parse().unwrap_or_else(|_| {
         p.add(path, format!("not a socket address (host:port): {value:?}"));
@@ -400,7 +446,33 @@ impl RawConfig {
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
             trust_forwarded_for: l.trust_forwarded_for,
             headers_with_underscores: l.headers_with_underscores,
+            max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+            idle_timeout: at_least_a_second(&mut p, "listen.idle_timeout_secs", l.idle_timeout_secs),
+            http2_keep_alive_interval: (l.http2_keep_alive_interval_secs > 0)
+                .then(|| Duration::from_secs(l.http2_keep_alive_interval_secs)),
+            http2_keep_alive_timeout: at_least_a_second(
+                &mut p,
+                "listen.http2_keep_alive_timeout_secs",
+                l.http2_keep_alive_timeout_secs,
+            ),
+            websocket_idle_timeout: at_least_a_second(
+                &mut p,
+                "listen.websocket_idle_timeout_secs",
+                l.websocket_idle_timeout_secs,
+            ),
+            body_read_timeout: at_least_a_second(
+                &mut p,
+                "listen.body_read_timeout_secs",
+                l.body_read_timeout_secs,
+            ),
         };
+        if l.max_connections == 0 {
+            p.add("listen.max_connections", "must be at least 1");
+        }
+        if l.max_connections_per_ip == Some(0) {
+            p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
+        }
         let admin = self.admin.map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
         if self.decision_log.queue == 0 {
             p.add("decision_log.queue", "must be at least 1");
