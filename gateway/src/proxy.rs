@@ -127,7 +127,7 @@ async fn route_and_decide(
         return guard.refuse(Refusal::BadRequest(BadRequest::Path(PathError::Parameters))).await;
     }
     let req = if shadowed && req.method() == http::Method::POST {
-        match read_shadowed_post(state, route, req).await {
+        match read_shadowed_post(state, req).await {
             Ok(req) => req,
             Err(refusal) => return guard.refuse(refusal).await,
         }
@@ -340,18 +340,13 @@ async fn read_token_request(
 /// refuse a `_method` override in it; the request goes on with the same bytes.
 async fn read_shadowed_post(
     state: &State,
-    route: &RouteConfig,
     req: Request<Body>,
 ) -> Result<Request<Body>, Refusal<'static>> {
     let (parts, body) = req.into_parts();
     let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
-    let read = http_body_util::Limited::new(body, limit).collect();
-    let bytes = match tokio::time::timeout(route.upstream_timeout, read).await {
-        Err(_) => return Err(Refusal::BodyTimeout),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(Refusal::BodyTooLarge),
-        Ok(Err(_)) => return Err(Refusal::BodyUnreadable),
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+    let bytes = crate::body::read_bounded(body, limit, state.config.listen.body_read_timeout)
+        .await
+        .map_err(crate::body::ReadError::refusal)?;
     if crate::method_override::in_body(&bytes) {
         return Err(Refusal::BadRequest(BadRequest::MethodOverride));
     }
