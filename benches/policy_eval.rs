@@ -1,4 +1,4 @@
-//! Policy evaluation cost: `cargo bench -p mfagate-policy --bench policy_eval`.
+//! Policy evaluation and path canonicalization cost: `cargo bench -p mfagate-policy --bench policy_eval`.
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfagate_policy::{Amr, Credential, MfaSettings, RouteRule, TokenFacts, TokenVersion, UnixTime, evaluate};
 use std::hint::black_box;
@@ -31,5 +31,18 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn paths(c: &mut Criterion) {
+    use mfagate_policy::path::{Prefix, canonicalize};
+    let prefix = Prefix::new("/v1/customers", false).expect("canonical");
+    for (name, raw) in [
+        ("plain", "/v1/customers/7f1d2c3e-0000-4000-8000-000000000001/orders"),
+        ("dots_and_escapes", "/v1/./customers//%7e7f1d/../7f1d2c3e/orders"),
+    ] {
+        c.bench_function(&format!("path_canonicalize/{name}"), |b| {
+            b.iter(|| canonicalize(black_box(raw)).map(|p| prefix.matches(&p)))
+        });
+    }
+}
+
+criterion_group!(benches, bench, paths);
 criterion_main!(benches);

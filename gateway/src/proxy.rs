@@ -338,10 +338,7 @@ async fn read_token_request(
 
 /// The body of a POST a method-restricted route passed over, read (bounded in size and time) to
 /// refuse a `_method` override in it; the request goes on with the same bytes.
-async fn read_shadowed_post(
-    state: &State,
-    req: Request<Body>,
-) -> Result<Request<Body>, Refusal<'static>> {
+async fn read_shadowed_post(state: &State, req: Request<Body>) -> Result<Request<Body>, Refusal<'static>> {
     let (parts, body) = req.into_parts();
     let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
     let bytes = crate::body::read_bounded(body, limit, state.config.listen.body_read_timeout)

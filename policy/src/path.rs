@@ -269,8 +269,25 @@ fn resolve(normalized: &str) -> String {
     out
 }
 
+/// Whether a path is canonical as it is, found in one pass: the common case on the request
+/// path, which then costs no rewriting.
+fn already_canonical(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.first() == Some(&b'/')
+        && b.iter().all(|&c| c != b';' && is_path_char(c))
+        && !b.windows(2).any(|w| matches!(w, b"//" | b"/." | b"./" | b":$"))
+        && b.last() != Some(&b'.')
+}
+
 /// The canonical form of a request path (without its query), or why it is refused.
 pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
+    if already_canonical(raw) {
+        return Ok(CanonicalPath { path: raw.to_owned(), without_parameters: None });
+    }
+    slow_canonicalize(raw)
+}
+
+fn slow_canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }

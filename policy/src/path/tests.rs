@@ -204,6 +204,14 @@ proptest! {
         }
     }
 
+    /// The one-pass shortcut says "canonical" only where the full rewrite changes nothing.
+    #[test]
+    fn the_shortcut_agrees_with_the_rewrite(raw in raw_path()) {
+        if already_canonical(&raw) {
+            prop_assert_eq!(slow_canonicalize(&raw).map(|c| c.path), Ok(raw));
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(raw in "/\\PC{0,40}") {
         let _ = canonicalize(&raw);
