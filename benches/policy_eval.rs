@@ -1,4 +1,5 @@
 //! Policy evaluation and path canonicalization cost: `cargo bench -p mfagate-policy --bench policy_eval`.
+#![allow(clippy::expect_used)]
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfagate_policy::{Amr, Credential, MfaSettings, RouteRule, TokenFacts, TokenVersion, UnixTime, evaluate};
 use std::hint::black_box;
