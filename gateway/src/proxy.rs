@@ -112,9 +112,7 @@ async fn route_and_decide(
     }
     let req = req.map(BodyExt::boxed);
     let routes = &state.config.routes;
-    let Some(crate::routes::Found { index, shadowed }) =
-        state.routes.find(routes, host.as_deref(), req.method(), &path)
-    else {
+    let Some(index) = state.routes.find(routes, host.as_deref(), req.method(), &path) else {
         guard.rec.operation = format!("{} {}", guard.rec.method, guard.rec.path);
         return guard.refuse(Refusal::NoRoute).await;
     };
@@ -126,14 +124,6 @@ async fn route_and_decide(
     if path.has_parameters() && !route.allow_path_parameters {
         return guard.refuse(Refusal::BadRequest(BadRequest::Path(PathError::Parameters))).await;
     }
-    let req = if shadowed && req.method() == http::Method::POST {
-        match read_shadowed_post(state, req).await {
-            Ok(req) => req,
-            Err(refusal) => return guard.refuse(refusal).await,
-        }
-    } else {
-        req
-    };
     let (mut req, grant) = match &route.grant_audience {
         Some(audience) => match read_token_request(state, req).await {
             Ok((req, assertion)) => (req, assertion.map(|a| (a, audience.clone()))),
@@ -147,7 +137,7 @@ async fn route_and_decide(
     let presented;
     // What stands in for the policy's `no_token` when nothing usable was presented.
     let mut none_because = None;
-    let Decided { decision, identity, claims_capable } = if route.channel == Channel::Portal {
+    let Decided { decision, identity, claims_capable, credential } = if route.channel == Channel::Portal {
         guard.rec.channel = "portal";
         let session = match crate::portal::session(state, route, req.headers()) {
             crate::portal::RouteSession::Accepted(s) => Some(s),
@@ -163,7 +153,7 @@ async fn route_and_decide(
             .map_or(Credential::None, |s| Credential::Session { mfa: s.mfa, expires: UnixTime(s.exp) });
         let decision = evaluate(&route.rule, credential, state.clock.unix());
         let identity = session_identity.as_ref().filter(|_| decision.principal != Principal::Anonymous);
-        Decided { decision, identity, claims_capable: false }
+        Decided { decision, identity, claims_capable: false, credential }
     } else {
         presented = match grant {
             Some((assertion, audience)) => {
@@ -182,6 +172,15 @@ async fn route_and_decide(
             if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule };
         decide(state, &rule, &presented)
     };
+    let (index, decision) = if req.method() == http::Method::POST && !from_grant {
+        strictest_target(state, host.as_deref(), &path, index, decision, credential)
+    } else {
+        (index, decision)
+    };
+    let route = &routes[index];
+    guard.rec.route = Some(route.name.clone());
+    guard.rec.operation = format!("{} {}", guard.rec.method, route.path_prefix);
+    guard.labels.route = Some(index);
     fill(&mut guard.rec, &decision, identity);
     // Where it stands for the policy's `no_token`, also when the route forwards (report-only).
     let none_because = none_because.filter(|_| decision.reason == Reason::NoToken);
@@ -336,18 +335,32 @@ async fn read_token_request(
     }
 }
 
-/// The body of a POST a method-restricted route passed over, read (bounded in size and time) to
-/// refuse a `_method` override in it; the request goes on with the same bytes.
-async fn read_shadowed_post(state: &State, req: Request<Body>) -> Result<Request<Body>, Refusal<'static>> {
-    let (parts, body) = req.into_parts();
-    let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
-    let bytes = crate::body::read_bounded(body, limit, state.config.listen.body_read_timeout)
-        .await
-        .map_err(crate::body::ReadError::refusal)?;
-    if crate::method_override::in_body(&bytes) {
-        return Err(Refusal::BadRequest(BadRequest::MethodOverride));
+/// A POST must pass the rule of every route it could become upstream (a `_method` override):
+/// the first of those that refuses decides, under its own name. Only routes of the same channel
+/// count: a portal route and an API route are not one handler.
+fn strictest_target(
+    state: &State,
+    host: Option<&str>,
+    path: &CanonicalPath,
+    chosen: usize,
+    decision: Decision,
+    credential: Credential<'_>,
+) -> (usize, Decision) {
+    let routes = &state.config.routes;
+    if !decision.forwards() {
+        return (chosen, decision);
     }
-    Ok(Request::from_parts(parts, crate::body::full(bytes)))
+    for target in state.routes.override_targets(routes, host, path, chosen) {
+        let route = &routes[target];
+        if route.channel != routes[chosen].channel {
+            continue;
+        }
+        let theirs = evaluate(&route.rule, credential, state.clock.unix());
+        if !theirs.forwards() {
+            return (target, theirs);
+        }
+    }
+    (chosen, decision)
 }
 
 enum Scheme {
@@ -371,14 +384,15 @@ fn scheme(value: &[u8]) -> Option<(Scheme, &str)> {
     }
 }
 
-/// The decision, and who it names.
+/// The decision, who it names, and the credential it was made on.
 struct Decided<'a> {
     decision: Decision,
     identity: Option<&'a Identity>,
     claims_capable: bool,
+    credential: Credential<'a>,
 }
 
-fn decide<'a>(state: &State, rule: &RouteRule, presented: &'a Presented) -> Decided<'a> {
+fn decide<'a>(state: &'a State, rule: &RouteRule, presented: &'a Presented) -> Decided<'a> {
     let now = state.clock.unix();
     let (credential, identity, claims_capable) = match presented {
         Presented::Nothing | Presented::SamlNotAccepted | Presented::SamlBusy => {
@@ -408,7 +422,7 @@ fn decide<'a>(state: &State, rule: &RouteRule, presented: &'a Presented) -> Deci
     let decision = evaluate(rule, credential, now);
     // An expired or unclassifiable credential names nobody.
     let identity = identity.filter(|_| decision.principal != Principal::Anonymous);
-    Decided { decision, identity, claims_capable }
+    Decided { decision, identity, claims_capable, credential }
 }
 
 fn fill(rec: &mut DecisionRecord, decision: &Decision, identity: Option<&Identity>) {

@@ -146,8 +146,7 @@ pub enum BadRequest {
     /// A method with lower-case letters (upstreams may read `get` as `GET`, routes do not), or
     /// CONNECT or TRACE, which no route serves.
     MethodInvalid,
-    /// `_method` in the query, or in the body of a POST that a method-restricted route let pass:
-    /// the upstream would run another method than the one decided.
+    /// `_method` in the query: the upstream would run another method than the one decided.
     MethodOverride,
 }
 

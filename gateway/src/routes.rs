@@ -5,16 +5,6 @@ use crate::config::RouteConfig;
 use http::Method;
 use mfagate_policy::path::CanonicalPath;
 
-/// The route a request falls under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Found {
-    /// Its index in the configuration.
-    pub index: usize,
-    /// A route for the same path and host was passed over for its `methods`: the request must
-    /// not be able to become one of those methods upstream (a `_method` override).
-    pub shadowed: bool,
-}
-
 /// Routes in match order.
 pub struct RouteTable {
     order: Vec<usize>,
@@ -31,31 +21,64 @@ impl RouteTable {
         RouteTable { order }
     }
 
-    /// The route for this request.
+    /// The index of the route for this request.
     pub fn find(
         &self,
         routes: &[RouteConfig],
         host: Option<&str>,
         method: &Method,
         path: &CanonicalPath,
-    ) -> Option<Found> {
-        let mut shadowed = false;
-        for &i in &self.order {
-            let r = &routes[i];
-            if !(r.prefix.matches(path) && r.host.as_deref().is_none_or(|h| host == Some(h))) {
-                continue;
-            }
-            // Frameworks run the GET handler for HEAD: a route that decides GET decides HEAD.
-            if r.methods.is_empty()
-                || r.methods.contains(method)
-                || (method == Method::HEAD && r.methods.contains(&Method::GET))
-            {
-                return Some(Found { index: i, shadowed });
-            }
-            shadowed = true;
-        }
-        None
+    ) -> Option<usize> {
+        self.for_path(routes, host, path).find(|&i| takes(&routes[i], method))
     }
+
+    /// The routes a POST on this path could become upstream, besides `chosen`: frameworks turn a
+    /// POST into the method `_method` names, in the body, the query or a header (Rails, Laravel,
+    /// Symfony, Express), so it must pass the rule of every route another method would get here.
+    pub fn override_targets(
+        &self,
+        routes: &[RouteConfig],
+        host: Option<&str>,
+        path: &CanonicalPath,
+        chosen: usize,
+    ) -> Vec<usize> {
+        let here: Vec<usize> = self.for_path(routes, host, path).collect();
+        if here.len() < 2 {
+            return Vec::new();
+        }
+        let mut targets = Vec::new();
+        let mut add = |i: Option<usize>| {
+            if let Some(i) = i.filter(|&i| i != chosen && !targets.contains(&i)) {
+                targets.push(i);
+            }
+        };
+        for method in here.iter().flat_map(|&i| routes[i].methods.iter()) {
+            add(here.iter().copied().find(|&i| takes(&routes[i], method)));
+        }
+        // A method no route here lists goes to the first route without `methods`.
+        add(here.iter().copied().find(|&i| routes[i].methods.is_empty()));
+        targets
+    }
+
+    fn for_path<'a>(
+        &'a self,
+        routes: &'a [RouteConfig],
+        host: Option<&'a str>,
+        path: &'a CanonicalPath,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.order.iter().copied().filter(move |&i| {
+            let r = &routes[i];
+            r.prefix.matches(path) && r.host.as_deref().is_none_or(|h| host == Some(h))
+        })
+    }
+}
+
+/// Whether a route takes this method. Frameworks run the GET handler for HEAD: a route that
+/// decides GET decides HEAD.
+fn takes(route: &RouteConfig, method: &Method) -> bool {
+    route.methods.is_empty()
+        || route.methods.contains(method)
+        || (method == Method::HEAD && route.methods.contains(&Method::GET))
 }
 
 /// A request whose host cannot be told for certain.
@@ -147,7 +170,7 @@ mod tests {
         let t = RouteTable::new(&cfg.routes);
         let name = |host: Option<&str>, m: Method, p: &str| {
             let path = mfagate_policy::path::canonicalize(p).unwrap();
-            t.find(&cfg.routes, host, &m, &path).map(|f| cfg.routes[f.index].name.as_str())
+            t.find(&cfg.routes, host, &m, &path).map(|i| cfg.routes[i].name.as_str())
         };
         assert_eq!(name(None, Method::GET, "/x"), Some("all"));
         assert_eq!(name(None, Method::GET, "/v1/a"), Some("v1"));
@@ -157,6 +180,19 @@ mod tests {
         assert_eq!(name(None, Method::GET, "/v1"), Some("v1"));
         assert_eq!(name(None, Method::GET, "/v1evil"), Some("all"));
         assert_eq!(name(None, Method::POST, "/v1/ordersx"), Some("v1"));
+        assert_eq!(name(None, Method::HEAD, "/v1/orders/1"), Some("v1"));
+        // A POST on /v1/orders/1 could become any method: GET and the rest get "v1".
+        let path = mfagate_policy::path::canonicalize("/v1/orders/1").unwrap();
+        let post = t.find(&cfg.routes, None, &Method::POST, &path).unwrap();
+        let names: Vec<&str> = t
+            .override_targets(&cfg.routes, None, &path, post)
+            .iter()
+            .map(|&i| cfg.routes[i].name.as_str())
+            .collect();
+        assert_eq!(names, ["v1"]);
+        let path = mfagate_policy::path::canonicalize("/v1/x").unwrap();
+        let get = t.find(&cfg.routes, None, &Method::POST, &path).unwrap();
+        assert!(t.override_targets(&cfg.routes, None, &path, get).is_empty(), "one route for any method");
     }
 
     #[test]
