@@ -1,0 +1,88 @@
+//! The second adversarial review (token intake, browser sessions, connections, the `_method`
+//! body read): each test is a way around the gate, written as the behaviour the gate must have,
+//! so it fails until the gate is fixed.
+
+use crate::hostile::raw;
+use crate::support::*;
+
+/// Routes that split one prefix by method (reads public, deletes need MFA), as in the first
+/// review's `_method` tests.
+const BY_METHOD: &str = "\n[[route]]\nname = \"orders-delete\"\npath_prefix = \"/orders/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\n\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders/\"\nupstream = \"{echo}\"\nauth = \"none\"\n";
+
+/// A POST to `/orders/1` with this body: what reached the upstream, and the answer.
+async fn post_orders(g: &Gateway, content_type: &str, extra: &str, body: &[u8]) -> (u64, u16) {
+    let hits = g.echo.hits();
+    let head = format!(
+        "POST /orders/1 HTTP/1.1\r\nHost: gw.test\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let status = String::from_utf8_lossy(&out).get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (g.echo.hits() - hits, status)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// The shadowed-POST body check is a byte search for `_method`, `%5fmethod` and `\u005fmethod`.
+/// Every body below names `_method` to a framework the README lists: Rack, PHP (Laravel,
+/// Symfony) and Express's body-parser percent-decode every byte of a form name (`_%6Dethod`);
+/// PHP turns `.` and ` ` in a name into `_` (`.method` is `$_POST['_method']`); JSON escapes any
+/// letter (Laravel reads JSON input); Express's body-parser inflates `Content-Encoding: gzip`
+/// bodies by default before `method-override` reads `req.body._method`.
+#[tokio::test]
+async fn method_overrides_the_body_search_does_not_spell_are_refused() {
+    let mut g = gateway().append(BY_METHOD).start().await;
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let gz = gzip(b"_method=DELETE");
+    let cases: Vec<(&str, &str, &str, Vec<u8>)> = vec![
+        ("percent-encoded letter", FORM, "", b"_%6Dethod=DELETE".to_vec()),
+        ("every byte percent-encoded", FORM, "", b"%5F%6D%65%74%68%6F%64=DELETE".to_vec()),
+        ("PHP: dot becomes underscore", FORM, "", b".method=DELETE".to_vec()),
+        ("PHP: encoded dot", FORM, "", b"%2Emethod=DELETE".to_vec()),
+        ("JSON: another letter escaped", "application/json", "", br#"{"_\u006dethod":"DELETE"}"#.to_vec()),
+        ("gzip Content-Encoding", FORM, "Content-Encoding: gzip\r\n", gz),
+    ];
+    let mut leaked = Vec::new();
+    for (name, content_type, extra, body) in &cases {
+        let (reached, status) = post_orders(&g, content_type, extra, body).await;
+        if reached != 0 {
+            leaked.push(format!("{name}: {status}, forwarded under `orders`"));
+        }
+    }
+    g.stop().await;
+    assert!(leaked.is_empty(), "a DELETE in disguise reached the upstream: {leaked:#?}");
+}
+
+/// The query check parses names and compares them to `_method` after trimming. PHP, from which
+/// Symfony's `getMethod()` reads a POST's query `_method`, stores the name `.method` as
+/// `$_GET['_method']` (it turns `.` and ` ` inside a name into `_`).
+#[tokio::test]
+async fn a_php_spelling_of_method_in_the_query_is_refused() {
+    let mut g = gateway().append(BY_METHOD).start().await;
+    let mut leaked = Vec::new();
+    for query in [".method=DELETE", "%2Emethod=DELETE"] {
+        let hits = g.echo.hits();
+        let (status, _) = raw(
+            g.addr,
+            &format!(
+                "POST /orders/1?{query} HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        if g.echo.hits() != hits {
+            leaked.push(format!("?{query}: {status}"));
+        }
+    }
+    g.stop().await;
+    assert!(leaked.is_empty(), "a DELETE in disguise reached the upstream: {leaked:#?}");
+}
