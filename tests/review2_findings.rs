@@ -4,6 +4,8 @@
 
 use crate::hostile::raw;
 use crate::support::*;
+use http::StatusCode;
+use serde_json::json;
 
 /// Routes that split one prefix by method (reads public, deletes need MFA), as in the first
 /// review's `_method` tests.
@@ -85,4 +87,43 @@ async fn a_php_spelling_of_method_in_the_query_is_refused() {
     }
     g.stop().await;
     assert!(leaked.is_empty(), "a DELETE in disguise reached the upstream: {leaked:#?}");
+}
+
+/// The API audience is also a client id (one Entra app registration for an API and its SPA):
+/// that client's ID tokens carry the same `aud`, and `roles` when the user has app roles. They
+/// are a user's sign-in, not an application's credential; the gateway refuses them only when
+/// they carry a `nonce` on an issuer that has an OIDC `client` configured. Without a `client`
+/// (an API-only gateway), or from an authorization-code sign-in without a nonce (optional in that
+/// flow), the ID token is taken as an App-only access token: no MFA asked, left out of the metric.
+#[tokio::test]
+async fn an_id_token_with_roles_is_never_an_app_only_credential() {
+    const API_CLIENT: &str = "00000000-0000-4000-8000-0000000000aa";
+    let mut g = gateway().start().await;
+    let id_token = |nonce: Option<&str>| {
+        let mut c = g.idp.id_token_claims(API_CLIENT, "unused", false);
+        c["roles"] = json!(["Partner.Read.All"]);
+        match nonce {
+            Some(n) => c["nonce"] = json!(n),
+            None => {
+                c.as_object_mut().unwrap().remove("nonce");
+            }
+        }
+        g.idp.sign(&c).unwrap()
+    };
+    let with_nonce = id_token(Some("n-0S1gn"));
+    let without_nonce = id_token(None);
+    let hits = g.echo.hits();
+    let a = g.get("/v1/x", Some(&with_nonce)).await;
+    let b = g.get("/v1/x", Some(&without_nonce)).await;
+    let reached = g.echo.hits() - hits;
+    let log = g.stop().await;
+    assert_eq!(
+        (a.status, b.status, reached),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, 0),
+        "ID tokens (password only) were let through as {} / {} ({} / {})",
+        log[0]["principal"],
+        log[1]["principal"],
+        log[0]["reason"],
+        log[1]["reason"]
+    );
 }
