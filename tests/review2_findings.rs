@@ -5,7 +5,9 @@
 use crate::hostile::raw;
 use crate::support::*;
 use http::StatusCode;
+use mfagate::devidp::TokenRequest;
 use serde_json::json;
+use std::time::Duration;
 
 /// Routes that split one prefix by method (reads public, deletes need MFA), as in the first
 /// review's `_method` tests.
@@ -125,5 +127,41 @@ async fn an_id_token_with_roles_is_never_an_app_only_credential() {
         log[1]["principal"],
         log[0]["reason"],
         log[1]["reason"]
+    );
+}
+
+/// A token forged with a key that is later withdrawn (the IdP's answer to a stolen key) and
+/// verified once before the withdrawal stays in the verified-token cache until its own `exp`,
+/// which the forger chose: here ten years. A token signed by a key the issuer no longer
+/// publishes must not be accepted, cached or not.
+#[tokio::test]
+async fn a_withdrawn_key_takes_its_cached_tokens_with_it() {
+    let mut g = gateway().start().await;
+    let ten_years = TokenRequest { lifetime: 10 * 365 * 86400, ..TokenRequest::default() };
+    let forged = g.idp.sign_with_key("dev-rsa-a", &g.idp.claims(&ten_years)).unwrap();
+    assert_eq!(
+        g.get("/v1/x", Some(&forged)).await.status,
+        StatusCode::OK,
+        "control: accepted while published"
+    );
+    // The IdP withdraws the key; the next unknown kid makes the gateway fetch the new set.
+    g.idp.publish(&["dev-rsa-b"]);
+    g.clock.advance(Duration::from_secs(301));
+    let fetches = g.idp.jwks_fetches();
+    let pem = std::fs::read(certs().join("dev-idp-rsa-b.key")).unwrap();
+    let unknown = mfagate::devidp::DevKey::rsa("never-published", &pem).unwrap();
+    let r = g.get("/v1/x", Some(&unknown.sign(&g.idp.claims(&TokenRequest::default())).unwrap())).await;
+    assert_eq!(r.json()["error"], "unknown_kid");
+    assert_eq!(g.idp.jwks_fetches(), fetches + 1, "the new key set was fetched");
+    let fresh = g.idp.sign_with_key("dev-rsa-a", &g.idp.claims(&ten_years)).unwrap();
+    assert_eq!(g.get("/v1/x", Some(&fresh)).await.json()["error"], "unknown_kid", "control: the key is gone");
+    let hits = g.echo.hits();
+    let r = g.get("/v1/x", Some(&forged)).await;
+    let reached = g.echo.hits() - hits;
+    g.stop().await;
+    assert_eq!(
+        (r.status, reached),
+        (StatusCode::UNAUTHORIZED, 0),
+        "a token signed by a withdrawn key was accepted from the cache"
     );
 }
