@@ -2,12 +2,16 @@
 //! body read): each test is a way around the gate, written as the behaviour the gate must have,
 //! so it fails until the gate is fixed.
 
+use crate::connections::{BOUND, metric};
 use crate::hostile::raw;
 use crate::support::*;
-use http::StatusCode;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mfagate::devidp::TokenRequest;
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Routes that split one prefix by method (reads public, deletes need MFA), as in the first
 /// review's `_method` tests.
@@ -164,4 +168,120 @@ async fn a_withdrawn_key_takes_its_cached_tokens_with_it() {
         (StatusCode::UNAUTHORIZED, 0),
         "a token signed by a withdrawn key was accepted from the cache"
     );
+}
+
+/// One HTTP/2 connection (prior knowledge) to the gateway, driven by hyper's client.
+async fn h2_connection(
+    g: &Gateway,
+    window: Option<u32>,
+) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    if let Some(w) = window {
+        builder.initial_stream_window_size(w).initial_connection_window_size(w);
+    }
+    let (send, conn) = builder.handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// Polls `/metrics` until `series` reaches `want`; false if it has not within `within`.
+async fn metric_within(g: &Gateway, series: &str, want: u64, within: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if metric(g, series).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The send timeout watches the socket: a write that does not move. An HTTP/2 client that stops
+/// reading never lets a write start: it grants no flow-control window, so h2 keeps the response
+/// in its own buffer and never writes, while the client's connection task answers every PING.
+/// The connection, its slot and the upstream connection behind it stay for ever; the same
+/// client over HTTP/1 is cut off after `idle_timeout_secs`
+/// (`connections::a_client_that_stops_reading_its_response_is_cut_off`).
+#[tokio::test]
+async fn an_http2_client_that_grants_no_window_is_cut_off_like_an_http1_one() {
+    let g = gateway().listen("idle_timeout_secs = 1").start().await;
+    let mut send = h2_connection(&g, Some(65_535)).await;
+    let req = Request::get("http://gw.test/public/large").body(Full::default()).unwrap();
+    let rsp = send.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    // The body is never read: the 64 KiB window fills and stays full.
+    let cut = metric_within(
+        &g,
+        "mfagate_connections_closed_total{reason=\"send_timeout\"}",
+        1,
+        Duration::from_secs(6),
+    )
+    .await;
+    let open = metric(&g, "mfagate_connections_open").await;
+    drop(rsp);
+    assert!(cut && open == 0, "6 s after a 1 s idle timeout: not cut off, {open} connection(s) open");
+}
+
+/// The open-files budget gives each client connection one upstream connection
+/// (`2 × max_connections + 256` descriptors, README "Connections and limits"). HTTP/2 gives
+/// each connection hyper's default of 200 concurrent streams (`max_concurrent_streams` is not
+/// set), and each stream to an HTTP/1.1 upstream is an upstream connection of its own: one
+/// admitted client holds dozens of descriptors, and a few such clients starve key fetches and
+/// every other upstream connection the reserve was meant for.
+#[tokio::test]
+async fn one_http2_connection_holds_no_more_upstream_connections_than_the_budget() {
+    const STREAMS: u64 = 64;
+    let g = gateway().listen("max_connections = 4").start().await;
+    let send = h2_connection(&g, None).await;
+    let hits = g.echo.hits();
+    let mut tasks = Vec::new();
+    for i in 0..STREAMS {
+        let mut send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::get(format!("http://gw.test/public/{i}/wait")).body(Full::default()).unwrap();
+            let rsp = send.send_request(req).await.unwrap();
+            rsp.into_body().collect().await.map(|_| ()).ok();
+        }));
+    }
+    // Wait (bounded) until the upstream has seen every stream that will reach it at once.
+    let start = Instant::now();
+    let mut last = (g.echo.hits(), Instant::now());
+    while start.elapsed() < Duration::from_secs(5) && g.echo.hits() - hits < STREAMS {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if g.echo.hits() != last.0 {
+            last = (g.echo.hits(), Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    let at_once = g.echo.hits() - hits;
+    g.echo.release(STREAMS as usize);
+    for t in tasks {
+        let _ = tokio::time::timeout(BOUND, t).await;
+    }
+    assert!(
+        at_once <= 4,
+        "one client connection (max_connections = 4) held {at_once} upstream connections at once"
+    );
+}
+
+/// Issue 8: what the gateway cannot record (hyper or h2 answered itself) is at least counted.
+/// An HTTP/2 header list over `max_header_bytes` gets h2's own 431 on the stream: no record,
+/// and no counter moves (README: "none"), while the same head over HTTP/1 has both.
+#[tokio::test]
+async fn an_http2_431_leaves_a_record_or_a_count() {
+    let mut g = gateway().start().await;
+    let mut send = h2_connection(&g, None).await;
+    let req = Request::get("http://gw.test/public/x")
+        .header("x-filler", "a".repeat(20_000))
+        .body(Full::default())
+        .unwrap();
+    let rsp = send.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let counted = metric(&g, "mfagate_connection_errors_total{kind=\"header_too_large\"}").await;
+    drop(send);
+    let log = g.stop().await;
+    let recorded = log.iter().filter(|r| r["status"] == 431).count();
+    assert!(counted + recorded as u64 > 0, "an HTTP/2 431 left no record and no count");
 }
