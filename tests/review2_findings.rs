@@ -95,6 +95,40 @@ async fn a_php_spelling_of_method_in_the_query_is_refused() {
     assert!(leaked.is_empty(), "a DELETE in disguise reached the upstream: {leaked:#?}");
 }
 
+/// `shadowed` is set only by a method-restricted route tried before the one that matched. When
+/// the POST route comes first (listed first for the same prefix, or under a longer prefix), the
+/// DELETE route behind it is never looked at, the body is not read, and `_method=DELETE` goes
+/// through under the POST route's rule, though a real DELETE of the same path is decided by
+/// the DELETE route (here: a token with MFA).
+#[tokio::test]
+async fn a_method_override_is_refused_whatever_the_order_of_the_routes() {
+    const POST_FIRST: &str = "\n[[route]]\nname = \"orders-post\"\npath_prefix = \"/orders/\"\nmethods = [\"POST\"]\nupstream = \"{echo}\"\nauth = \"none\"\n\n[[route]]\nname = \"orders-delete\"\npath_prefix = \"/orders/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\n\n[[route]]\nname = \"carts-post\"\npath_prefix = \"/carts/1/\"\nmethods = [\"POST\"]\nupstream = \"{echo}\"\nauth = \"none\"\n\n[[route]]\nname = \"carts-delete\"\npath_prefix = \"/carts/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\n";
+    let mut g = gateway().append(POST_FIRST).start().await;
+    let mut leaked = Vec::new();
+    for path in ["/orders/1", "/carts/1/items"] {
+        // Control: the DELETE itself is decided by the DELETE route.
+        let (delete, _) =
+            raw(g.addr, &format!("DELETE {path} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n"))
+                .await;
+        assert_eq!(delete, 401, "control: DELETE {path}");
+        let hits = g.echo.hits();
+        let form = "_method=DELETE";
+        let (status, _) = raw(
+            g.addr,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+        .await;
+        if g.echo.hits() != hits {
+            leaked.push(format!("POST {path} with {form}: {status}"));
+        }
+    }
+    g.stop().await;
+    assert!(leaked.is_empty(), "a DELETE in disguise reached the upstream: {leaked:#?}");
+}
+
 /// The API audience is also a client id (one Entra app registration for an API and its SPA):
 /// that client's ID tokens carry the same `aud`, and `roles` when the user has app roles. They
 /// are a user's sign-in, not an application's credential; the gateway refuses them only when
