@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Generous upper bound for a socket event: the tests wait for the server, never for time.
-const BOUND: Duration = Duration::from_secs(10);
+pub(crate) const BOUND: Duration = Duration::from_secs(10);
 const GRACE: &str = "shutdown_grace_secs = 5";
 
 fn listen(extra: &str) -> Builder {
@@ -44,7 +44,7 @@ async fn all_closed<S: AsyncRead + Unpin>(streams: Vec<S>, since: Instant) {
 }
 
 /// One sample of /metrics, by its full name and labels.
-async fn metric(g: &Gateway, series: &str) -> u64 {
+pub(crate) async fn metric(g: &Gateway, series: &str) -> u64 {
     let text = g.admin_get("/metrics").await.body;
     let prefix = format!("{series} ");
     text.lines()

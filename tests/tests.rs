@@ -18,6 +18,7 @@ mod page;
 mod portal;
 mod proxy;
 mod report;
+mod review2_findings;
 mod review_findings;
 mod saml;
 mod saml_gate;
