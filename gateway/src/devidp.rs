@@ -296,8 +296,11 @@ impl DevIdp {
             ..TokenRequest::default()
         });
         claims["nonce"] = json!(nonce);
+        // ID tokens name no application and grant nothing (Entra's carry no appid or scp).
         if let Some(c) = claims.as_object_mut() {
-            c.remove("scp");
+            for name in ["scp", "appid", "azp", "appidacr", "azpacr"] {
+                c.remove(name);
+            }
         }
         claims
     }

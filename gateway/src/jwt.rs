@@ -111,6 +111,7 @@ struct Claims {
     unique_name: Option<String>,
     appid: Option<String>,
     azp: Option<String>,
+    client_id: Option<String>,
     appidacr: Option<String>,
     azpacr: Option<String>,
     idtyp: Option<String>,
@@ -358,12 +359,19 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         _ => false,
     };
     let has_roles = matches!(&c.roles, Some(Value::Array(a)) if !a.is_empty());
+    // An App-only token names its application (Entra's `appid`/`azp`, RFC 9068's `client_id`). A
+    // user's ID token does not, and with app roles it would otherwise pass as App-only, past MFA.
+    let app_id = c.appid.or(c.azp).or(c.client_id);
+    let app_only_shape = c.idtyp.as_deref() == Some("app") || (!has_scp && has_roles);
+    if app_only_shape && app_id.is_none() {
+        return Err(InvalidReason::ClaimsInvalid);
+    }
     let identity = Identity {
         issuer: cfg.name.clone(),
         tenant_id: c.tid,
         object_id: c.oid.or(c.sub),
         upn: c.upn.or(c.unique_name),
-        app_id: c.appid.or(c.azp),
+        app_id,
         amr: if let Amr::List(v) = &amr { v.clone() } else { Vec::new() },
     };
     let facts = TokenFacts {

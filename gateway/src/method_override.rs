@@ -10,7 +10,8 @@
 /// reads `.method` as `_method`).
 pub fn in_query(query: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(name, _)| {
-        let name = name.trim();
+        // PHP ends a name at NUL.
+        let name = name.split('\0').next().unwrap_or_default().trim();
         name.len() == 7
             && matches!(name.as_bytes()[0], b'_' | b'.' | b' ' | b'[')
             && name[1..].eq_ignore_ascii_case("method")
@@ -31,6 +32,7 @@ mod tests {
             "+_method=x",
             ".method=x",
             "m=1&%5b%6d%65%74%68%6f%64=x",
+            "_method%00x=DELETE",
         ];
         for q in named {
             assert!(in_query(q), "{q}");
