@@ -51,11 +51,12 @@ async fn rotation_refetches_once_the_rate_limit_allows() {
         )
         .unwrap();
     assert_eq!(g.get("/v1/x", Some(&old_fresh)).await.json()["error"], "unknown_kid");
-    // A token verified before the rotation stays valid from the cache until its exp...
-    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.status, StatusCode::OK);
-    // ...and not one second past it (plus leeway).
+    // A token verified before the rotation goes with its key, cached or not...
+    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.json()["error"], "unknown_kid");
+    // ...while one whose key stayed is still valid (the unchanged key kept its identity).
+    assert_eq!(g.get("/v1/x", Some(&new)).await.status, StatusCode::OK);
     g.clock.advance(Duration::from_secs(3600));
-    assert_eq!(g.get("/v1/x", Some(&old_cached)).await.json()["error"], "token_expired");
+    assert_eq!(g.get("/v1/x", Some(&new)).await.json()["error"], "token_expired");
 }
 
 #[tokio::test]

@@ -51,6 +51,9 @@ pub struct Verified {
     pub claims_capable: bool,
     /// `nonce` (ID tokens).
     pub nonce: Option<String>,
+    /// The key that verified it: once the issuer withdraws (or changes) that key, the key set
+    /// lets go of it and a cached token is verified again, and refused.
+    pub key: std::sync::Weak<crate::keys::VerifyKey>,
 }
 
 /// The outcome of verification.
@@ -179,8 +182,11 @@ impl Verifier {
         use std::sync::atomic::Ordering::Relaxed;
         let digest = sha256(token.as_bytes());
         if let Some(hit) = self.cache.get(&digest) {
-            counters.hits.fetch_add(1, Relaxed);
-            return Verification::Verified(hit);
+            if hit.key.strong_count() > 0 {
+                counters.hits.fetch_add(1, Relaxed);
+                return Verification::Verified(hit);
+            }
+            self.cache.invalidate(&digest);
         }
         counters.misses.fetch_add(1, Relaxed);
         match self.verify_uncached(token, None).await {
@@ -262,7 +268,9 @@ impl Verifier {
         if audiences.is_none() && issuer.cfg.client.is_some() && data.claims.nonce.is_some() {
             return Err(I::TypNotAllowed.into());
         }
-        build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)
+        let mut verified = build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)?;
+        verified.key = Arc::downgrade(&key);
+        Ok(verified)
     }
 
     fn select_issuer(&self, routing: &Routing) -> Result<(usize, &Issuer), Failure> {
@@ -386,5 +394,12 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         not_before,
     };
     let claims_capable = strings(&c.xms_cc).iter().any(|v| v == "cp1");
-    Ok(Verified { facts, identity, issuer_index, claims_capable, nonce: c.nonce })
+    Ok(Verified {
+        facts,
+        identity,
+        issuer_index,
+        claims_capable,
+        nonce: c.nonce,
+        key: std::sync::Weak::new(),
+    })
 }

@@ -24,6 +24,8 @@ pub struct VerifyKey {
     pub key: DecodingKey,
     /// The `alg` the JWK declares, if any: tokens must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// The JWK as published, to tell an unchanged key across refreshes.
+    material: Vec<u8>,
 }
 
 impl VerifyKey {
@@ -190,8 +192,16 @@ impl IssuerKeys {
         // Stamp before the call, so a slow or failing IdP cannot be hammered meanwhile.
         self.last_fetch_ms.store(self.clock.now_millis().max(1), Ordering::Release);
         match self.fetch().await {
-            Ok((by_kid, max_age)) => {
-                let generation = self.snapshot().generation + 1;
+            Ok((mut by_kid, max_age)) => {
+                let before = self.snapshot();
+                // An unchanged key keeps its identity, so tokens cached under it stay valid; a
+                // withdrawn or changed key takes its cached tokens with it (see `jwt`).
+                for (kid, key) in by_kid.iter_mut() {
+                    if let Some(old) = before.by_kid.get(kid).filter(|old| old.material == key.material) {
+                        *key = old.clone();
+                    }
+                }
+                let generation = before.generation + 1;
                 let fresh = Arc::new(KeySet { by_kid, generation });
                 match self.set.write() {
                     Ok(mut guard) => *guard = fresh,
@@ -294,6 +304,7 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
     let set: Set = serde_json::from_slice(body).map_err(|_| KeyFetchError::Garbage("not a JWKS"))?;
     let mut out = HashMap::new();
     for (i, value) in set.keys.into_iter().enumerate() {
+        let material = serde_json::to_vec(&value).unwrap_or_default();
         // One odd key (unknown kty, encryption key) must not cost us the others.
         let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
             continue;
@@ -309,7 +320,7 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
         }
         let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
         let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
-        out.insert(kid, Arc::new(VerifyKey { key, alg }));
+        out.insert(kid, Arc::new(VerifyKey { key, alg, material }));
     }
     if out.is_empty() {
         return Err(KeyFetchError::Garbage("JWKS has no usable signing key"));
