@@ -16,6 +16,39 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
+/// A body that keeps something alive until it is done (a slot under a cap).
+pub struct Holding<T> {
+    inner: Body,
+    _held: T,
+}
+
+impl<T: Send + Sync + Unpin + 'static> Holding<T> {
+    /// `inner`, holding `held` until the body is dropped.
+    pub fn new(inner: Body, held: T) -> Body {
+        Holding { inner, _held: held }.boxed()
+    }
+}
+
+impl<T: Unpin> http_body::Body for Holding<T> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Why a body the gateway reads itself was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadError {

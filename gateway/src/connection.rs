@@ -35,6 +35,9 @@ use tokio_rustls::TlsAcceptor;
 pub struct Connections {
     /// The caps.
     pub limits: Arc<Limits>,
+    /// Upstream requests (and tunnels) in flight at once: as many as client connections, the
+    /// other half of the open-files budget, however many HTTP/2 streams a client opens.
+    pub upstream: Arc<tokio::sync::Semaphore>,
     /// The counters.
     pub counters: Counters,
 }

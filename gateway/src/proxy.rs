@@ -67,6 +67,11 @@ struct Shape {
     host: Option<String>,
 }
 
+/// An HTTP/2 header list's size as RFC 9113 §6.5.2 counts it (32 bytes of overhead a field).
+fn header_list_size(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum()
+}
+
 fn shape(state: &State, req: &Request<Incoming>) -> Result<Shape, BadRequest> {
     let method = req.method();
     // CONNECT would go upstream in authority form, not on the decided path; TRACE echoes the
@@ -99,6 +104,12 @@ async fn route_and_decide(
     peer: Peer,
     req: Request<Incoming>,
 ) -> Response<Body> {
+    if req.version() == http::Version::HTTP_2
+        && header_list_size(req.headers()) > state.config.listen.max_header_bytes
+    {
+        guard.rec.operation = format!("{} {}", guard.rec.method, guard.rec.path);
+        return guard.refuse(Refusal::HeaderTooLarge).await;
+    }
     let Shape { path, host } = match shape(state, &req) {
         Ok(shape) => shape,
         Err(why) => {
@@ -222,6 +233,10 @@ async fn route_and_decide(
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
         return guard.fail(Refusal::UpstreamFailed).await;
     };
+    let slots = state.connections.upstream.clone();
+    let Ok(Ok(slot)) = tokio::time::timeout(route.upstream_timeout, slots.acquire_owned()).await else {
+        return guard.fail(Refusal::UpstreamBusy).await;
+    };
     let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
     let mut rsp = match sent {
         Err(_) => return guard.fail(Refusal::UpstreamTimeout).await,
@@ -242,12 +257,14 @@ async fn route_and_decide(
             return guard.fail(Refusal::UpstreamFailed).await;
         }
         let upstream_upgrade = hyper::upgrade::on(&mut rsp);
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, state.clone(), hold));
-    } else {
-        forward::strip_hop_by_hop(rsp.headers_mut());
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, state.clone(), (hold, slot)));
+        guard.finish(rsp.status().as_u16()).await;
+        return rsp.map(|b| b.boxed());
     }
+    forward::strip_hop_by_hop(rsp.headers_mut());
     guard.finish(rsp.status().as_u16()).await;
-    rsp.map(|b| b.boxed())
+    // The upstream connection is busy until its body is done.
+    rsp.map(|b| crate::body::Holding::new(b.boxed(), slot))
 }
 
 /// What the request presented.
@@ -481,12 +498,13 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
 }
 
 /// Joins the two sides of an upgrade until either closes or the client sends no byte for
-/// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps.
+/// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps, and the
+/// tunnel's upstream slot.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     state: Arc<State>,
-    _hold: Option<crate::connection::Hold>,
+    _hold: (Option<crate::connection::Hold>, tokio::sync::OwnedSemaphorePermit),
 ) {
     use crate::connection::activity::{LastRead, Metered, until_idle};
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {

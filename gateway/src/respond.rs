@@ -69,6 +69,8 @@ pub enum Refusal<'a> {
     UpstreamFailed,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// Every upstream connection the open-files budget allows is in use, for the route's timeout.
+    UpstreamBusy,
     /// The decision log cannot be written and the gateway fails closed.
     LogUnavailable,
     /// A browser is sent to sign in (302; the response is built by `portal`).
@@ -117,6 +119,7 @@ impl Refusal<'_> {
             Refusal::HeaderTimeout => "header_timeout",
             Refusal::UpstreamFailed => "upstream_error",
             Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::UpstreamBusy => "upstream_busy",
             Refusal::LogUnavailable => "decision_log_unavailable",
             Refusal::SignIn => "login_required",
             Refusal::MfaLoopGuard => "mfa_loop_guard",
@@ -185,6 +188,7 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::HeaderTimeout => S::REQUEST_TIMEOUT,
             Refusal::UpstreamFailed => S::BAD_GATEWAY,
             Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
+            Refusal::UpstreamBusy => S::SERVICE_UNAVAILABLE,
             Refusal::LogUnavailable | Refusal::SamlBusy | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
             Refusal::SignIn | Refusal::SessionFromOtherIdp => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,

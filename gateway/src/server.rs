@@ -135,9 +135,16 @@ fn connection_builder(listen: &crate::config::Listen) -> auto::Builder<TokioExec
         .timer(TokioTimer::new())
         .keep_alive_interval(listen.http2_keep_alive_interval)
         .keep_alive_timeout(listen.http2_keep_alive_timeout)
-        .max_header_list_size(u32::try_from(listen.max_header_bytes).unwrap_or(u32::MAX));
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        // h2 answers a larger list itself, unseen: up to twice the limit, the gateway sees the
+        // request, answers 431 and records it (`proxy`).
+        .max_header_list_size(u32::try_from(listen.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX));
     builder
 }
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200). Upstream
+/// requests are bounded apart, by the open-files budget.
+const HTTP2_MAX_STREAMS: u32 = 100;
 
 /// A rustls acceptor for the listener, offering h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {

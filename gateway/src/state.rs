@@ -98,6 +98,7 @@ impl State {
                 config.listen.max_connections_per_ip,
             ),
             counters: Default::default(),
+            upstream: Arc::new(tokio::sync::Semaphore::new(max_connections)),
         };
         let state = State {
             sealer,
