@@ -24,7 +24,7 @@ pub struct Holding<T> {
 
 impl<T: Send + Sync + Unpin + 'static> Holding<T> {
     /// `inner`, holding `held` until the body is dropped.
-    pub fn new(inner: Body, held: T) -> Body {
+    pub fn boxed(inner: Body, held: T) -> Body {
         Holding { inner, _held: held }.boxed()
     }
 }

@@ -264,7 +264,7 @@ async fn route_and_decide(
     forward::strip_hop_by_hop(rsp.headers_mut());
     guard.finish(rsp.status().as_u16()).await;
     // The upstream connection is busy until its body is done.
-    rsp.map(|b| crate::body::Holding::new(b.boxed(), slot))
+    rsp.map(|b| crate::body::Holding::boxed(b.boxed(), slot))
 }
 
 /// What the request presented.
