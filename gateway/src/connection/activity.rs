@@ -95,6 +95,10 @@ pub struct Activity {
     idle_since: AtomicU64,
     head_started: AtomicU64,
     write_stalled: AtomicU64,
+    /// Response bodies that handed hyper a frame it has not come back for (HTTP/2 waits for
+    /// the client's flow-control window without writing, so no write stalls), and since when.
+    handed: AtomicUsize,
+    handed_since: AtomicU64,
     http2: AtomicBool,
     prefix: Mutex<Vec<u8>>,
     sniffed: AtomicBool,
@@ -125,6 +129,8 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             write_stalled: AtomicU64::new(NONE),
+            handed: AtomicUsize::new(0),
+            handed_since: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             prefix: Mutex::new(Vec::new()),
             sniffed: AtomicBool::new(false),
@@ -177,10 +183,13 @@ impl Activity {
             let at = self.origin + header;
             return if now >= at { Due::HeaderTimeout } else { Due::Wait(Some(at)) };
         }
-        let stall_at = match self.write_stalled.load(Ordering::Acquire) {
+        let write_stall = match self.write_stalled.load(Ordering::Acquire) {
             NONE => None,
             ms => Some(self.at(ms) + idle),
         };
+        let body_stall = (self.handed.load(Ordering::Acquire) > 0)
+            .then(|| self.at(self.handed_since.load(Ordering::Acquire)) + idle);
+        let stall_at = [write_stall, body_stall].into_iter().flatten().min();
         if stall_at.is_some_and(|at| now >= at) {
             return Due::SendTimeout;
         }
@@ -247,16 +256,44 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that ends its request when done.
+/// A response body that ends its request when done, and tells the connection when a frame it
+/// handed out is not taken (the client gives no room for it).
 pub struct Tracked {
     inner: crate::body::Body,
-    _request: InFlight,
+    request: InFlight,
+    handed: bool,
 }
 
 impl Tracked {
     /// `inner`, ending `request` when dropped.
     pub fn new(inner: crate::body::Body, request: InFlight) -> Tracked {
-        Tracked { inner, _request: request }
+        Tracked { inner, request, handed: false }
+    }
+
+    /// hyper came back for more: the frame handed out was taken.
+    fn taken(&mut self) {
+        if std::mem::take(&mut self.handed) {
+            let a = &self.request.0;
+            a.handed_since.store(a.now_ms(), Ordering::Release);
+            a.handed.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn hand(&mut self) {
+        let a = &self.request.0;
+        a.handed_since.store(a.now_ms(), Ordering::Release);
+        self.handed = true;
+        if a.handed.fetch_add(1, Ordering::AcqRel) == 0 {
+            a.changed.notify_one();
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.handed {
+            self.request.0.handed.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -268,7 +305,15 @@ impl http_body::Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        this.taken();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+        {
+            this.hand();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
