@@ -113,29 +113,18 @@ fn prefixes_must_be_canonical() {
 /// A path as a lenient server reads it: every escape decoded, `\` as `/`, `;` parameters dropped,
 /// slashes merged, dot-segments removed (nginx, Tomcat, Kestrel, IIS each do some of this).
 fn lenient_reading(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                decoded.push(hi << 4 | lo);
-                i += 3;
-            }
-            (b'\\', _, _) => {
-                decoded.push(b'/');
-                i += 1;
-            }
-            (b, _, _) => {
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
+    let decoded: Vec<u8> =
+        fully_decoded(path.as_bytes()).into_iter().map(|b| if b == b'\\' { b'/' } else { b }).collect();
     let text = String::from_utf8_lossy(&decoded);
-    let without_parameters: Vec<&str> =
-        text.split('/').map(|s| s.split(';').next().unwrap_or_default()).collect();
-    resolve(&without_parameters.join("/"))
+    let mut segments: Vec<&str> = text.split('/').map(|s| s.split(';').next().unwrap_or_default()).collect();
+    // Rails' `(.:format)`: a final segment's extension names the same handler.
+    if let Some(last) = segments.last_mut()
+        && let Some((name, _)) = last.split_once('.')
+        && !name.is_empty()
+    {
+        *last = name;
+    }
+    resolve(&segments.join("/"))
 }
 
 /// The longest matching prefix, as the gateway's route table picks it.
@@ -149,7 +138,7 @@ fn piece() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
         "/", "/", "/", "a", "b", "admin", "Admin", "ADMIN", "public", ".", "..", "%2e", "%2E", "%2e%2e",
         ".%2e", "%2e.", "%2f", "%5c", "\\", ";", ";x=1", "%3b", "%3B", "%41", "%61", "%", "%zz", "%25",
-        "%252e", "%00", "\t", "é", "%C3%A9", "~", "%7e", "//", "-", "_", "%20", "?",
+        "%252e", "%00", "\t", "é", "%C3%A9", ".json", "~", "%7e", "//", "-", "_", "%20", "?",
     ])
 }
 
@@ -269,5 +258,20 @@ fn double_decoding_cannot_change_the_route() {
                 c.as_str()
             );
         }
+    }
+}
+
+#[test]
+fn a_final_extension_is_under_its_name() {
+    let table = [Prefix::new("/admin", true).unwrap(), Prefix::new("/", true).unwrap()];
+    for (raw, want) in [
+        ("/admin.json", Some(0)),
+        ("/admin.json/x", Some(1)),
+        ("/adminx.json", Some(1)),
+        ("/admin/x.json", Some(0)),
+    ] {
+        let c = canonicalize(raw).unwrap();
+        assert_eq!(route_of(&table, c.matching()), want, "{raw}");
+        assert_eq!(route_of(&table, &lenient_reading(c.as_str())), want, "{raw}: the model agrees");
     }
 }
