@@ -119,6 +119,19 @@ fn tokens(idp: &DevIdp) -> Result<()> {
     ];
     for (name, token) in ok.iter().chain(&signed_bad).chain(&spliced) {
         write("token", name, token)?;
+        // The same token decoded (`header\npayload\nsignature bytes`), which the target
+        // encodes again: mutations then reach the JSON instead of breaking the base64.
+        let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).ok();
+        let parts: Vec<Vec<u8>> = token.split('.').map_while(decode).collect();
+        if let [header, payload, signature] = parts.as_slice() {
+            let name = format!("json-{name}");
+            let mut decoded = [header.as_slice(), payload, signature].join(&b'\n');
+            if signature.is_empty() {
+                decoded.push(b'\n');
+            }
+            let dir = root().join("fuzz/corpus/token");
+            std::fs::write(dir.join(name), decoded)?;
+        }
     }
     Ok(())
 }

@@ -42,7 +42,8 @@ fn fixture() -> &'static Fixture {
         let certificate = signer.cert_der().to_vec();
         let signed = mfagate_fuzz::seeds("saml_verify", "ok-")
             .into_iter()
-            .map(|(name, text)| {
+            .map(|(name, bytes)| {
+                let text = String::from_utf8(bytes).expect("UTF-8 seed");
                 let v = verifier(&certificate);
                 let verified = if name.ends_with(".b64") {
                     v.verify_base64(&text, Use::Api)

@@ -6,6 +6,8 @@
 //! `kid` is refused by the refetch rate limit instead of costing a fetch per input.
 #![no_main]
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use mfagate::clock::{ManualClock, SharedClock};
 use mfagate::devidp::{DEV_AUDIENCE, DEV_TENANT, DevIdp};
@@ -70,23 +72,45 @@ upstream = "http://127.0.0.1:1"
             (idp, Verifier::new(issuers, 1000, clock.clone()))
         });
         let counters = CacheCounters::default();
-        let signed = mfagate_fuzz::seeds("token", "ok-")
+        let verify = |name: &str, token: &str| {
+            let verified = runtime.block_on(verifier.verify(token, &counters));
+            assert!(matches!(verified, Verification::Verified(_)), "seed {name}: {verified:?}");
+        };
+        let signed: HashSet<String> = mfagate_fuzz::seeds("token", "ok-")
             .into_iter()
-            .map(|(name, token)| {
-                let verified = runtime.block_on(verifier.verify(&token, &counters));
-                assert!(matches!(verified, Verification::Verified(_)), "seed {name}: {verified:?}");
+            .map(|(name, bytes)| {
+                let token = String::from_utf8(bytes).expect("UTF-8 seed");
+                verify(&name, &token);
                 token
             })
             .collect();
+        // The decoded forms of the signed seeds encode back to them.
+        for (name, bytes) in mfagate_fuzz::seeds("token", "json-ok-") {
+            let token = token(&bytes).unwrap_or_default();
+            assert!(signed.contains(&token), "{name} does not encode to a signed seed");
+            verify(&name, &token);
+        }
         Fixture { runtime, verifier, counters, signed, _idp: idp }
     })
 }
 
+/// A token as sent, or, for input with a newline, `header\npayload\nsignature` decoded: the
+/// target encodes the parts, so mutations reach the JSON the verifier reads before the signature.
+fn token(data: &[u8]) -> Option<String> {
+    if !data.contains(&b'\n') {
+        return std::str::from_utf8(data).ok().map(str::to_owned);
+    }
+    let mut parts = data.splitn(3, |b| *b == b'\n');
+    let mut b64 = || URL_SAFE_NO_PAD.encode(parts.next().unwrap_or_default());
+    Some(format!("{}.{}.{}", b64(), b64(), b64()))
+}
+
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
-    let Ok(token) = std::str::from_utf8(data) else {
+    let Some(token) = token(data) else {
         return;
     };
+    let token = token.as_str();
     match f.runtime.block_on(f.verifier.verify(token, &f.counters)) {
         Verification::Verified(_) => {
             assert!(f.signed.contains(token), "verified a token nobody signed: {token:?}")

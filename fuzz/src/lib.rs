@@ -8,17 +8,17 @@ pub fn repo() -> PathBuf {
 }
 
 /// The committed seeds of `target` whose names start with `prefix` (`ok-`: the signed inputs the
-/// target requires to be accepted), as text.
-pub fn seeds(target: &str, prefix: &str) -> Vec<(String, String)> {
+/// target requires to be accepted).
+pub fn seeds(target: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
     let dir = repo().join("fuzz/corpus").join(target);
-    let mut found: Vec<(String, String)> = std::fs::read_dir(&dir)
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with(prefix))
         .map(|name| {
-            let text = std::fs::read_to_string(dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            (name, text)
+            let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, bytes)
         })
         .collect();
     found.sort();
