@@ -14,6 +14,8 @@ pub mod devidp;
 pub mod devsaml;
 pub mod echo;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grant;
 pub mod ids;
 pub mod jwt;

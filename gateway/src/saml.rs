@@ -11,12 +11,12 @@
 //! 5. issuer, audience, NotBefore/NotOnOrAfter (by the policy, with the injected clock),
 //!    SubjectConfirmationData, and the replay cache.
 
-mod c14n;
+pub(crate) mod c14n;
 pub(crate) mod dsig;
 mod extract;
 pub mod metadata;
 mod saml1;
-mod structure;
+pub(crate) mod structure;
 mod transforms;
 
 use crate::clock::SharedClock;
@@ -40,7 +40,7 @@ pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// Lexical bounds checked before any parse. roxmltree resolves namespaces in time quadratic (and
 /// worse) in the declarations in scope: 64 KB of them cost seconds of CPU. Real assertions carry
 /// fewer than ten declarations and a few dozen attributes.
-fn within_parse_bounds(xml: &str) -> bool {
+pub(crate) fn within_parse_bounds(xml: &str) -> bool {
     const MAX_NAMESPACE_DECLARATIONS: usize = 64;
     const MAX_EQUALS_SIGNS: usize = 2048;
     xml.matches("xmlns").count() <= MAX_NAMESPACE_DECLARATIONS
