@@ -29,6 +29,7 @@ fn verifier(certificate: &[u8]) -> SamlVerifier {
         mfa: mfagate_policy::SamlMfaSettings::default(),
         leeway_secs: 60,
         sso_url: None,
+        accept_sso_responses_as_api: false,
     };
     SamlVerifier::new(vec![idp], SAML_SP.into(), Vec::new(), 64 * 1024, ManualClock::at(T0))
 }

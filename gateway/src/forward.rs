@@ -163,7 +163,9 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
     let own = crate::session::OWN_COOKIES;
     // The common case (no gateway cookie) costs a scan, not a rebuild.
-    let ours = |v: &HeaderValue| own.iter().any(|n| v.as_bytes().windows(n.len()).any(|w| w == n.as_bytes()));
+    let ours = |v: &HeaderValue| {
+        own.iter().any(|n| v.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n.as_bytes())))
+    };
     if !headers.get_all(header::COOKIE).iter().any(ours) {
         return;
     }
@@ -173,7 +175,11 @@ pub fn strip_own_cookies(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !own.iter().any(|n| pair.split('=').next() == Some(n)))
+        // Names compared as lenient parsers read them (Node's `cookie` trims `mfagate_session =`).
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            !pair.is_empty() && !own.iter().any(|n| name.eq_ignore_ascii_case(n))
+        })
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
@@ -292,10 +298,12 @@ mod tests {
         h.insert(header::COOKIE, "a=1; mfagate_session=s; b=2".parse().unwrap());
         h.append(
             header::COOKIE,
-            "mfagate_login=l; __Host-mfagate_session=s; __Host-mfagate_login=l".parse().unwrap(),
+            "mfagate_login=l; __Host-mfagate_session=s; __Host-mfagate_login=l; MFAGATE_SESSION =x; c=3"
+                .parse()
+                .unwrap(),
         );
         strip_own_cookies(&mut h);
-        assert_eq!(h[header::COOKIE], "a=1; b=2");
+        assert_eq!(h[header::COOKIE], "a=1; b=2; c=3");
     }
 
     #[test]

@@ -96,6 +96,29 @@ pub fn normalize_host(host: &str) -> String {
     h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
 }
 
+/// Whether an authority is one host (a DNS name or an IP literal) and, at most, a port: what
+/// `http::uri::Authority` lets through beyond that (`a.test:x`, `b.test[::1]`, `a.test;x`,
+/// `a..test`) servers read differently, if at all.
+fn plain_authority(a: &http::uri::Authority) -> bool {
+    let host = a.host();
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner.strip_suffix(']').is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && !host.contains("..")
+            && !host.starts_with('.')
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
+    let rest = a.as_str().get(host.len()..).unwrap_or("x");
+    let port_ok = match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some(port) => {
+            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok()
+        }
+    };
+    host_ok && port_ok
+}
+
 /// The request's host without port, from the URI (HTTP/2, absolute form) and the Host header,
 /// which must agree when both are present.
 pub fn request_host(uri: &http::Uri, headers: &http::HeaderMap) -> Result<Option<String>, HostError> {
@@ -106,14 +129,14 @@ pub fn request_host(uri: &http::Uri, headers: &http::HeaderMap) -> Result<Option
         (Some(v), None) => {
             let text = v.to_str().map_err(|_| HostError::Invalid)?;
             let authority = text.parse::<http::uri::Authority>().map_err(|_| HostError::Invalid)?;
-            if authority.as_str().contains('@') || authority.host().is_empty() {
+            if !plain_authority(&authority) {
                 return Err(HostError::Invalid);
             }
             Some(authority)
         }
     };
     let from_uri = uri.authority();
-    if from_uri.is_some_and(|a| a.as_str().contains('@')) {
+    if from_uri.is_some_and(|a| !plain_authority(a)) {
         return Err(HostError::Invalid);
     }
     match (from_uri, &header) {
@@ -217,5 +240,19 @@ mod tests {
         assert_eq!(request_host(&uri("/"), &host(&["u@a.test"])), Err(HostError::Invalid));
         assert_eq!(request_host(&uri("/"), &host(&["a b"])), Err(HostError::Invalid));
         assert_eq!(request_host(&uri("/"), &host(&[])), Ok(None));
+        for bad in
+            ["a.test:x", "b.test[::1]x", "a.test;x", "a.test:99999", "a.test..", "a..test", "a.test:", "[::1"]
+        {
+            if let Ok(v) = bad.parse::<http::HeaderValue>() {
+                let mut h = http::HeaderMap::new();
+                h.insert(http::header::HOST, v);
+                assert_eq!(request_host(&uri("/"), &h), Err(HostError::Invalid), "{bad}");
+            }
+        }
+        assert_eq!(request_host(&uri("http://a.test:1/x"), &host(&["a.test:x"])), Err(HostError::Invalid));
+        assert_eq!(
+            request_host(&uri("/"), &host(&["internal_host.corp:8080"])),
+            Ok(Some("internal_host.corp".into()))
+        );
     }
 }
