@@ -208,7 +208,7 @@ async fn a_withdrawn_key_takes_its_cached_tokens_with_it() {
 }
 
 /// One HTTP/2 connection (prior knowledge) to the gateway, driven by hyper's client.
-async fn h2_connection(
+pub(crate) async fn h2_connection(
     g: &Gateway,
     window: Option<u32>,
 ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
@@ -223,7 +223,7 @@ async fn h2_connection(
 }
 
 /// Polls `/metrics` until `series` reaches `want`; false if it has not within `within`.
-async fn metric_within(g: &Gateway, series: &str, want: u64, within: Duration) -> bool {
+pub(crate) async fn metric_within(g: &Gateway, series: &str, want: u64, within: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < within {
         if metric(g, series).await == want {

@@ -1,0 +1,212 @@
+//! The third adversarial review, of the fixes for the first two: each test is a way around the
+//! gate (or an ordinary request wrongly refused), written as the behaviour the gate must have,
+//! so it fails until the gate is fixed.
+
+use crate::connections::{BOUND, connect_from, metric};
+use crate::hostile::raw;
+use crate::review2_findings::{h2_connection, metric_within};
+use crate::support::*;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use mfagate::devidp::TokenRequest;
+use std::time::{Duration, Instant};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// One request over a fresh connection: (status, how many requests reached the upstream).
+async fn send(g: &Gateway, method: &str, path: &str, extra: &str, body: &str) -> (u16, u64) {
+    let hits = g.echo.hits();
+    let (status, _) = raw(
+        g.addr,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: gw.test\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    (status, g.echo.hits() - hits)
+}
+
+/// A POST is "held to every route it could become", but only to those routes' `rule` (auth,
+/// mfa, app_only, mode): the credential was taken under the chosen route, with the chosen
+/// route's `issuers`. A route's `issuers` is what keeps other tenants out (a multi-tenant issuer,
+/// `tenants = ["*"]`, beside the partner's own): here DELETE takes only `dev`, and a token from
+/// `dev-v2` (any tenant, MFA) gets 401 `unknown_issuer` on a real DELETE, yet the same token's
+/// POST with `_method=DELETE` reaches the upstream.
+#[tokio::test]
+async fn a_method_override_is_held_to_the_other_routes_issuers() {
+    const ROUTES: &str = "\n[[route]]\nname = \"orders-delete\"\npath_prefix = \"/orders/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\nissuers = [\"dev\"]\n\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders/\"\nupstream = \"{echo}\"\n";
+    let mut g = gateway().append(ROUTES).start().await;
+    let other_tenant = TokenRequest {
+        ver: "2.0".into(),
+        tid: "99999999-8888-4777-8666-555555555555".into(),
+        ..TokenRequest::default()
+    };
+    let token = g.token_for(&other_tenant, |_| {});
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    // Controls: the token is good for `orders`, and a real DELETE is refused for its issuer.
+    assert_eq!(send(&g, "GET", "/orders/1", &auth, "").await, (200, 1), "control: GET under `orders`");
+    assert_eq!(send(&g, "DELETE", "/orders/1", &auth, "").await, (401, 0), "control: a real DELETE");
+    let extra = format!("{auth}Content-Type: {FORM}\r\n");
+    let (status, reached) = send(&g, "POST", "/orders/1", &extra, "_method=DELETE").await;
+    let log = g.stop().await;
+    assert_eq!(log[1]["reason"], "unknown_issuer", "control: {}", log[1]);
+    assert_eq!(
+        (status, reached),
+        (401, 0),
+        "a POST with _method=DELETE from an issuer the DELETE route does not take reached the upstream (record: {})",
+        log[2]
+    );
+}
+
+/// `strictest_target` skips routes of the other channel ("a portal route and an API route are
+/// not one handler"), though both name one upstream. A portal at `/app/` (sign-in, MFA) with a
+/// public POST-only API route for webhooks under it: a real DELETE of `/app/hooks/1` is the
+/// portal's (sign-in first), and a POST there with `_method=DELETE` reaches the upstream with no
+/// session at all.
+#[tokio::test]
+async fn a_method_override_is_held_to_a_portal_route_of_the_same_path() {
+    const HOOKS: &str = "\n[[route]]\nname = \"app-hooks\"\npath_prefix = \"/app/hooks/\"\nmethods = [\"POST\"]\nupstream = \"{echo}\"\nauth = \"none\"\n";
+    let mut g = gateway()
+        .saml_sign_in()
+        .append(crate::portal::SESSION)
+        .append(crate::portal::SAML_ROUTE)
+        .append(HOOKS)
+        .start()
+        .await;
+    let (delete, reached) = send(&g, "DELETE", "/app/hooks/1", "", "").await;
+    assert_eq!(reached, 0, "control: a real DELETE is the portal's ({delete})");
+    let extra = format!("Content-Type: {FORM}\r\n");
+    let (status, reached) = send(&g, "POST", "/app/hooks/1", &extra, "_method=DELETE").await;
+    let log = g.stop().await;
+    assert_eq!(
+        reached,
+        0,
+        "a POST with _method=DELETE and no session reached the upstream ({status}; record: {})",
+        log.last().unwrap()
+    );
+}
+
+/// A report-only route exists to show what enforcing it would refuse. A POST that could become
+/// its DELETE is forwarded (right, it is report-only), but recorded as the chosen route's
+/// `allow`: the would-be denial is in no record, and the operator who switches to `enforce` on
+/// the strength of a clean report then refuses requests the report never showed.
+#[tokio::test]
+async fn a_method_override_records_what_a_report_only_route_would_refuse() {
+    const ROUTES: &str = "\n[[route]]\nname = \"orders-delete\"\npath_prefix = \"/orders/\"\nmethods = [\"DELETE\"]\nupstream = \"{echo}\"\nmode = \"report-only\"\n\n[[route]]\nname = \"orders\"\npath_prefix = \"/orders/\"\nupstream = \"{echo}\"\nauth = \"none\"\n";
+    let mut g = gateway().append(ROUTES).start().await;
+    let extra = format!("Content-Type: {FORM}\r\n");
+    let (status, reached) = send(&g, "POST", "/orders/1", &extra, "_method=DELETE").await;
+    assert_eq!((status, reached), (200, 1), "control: report-only forwards");
+    let log = g.stop().await;
+    let rec = &log[0];
+    assert_eq!(
+        (rec["decision"].as_str(), rec["enforced"].as_bool()),
+        (Some("deny"), Some(false)),
+        "the record of a POST the report-only route would refuse shows no would-be denial: {rec}"
+    );
+}
+
+/// False positive: a public webhook route restricted to POST (the careful configuration) under
+/// a protected prefix refuses every webhook, since the POST "could become" a GET of the
+/// protected route; the same route without `methods` (every method public) lets them through.
+/// An operator's way out is to widen the public route, or to drop the protected one.
+#[tokio::test]
+async fn a_post_only_public_route_takes_its_posts() {
+    const ROUTES: &str = "\n[[route]]\nname = \"site\"\npath_prefix = \"/site/\"\nupstream = \"{echo}\"\n\n[[route]]\nname = \"site-hooks\"\npath_prefix = \"/site/hooks/\"\nmethods = [\"POST\"]\nupstream = \"{echo}\"\nauth = \"none\"\n";
+    let mut g = gateway().append(ROUTES).start().await;
+    let extra = "Content-Type: application/json\r\n";
+    let (status, reached) = send(&g, "POST", "/site/hooks/github", extra, r#"{"action":"opened"}"#).await;
+    let log = g.stop().await;
+    assert_eq!(
+        (status, reached),
+        (200, 1),
+        "an anonymous webhook POST to a public POST-only route was refused (record: {})",
+        log[0]
+    );
+}
+
+/// The upstream slots are `max_connections` for the whole gateway, and one HTTP/2 connection
+/// may take up to 100 of them: a single client within `max_connections_per_ip = 1` takes every
+/// slot with four slow requests on one connection, and every other client (another address)
+/// gets 503 `upstream_busy`.
+#[tokio::test]
+async fn one_http2_connection_cannot_take_every_upstream_slot() {
+    const SLOTS: usize = 4;
+    const QUICK: &str = "\n[[route]]\nname = \"quick\"\npath_prefix = \"/quick/\"\nupstream = \"{echo}\"\nauth = \"none\"\ntimeout_secs = 1\n";
+    let g = gateway().listen("max_connections = 4\nmax_connections_per_ip = 1").append(QUICK).start().await;
+    let send = h2_connection(&g, None).await;
+    let hits = g.echo.hits();
+    let mut tasks = Vec::new();
+    for i in 0..SLOTS {
+        let mut send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::get(format!("http://gw.test/public/{i}/wait")).body(Full::default()).unwrap();
+            if let Ok(rsp) = send.send_request(req).await {
+                let _ = rsp.into_body().collect().await;
+            }
+        }));
+    }
+    let start = Instant::now();
+    while g.echo.hits() - hits < SLOTS as u64 && start.elapsed() < BOUND {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(g.echo.hits() - hits, SLOTS as u64, "control: the slow requests reached the upstream");
+    // Another client, from another address, on a route that waits 1 s for a slot.
+    let mut other = connect_from("127.0.0.2", g.addr).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    other.write_all(b"GET /quick/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(BOUND, other.read_to_end(&mut out)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&out).into_owned();
+    g.echo.release(SLOTS);
+    for t in tasks {
+        let _ = tokio::time::timeout(BOUND, t).await;
+    }
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "a second client was refused while one HTTP/2 connection held every upstream slot: {} {}",
+        answer.lines().next().unwrap_or_default(),
+        answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default()
+    );
+}
+
+/// The HTTP/2 stall check keeps one time for the whole connection (`handed_since`), moved by
+/// every stream's frames. A client that never reads one response (no window for it) but keeps
+/// another stream busy with small requests is never cut off: the stalled stream keeps its
+/// upstream slot (and the upstream connection) for as long as the client likes.
+#[tokio::test]
+async fn a_stalled_http2_stream_is_cut_off_while_another_stream_moves() {
+    let g = gateway().listen("idle_timeout_secs = 1").start().await;
+    let mut send = h2_connection(&g, None).await;
+    let req = Request::get("http://gw.test/public/large").body(Full::default()).unwrap();
+    let stalled = send.send_request(req).await.unwrap();
+    assert_eq!(stalled.status(), StatusCode::OK);
+    // The large body is never read; another stream asks for a small answer every 200 ms.
+    let start = Instant::now();
+    let mut answered = 0;
+    while start.elapsed() < Duration::from_secs(5) {
+        let req = Request::get("http://gw.test/public/x").body(Full::default()).unwrap();
+        let Ok(Ok(rsp)) = tokio::time::timeout(BOUND, send.send_request(req)).await else {
+            break;
+        };
+        if rsp.into_body().collect().await.is_err() {
+            break;
+        }
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cut = metric_within(
+        &g,
+        "mfagate_connections_closed_total{reason=\"send_timeout\"}",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    let open = metric(&g, "mfagate_connections_open").await;
+    drop(stalled);
+    assert!(
+        cut,
+        "5 s after a 1 s idle timeout a stream with no window is still served ({answered} other requests answered, {open} connection(s) open)"
+    );
+}
