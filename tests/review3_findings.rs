@@ -210,3 +210,54 @@ async fn a_stalled_http2_stream_is_cut_off_while_another_stream_moves() {
         "5 s after a 1 s idle timeout a stream with no window is still served ({answered} other requests answered, {open} connection(s) open)"
     );
 }
+
+/// False positive: on HTTP/2 a response is cut off when one body frame is not taken within
+/// `idle_timeout_secs`, however steadily the client reads. Upstream frames are as large as
+/// hyper's read buffer (hundreds of KiB from a fast upstream), so a client reading 16 KiB every
+/// 100 ms through a 16 KiB window (~60 KiB/s seen; a slow mobile link does less against the 75 s
+/// default with frames this size) is cut off as "not reading" within 2 s; on HTTP/1 the same
+/// reader keeps its connection, since its writes move.
+#[tokio::test]
+async fn a_slow_but_steady_http2_reader_is_not_cut_off() {
+    let g = gateway().listen("idle_timeout_secs = 1").start().await;
+    {
+        // Control: the same reader over HTTP/1 (16 KiB every 100 ms for 4 s) keeps its connection.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(b"GET /public/large HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await.unwrap();
+        let start = Instant::now();
+        let mut buf = vec![0u8; 16_384];
+        while start.elapsed() < Duration::from_secs(4) {
+            let n = tokio::time::timeout(BOUND, s.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "control: the HTTP/1 reader was cut off after {:?}", start.elapsed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut send = h2_connection(&g, Some(16_384)).await;
+    let req = Request::get("http://gw.test/public/large").body(Full::default()).unwrap();
+    let rsp = send.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    let mut body = rsp.into_body();
+    let start = Instant::now();
+    let mut read = 0usize;
+    let mut failed = None;
+    // Read for 4 s, every 100 ms (the client's window is released as frames are read).
+    while start.elapsed() < Duration::from_secs(4) {
+        match tokio::time::timeout(BOUND, body.frame()).await {
+            Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len()),
+            Ok(Some(Err(e))) => {
+                failed = Some(e.to_string());
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => panic!("no frame within {BOUND:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut = metric(&g, "mfagate_connections_closed_total{reason=\"send_timeout\"}").await;
+    assert!(
+        failed.is_none() && cut == 0,
+        "a client reading {read} bytes in {:?} without pause was cut off as not reading: {failed:?}",
+        start.elapsed()
+    );
+}
