@@ -261,3 +261,31 @@ async fn a_slow_but_steady_http2_reader_is_not_cut_off() {
         start.elapsed()
     );
 }
+
+/// Path spellings a Windows or suffix-matching upstream serves under a protected prefix, which
+/// the gateway decides under another route (here a public catch-all): a format suffix before a
+/// trailing slash (Rails' router drops the trailing slash, then reads `.json` as the format, as
+/// for `/admin.json`, which the gateway already puts under `/admin`), and an 8.3 short name (`ADMINI~1` is
+/// `administration` to IIS and the Windows file system when short names are on, the class of the
+/// IIS tilde bypasses) — a Windows alias like the trailing `.` and `::$DATA` already refused.
+#[tokio::test]
+async fn suffix_and_short_name_spellings_are_decided_under_the_protected_route() {
+    const ROUTES: &str = "\n[[route]]\nname = \"administration\"\npath_prefix = \"/administration/\"\nupstream = \"{echo}\"\n\n[[route]]\nname = \"site\"\npath_prefix = \"/\"\nupstream = \"{echo}\"\nauth = \"none\"\n";
+    let mut g = gateway().append(ROUTES).start().await;
+    let mut leaked = Vec::new();
+    for path in ["/admin.json/", "/administration.json/", "/ADMINI~1/users", "/admini~1/users"] {
+        let hits = g.echo.hits();
+        let (status, _) = raw(g.addr, &crate::hostile::get(path, None, "")).await;
+        if g.echo.hits() != hits {
+            leaked.push(format!("{path}: {status}"));
+        }
+    }
+    // Control: the plain spellings are protected.
+    for path in ["/admin.json", "/administration/users"] {
+        let (status, _) = raw(g.addr, &crate::hostile::get(path, None, "")).await;
+        assert_eq!(status, 401, "control: {path}");
+    }
+    let log = g.stop().await;
+    let routes: Vec<String> = log.iter().map(|r| format!("{} -> {} ({})", r["path"], r["route"], r["reason"])).collect();
+    assert!(leaked.is_empty(), "reached the upstream without a token: {leaked:#?}\nrecords: {routes:#?}");
+}
