@@ -327,3 +327,45 @@ async fn an_id_token_naming_its_authorized_party_is_not_app_only() {
     }
     assert!(leaked.is_empty(), "ID tokens (password only, with roles and azp) were let through: {leaked:#?}");
 }
+
+/// False positive: the WebSocket idle timeout now counts only the client's bytes, so a client
+/// that listens (a feed, a dashboard, GraphQL subscriptions: the server sends, the client only
+/// reads) is cut off while it reads every message, unless the upstream happens to ping. Browsers
+/// send nothing on their own (the WebSocket API has no ping), so a listening browser tab is closed
+/// every `websocket_idle_timeout_secs`. A client that reads is not silent: what review 2 asked to
+/// close was a client that neither sends nor reads.
+#[tokio::test]
+async fn a_websocket_client_that_reads_its_messages_keeps_its_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A text frame "hi" every 200 ms.
+    let upstream = crate::review2_findings::sending_upstream(b"\x81\x02hi").await;
+    let g = gateway()
+        .listen("websocket_idle_timeout_secs = 1")
+        .append(&format!(
+            "\n[[route]]\nname = \"ws\"\npath_prefix = \"/ws/\"\nupstream = \"http://{upstream}\"\nauth = \"none\"\n"
+        ))
+        .start()
+        .await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"GET /ws/feed HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    tokio::time::timeout(BOUND, s.read_exact(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 101", "control: the tunnel opened");
+    // Read everything for 3 s, sending nothing.
+    let start = Instant::now();
+    let mut read = 0usize;
+    let mut chunk = [0u8; 1024];
+    let mut closed_after = None;
+    while start.elapsed() < Duration::from_secs(3) {
+        match tokio::time::timeout(BOUND, s.read(&mut chunk)).await.unwrap() {
+            Ok(0) | Err(_) => {
+                closed_after = Some(start.elapsed());
+                break;
+            }
+            Ok(n) => read += n,
+        }
+    }
+    assert_eq!(closed_after, None, "a client reading its messages ({read} bytes) was closed as idle");
+}
