@@ -369,3 +369,82 @@ async fn a_websocket_client_that_reads_its_messages_keeps_its_tunnel() {
     }
     assert_eq!(closed_after, None, "a client reading its messages ({read} bytes) was closed as idle");
 }
+
+/// Probe (kept as a guard): after HEAD, an abandoned request, an upstream failure, a tunnel, and
+/// a body dropped mid-way, every upstream slot comes back.
+#[tokio::test]
+async fn every_upstream_slot_comes_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let g = gateway().listen("max_connections = 2").start().await;
+    let token = g.token(|_| {});
+    let _ = raw(g.addr, "HEAD /public/large HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    {
+        let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(b"GET /public/x/hang HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = raw(g.addr, &crate::hostile::get("/down/x", Some(&token), "")).await;
+    {
+        let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(b"GET /public/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        tokio::time::timeout(BOUND, s.read_exact(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 101");
+    }
+    {
+        let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(b"GET /public/large HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await.unwrap();
+    }
+    {
+        let mut send = h2_connection(&g, None).await;
+        let req = Request::head("http://gw.test/public/large").body(Full::default()).unwrap();
+        let _ = send.send_request(req).await.unwrap();
+        let req = Request::get("http://gw.test/public/large").body(Full::default()).unwrap();
+        let rsp = send.send_request(req).await.unwrap();
+        drop(rsp);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let send = h2_connection(&g, None).await;
+    let hits = g.echo.hits();
+    let mut tasks = Vec::new();
+    for i in 0..2 {
+        let mut send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = Request::get(format!("http://gw.test/public/{i}/wait")).body(Full::default()).unwrap();
+            send.send_request(req).await.map(|r| r.status())
+        }));
+    }
+    let start = Instant::now();
+    while g.echo.hits() - hits < 2 && start.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reached = g.echo.hits() - hits;
+    g.echo.release(2);
+    for t in tasks {
+        let _ = tokio::time::timeout(BOUND, t).await;
+    }
+    assert_eq!(reached, 2, "an upstream slot did not come back");
+}
+
+/// The HTTP/2 431 fix moved h2's own limit to twice `max_header_bytes`, so the gateway sees and
+/// records lists between one and two times the limit; beyond twice, h2 still answers 431 itself
+/// with no record and no count (and the README's table still says "none" for any HTTP/2 list
+/// over the limit).
+#[tokio::test]
+async fn an_http2_header_list_over_twice_the_limit_leaves_a_record_or_a_count() {
+    let mut g = gateway().start().await;
+    let mut send = h2_connection(&g, None).await;
+    let req = Request::get("http://gw.test/public/x")
+        .header("x-filler", "a".repeat(40_000))
+        .body(Full::default())
+        .unwrap();
+    let rsp = send.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let counted = metric(&g, "mfagate_connection_errors_total{kind=\"header_too_large\"}").await;
+    drop(send);
+    let log = g.stop().await;
+    let recorded = log.iter().filter(|r| r["status"] == 431).count();
+    assert!(counted + recorded as u64 > 0, "an HTTP/2 431 (40 KB list) left no record and no count");
+}
