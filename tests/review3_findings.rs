@@ -224,7 +224,9 @@ async fn a_slow_but_steady_http2_reader_is_not_cut_off() {
         // Control: the same reader over HTTP/1 (16 KiB every 100 ms for 4 s) keeps its connection.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-        s.write_all(b"GET /public/large HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /public/large HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
         let start = Instant::now();
         let mut buf = vec![0u8; 16_384];
         while start.elapsed() < Duration::from_secs(4) {
@@ -286,7 +288,8 @@ async fn suffix_and_short_name_spellings_are_decided_under_the_protected_route()
         assert_eq!(status, 401, "control: {path}");
     }
     let log = g.stop().await;
-    let routes: Vec<String> = log.iter().map(|r| format!("{} -> {} ({})", r["path"], r["route"], r["reason"])).collect();
+    let routes: Vec<String> =
+        log.iter().map(|r| format!("{} -> {} ({})", r["path"], r["route"], r["reason"])).collect();
     assert!(leaked.is_empty(), "reached the upstream without a token: {leaked:#?}\nrecords: {routes:#?}");
 }
 
@@ -308,7 +311,9 @@ async fn an_id_token_naming_its_authorized_party_is_not_app_only() {
         .start()
         .await;
     let mut leaked = Vec::new();
-    for (mut g, nonce, case) in [(api_only, true, "no client, nonce"), (with_client, false, "client, no nonce")] {
+    for (mut g, nonce, case) in
+        [(api_only, true, "no client, nonce"), (with_client, false, "client, no nonce")]
+    {
         // A password-only sign-in's ID token, as a generic OIDC provider issues it.
         let mut c = g.idp.id_token_claims(API_CLIENT, "n-0S1gn", false);
         c["azp"] = serde_json::json!(API_CLIENT);
