@@ -67,7 +67,7 @@ async fn metric_reaches(g: &Gateway, series: &str, want: u64) {
     }
 }
 
-async fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
+pub(crate) async fn connect_from(ip: &str, to: std::net::SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
     socket.connect(to).await.unwrap()

@@ -208,7 +208,7 @@ async fn a_withdrawn_key_takes_its_cached_tokens_with_it() {
 }
 
 /// One HTTP/2 connection (prior knowledge) to the gateway, driven by hyper's client.
-async fn h2_connection(
+pub(crate) async fn h2_connection(
     g: &Gateway,
     window: Option<u32>,
 ) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
@@ -223,7 +223,7 @@ async fn h2_connection(
 }
 
 /// Polls `/metrics` until `series` reaches `want`; false if it has not within `within`.
-async fn metric_within(g: &Gateway, series: &str, want: u64, within: Duration) -> bool {
+pub(crate) async fn metric_within(g: &Gateway, series: &str, want: u64, within: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < within {
         if metric(g, series).await == want {
@@ -326,6 +326,12 @@ async fn an_http2_431_leaves_a_record_or_a_count() {
 /// A WebSocket upstream that pings: answers the handshake, then sends a two-byte ping frame
 /// every 200 ms and reads nothing.
 async fn pinging_upstream() -> std::net::SocketAddr {
+    sending_upstream(b"\x89\x00").await
+}
+
+/// A WebSocket upstream that answers the handshake, then sends `frame` every 200 ms and reads
+/// nothing.
+pub(crate) async fn sending_upstream(frame: &'static [u8]) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -355,7 +361,7 @@ async fn pinging_upstream() -> std::net::SocketAddr {
                 if s.write_all(answer.as_bytes()).await.is_err() {
                     return;
                 }
-                while s.write_all(b"\x89\x00").await.is_ok() {
+                while s.write_all(frame).await.is_ok() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });

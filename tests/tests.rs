@@ -19,6 +19,7 @@ mod portal;
 mod proxy;
 mod report;
 mod review2_findings;
+mod review3_findings;
 mod review_findings;
 mod saml;
 mod saml_gate;
