@@ -113,8 +113,17 @@ async fn a_method_override_records_what_a_report_only_route_would_refuse() {
 /// An operator's way out is to widen the public route, or to drop the protected one.
 #[tokio::test]
 async fn a_post_only_public_route_takes_its_posts() {
+    // By default the POST is held to `site` (its upstream could honour `_method`); a route whose
+    // upstream does not says so with `method_overrides = false`.
     const ROUTES: &str = "\n[[route]]\nname = \"site\"\npath_prefix = \"/site/\"\nupstream = \"{echo}\"\n\n[[route]]\nname = \"site-hooks\"\npath_prefix = \"/site/hooks/\"\nmethods = [\"POST\"]\nupstream = \"{echo}\"\nauth = \"none\"\n";
-    let mut g = gateway().append(ROUTES).start().await;
+    let mut held = gateway().append(ROUTES).start().await;
+    let (status, reached) = send(&held, "POST", "/site/hooks/github", "", "{}").await;
+    assert_eq!((status, reached), (401, 0), "held to the route a _method override would reach");
+    held.stop().await;
+    let mut g = gateway()
+        .append(&ROUTES.replace("auth = \"none\"\n", "auth = \"none\"\nmethod_overrides = false\n"))
+        .start()
+        .await;
     let extra = "Content-Type: application/json\r\n";
     let (status, reached) = send(&g, "POST", "/site/hooks/github", extra, r#"{"action":"opened"}"#).await;
     let log = g.stop().await;

@@ -313,6 +313,9 @@ pub struct RouteConfig {
     pub prefix: mfagate_policy::path::Prefix,
     /// `allow_path_parameters`: `;` parameters reach this route (otherwise 400).
     pub allow_path_parameters: bool,
+    /// `method_overrides` (default true): the upstream may turn a POST into the method `_method`
+    /// names, so a POST here is held to every route another method would get.
+    pub method_overrides: bool,
     /// `host`, lowercased, without port.
     pub host: Option<String>,
     /// `methods` (empty: any).

@@ -183,8 +183,9 @@ async fn route_and_decide(
             if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule };
         decide(state, &rule, &presented)
     };
-    let (index, decision) = if req.method() == http::Method::POST && !from_grant {
-        strictest_target(state, host.as_deref(), &path, index, decision, credential)
+    let (index, decision) = if req.method() == http::Method::POST && !from_grant && route.method_overrides {
+        let held = Held { headers: req.headers(), credential, identity };
+        strictest_target(state, host.as_deref(), &path, index, decision, &held)
     } else {
         (index, decision)
     };
@@ -352,32 +353,55 @@ async fn read_token_request(
     }
 }
 
+/// What a POST was decided on, to judge it again under another route.
+struct Held<'a> {
+    headers: &'a HeaderMap,
+    credential: Credential<'a>,
+    identity: Option<&'a Identity>,
+}
+
 /// A POST must pass the rule of every route it could become upstream (a `_method` override):
-/// the first of those that refuses decides, under its own name. Only routes of the same channel
-/// count: a portal route and an API route are not one handler.
+/// the most severe of their decisions wins (a refusal, then a report-only route's would-be
+/// refusal), under that route's name. Each route judges with what it would have taken: its own
+/// `issuers`, and for a portal route its own session.
 fn strictest_target(
     state: &State,
     host: Option<&str>,
     path: &CanonicalPath,
     chosen: usize,
     decision: Decision,
-    credential: Credential<'_>,
+    held: &Held<'_>,
 ) -> (usize, Decision) {
     let routes = &state.config.routes;
-    if !decision.forwards() {
-        return (chosen, decision);
-    }
+    let severity = |d: &Decision| if !d.forwards() { 2 } else { u8::from(d.outcome() != Outcome::Allow) };
+    let mut worst = (chosen, decision);
     for target in state.routes.override_targets(routes, host, path, chosen) {
-        let route = &routes[target];
-        if route.channel != routes[chosen].channel {
-            continue;
+        if severity(&worst.1) == 2 {
+            break;
         }
+        let route = &routes[target];
+        let credential = match route.channel {
+            Channel::Portal => match crate::portal::session(state, route, held.headers) {
+                crate::portal::RouteSession::Accepted(s) => {
+                    Credential::Session { mfa: s.mfa, expires: UnixTime(s.exp) }
+                }
+                _ => Credential::None,
+            },
+            // A bearer or SAML credential, if this route takes its issuer.
+            Channel::Api if routes[chosen].channel == Channel::Api => match held.identity {
+                Some(id) if !route.issuers.is_empty() && !route.issuers.contains(&id.issuer) => {
+                    Credential::Invalid(InvalidReason::UnknownIssuer)
+                }
+                _ => held.credential,
+            },
+            Channel::Api => Credential::None,
+        };
         let theirs = evaluate(&route.rule, credential, state.clock.unix());
-        if !theirs.forwards() {
-            return (target, theirs);
+        if severity(&theirs) > severity(&worst.1) {
+            worst = (target, theirs);
         }
     }
-    (chosen, decision)
+    worst
 }
 
 enum Scheme {

@@ -348,6 +348,8 @@ struct RawRoute {
     case_sensitive: bool,
     #[serde(default)]
     allow_path_parameters: bool,
+    #[serde(default = "default_true")]
+    method_overrides: bool,
     host: Option<String>,
     #[serde(default)]
     methods: Vec<String>,
@@ -870,6 +872,7 @@ fn route(
         path_prefix: raw.path_prefix,
         prefix,
         allow_path_parameters: raw.allow_path_parameters,
+        method_overrides: raw.method_overrides,
         host,
         methods,
         upstream,
