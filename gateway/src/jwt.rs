@@ -115,6 +115,9 @@ struct Claims {
     appid: Option<String>,
     azp: Option<String>,
     client_id: Option<String>,
+    at_hash: Option<Value>,
+    c_hash: Option<Value>,
+    auth_time: Option<Value>,
     appidacr: Option<String>,
     azpacr: Option<String>,
     idtyp: Option<String>,
@@ -371,7 +374,17 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
     // user's ID token does not, and with app roles it would otherwise pass as App-only, past MFA.
     let app_id = c.appid.or(c.azp).or(c.client_id);
     let app_only_shape = c.idtyp.as_deref() == Some("app") || (!has_scp && has_roles);
-    if app_only_shape && app_id.is_none() {
+    // Nor does it carry what only a user's sign-in puts in a token (an ID token's `nonce`,
+    // `at_hash`, `auth_time`, `amr`, a user name): OpenID Connect ID tokens may name their client
+    // in `azp`, so the application's name alone does not tell them apart.
+    let user_sign_in = c.nonce.is_some()
+        || c.at_hash.is_some()
+        || c.c_hash.is_some()
+        || c.auth_time.is_some()
+        || c.amr.is_some()
+        || c.upn.is_some()
+        || c.unique_name.is_some();
+    if app_only_shape && (app_id.is_none() || user_sign_in) {
         return Err(InvalidReason::ClaimsInvalid);
     }
     let identity = Identity {
