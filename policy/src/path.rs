@@ -225,9 +225,17 @@ fn is_lookalike_separator(c: char) -> bool {
     )
 }
 
-/// Whether Windows would read this segment as another name.
+/// Whether Windows would read this segment as another name: a trailing dot or space, an NTFS
+/// stream, or an 8.3 short name (`ADMINI~1`, which IIS resolves to `administration`).
 fn is_windows_alias(segment: &str) -> bool {
-    segment.ends_with('.') || segment.ends_with("%20") || segment.contains(":$")
+    segment.ends_with('.') || segment.ends_with("%20") || segment.contains(":$") || is_short_name(segment)
+}
+
+fn is_short_name(segment: &str) -> bool {
+    let name = segment.split('.').next().unwrap_or(segment);
+    name.split_once('~').is_some_and(|(base, n)| {
+        (1..=6).contains(&base.len()) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The segment's name, before its `;` parameters (raw `;` or `%3B`).
@@ -274,7 +282,8 @@ fn resolve(normalized: &str) -> String {
 fn already_canonical(raw: &str) -> bool {
     let b = raw.as_bytes();
     b.first() == Some(&b'/')
-        && b.iter().all(|&c| c != b';' && is_path_char(c))
+        // `;` and `~` (8.3 short names) take the full rewrite.
+        && b.iter().all(|&c| c != b';' && c != b'~' && is_path_char(c))
         && !b.windows(2).any(|w| matches!(w, b"//" | b"/." | b"./" | b":$"))
         && b.last() != Some(&b'.')
 }
@@ -379,7 +388,11 @@ impl Prefix {
         let same =
             if self.case_sensitive { head == self.text } else { head.eq_ignore_ascii_case(&self.text) };
         let rest = &path[self.text.len()..];
-        same && (rest.is_empty() || rest.starts_with('/') || (rest.starts_with('.') && !rest.contains('/')))
+        // `.json` or `.json/` (Rails drops the trailing slash before reading the format).
+        let format = rest
+            .strip_prefix('.')
+            .is_some_and(|r| !r.trim_end_matches('/').contains('/') && !r.ends_with("//"));
+        same && (rest.is_empty() || rest.starts_with('/') || format)
     }
 }
 

@@ -48,6 +48,10 @@ fn traversal_spellings_resolve_or_refuse() {
         ("/admin%20/users", Err(E::WindowsAlias)),
         ("/admin::$INDEX_ALLOCATION/users", Err(E::WindowsAlias)),
         ("/a/.../b", Err(E::WindowsAlias)),
+        ("/ADMINI~1/users", Err(E::WindowsAlias)),
+        ("/admini~1.jso/users", Err(E::WindowsAlias)),
+        ("/~user/x", Ok("/~user/x")),
+        ("/a~b/x", Ok("/a~b/x")),
         ("/a/%c0%ae%c0%ae/b", Err(E::InvalidUtf8)),
         ("/a/%ef%bc%8e%ef%bc%8e/b", Err(E::LookalikeSeparator)),
         ("/a%20b/c", Ok("/a%20b/c")),
@@ -117,8 +121,10 @@ fn lenient_reading(path: &str) -> String {
         fully_decoded(path.as_bytes()).into_iter().map(|b| if b == b'\\' { b'/' } else { b }).collect();
     let text = String::from_utf8_lossy(&decoded);
     let mut segments: Vec<&str> = text.split('/').map(|s| s.split(';').next().unwrap_or_default()).collect();
-    // Rails' `(.:format)`: a final segment's extension names the same handler.
-    if let Some(last) = segments.last_mut()
+    // Rails' `(.:format)`: a final segment's extension names the same handler, also before a
+    // trailing slash.
+    let last_named = segments.len() - usize::from(segments.len() > 1 && segments.last() == Some(&""));
+    if let Some(last) = segments.get_mut(last_named.saturating_sub(1))
         && let Some((name, _)) = last.split_once('.')
         && !name.is_empty()
     {
@@ -266,6 +272,7 @@ fn a_final_extension_is_under_its_name() {
     let table = [Prefix::new("/admin", true).unwrap(), Prefix::new("/", true).unwrap()];
     for (raw, want) in [
         ("/admin.json", Some(0)),
+        ("/admin.json/", Some(0)),
         ("/admin.json/x", Some(1)),
         ("/adminx.json", Some(1)),
         ("/admin/x.json", Some(0)),
