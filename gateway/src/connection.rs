@@ -38,6 +38,9 @@ pub struct Connections {
     /// Upstream requests (and tunnels) in flight at once: as many as client connections, the
     /// other half of the open-files budget, however many HTTP/2 streams a client opens.
     pub upstream: Arc<tokio::sync::Semaphore>,
+    /// The same per client address, under `max_connections_per_ip`: one address gets as many
+    /// upstream slots as connections, however many HTTP/2 streams it opens.
+    pub upstream_per_ip: Arc<Limits>,
     /// The counters.
     pub counters: Counters,
 }

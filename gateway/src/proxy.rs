@@ -234,10 +234,15 @@ async fn route_and_decide(
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
         return guard.fail(Refusal::UpstreamFailed).await;
     };
-    let slots = state.connections.upstream.clone();
-    let Ok(Ok(slot)) = tokio::time::timeout(route.upstream_timeout, slots.acquire_owned()).await else {
+    let Ok(address_slot) = state.connections.upstream_per_ip.admit(peer.addr.ip()) else {
         return guard.fail(Refusal::UpstreamBusy).await;
     };
+    let slots = state.connections.upstream.clone();
+    let Ok(Ok(global_slot)) = tokio::time::timeout(route.upstream_timeout, slots.acquire_owned()).await
+    else {
+        return guard.fail(Refusal::UpstreamBusy).await;
+    };
+    let slot = (address_slot, global_slot);
     let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
     let mut rsp = match sent {
         Err(_) => return guard.fail(Refusal::UpstreamTimeout).await,
@@ -528,7 +533,7 @@ async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     state: Arc<State>,
-    _hold: (Option<crate::connection::Hold>, tokio::sync::OwnedSemaphorePermit),
+    _hold: (Option<crate::connection::Hold>, impl Send),
 ) {
     use crate::connection::activity::{LastRead, Metered, until_idle};
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {

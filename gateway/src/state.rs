@@ -99,6 +99,10 @@ impl State {
             ),
             counters: Default::default(),
             upstream: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            upstream_per_ip: crate::connection::limits::Limits::new(
+                usize::MAX,
+                config.listen.max_connections_per_ip,
+            ),
         };
         let state = State {
             sealer,
