@@ -136,9 +136,9 @@ fn connection_builder(listen: &crate::config::Listen) -> auto::Builder<TokioExec
         .keep_alive_interval(listen.http2_keep_alive_interval)
         .keep_alive_timeout(listen.http2_keep_alive_timeout)
         .max_concurrent_streams(HTTP2_MAX_STREAMS)
-        // h2 answers a larger list itself, unseen: up to twice the limit, the gateway sees the
+        // h2 answers a larger list itself, unseen: up to four times the limit, the gateway sees the
         // request, answers 431 and records it (`proxy`).
-        .max_header_list_size(u32::try_from(listen.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(listen.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX));
     builder
 }
 

@@ -2,6 +2,7 @@
 //! in [`super::serve`] and of the WebSocket tunnels' idle timeout.
 
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -97,8 +98,8 @@ pub struct Activity {
     write_stalled: AtomicU64,
     /// Response bodies that handed hyper a frame it has not come back for (HTTP/2 waits for
     /// the client's flow-control window without writing, so no write stalls), and since when.
-    handed: AtomicUsize,
-    handed_since: AtomicU64,
+    handed: Mutex<HashMap<u64, u64>>,
+    next_body: AtomicU64,
     http2: AtomicBool,
     prefix: Mutex<Vec<u8>>,
     sniffed: AtomicBool,
@@ -129,8 +130,8 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             write_stalled: AtomicU64::new(NONE),
-            handed: AtomicUsize::new(0),
-            handed_since: AtomicU64::new(0),
+            handed: Mutex::default(),
+            next_body: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             prefix: Mutex::new(Vec::new()),
             sniffed: AtomicBool::new(false),
@@ -187,8 +188,11 @@ impl Activity {
             NONE => None,
             ms => Some(self.at(ms) + idle),
         };
-        let body_stall = (self.handed.load(Ordering::Acquire) > 0)
-            .then(|| self.at(self.handed_since.load(Ordering::Acquire)) + idle);
+        // The oldest frame not taken: one stalled stream is not hidden by others that move.
+        let oldest = self.handed.lock().unwrap_or_else(PoisonError::into_inner).values().min().copied();
+        // HTTP/1 has the write stall: its writes wait on the socket, whose wake-up comes late on
+        // big buffers; HTTP/2 waits on the client's window without writing.
+        let body_stall = oldest.filter(|_| self.http2.load(Ordering::Acquire)).map(|ms| self.at(ms) + idle);
         let stall_at = [write_stall, body_stall].into_iter().flatten().min();
         if stall_at.is_some_and(|at| now >= at) {
             return Due::SendTimeout;
@@ -257,43 +261,58 @@ impl Drop for InFlight {
 }
 
 /// A response body that ends its request when done, and tells the connection when a frame it
-/// handed out is not taken (the client gives no room for it).
+/// handed out is not taken (the client gives no room for it). Frames go out in pieces of at most
+/// [`PIECE`], so a client reading slowly but steadily takes each within the idle timeout.
 pub struct Tracked {
     inner: crate::body::Body,
     request: InFlight,
+    id: u64,
     handed: bool,
+    rest: Option<Bytes>,
 }
+
+/// The largest piece of a response body handed to hyper at once.
+const PIECE: usize = 16 * 1024;
 
 impl Tracked {
     /// `inner`, ending `request` when dropped.
     pub fn new(inner: crate::body::Body, request: InFlight) -> Tracked {
-        Tracked { inner, request, handed: false }
+        let id = request.0.next_body.fetch_add(1, Ordering::Relaxed);
+        Tracked { inner, request, id, handed: false, rest: None }
     }
 
-    /// hyper came back for more: the frame handed out was taken.
+    fn handed(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+        self.request.0.handed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// hyper came back for more: the piece handed out was taken.
     fn taken(&mut self) {
         if std::mem::take(&mut self.handed) {
-            let a = &self.request.0;
-            a.handed_since.store(a.now_ms(), Ordering::Release);
-            a.handed.fetch_sub(1, Ordering::AcqRel);
+            self.handed().remove(&self.id);
         }
     }
 
-    fn hand(&mut self) {
+    fn hand(&mut self, mut data: Bytes) -> http_body::Frame<Bytes> {
+        if data.len() > PIECE {
+            self.rest = Some(data.split_off(PIECE));
+        }
         let a = &self.request.0;
-        a.handed_since.store(a.now_ms(), Ordering::Release);
+        let first = {
+            let mut handed = self.handed();
+            handed.insert(self.id, a.now_ms());
+            handed.len() == 1
+        };
         self.handed = true;
-        if a.handed.fetch_add(1, Ordering::AcqRel) == 0 {
+        if first {
             a.changed.notify_one();
         }
+        http_body::Frame::data(data)
     }
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        if self.handed {
-            self.request.0.handed.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.taken();
     }
 }
 
@@ -307,21 +326,31 @@ impl http_body::Body for Tracked {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         this.taken();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && frame.is_data()
-        {
-            this.hand();
+        if let Some(rest) = this.rest.take() {
+            return Poll::Ready(Some(Ok(this.hand(rest))));
         }
-        polled
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(this.hand(data)))),
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let rest = self.rest.as_ref().map_or(0, |r| r.len() as u64);
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
     }
 }
 
