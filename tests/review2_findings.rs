@@ -323,12 +323,6 @@ async fn an_http2_431_leaves_a_record_or_a_count() {
     assert!(counted + recorded as u64 > 0, "an HTTP/2 431 left no record and no count");
 }
 
-/// A WebSocket upstream that pings: answers the handshake, then sends a two-byte ping frame
-/// every 200 ms and reads nothing.
-async fn pinging_upstream() -> std::net::SocketAddr {
-    sending_upstream(b"\x89\x00").await
-}
-
 /// A WebSocket upstream that answers the handshake, then sends `frame` every 200 ms and reads
 /// nothing.
 pub(crate) async fn sending_upstream(frame: &'static [u8]) -> std::net::SocketAddr {
@@ -368,39 +362,4 @@ pub(crate) async fn sending_upstream(frame: &'static [u8]) -> std::net::SocketAd
         }
     });
     addr
-}
-
-/// The tunnel's idle timeout counts reads on either side, and nothing watches its writes: a
-/// client that, once upgraded, neither sends nor reads a byte keeps its tunnel (and its slot
-/// under the caps) for as long as the upstream sends keep-alive pings, which end up unread in
-/// the socket buffers. Such a client is as silent as one that sends nothing at all.
-#[tokio::test]
-async fn a_silent_websocket_client_is_closed_even_when_the_upstream_pings() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let upstream = pinging_upstream().await;
-    let g = gateway()
-        .listen("websocket_idle_timeout_secs = 1")
-        .append(&format!(
-            "\n[[route]]\nname = \"ws\"\npath_prefix = \"/ws/\"\nupstream = \"http://{upstream}\"\nauth = \"none\"\n"
-        ))
-        .start()
-        .await;
-    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    s.write_all(b"GET /ws/socket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 12];
-    tokio::time::timeout(BOUND, s.read_exact(&mut buf)).await.unwrap().unwrap();
-    assert_eq!(&buf, b"HTTP/1.1 101", "control: the tunnel opened");
-    // From here the client is silent: it sends nothing and reads nothing.
-    let closed = metric_within(
-        &g,
-        "mfagate_connections_closed_total{reason=\"websocket_idle\"}",
-        1,
-        Duration::from_secs(5),
-    )
-    .await;
-    let open = metric(&g, "mfagate_connections_open").await;
-    drop(s);
-    assert!(closed, "5 s after a 1 s WebSocket idle timeout, a silent client's tunnel is open ({open} open)");
 }

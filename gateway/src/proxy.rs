@@ -526,7 +526,7 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     Some(Request::from_parts(parts, body))
 }
 
-/// Joins the two sides of an upgrade until either closes or the client sends no byte for
+/// Joins the two sides of an upgrade until either closes or no byte moves either way for
 /// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps, and the
 /// tunnel's upstream slot.
 async fn tunnel(
@@ -541,9 +541,9 @@ async fn tunnel(
     };
     let last = LastRead::new();
     let mut client = Metered::new(hyper_util::rt::TokioIo::new(client), last.clone());
-    // Only the client's bytes count: an upstream that pings keeps no silent client alive (a live
-    // client answers pings with pongs, RFC 6455 §5.5.2).
-    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    // Bytes either way count: a browser tab that only listens sends nothing (browsers send no
+    // pings of their own), and must keep its tunnel.
+    let mut upstream = Metered::new(hyper_util::rt::TokioIo::new(upstream), last.clone());
     let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     if until_idle(copy, &last, state.config.listen.websocket_idle_timeout).await.is_none() {
         state.connections.counters.closed(crate::connection::counters::Closed::WebsocketIdle);
