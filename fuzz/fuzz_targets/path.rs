@@ -42,10 +42,16 @@ fn check_prefix(prefix: &Prefix, case_sensitive: bool, c: &CanonicalPath) {
         assert!(matched);
         return;
     }
-    // On a segment boundary, and the same bytes (up to ASCII case when so configured).
+    // On a segment boundary, or a final segment's extension (`/v1.json`, `/v1.json/`: Rails'
+    // format), and the same bytes (up to ASCII case when so configured).
+    let boundary = |rest: &str| {
+        rest.is_empty()
+            || rest.starts_with('/')
+            || rest.strip_prefix('.').is_some_and(|r| !r.trim_end_matches('/').contains('/') && !r.ends_with("//"))
+    };
     let expected = path.len() >= p.len()
         && path.is_char_boundary(p.len())
-        && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+        && boundary(&path[p.len()..])
         && path.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
     if matched {
         assert!(expected, "{p:?} matched {path:?}");

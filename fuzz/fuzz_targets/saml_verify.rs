@@ -29,7 +29,9 @@ fn verifier(certificate: &[u8]) -> SamlVerifier {
         mfa: mfagate_policy::SamlMfaSettings::default(),
         leeway_secs: 60,
         sso_url: None,
-        accept_sso_responses_as_api: false,
+        // Some seeds answer a sign-in (InResponseTo): taken here so that the deep paths stay
+        // reachable; the refusal of SSO Responses at the API is tested in tests/saml_gate.rs.
+        accept_sso_responses_as_api: true,
     };
     SamlVerifier::new(vec![idp], SAML_SP.into(), Vec::new(), 64 * 1024, ManualClock::at(T0))
 }
