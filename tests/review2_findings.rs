@@ -314,10 +314,16 @@ async fn one_http2_connection_holds_no_more_upstream_connections_than_the_budget
 /// and no counter moves (README: "none"), while the same head over HTTP/1 has both.
 #[tokio::test]
 async fn an_http2_431_leaves_a_record_or_a_count() {
+    an_http2_header_list_is_recorded_or_counted(20_000).await;
+}
+
+/// An HTTP/2 request with a header of `bytes` (over `max_header_bytes`) gets 431, and leaves a
+/// record or a count.
+pub(crate) async fn an_http2_header_list_is_recorded_or_counted(bytes: usize) {
     let mut g = gateway().start().await;
     let mut send = h2_connection(&g, None).await;
     let req = Request::get("http://gw.test/public/x")
-        .header("x-filler", "a".repeat(20_000))
+        .header("x-filler", "a".repeat(bytes))
         .body(Full::default())
         .unwrap();
     let rsp = send.send_request(req).await.unwrap();
@@ -326,7 +332,7 @@ async fn an_http2_431_leaves_a_record_or_a_count() {
     drop(send);
     let log = g.stop().await;
     let recorded = log.iter().filter(|r| r["status"] == 431).count();
-    assert!(counted + recorded as u64 > 0, "an HTTP/2 431 left no record and no count");
+    assert!(counted + recorded as u64 > 0, "an HTTP/2 431 ({bytes} byte header) left no record and no count");
 }
 
 /// A WebSocket upstream that answers the handshake, then sends `frame` every 200 ms and reads
