@@ -5,8 +5,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use mfagate::clock::{ManualClock, SharedClock};
 use mfagate::config::Config;
-use mfagate::devidp::{DevIdp, TokenRequest, load_dev_keys};
-use mfagate::jwt::{CacheCounters, Verification, Verifier};
+use mfagate::dev::idp::{DevIdp, TokenRequest, load_dev_keys};
+use mfagate::verify::jwt::{CacheCounters, Verification, Verifier};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -17,10 +17,10 @@ fn verifier(rt: &tokio::runtime::Runtime, idp: &DevIdp, clock: SharedClock, cach
         "[decision_log]\npath = \"/dev/null\"\n[[issuer]]\nname = \"dev\"\nissuer = \"{}\"\njwks_uri = \"{}/keys\"\naudiences = [\"api://mfagate-demo\"]\nalgorithms = [\"RS256\", \"ES256\"]\ntenants = [\"{}\"]\n",
         idp.issuer_template(),
         idp.base_url(),
-        mfagate::devidp::DEV_TENANT
+        mfagate::dev::idp::DEV_TENANT
     );
     let config = Config::from_toml(&toml, Path::new(".")).unwrap();
-    let client = mfagate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
+    let client = mfagate::gate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
     let verifier = Verifier::for_issuers(&config.issuers, &client, cache, clock);
     for keys in verifier.keys() {
         rt.block_on(keys.refresh_now()).unwrap();

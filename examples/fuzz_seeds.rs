@@ -10,8 +10,8 @@
 
 use base64::Engine;
 use mfagate::clock::ManualClock;
-use mfagate::devidp::{DevIdp, TokenRequest};
-use mfagate::devsaml::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
+use mfagate::dev::idp::{DevIdp, TokenRequest};
+use mfagate::dev::saml_idp::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
 use mfagate::fuzzing::{SAML_IDP, SAML_SP, T0, TOKEN_ISSUER_V1, TOKEN_ISSUER_V2};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -225,7 +225,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let keys = mfagate::devidp::load_dev_keys(&root().join("certs"))?;
+        let keys = mfagate::dev::idp::load_dev_keys(&root().join("certs"))?;
         let idp = DevIdp::start(listener, keys, ManualClock::at(T0))?;
         tokens(&idp)
     })?;

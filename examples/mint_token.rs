@@ -7,7 +7,7 @@
 //! ```
 //! DEVELOPMENT ONLY: the key is public.
 
-use mfagate::devidp::{DEV_APP_ID, DEV_AUDIENCE, DEV_TENANT, DevKey};
+use mfagate::dev::idp::{DEV_APP_ID, DEV_AUDIENCE, DEV_TENANT, DevKey};
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 

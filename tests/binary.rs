@@ -1,8 +1,8 @@
 //! The real `mfagate` binary: check-config, --version, and `run` until SIGTERM.
 
 use crate::support::*;
-use mfagate::devidp::{DevIdp, TokenRequest};
-use mfagate::echo::Echo;
+use mfagate::dev::echo::Echo;
+use mfagate::dev::idp::{DevIdp, TokenRequest};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

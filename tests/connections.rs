@@ -142,7 +142,7 @@ async fn silent_and_partial_preface_connections_are_closed_after_the_header_time
 fn tls_connector(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    mfagate::outbound::install_crypto_provider();
+    mfagate::gate::outbound::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(certs().join("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -360,14 +360,14 @@ async fn a_stalled_acs_post_gets_408_and_a_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_enforces_the_cap_and_the_header_timeout() {
     let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = mfagate::devidp::DevIdp::start(
+    let idp = mfagate::dev::idp::DevIdp::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         dev_keys(),
         clock,
     )
     .unwrap();
     let echo =
-        mfagate::echo::Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        mfagate::dev::echo::Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("mfagate.toml");
     let text = render_config(CONFIG, &idp, &echo, dir.path())

@@ -3,7 +3,7 @@
 //! and the decision record.
 
 use crate::support::*;
-use mfagate::devidp::TokenRequest;
+use mfagate::dev::idp::TokenRequest;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,7 +68,7 @@ pub type Expected = (String, Option<&'static str>, &'static str, &'static str);
 /// records must say, in order.
 pub async fn send_traversals(
     addr: std::net::SocketAddr,
-    echo: &mfagate::echo::Echo,
+    echo: &mfagate::dev::echo::Echo,
     app_only: &str,
 ) -> Vec<Expected> {
     let mut expected = Vec::new();

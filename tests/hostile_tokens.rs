@@ -8,7 +8,7 @@ use crate::support::*;
 use base64::Engine;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
-use mfagate::devidp::{DevKey, TokenRequest};
+use mfagate::dev::idp::{DevKey, TokenRequest};
 use serde_json::{Value, json};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -2,7 +2,7 @@
 
 use crate::support::*;
 use base64::Engine;
-use mfagate::devidp::{DevKey, TokenRequest};
+use mfagate::dev::idp::{DevKey, TokenRequest};
 use serde_json::{Value, json};
 
 const PC_MFA: &str = "Bearer error=\"invalid_token\", error_description=\"MFA required\"";

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use http::StatusCode;
-use mfagate::devidp::{DevKey, TokenRequest};
+use mfagate::dev::idp::{DevKey, TokenRequest};
 use std::time::Duration;
 
 const PAST_REFETCH_LIMIT: Duration = Duration::from_secs(301);

@@ -115,7 +115,8 @@ async fn the_log_rotates_by_day_and_the_report_reads_the_folder() {
         .collect();
     names.sort();
     assert_eq!(names, ["decisions.2026-01-01.1.jsonl", "decisions.jsonl"]);
-    let (r, _) = mfagate::report::build(&[g.dir.path().to_owned()], (T0 + 2 * 86_400) * 1000, 7).unwrap();
+    let (r, _) =
+        mfagate::evidence::report::build(&[g.dir.path().to_owned()], (T0 + 2 * 86_400) * 1000, 7).unwrap();
     assert_eq!(r.totals.api_app_user, 3);
     assert_eq!(r.daily.len(), 2);
 }

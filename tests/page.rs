@@ -28,7 +28,7 @@ async fn the_report_page_renders_in_a_browser() {
     let g = gateway().start().await;
     let mfa = g.token(|_| {});
     let no_mfa = g.token(|c| c["amr"] = json!(["pwd"]));
-    let app = g.token_for(&mfagate::devidp::TokenRequest { app_only: true, ..Default::default() }, |_| {});
+    let app = g.token_for(&mfagate::dev::idp::TokenRequest { app_only: true, ..Default::default() }, |_| {});
     for t in [&mfa, &mfa, &no_mfa, &app] {
         g.get("/v1/x", Some(t)).await;
     }

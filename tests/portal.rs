@@ -3,7 +3,7 @@
 use crate::support::browser::Browser;
 use crate::support::*;
 use http::StatusCode;
-use mfagate::devidp::DevMfa;
+use mfagate::dev::idp::DevMfa;
 
 /// Browser sessions over plain HTTP (tests/chromium.rs also runs them with `secure = true`).
 pub const SESSION: &str = r#"

@@ -29,7 +29,7 @@ async fn identity_headers_cannot_be_spoofed() {
     assert_eq!(r.upstream_header("x-auth-subject").as_deref(), Some("00000000-0000-4000-8000-0000000b0001"));
     assert_eq!(r.upstream_header("x-auth-tenant").as_deref(), Some(tenant()));
     assert_eq!(r.upstream_header("x-auth-upn").as_deref(), Some("adele@contoso.test"));
-    assert_eq!(r.upstream_header("x-auth-app").as_deref(), Some(mfagate::devidp::DEV_APP_ID));
+    assert_eq!(r.upstream_header("x-auth-app").as_deref(), Some(mfagate::dev::idp::DEV_APP_ID));
     assert_eq!(r.upstream_header("x-auth-anything"), None);
     assert_eq!(
         r.upstream_header("x-forwarded-for").as_deref(),
@@ -192,17 +192,18 @@ async fn tls_listener_negotiates_http2_by_alpn() {
     let certs = certs();
     let g = gateway().tls().start().await;
     let client =
-        mfagate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5)).unwrap();
+        mfagate::gate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5))
+            .unwrap();
     let token = g.token(|_| {});
     let req = http::Request::get(format!("https://localhost:{}/v1/tls", g.addr.port()))
         .header("authorization", format!("Bearer {token}"))
-        .body(mfagate::body::empty())
+        .body(mfagate::gate::body::empty())
         .unwrap();
     let rsp = client.request(req).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);
     assert_eq!(rsp.version(), http::Version::HTTP_2, "ALPN picks h2");
     let r = http::Request::get(format!("https://localhost:{}/v1/tls", g.addr.port()))
-        .body(mfagate::body::empty())
+        .body(mfagate::gate::body::empty())
         .unwrap();
     let rsp = client.request(r).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);
@@ -253,7 +254,7 @@ async fn keys_are_fetched_over_https_trusting_the_extra_ca() {
         .append(&format!("\n[outbound]\nca_file = \"{}\"\n", certs.join("ca.pem").display()))
         .start()
         .await;
-    let token = front.idp.sign(&front.idp.claims(&mfagate::devidp::TokenRequest::default())).unwrap();
+    let token = front.idp.sign(&front.idp.claims(&mfagate::dev::idp::TokenRequest::default())).unwrap();
     assert_eq!(trusted.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
 }
 

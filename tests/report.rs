@@ -119,12 +119,12 @@ async fn the_report_reads_what_the_gateway_wrote() {
     let mut g = gateway().start().await;
     let mfa = g.token(|_| {});
     let no_mfa = g.token(|c| c["amr"] = json!(["pwd"]));
-    let app = g.token_for(&mfagate::devidp::TokenRequest { app_only: true, ..Default::default() }, |_| {});
+    let app = g.token_for(&mfagate::dev::idp::TokenRequest { app_only: true, ..Default::default() }, |_| {});
     for t in [&mfa, &mfa, &no_mfa, &app] {
         g.get("/v1/x", Some(t)).await;
     }
     g.stop().await;
-    let (r, warnings) = mfagate::report::build(&[g.log_path()], (T0 + 60) * 1000, 7).unwrap();
+    let (r, warnings) = mfagate::evidence::report::build(&[g.log_path()], (T0 + 60) * 1000, 7).unwrap();
     assert!(warnings.is_empty());
     assert_eq!((r.totals.api_app_user, r.totals.api_mfa, r.totals.api_app_only), (3, 2, 1));
 }

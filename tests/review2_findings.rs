@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mfagate::devidp::TokenRequest;
+use mfagate::dev::idp::TokenRequest;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -196,7 +196,7 @@ async fn a_withdrawn_key_takes_its_cached_tokens_with_it() {
     g.clock.advance(Duration::from_secs(301));
     let fetches = g.idp.jwks_fetches();
     let pem = std::fs::read(certs().join("dev-idp-rsa-b.key")).unwrap();
-    let unknown = mfagate::devidp::DevKey::rsa("never-published", &pem).unwrap();
+    let unknown = mfagate::dev::idp::DevKey::rsa("never-published", &pem).unwrap();
     let r = g.get("/v1/x", Some(&unknown.sign(&g.idp.claims(&TokenRequest::default())).unwrap())).await;
     assert_eq!(r.json()["error"], "unknown_kid");
     assert_eq!(g.idp.jwks_fetches(), fetches + 1, "the new key set was fetched");
@@ -360,7 +360,7 @@ pub(crate) async fn sending_upstream(frame: &'static [u8]) -> std::net::SocketAd
                     .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-key"))
                     .map(|(_, v)| v.trim())
                     .unwrap();
-                let accept = mfagate::forward::websocket_accept(key.as_bytes());
+                let accept = mfagate::gate::forward::websocket_accept(key.as_bytes());
                 let answer = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 );

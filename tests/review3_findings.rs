@@ -8,7 +8,7 @@ use crate::review2_findings::{h2_connection, metric_within};
 use crate::support::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mfagate::devidp::TokenRequest;
+use mfagate::dev::idp::TokenRequest;
 use std::time::{Duration, Instant};
 
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -2,8 +2,8 @@
 
 use crate::support::*;
 use mfagate::clock::ManualClock;
-use mfagate::devsaml::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
-use mfagate::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::dev::saml_idp::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
+use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
 use mfagate_policy::{
     ATTR_AUTHENTICATION_METHOD, InvalidReason, MULTIPLE_AUTHN, MfaOutcome, SamlMfaSettings, evaluate_saml_mfa,
 };
@@ -636,7 +636,7 @@ fn one_time_assertions_are_not_reused_as_bearer_credentials() {
 #[tokio::test]
 async fn saml_bearer_grants_are_held_to_mfa_before_the_token_endpoint() {
     use base64::Engine;
-    use mfagate::grant::{SAML2_BEARER, SAML11_BEARER};
+    use mfagate::verify::grant::{SAML2_BEARER, SAML11_BEARER};
     const AS: &str = "urn:federation:MicrosoftOnline";
     let mut g = gateway().start().await;
     let b64url = |xml: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(xml);

@@ -4,8 +4,8 @@
 use crate::saml::{IDP, SP, signer};
 use crate::support::browser::Browser;
 use crate::support::*;
-use mfagate::devsaml::AssertionSpec;
-use mfagate::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::dev::saml_idp::AssertionSpec;
+use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
 use mfagate_policy::{InvalidReason, SamlMfaSettings};
 
 const ACS: &str = "https://gateway.contoso.test/saml/acs";

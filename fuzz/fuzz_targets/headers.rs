@@ -11,8 +11,8 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use mfagate::forward;
-use mfagate::jwt::Identity;
+use mfagate::gate::forward;
+use mfagate::verify::jwt::Identity;
 use mfagate_policy::{Decision, Principal, Reason};
 
 const OWNED: [&str; 7] = [
@@ -88,7 +88,7 @@ fn identity() -> Identity {
 
 fn check_host(uri: &http::Uri, headers: &HeaderMap) {
     let hosts = headers.get_all(http::header::HOST).iter().count();
-    match mfagate::routes::request_host(uri, headers) {
+    match mfagate::gate::routes::request_host(uri, headers) {
         Ok(Some(host)) => {
             assert!(hosts <= 1);
             assert_eq!(host, host.to_ascii_lowercase(), "{uri} {headers:?}");
@@ -216,7 +216,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Cookies: none that the gateway reads as its own reaches the upstream. (Its reading is
     // exact: `mfagate_session =x` is not its cookie, and is forwarded as the client's.)
-    for own in [mfagate::session::SESSION_COOKIE, mfagate::session::LOGIN_COOKIE] {
-        assert_eq!(mfagate::session::cookie(h, own), None, "{own} survived");
+    for own in [mfagate::browser::session::SESSION_COOKIE, mfagate::browser::session::LOGIN_COOKIE] {
+        assert_eq!(mfagate::browser::session::cookie(h, own), None, "{own} survived");
     }
 });

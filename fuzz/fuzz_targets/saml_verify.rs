@@ -9,9 +9,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use mfagate::clock::ManualClock;
-use mfagate::devsaml::DevSamlSigner;
+use mfagate::dev::saml_idp::DevSamlSigner;
 use mfagate::fuzzing::{SAML_IDP, SAML_SP, T0};
-use mfagate::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 

@@ -10,10 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use mfagate::clock::{ManualClock, SharedClock};
-use mfagate::devidp::{DEV_AUDIENCE, DEV_TENANT, DevIdp};
+use mfagate::dev::idp::{DEV_AUDIENCE, DEV_TENANT, DevIdp};
 use mfagate::fuzzing::{T0, TOKEN_ISSUER_V1, TOKEN_ISSUER_V2};
-use mfagate::jwt::{CacheCounters, Verification, Verifier};
-use mfagate::keys::IssuerKeys;
+use mfagate::verify::jwt::{CacheCounters, Verification, Verifier};
+use mfagate::verify::keys::IssuerKeys;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -32,7 +32,7 @@ fn fixture() -> &'static Fixture {
         let clock: SharedClock = ManualClock::at(T0);
         let (idp, verifier) = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let keys = mfagate::devidp::load_dev_keys(&mfagate_fuzz::repo().join("certs")).expect("dev keys");
+            let keys = mfagate::dev::idp::load_dev_keys(&mfagate_fuzz::repo().join("certs")).expect("dev keys");
             let idp = DevIdp::start(listener, keys, clock.clone()).expect("dev IdP");
             let toml = format!(
                 r#"
@@ -62,7 +62,7 @@ upstream = "http://127.0.0.1:1"
                 base = idp.base_url()
             );
             let config = mfagate::Config::from_toml(&toml, &std::env::temp_dir()).expect("config");
-            let client = mfagate::outbound::client(None, config.outbound.connect_timeout).expect("client");
+            let client = mfagate::gate::outbound::client(None, config.outbound.connect_timeout).expect("client");
             let mut issuers = Vec::new();
             for cfg in &config.issuers {
                 let keys = IssuerKeys::new(cfg, client.clone(), clock.clone());

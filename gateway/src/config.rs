@@ -1,7 +1,7 @@
 //! Configuration: `RawConfig` is the TOML as written; [`Config`] is what survived validation.
 //! Every problem is reported with its key path (`route[2].upstream: not a URL`), all at once.
 
-use crate::respond::Challenge;
+use crate::gate::respond::Challenge;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 use mfagate_policy::{AppOnlyAccess, AuthRequirement, MfaRequirement, MfaSettings, Mode, RouteRule};
@@ -62,7 +62,7 @@ pub struct Config {
     /// `[saml]`: this gateway as a SAML service provider.
     pub saml: SamlSp,
     /// `[[saml_idp]]`: trusted SAML identity providers.
-    pub saml_idps: Vec<crate::saml::SamlIdp>,
+    pub saml_idps: Vec<crate::verify::saml::SamlIdp>,
     /// `[session]`: browser sessions for portal routes.
     pub session: SessionConfig,
     /// `[oidc] callback_url`: where issuers send browsers back with a code; its path is served.
@@ -245,7 +245,7 @@ pub struct IssuerConfig {
     /// `tenants`, for an issuer with `{tenantid}`.
     pub tenants: Tenants,
     /// `typ`: the header types accepted on access tokens, compared as
-    /// [`crate::jwt::header::media_type`] normalizes them (empty: absent, `JWT` or `at+jwt`).
+    /// [`crate::verify::jwt::header::media_type`] normalizes them (empty: absent, `JWT` or `at+jwt`).
     pub typ: Vec<String>,
     /// MFA settings for the policy.
     pub mfa: MfaSettings,

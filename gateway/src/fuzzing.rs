@@ -2,7 +2,7 @@
 //! API: the SAML checks made before xmlsec are private to `saml`, and the targets and the seeds
 //! must agree on issuers, audiences and the time.
 
-use crate::saml::{c14n, structure, within_parse_bounds};
+use crate::verify::saml::{c14n, structure, within_parse_bounds};
 use mfagate_policy::InvalidReason;
 
 /// When the seeds were minted, and where the targets' clocks stand (2026-01-01T00:00:00Z).
@@ -16,7 +16,7 @@ pub const SAML_IDP: &str = "https://idp.contoso.test/adfs/services/trust";
 /// The SAML target's audience (our entity id).
 pub const SAML_SP: &str = "https://gateway.contoso.test/saml";
 
-/// The shape checks [`crate::saml::SamlVerifier::verify`] makes before xmlsec, behind the same
+/// The shape checks [`crate::verify::saml::SamlVerifier::verify`] makes before xmlsec, behind the same
 /// lexical bounds: the unverified issuer and assertion ID, or why the document is refused.
 pub fn saml_shape(xml: &str) -> Result<(String, String), InvalidReason> {
     if !within_parse_bounds(xml) {

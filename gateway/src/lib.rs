@@ -2,42 +2,28 @@
 //!
 //! The entry point is [`serve`]: give it a bound listener, a validated [`Config`] and a shutdown
 //! future. All I/O lives in this crate; every decision is made by `mfagate-policy`.
+//!
+//! Where things are:
+//! - [`gate`]: the request path: listeners, connections, routing, the decision, forwarding.
+//! - [`verify`]: JWTs, key sets, SAML assertions, token-exchange grants, single-use state.
+//! - [`browser`]: portal sign-in (OIDC and SAML) and the session cookie.
+//! - [`evidence`]: the decision log, the report, the live view, the report page, metrics.
+//! - [`dev`]: development tools: identity providers, the echo upstream, the demo.
+//! - [`config`]: the configuration file and its own types; everything else reads it.
 
-pub mod admin;
-pub mod body;
+pub mod browser;
 pub mod clock;
 pub mod config;
-pub mod connection;
-pub mod decision_log;
-pub mod demo;
-pub mod devidp;
-pub mod devsaml;
-pub mod echo;
-pub mod forward;
+pub mod dev;
+pub mod evidence;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod grant;
+pub mod gate;
 pub mod ids;
-pub mod jwt;
-pub mod keys;
-pub mod live;
-pub mod log_files;
 pub mod markup;
-pub mod method_override;
-pub mod metrics;
-pub mod once;
-pub mod outbound;
-pub mod page;
-pub mod portal;
-pub mod proxy;
-pub mod report;
-pub mod respond;
-pub mod routes;
-pub mod saml;
-pub mod server;
-pub mod session;
 pub mod state;
+pub mod verify;
 
 pub use config::{Config, ConfigError};
-pub use server::{Options, serve, serve_with};
+pub use gate::server::{Options, serve, serve_with};
 pub use state::StartError;

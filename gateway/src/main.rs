@@ -104,7 +104,7 @@ fn main() -> ExitCode {
             report(&logs, now.as_deref(), days, format, out, config)
         }
         Command::Demo { config, certs } => runtime(async move {
-            mfagate::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
+            mfagate::dev::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
         }),
     }
 }
@@ -167,7 +167,7 @@ fn report(
     use mfagate::clock::Clock;
     let now_ms = match now {
         None => mfagate::clock::SystemClock.now_millis(),
-        Some(t) => match mfagate::report::parse_ts_ms(t) {
+        Some(t) => match mfagate::evidence::report::parse_ts_ms(t) {
             Some(ms) => ms,
             None => {
                 eprintln!("mfagate report: --now is not RFC 3339: {t}");
@@ -179,7 +179,7 @@ fn report(
         Ok(c) => c.map(|c| c.report).unwrap_or_default(),
         Err(e) => return config_failure(config.as_deref().unwrap_or(std::path::Path::new("")), &e),
     };
-    let (report, warnings) = match mfagate::report::build(logs, now_ms, days) {
+    let (report, warnings) = match mfagate::evidence::report::build(logs, now_ms, days) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("mfagate report: {e}");
@@ -194,14 +194,14 @@ fn report(
     }
     if let Some(dir) = out {
         let names = |id: &str| report_cfg.application_name(id);
-        if let Err(e) = mfagate::report::write_exports(&report, &dir, &names) {
+        if let Err(e) = mfagate::evidence::report::write_exports(&report, &dir, &names) {
             eprintln!("mfagate report: {e}");
             return ExitCode::FAILURE;
         }
     }
     match format {
-        Format::Text => print!("{}", mfagate::report::to_text(&report, &report_cfg.declared)),
-        Format::Json => println!("{:#}", mfagate::report::to_json(&report, &report_cfg.declared)),
+        Format::Text => print!("{}", mfagate::evidence::report::to_text(&report, &report_cfg.declared)),
+        Format::Json => println!("{:#}", mfagate::evidence::report::to_json(&report, &report_cfg.declared)),
     }
     ExitCode::SUCCESS
 }

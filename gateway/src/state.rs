@@ -2,11 +2,11 @@
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::decision_log::{DecisionLog, LogWriter};
-use crate::jwt::{CacheCounters, Verifier};
-use crate::metrics::Metrics;
-use crate::outbound::{self, HttpClient};
-use crate::routes::RouteTable;
+use crate::evidence::decision_log::{DecisionLog, LogWriter};
+use crate::evidence::metrics::Metrics;
+use crate::gate::outbound::{self, HttpClient};
+use crate::gate::routes::RouteTable;
+use crate::verify::jwt::{CacheCounters, Verifier};
 use std::sync::Arc;
 
 /// Verified-token cache size (entries).
@@ -31,13 +31,13 @@ pub enum StartError {
     ServerTls(String),
     /// A session key is unusable.
     #[error("{0}")]
-    SessionKeys(#[from] crate::session::SessionKeyError),
+    SessionKeys(#[from] crate::browser::session::SessionKeyError),
     /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The open-files limit leaves no room for client connections.
     #[error(transparent)]
-    Descriptors(#[from] crate::connection::limits::NoDescriptors),
+    Descriptors(#[from] crate::gate::connection::limits::NoDescriptors),
 }
 
 /// Shared state of a running gateway.
@@ -49,11 +49,11 @@ pub struct State {
     /// Token verification.
     pub verifier: Verifier,
     /// SAML assertion verification.
-    pub saml: Arc<crate::saml::SamlVerifier>,
+    pub saml: Arc<crate::verify::saml::SamlVerifier>,
     /// Session and sign-in cookies.
-    pub sealer: crate::session::Sealer,
+    pub sealer: crate::browser::session::Sealer,
     /// Sign-in states already used (OIDC callbacks, ACS posts): each is accepted once.
-    pub used_states: crate::once::UsedOnce,
+    pub used_states: crate::verify::once::UsedOnce,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -65,9 +65,9 @@ pub struct State {
     /// Wall clock.
     pub clock: SharedClock,
     /// The report, live.
-    pub live: Arc<crate::live::Live>,
+    pub live: Arc<crate::evidence::live::Live>,
     /// Client connection caps and counters.
-    pub connections: crate::connection::Connections,
+    pub connections: crate::gate::connection::Connections,
 }
 
 impl State {
@@ -75,12 +75,13 @@ impl State {
     pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
-        let live = Arc::new(crate::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
+        let live =
+            Arc::new(crate::evidence::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
         let saml = Arc::new(
-            crate::saml::SamlVerifier::new(
+            crate::verify::saml::SamlVerifier::new(
                 config.saml_idps.clone(),
                 config.saml.entity_id.clone(),
                 config.saml.recipients.clone(),
@@ -90,23 +91,23 @@ impl State {
             .with_max_pending(config.saml.max_pending_verifications)
             .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string)),
         );
-        let sealer = crate::session::Sealer::new(&config.session.keys)?;
-        let max_connections = crate::connection::limits::fd_budget(config.listen.max_connections)?;
-        let connections = crate::connection::Connections {
-            limits: crate::connection::limits::Limits::new(
+        let sealer = crate::browser::session::Sealer::new(&config.session.keys)?;
+        let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
+        let connections = crate::gate::connection::Connections {
+            limits: crate::gate::connection::limits::Limits::new(
                 max_connections,
                 config.listen.max_connections_per_ip,
             ),
             counters: Default::default(),
             upstream: Arc::new(tokio::sync::Semaphore::new(max_connections)),
-            upstream_per_ip: crate::connection::limits::Limits::new(
+            upstream_per_ip: crate::gate::connection::limits::Limits::new(
                 usize::MAX,
                 config.listen.max_connections_per_ip,
             ),
         };
         let state = State {
             sealer,
-            used_states: crate::once::UsedOnce::new(clock.clone()),
+            used_states: crate::verify::once::UsedOnce::new(clock.clone()),
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),

@@ -11,8 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mfagate::clock::ManualClock;
-use mfagate::devidp::{DEV_TENANT, DevIdp, DevKey, TokenRequest};
-use mfagate::echo::Echo;
+use mfagate::dev::echo::Echo;
+use mfagate::dev::idp::{DEV_TENANT, DevIdp, DevKey, TokenRequest};
 use mfagate::{Config, Options, serve_with};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ pub fn certs() -> PathBuf {
 }
 
 pub fn dev_keys() -> Vec<DevKey> {
-    mfagate::devidp::load_dev_keys(&certs()).expect("dev keys")
+    mfagate::dev::idp::load_dev_keys(&certs()).expect("dev keys")
 }
 
 /// The default test configuration. `{idp}`, `{echo}` and `{dir}` are filled in.
@@ -135,7 +135,7 @@ upstream = "http://127.0.0.1:1"
 pub struct Gateway {
     pub idp: DevIdp,
     pub echo: Echo,
-    pub saml_idp: mfagate::devsaml::DevSamlIdp,
+    pub saml_idp: mfagate::dev::saml_idp::DevSamlIdp,
     pub clock: Arc<ManualClock>,
     pub addr: SocketAddr,
     /// How a browser reaches the gateway: `http(s)://<public host>:<port>` (also `{gw}`).
@@ -275,7 +275,7 @@ impl Builder {
         }
         let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
         let saml_signer = crate::saml::signer("saml-idp");
-        let saml_idp = mfagate::devsaml::DevSamlIdp::start(
+        let saml_idp = mfagate::dev::saml_idp::DevSamlIdp::start(
             TcpListener::bind("127.0.0.1:0").await.unwrap(),
             saml_signer,
             crate::saml::IDP,

@@ -1,0 +1,488 @@
+//! A development identity provider: OpenID discovery, a JWKS, and a token endpoint that mints
+//! tokens with the `amr` and kind you ask for. It serves `mfagate demo` and the tests.
+//! DEVELOPMENT ONLY: its keys come from `certs/`, which are public.
+
+use crate::clock::SharedClock;
+use crate::gate::body::{Body, full};
+use http::{Request, Response, StatusCode, header};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// The tenant the demo and tests use (not a real tenant).
+pub const DEV_TENANT: &str = "11111111-2222-4333-8444-555555555555";
+/// The audience the demo and tests use.
+pub const DEV_AUDIENCE: &str = "api://mfagate-demo";
+/// The client (application) id on minted tokens.
+pub const DEV_APP_ID: &str = "00000000-0000-4000-8000-00000000a990";
+
+/// A dev key failed to load or sign.
+#[derive(Debug, thiserror::Error)]
+#[error("dev key: {0}")]
+pub struct DevKeyError(String);
+
+/// A signing key and its public JWK.
+pub struct DevKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+impl std::fmt::Debug for DevKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DevKey({}, {:?}, <private>)", self.kid, self.alg)
+    }
+}
+
+impl DevKey {
+    /// An RS256 key from a PKCS#8 PEM.
+    pub fn rsa(kid: &str, pem: &[u8]) -> Result<DevKey, DevKeyError> {
+        let encoding = EncodingKey::from_rsa_pem(pem).map_err(|e| DevKeyError(e.to_string()))?;
+        DevKey::new(kid, Algorithm::RS256, encoding)
+    }
+
+    /// An ES256 key from a PKCS#8 PEM.
+    pub fn ec(kid: &str, pem: &[u8]) -> Result<DevKey, DevKeyError> {
+        let encoding = EncodingKey::from_ec_pem(pem).map_err(|e| DevKeyError(e.to_string()))?;
+        DevKey::new(kid, Algorithm::ES256, encoding)
+    }
+
+    fn new(kid: &str, alg: Algorithm, encoding: EncodingKey) -> Result<DevKey, DevKeyError> {
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| DevKeyError(e.to_string()))?;
+        jwk.common.key_id = Some(kid.to_owned());
+        Ok(DevKey { kid: kid.to_owned(), alg, encoding, jwk })
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs `claims` with header `{alg, kid, typ: JWT}`.
+    pub fn sign(&self, claims: &Value) -> Result<String, DevKeyError> {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| DevKeyError(e.to_string()))
+    }
+
+    /// Signs header and payload bytes exactly as given (any JSON, or none): the tests' hostile
+    /// tokens, so that only their shape can be why they are refused.
+    pub fn sign_parts(&self, header: &[u8], payload: &[u8]) -> Result<String, DevKeyError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
+        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg)
+            .map_err(|e| DevKeyError(e.to_string()))?;
+        Ok(format!("{input}.{signature}"))
+    }
+}
+
+/// The standard keys from a `certs/` folder: `dev-rsa-a`, `dev-rsa-b`, `dev-ec`.
+pub fn load_dev_keys(certs: &std::path::Path) -> Result<Vec<DevKey>, DevKeyError> {
+    let read = |name: &str| std::fs::read(certs.join(name)).map_err(|e| DevKeyError(format!("{name}: {e}")));
+    Ok(vec![
+        DevKey::rsa("dev-rsa-a", &read("dev-idp-rsa-a.key")?)?,
+        DevKey::rsa("dev-rsa-b", &read("dev-idp-rsa-b.key")?)?,
+        DevKey::ec("dev-ec", &read("dev-idp-ec.key")?)?,
+    ])
+}
+
+/// What a token should say.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// `amr` values; `None` leaves the claim out.
+    pub amr: Option<Vec<String>>,
+    /// App-only (`roles`, `idtyp=app`) instead of App+User (`scp`).
+    pub app_only: bool,
+    /// "1.0" or "2.0".
+    pub ver: String,
+    /// Tenant.
+    pub tid: String,
+    /// Audience.
+    pub aud: String,
+    /// Seconds until `exp`.
+    pub lifetime: u64,
+    /// User principal name (App+User).
+    pub upn: String,
+}
+
+impl Default for TokenRequest {
+    fn default() -> Self {
+        TokenRequest {
+            amr: Some(vec!["pwd".into(), "mfa".into()]),
+            app_only: false,
+            ver: "1.0".into(),
+            tid: DEV_TENANT.into(),
+            aud: DEV_AUDIENCE.into(),
+            lifetime: 3600,
+            upn: "adele@contoso.test".into(),
+        }
+    }
+}
+
+/// When the development identity provider reports MFA at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevMfa {
+    /// Every sign-in shows MFA.
+    Always,
+    /// No sign-in does (the loop guard's case).
+    Never,
+    /// Only when the request asks for it (SAML `multipleauthn`, OIDC `amr_values=mfa`).
+    WhenAsked,
+}
+
+/// An authorization code waiting to be exchanged.
+struct PendingCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    nonce: String,
+    mfa: bool,
+}
+
+struct Inner {
+    base: String,
+    mfa: Mutex<DevMfa>,
+    codes: Mutex<std::collections::HashMap<String, PendingCode>>,
+    sign_ins: AtomicU64,
+    code_exchanges: AtomicU64,
+    keys: Vec<Arc<DevKey>>,
+    published: Mutex<Vec<String>>,
+    signing: Mutex<String>,
+    available: AtomicBool,
+    jwks_fetches: AtomicU64,
+    clock: SharedClock,
+}
+
+/// A running development identity provider.
+#[derive(Clone)]
+pub struct DevIdp {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl DevIdp {
+    /// Serves on `listener`; every key is published and the first one signs.
+    pub fn start(listener: TcpListener, keys: Vec<DevKey>, clock: SharedClock) -> std::io::Result<DevIdp> {
+        let addr = listener.local_addr()?;
+        let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
+        let inner = Arc::new(Inner {
+            base: format!("http://{addr}"),
+            signing: Mutex::new(kids.first().cloned().unwrap_or_default()),
+            published: Mutex::new(kids),
+            keys: keys.into_iter().map(Arc::new).collect(),
+            available: AtomicBool::new(true),
+            mfa: Mutex::new(DevMfa::Always),
+            codes: Mutex::new(std::collections::HashMap::new()),
+            sign_ins: AtomicU64::new(0),
+            code_exchanges: AtomicU64::new(0),
+            jwks_fetches: AtomicU64::new(0),
+            clock,
+        });
+        let served = inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let inner = served.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| respond(inner.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(DevIdp { addr, inner })
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The issuer template for the gateway's config (`{tenantid}` in place of the tenant).
+    pub fn issuer_template(&self) -> String {
+        format!("{}/{{tenantid}}/", self.inner.base)
+    }
+
+    /// The discovery URL.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.inner.base)
+    }
+
+    /// Publishes only these keys (rotation).
+    pub fn publish(&self, kids: &[&str]) {
+        if let Ok(mut p) = self.inner.published.lock() {
+            *p = kids.iter().map(|k| (*k).to_owned()).collect();
+        }
+    }
+
+    /// Signs new tokens with this key.
+    pub fn sign_with(&self, kid: &str) {
+        if let Ok(mut s) = self.inner.signing.lock() {
+            *s = kid.to_owned();
+        }
+    }
+
+    /// Makes discovery and the JWKS answer 503 (false) or work again (true).
+    pub fn set_available(&self, up: bool) {
+        self.inner.available.store(up, Ordering::SeqCst);
+    }
+
+    /// Sets when browser sign-ins report MFA.
+    pub fn set_mfa(&self, mode: DevMfa) {
+        if let Ok(mut m) = self.inner.mfa.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Browser sign-ins (authorization requests) answered so far.
+    pub fn sign_ins(&self) -> u64 {
+        self.inner.sign_ins.load(Ordering::SeqCst)
+    }
+
+    /// Authorization-code grants received at the token endpoint (valid or not).
+    pub fn code_exchanges(&self) -> u64 {
+        self.inner.code_exchanges.load(Ordering::SeqCst)
+    }
+
+    /// How many times the JWKS was served.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Signs arbitrary claims with the current signing key.
+    pub fn sign(&self, claims: &Value) -> Result<String, DevKeyError> {
+        let kid = self.inner.signing.lock().map(|s| s.clone()).unwrap_or_default();
+        self.sign_with_key(&kid, claims)
+    }
+
+    /// Signs arbitrary claims with a named key.
+    pub fn sign_with_key(&self, kid: &str, claims: &Value) -> Result<String, DevKeyError> {
+        self.key(kid)?.sign(claims)
+    }
+
+    /// The named signing key.
+    pub fn key(&self, kid: &str) -> Result<&DevKey, DevKeyError> {
+        self.inner
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| k.as_ref())
+            .ok_or_else(|| DevKeyError(format!("no key {kid}")))
+    }
+
+    /// The claims of the ID token a sign-in for `client_id` ends with (no `scp`: it grants nothing).
+    pub fn id_token_claims(&self, client_id: &str, nonce: &str, mfa: bool) -> Value {
+        let amr = if mfa { vec!["pwd".to_owned(), "mfa".to_owned()] } else { vec!["pwd".to_owned()] };
+        let mut claims = self.claims(&TokenRequest {
+            amr: Some(amr),
+            aud: client_id.to_owned(),
+            ..TokenRequest::default()
+        });
+        claims["nonce"] = json!(nonce);
+        // ID tokens name no application and grant nothing (Entra's carry no appid or scp).
+        if let Some(c) = claims.as_object_mut() {
+            for name in ["scp", "appid", "azp", "appidacr", "azpacr"] {
+                c.remove(name);
+            }
+        }
+        claims
+    }
+
+    /// The claims an Entra-like issuer would put in such a token.
+    pub fn claims(&self, req: &TokenRequest) -> Value {
+        let now = self.inner.clock.unix().0;
+        let iss = if req.ver == "2.0" {
+            format!("{}/{}/v2.0", self.inner.base, req.tid)
+        } else {
+            format!("{}/{}/", self.inner.base, req.tid)
+        };
+        let mut c = json!({
+            "aud": req.aud, "iss": iss, "iat": now, "nbf": now, "exp": now + req.lifetime,
+            "ver": req.ver, "tid": req.tid,
+            "oid": if req.app_only { "00000000-0000-4000-8000-0000000a0001" } else { "00000000-0000-4000-8000-0000000b0001" },
+        });
+        let app_claim = if req.ver == "2.0" { "azp" } else { "appid" };
+        c[app_claim] = json!(DEV_APP_ID);
+        c[if req.ver == "2.0" { "azpacr" } else { "appidacr" }] = json!(if req.app_only { "2" } else { "0" });
+        if req.app_only {
+            c["roles"] = json!(["Partner.Read.All"]);
+            c["idtyp"] = json!("app");
+        } else {
+            c["scp"] = json!("user_impersonation");
+            c["upn"] = json!(req.upn);
+            if let Some(amr) = &req.amr {
+                c["amr"] = json!(amr);
+            }
+        }
+        c
+    }
+
+    /// Mints a token for `req` with the current signing key.
+    pub fn mint(&self, req: &TokenRequest) -> Result<String, DevKeyError> {
+        self.sign(&self.claims(req))
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value, extra: Option<(&'static str, String)>) -> Response<Body> {
+    let mut rsp = Response::new(full(body.to_string()));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Some((name, Ok(v))) = extra.map(|(n, v)| (n, http::HeaderValue::from_str(&v))) {
+        rsp.headers_mut().insert(name, v);
+    }
+    rsp
+}
+
+async fn respond(
+    inner: Arc<Inner>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let up = inner.available.load(Ordering::SeqCst);
+    let unavailable =
+        || json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "unavailable"}), None);
+    let rsp = match req.uri().path() {
+        "/.well-known/openid-configuration" if up => json_response(
+            StatusCode::OK,
+            &json!({
+                "issuer": format!("{}/{{tenantid}}/", inner.base),
+                "jwks_uri": format!("{}/keys", inner.base),
+                "token_endpoint": format!("{}/token", inner.base),
+                "authorization_endpoint": format!("{}/authorize", inner.base),
+                "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            }),
+            None,
+        ),
+        "/keys" if up => {
+            inner.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+            let published = inner.published.lock().map(|p| p.clone()).unwrap_or_default();
+            let keys =
+                inner.keys.iter().filter(|k| published.contains(&k.kid)).map(|k| k.jwk.clone()).collect();
+            let set = serde_json::to_value(JwkSet { keys }).unwrap_or(Value::Null);
+            json_response(StatusCode::OK, &set, Some(("cache-control", "public, max-age=3600".into())))
+        }
+        "/authorize" => authorize(&inner, req.uri().query().unwrap_or_default()),
+        "/token" if req.method() == http::Method::POST => {
+            use http_body_util::BodyExt;
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            code_grant(&inner, &body)
+        }
+        "/token" => {
+            let q = parse_query(req.uri().query().unwrap_or_default());
+            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let mut t = TokenRequest::default();
+            if let Some(amr) = get("amr") {
+                t.amr = (amr != "none").then(|| amr.split(',').map(str::to_owned).collect());
+            }
+            t.app_only = get("kind").as_deref() == Some("app_only");
+            if let Some(v) = get("ver") {
+                t.ver = if v.starts_with('2') { "2.0".into() } else { "1.0".into() };
+            }
+            if let Some(lifetime) = get("lifetime").and_then(|l| l.parse().ok()) {
+                t.lifetime = lifetime;
+            }
+            let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+            match dev.mint(&t) {
+                Ok(token) => json_response(
+                    StatusCode::OK,
+                    &json!({"access_token": token, "token_type": "Bearer", "expires_in": t.lifetime}),
+                    None,
+                ),
+                Err(e) => {
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None)
+                }
+            }
+        }
+        "/.well-known/openid-configuration" | "/keys" => unavailable(),
+        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}), None),
+    };
+    Ok(rsp)
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.replace("%2C", ",").replace("%2c", ",")))
+        .collect()
+}
+
+/// `/authorize`: signs the development user in at once and sends the browser back with a code.
+fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
+    let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (redirect_uri, state) = (get("redirect_uri"), get("state"));
+    if redirect_uri.is_empty() || get("response_type") != "code" || get("code_challenge_method") != "S256" {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_request"}), None);
+    }
+    let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
+    let asked = get("amr_values").split(' ').any(|v| v == "mfa");
+    let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
+    let Some(code) = crate::ids::random_token() else {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "server_error"}), None);
+    };
+    let pending = PendingCode {
+        client_id: get("client_id"),
+        redirect_uri: redirect_uri.clone(),
+        challenge: get("code_challenge"),
+        nonce: get("nonce"),
+        mfa,
+    };
+    if let Ok(mut codes) = inner.codes.lock() {
+        codes.insert(code.clone(), pending);
+    }
+    inner.sign_ins.fetch_add(1, Ordering::SeqCst);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("code", &code)
+        .append_pair("state", &state)
+        .finish();
+    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
+    let mut rsp = Response::new(crate::gate::body::empty());
+    *rsp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{redirect_uri}{sep}{query}")) {
+        rsp.headers_mut().insert(header::LOCATION, v);
+    }
+    rsp
+}
+
+/// The authorization-code grant: one use per code, PKCE S256 checked, an ID token returned.
+fn code_grant(inner: &Arc<Inner>, body: &[u8]) -> Response<Body> {
+    use base64::Engine;
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
+    let bad = || json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_grant"}), None);
+    inner.code_exchanges.fetch_add(1, Ordering::SeqCst);
+    let Some(pending) = inner.codes.lock().ok().and_then(|mut c| c.remove(get("code"))) else { return bad() };
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(crate::verify::jwt::sha256(get("code_verifier").as_bytes()));
+    if get("grant_type") != "authorization_code"
+        || challenge != pending.challenge
+        || get("client_id") != pending.client_id
+        || get("redirect_uri") != pending.redirect_uri
+    {
+        return bad();
+    }
+    let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+    let claims = dev.id_token_claims(&pending.client_id, &pending.nonce, pending.mfa);
+    match dev.sign(&claims) {
+        Ok(id_token) => {
+            json_response(StatusCode::OK, &json!({"id_token": id_token, "token_type": "Bearer"}), None)
+        }
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None),
+    }
+}

@@ -1,0 +1,9 @@
+//! The evidence: the decision log and its files, the report built from it, the live view, the
+//! report page and the metrics.
+
+pub mod decision_log;
+pub mod live;
+pub mod log_files;
+pub mod metrics;
+pub mod page;
+pub mod report;

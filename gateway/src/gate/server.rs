@@ -1,0 +1,183 @@
+//! Listeners: accept under the connection caps, optional rustls termination (HTTP/1.1 and HTTP/2
+//! by ALPN), hyper-util's auto connection builder (each connection is served by `connection`),
+//! and graceful shutdown that finishes in-flight requests and flushes the decision log.
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::gate::connection::Listener;
+use crate::gate::connection::counters::Failure;
+use crate::state::{StartError, State};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// How to run, beyond the configuration (tests inject the clock and the admin listener).
+pub struct Options {
+    /// Wall clock.
+    pub clock: SharedClock,
+    /// An already-bound admin listener; otherwise `[admin].addr` is bound.
+    pub admin: Option<TcpListener>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { clock: Arc::new(SystemClock), admin: None }
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown` completes, then drains and flushes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    serve_with(listener, config, Options::default(), shutdown).await
+}
+
+/// [`serve`], with options.
+pub async fn serve_with(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let tls = match &config.listen.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let admin = match (options.admin, config.admin) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(TcpListener::bind(addr).await?),
+        (None, None) => None,
+    };
+    let (state, writer) = State::new(config, options.clock)?;
+    let mut background = JoinSet::new();
+    for keys in state.verifier.keys() {
+        background.spawn(keys.clone().run());
+    }
+    if let Some(admin) = admin {
+        tracing::info!(addr = %admin.local_addr()?, "Admin listening");
+        background.spawn(admin_loop(admin, state.clone()));
+    }
+    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Gateway listening");
+
+    let http = Arc::new(Listener { builder: connection_builder(&state.config.listen), tls });
+    // Connections hold a receiver: a send asks them to close gracefully, and the sender's
+    // `closed` says when the last one has.
+    let (stop, _) = watch::channel(());
+    let connections = &state.connections;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    connections.counters.failed(Failure::Accept);
+                    tracing::warn!(error = %e, "Accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        connections.counters.accepted();
+        let permit = match connections.limits.admit(addr.ip()) {
+            Ok(permit) => permit,
+            Err(why) => {
+                // Closed at once, before any byte is read: a full cap costs nothing more.
+                connections.counters.refused(why);
+                tracing::debug!(client = %addr, cap = ?why, "Connection refused: cap reached");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(crate::gate::connection::serve(
+            state.clone(),
+            http.clone(),
+            stream,
+            addr,
+            permit,
+            stop.subscribe(),
+        ));
+    }
+    drop(listener);
+    let grace = state.config.listen.shutdown_grace;
+    tracing::info!(in_flight = stop.receiver_count(), "Shutting down; finishing in-flight requests");
+    let _ = stop.send(());
+    if tokio::time::timeout(grace, stop.closed()).await.is_err() {
+        tracing::warn!(?grace, "Shutdown grace period over; closing remaining connections");
+    }
+    background.abort_all();
+    writer.close().await;
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+/// HTTP/1 and HTTP/2 settings. hyper's own HTTP/1 header timer is off: `connection::serve`
+/// keeps the header deadline from accept (which hyper's timer, started after protocol detection,
+/// cannot) and the idle timeout, for both protocols.
+fn connection_builder(listen: &crate::config::Listen) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(listen.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(listen.http2_keep_alive_interval)
+        .keep_alive_timeout(listen.http2_keep_alive_timeout)
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        // h2 answers a larger list itself, unseen: up to four times the limit, the gateway sees the
+        // request, answers 431 and records it (`proxy`).
+        .max_header_list_size(u32::try_from(listen.max_header_bytes.saturating_mul(4)).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200). Upstream
+/// requests are bounded apart, by the open-files budget.
+const HTTP2_MAX_STREAMS: u32 = 100;
+
+/// A rustls acceptor for the listener, offering h2 and http/1.1.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
+    crate::gate::outbound::install_crypto_provider();
+    let bad =
+        |what: &Path, e: &dyn std::fmt::Display| StartError::ServerTls(format!("{}: {e}", what.display()));
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| StartError::ServerTls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn admin_loop(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let header_read_timeout = state.config.listen.header_read_timeout;
+            let service = service_fn(move |req| crate::gate::admin::handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

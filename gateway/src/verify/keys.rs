@@ -1,0 +1,373 @@
+//! An issuer's signing keys: fetched at start (readiness waits for them), refreshed on a schedule
+//! within Cache-Control bounds, and refetched on an unknown `kid` at most once per
+//! `min_refetch_interval`, single-flight. A failed or garbage fetch never replaces good keys.
+
+use crate::clock::SharedClock;
+use crate::config::{IssuerConfig, KeySource};
+use crate::gate::outbound::{FetchError, HttpClient, get_small};
+use http::{HeaderMap, Uri};
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_DOCUMENT: usize = 1024 * 1024;
+const MAX_CACHE_AGE: Duration = Duration::from_secs(24 * 3600);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A verification key from a JWKS.
+pub struct VerifyKey {
+    /// The key.
+    pub key: DecodingKey,
+    /// The `alg` the JWK declares, if any: tokens must then use exactly it.
+    pub alg: Option<Algorithm>,
+    /// The JWK as published, to tell an unchanged key across refreshes.
+    material: Vec<u8>,
+}
+
+impl VerifyKey {
+    /// Whether a token signed with `alg` may be checked with this key.
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.key.family() == alg.family() && self.alg.is_none_or(|a| a == alg)
+    }
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyKey(<public key>)")
+    }
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyKey>>,
+    generation: u64,
+}
+
+/// What a key lookup found.
+pub enum Lookup {
+    /// The key.
+    Found(Arc<VerifyKey>),
+    /// No such key, even after any refetch allowed now.
+    Unknown,
+    /// No keys have ever been loaded for this issuer.
+    Unavailable,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFetchError {
+    /// The HTTP exchange failed.
+    #[error("{what}: {source}")]
+    Fetch {
+        /// Which document.
+        what: &'static str,
+        /// Why.
+        source: FetchError,
+    },
+    /// The document was not what it should be.
+    #[error("{0}")]
+    Garbage(&'static str),
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct KeyCounters {
+    /// Successful fetches.
+    pub ok: AtomicU64,
+    /// Failed fetches.
+    pub failed: AtomicU64,
+    /// Unknown-kid refetches that were skipped by the rate limit.
+    pub refetch_limited: AtomicU64,
+}
+
+/// One issuer's keys.
+pub struct IssuerKeys {
+    name: String,
+    source: KeySource,
+    client: HttpClient,
+    clock: SharedClock,
+    min_refetch: Duration,
+    refresh: Duration,
+    set: RwLock<Arc<KeySet>>,
+    jwks_uri: Mutex<Option<Uri>>,
+    endpoints: Mutex<Option<(String, String)>>,
+    loaded: AtomicBool,
+    last_fetch_ms: AtomicU64,
+    refetch: tokio::sync::Mutex<()>,
+    /// Fetch counters.
+    pub counters: KeyCounters,
+}
+
+impl IssuerKeys {
+    /// Keys for an issuer; nothing is fetched until [`IssuerKeys::run`] or a lookup.
+    pub fn new(cfg: &IssuerConfig, client: HttpClient, clock: SharedClock) -> Arc<IssuerKeys> {
+        Arc::new(IssuerKeys {
+            name: cfg.name.clone(),
+            source: cfg.keys.clone(),
+            client,
+            clock,
+            min_refetch: cfg.min_refetch_interval,
+            refresh: cfg.refresh_interval,
+            set: RwLock::new(Arc::new(KeySet::default())),
+            jwks_uri: Mutex::new(None),
+            endpoints: Mutex::new(None),
+            loaded: AtomicBool::new(false),
+            last_fetch_ms: AtomicU64::new(0),
+            refetch: tokio::sync::Mutex::new(()),
+            counters: KeyCounters::default(),
+        })
+    }
+
+    /// The issuer's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The authorization and token endpoints from discovery, once fetched.
+    pub fn discovered_endpoints(&self) -> Option<(String, String)> {
+        self.endpoints.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Whether keys have been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        match self.set.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn find(set: &KeySet, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
+        match kid {
+            Some(kid) => set.by_kid.get(kid).cloned(),
+            // A token without kid is only unambiguous when the issuer publishes one key.
+            None if set.by_kid.len() == 1 => set.by_kid.values().next().cloned(),
+            None => None,
+        }
+    }
+
+    /// Finds the key for `kid`, refetching once if it is unknown and the rate limit allows.
+    pub async fn lookup(&self, kid: Option<&str>) -> Lookup {
+        let before = self.snapshot();
+        if let Some(key) = Self::find(&before, kid) {
+            return Lookup::Found(key);
+        }
+        // Single flight: whoever waits here sees the result of the fetch in progress.
+        let _guard = self.refetch.lock().await;
+        let current = self.snapshot();
+        if current.generation != before.generation {
+            return match Self::find(&current, kid) {
+                Some(key) => Lookup::Found(key),
+                None => Lookup::Unknown,
+            };
+        }
+        let now = self.clock.now_millis();
+        let last = self.last_fetch_ms.load(Ordering::Acquire);
+        let loaded = self.is_loaded();
+        if loaded && last != 0 && now.saturating_sub(last) < self.min_refetch.as_millis() as u64 {
+            self.counters.refetch_limited.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Unknown;
+        }
+        if !loaded && last != 0 && now.saturating_sub(last) < 1000 {
+            return Lookup::Unavailable;
+        }
+        tracing::info!(issuer = %self.name, "Unknown key id; refetching keys");
+        let _ = self.refresh_now().await;
+        match Self::find(&self.snapshot(), kid) {
+            Some(key) => Lookup::Found(key),
+            None if self.is_loaded() => Lookup::Unknown,
+            None => Lookup::Unavailable,
+        }
+    }
+
+    /// Fetches now and swaps in the new keys if they are usable. Returns the Cache-Control max-age.
+    pub async fn refresh_now(&self) -> Result<Option<Duration>, KeyFetchError> {
+        // Stamp before the call, so a slow or failing IdP cannot be hammered meanwhile.
+        self.last_fetch_ms.store(self.clock.now_millis().max(1), Ordering::Release);
+        match self.fetch().await {
+            Ok((mut by_kid, max_age)) => {
+                let before = self.snapshot();
+                // An unchanged key keeps its identity, so tokens cached under it stay valid; a
+                // withdrawn or changed key takes its cached tokens with it (see `jwt`).
+                for (kid, key) in by_kid.iter_mut() {
+                    if let Some(old) = before.by_kid.get(kid).filter(|old| old.material == key.material) {
+                        *key = old.clone();
+                    }
+                }
+                let generation = before.generation + 1;
+                let fresh = Arc::new(KeySet { by_kid, generation });
+                match self.set.write() {
+                    Ok(mut guard) => *guard = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+                self.loaded.store(true, Ordering::Release);
+                self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                Ok(max_age)
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(issuer = %self.name, error = %e, "Key fetch failed; keeping the last good keys");
+                Err(e)
+            }
+        }
+    }
+
+    async fn jwks_uri(&self) -> Result<Uri, KeyFetchError> {
+        let discovery = match &self.source {
+            KeySource::JwksUri(uri) => return Ok(uri.clone()),
+            KeySource::Discovery(uri) => uri,
+        };
+        let known = self.jwks_uri.lock().ok().and_then(|g| g.clone());
+        let fetched = get_small(&self.client, discovery, FETCH_TIMEOUT, MAX_DOCUMENT).await;
+        let uri = match fetched {
+            Ok((_, body)) => {
+                #[derive(serde::Deserialize)]
+                struct Discovery {
+                    jwks_uri: String,
+                    authorization_endpoint: Option<String>,
+                    token_endpoint: Option<String>,
+                }
+                let doc: Discovery = serde_json::from_slice(&body)
+                    .map_err(|_| KeyFetchError::Garbage("discovery document has no jwks_uri"))?;
+                if let (Some(a), Some(t), Ok(mut e)) =
+                    (&doc.authorization_endpoint, &doc.token_endpoint, self.endpoints.lock())
+                {
+                    *e = Some((a.clone(), t.clone()));
+                }
+                doc.jwks_uri.parse::<Uri>().map_err(|_| KeyFetchError::Garbage("jwks_uri is not a URL"))?
+            }
+            // Discovery down but we know where the keys are: carry on with them.
+            Err(_) if known.is_some() => return known.ok_or(KeyFetchError::Garbage("unreachable")),
+            Err(source) => {
+                return Err(KeyFetchError::Fetch { what: "discovery", source });
+            }
+        };
+        if let Ok(mut g) = self.jwks_uri.lock() {
+            *g = Some(uri.clone());
+        }
+        Ok(uri)
+    }
+
+    async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyKey>>, Option<Duration>), KeyFetchError> {
+        let uri = self.jwks_uri().await?;
+        let (headers, body) = get_small(&self.client, &uri, FETCH_TIMEOUT, MAX_DOCUMENT)
+            .await
+            .map_err(|source| KeyFetchError::Fetch { what: "jwks", source })?;
+        let keys = parse_jwks(&body)?;
+        Ok((keys, max_age(&headers)))
+    }
+
+    /// Keeps the keys fresh until the task is dropped: retries with backoff until the first
+    /// load, then refreshes on schedule (Cache-Control max-age within bounds).
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let wait = match self.refresh_now().await {
+                Ok(max_age) => {
+                    backoff = Duration::from_secs(1);
+                    next_refresh(max_age, self.min_refetch, self.refresh)
+                }
+                Err(_) => {
+                    if !self.is_loaded() {
+                        tracing::warn!(issuer = %self.name, retry_in = ?backoff, "Issuer keys unavailable; not ready until they load");
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// When to refresh next: the JWKS's Cache-Control max-age, kept between the refetch interval
+/// (at least a minute) and a day; the configured interval when there is none.
+fn next_refresh(max_age: Option<Duration>, min_refetch: Duration, configured: Duration) -> Duration {
+    let floor = min_refetch.max(Duration::from_secs(60));
+    max_age.map_or(configured, |age| age.clamp(floor, MAX_CACHE_AGE.max(floor)))
+}
+
+/// Parses a JWKS, keeping the usable signature keys; refuses a set with none.
+fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchError> {
+    #[derive(serde::Deserialize)]
+    struct Set {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: Set = serde_json::from_slice(body).map_err(|_| KeyFetchError::Garbage("not a JWKS"))?;
+    let mut out = HashMap::new();
+    for (i, value) in set.keys.into_iter().enumerate() {
+        let material = serde_json::to_vec(&value).unwrap_or_default();
+        // One odd key (unknown kty, encryption key) must not cost us the others.
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        if key.family() == AlgorithmFamily::Hmac {
+            continue;
+        }
+        let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
+        out.insert(kid, Arc::new(VerifyKey { key, alg, material }));
+    }
+    if out.is_empty() {
+        return Err(KeyFetchError::Garbage("JWKS has no usable signing key"));
+    }
+    Ok(out)
+}
+
+fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').find_map(|d| {
+        let (k, v) = d.trim().split_once('=')?;
+        (k.eq_ignore_ascii_case("max-age")).then(|| v.trim().parse().ok().map(Duration::from_secs))?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_and_odd_keys() {
+        assert!(parse_jwks(b"<html>").is_err());
+        assert!(parse_jwks(br#"{"keys":[]}"#).is_err());
+        assert!(parse_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]}"#).is_err());
+        let ec = r#"{"kty":"EC","crv":"P-256","kid":"e","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        let keys = parse_jwks(format!(r#"{{"keys":[{{"kty":"weird"}},{ec}]}}"#).as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(keys["e"].accepts(Algorithm::ES256));
+        assert!(!keys["e"].accepts(Algorithm::RS256));
+    }
+
+    #[test]
+    fn refresh_follows_cache_control_within_bounds() {
+        let m = Duration::from_secs;
+        assert_eq!(next_refresh(None, m(300), m(3600)), m(3600));
+        assert_eq!(next_refresh(Some(m(7200)), m(300), m(3600)), m(7200));
+        assert_eq!(next_refresh(Some(m(0)), m(300), m(3600)), m(300), "no-cache is not a hot loop");
+        assert_eq!(next_refresh(Some(m(10)), m(0), m(3600)), m(60));
+        assert_eq!(next_refresh(Some(m(10 * 86400)), m(300), m(3600)), m(86400));
+    }
+
+    #[test]
+    fn cache_control_max_age() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, "public, max-age=3600".parse().unwrap());
+        assert_eq!(max_age(&h), Some(Duration::from_secs(3600)));
+        h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
+        assert_eq!(max_age(&h), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! SAML 2.0 assertions as credentials: verified against configured certificates only, claims read
+//! only from the bytes the signature covers (xmlsec's pre-digest output), with the rules of
+//! `shared/docs/saml-security.md`:
+//!
+//! 1. bound the size; refuse DTDs and entities (roxmltree refuses them outright);
+//! 2. exactly one Assertion; every Signature a direct child of the Response or the Assertion,
+//!    with one Reference to its parent's own ID, only enveloped/C14N transforms, no ds:Object;
+//! 3. xmlsec verifies with the IdP's certificates and returns the pre-digest bytes (SAML 1.1:
+//!    xmlsec verifies, and `saml1.rs` verifies again on our own canonical bytes);
+//! 4. those bytes are parsed again, and must hold the same one assertion: claims come from there;
+//! 5. issuer, audience, NotBefore/NotOnOrAfter (by the policy, with the injected clock),
+//!    SubjectConfirmationData, and the replay cache.
+
+pub(crate) mod c14n;
+pub(crate) mod dsig;
+mod extract;
+pub mod metadata;
+mod saml1;
+pub(crate) mod structure;
+mod transforms;
+
+use crate::clock::SharedClock;
+use crate::verify::jwt::{Identity, sha256};
+use base64::Engine;
+use mfagate_policy::{InvalidReason, SamlFacts, SamlMfaSettings};
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
+use std::sync::Arc;
+
+pub use extract::Extracted;
+
+/// SAML 2.0 assertion namespace.
+pub const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// SAML 2.0 protocol namespace.
+pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+/// SAML 1.x assertion namespace.
+pub const NS_SAML1: &str = "urn:oasis:names:tc:SAML:1.0:assertion";
+/// XML-DSig namespace.
+pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// Lexical bounds checked before any parse. roxmltree resolves namespaces in time quadratic (and
+/// worse) in the declarations in scope: 64 KB of them cost seconds of CPU. Real assertions carry
+/// fewer than ten declarations and a few dozen attributes.
+pub(crate) fn within_parse_bounds(xml: &str) -> bool {
+    const MAX_NAMESPACE_DECLARATIONS: usize = 64;
+    const MAX_EQUALS_SIGNS: usize = 2048;
+    xml.matches("xmlns").count() <= MAX_NAMESPACE_DECLARATIONS
+        && xml.bytes().filter(|b| *b == b'=').count() <= MAX_EQUALS_SIGNS
+}
+
+/// A trusted SAML identity provider.
+#[derive(Clone)]
+pub struct SamlIdp {
+    /// Configured name (logged as `issuer`).
+    pub name: String,
+    /// The IdP's entity id (the assertion's Issuer).
+    pub entity_id: String,
+    /// Signing certificates (several during a rollover).
+    pub certificates: Vec<Vec<u8>>,
+    /// MFA locations and values.
+    pub mfa: SamlMfaSettings,
+    /// Clock skew, seconds.
+    pub leeway_secs: u64,
+    /// Single sign-on URL (HTTP-Redirect binding), for browser sign-in.
+    pub sso_url: Option<String>,
+    /// Accept this IdP's browser sign-in Responses (made for our ACS) as `Authorization: SAML`
+    /// credentials too. Off by default: a Response copied out of a browser is not an API key.
+    pub accept_sso_responses_as_api: bool,
+}
+
+impl std::fmt::Debug for SamlIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlIdp")
+            .field("name", &self.name)
+            .field("entity_id", &self.entity_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the assertion arrived, which decides its audience and the replay rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Use {
+    /// A bearer credential on an API request: the same document may be presented again until it
+    /// expires; the same assertion ID in a different document is refused.
+    Api,
+    /// A browser POST to the ACS: an assertion ID is accepted once.
+    Acs,
+    /// An RFC 7522 grant for the authorization server named here (its Audience, not ours): an
+    /// assertion ID is accepted once, and the document is never cached as an API credential.
+    Grant(Arc<str>),
+}
+
+/// Why an assertion was not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    /// It is not a valid credential.
+    Invalid(InvalidReason),
+    /// Too many first sights are waiting already (`[saml] max_pending_verifications`): it was
+    /// not looked at, and may be sent again shortly.
+    Busy,
+}
+
+impl From<InvalidReason> for Unverified {
+    fn from(why: InvalidReason) -> Unverified {
+        Unverified::Invalid(why)
+    }
+}
+
+/// First sights waiting for or in verification at once, by default.
+pub const DEFAULT_MAX_PENDING: usize = 256;
+
+/// A verified assertion.
+#[derive(Debug)]
+pub struct SamlVerified {
+    /// Facts for the policy.
+    pub facts: SamlFacts,
+    /// Who it names.
+    pub identity: Identity,
+    /// Index of the IdP in the configuration.
+    pub idp_index: usize,
+    /// The assertion's ID.
+    pub assertion_id: String,
+    /// `SubjectConfirmationData/@InResponseTo`, if any.
+    pub in_response_to: Option<String>,
+    /// `OneTimeUse` / `DoNotCacheCondition`: accepted once even as an API credential.
+    pub one_time_use: bool,
+}
+
+/// Verifies SAML assertions for the configured IdPs.
+pub struct SamlVerifier {
+    idps: Vec<SamlIdp>,
+    audience: String,
+    recipients: Vec<String>,
+    max_bytes: usize,
+    allowed: Vec<AllowedSignatureAlgorithm>,
+    by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
+    seen_ids: moka::sync::Cache<String, Arc<Seen>>,
+    cpu: Arc<tokio::sync::Semaphore>,
+    queue: Arc<tokio::sync::Semaphore>,
+    acs_url: Option<String>,
+    clock: SharedClock,
+}
+
+/// An assertion ID seen: in which document, and until when the policy could still accept it.
+struct Seen {
+    digest: [u8; 32],
+    until: mfagate_policy::UnixTime,
+}
+
+impl crate::clock::Expires for Seen {
+    fn expires(&self) -> mfagate_policy::UnixTime {
+        self.until
+    }
+}
+
+impl crate::clock::Expires for SamlVerified {
+    fn expires(&self) -> mfagate_policy::UnixTime {
+        self.facts.expires
+    }
+}
+
+impl SamlVerifier {
+    /// A verifier for `idps`, accepting assertions for `audience` (our entity id). `recipients`,
+    /// if not empty, are the URLs a bearer SubjectConfirmationData may name.
+    pub fn new(
+        idps: Vec<SamlIdp>,
+        audience: String,
+        recipients: Vec<String>,
+        max_bytes: usize,
+        clock: SharedClock,
+    ) -> SamlVerifier {
+        SamlVerifier {
+            idps,
+            audience,
+            recipients,
+            max_bytes,
+            allowed: vec![
+                AllowedSignatureAlgorithm::RsaSha256,
+                AllowedSignatureAlgorithm::RsaSha384,
+                AllowedSignatureAlgorithm::RsaSha512,
+                AllowedSignatureAlgorithm::EcdsaSha256,
+                AllowedSignatureAlgorithm::EcdsaSha384,
+                AllowedSignatureAlgorithm::EcdsaSha512,
+            ],
+            by_digest: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .expire_after(crate::clock::UntilExpiry(clock.clone()))
+                .build(),
+            // Replay entries live as long as the assertion could be accepted (NotOnOrAfter plus
+            // the leeway), however long that is.
+            seen_ids: moka::sync::Cache::builder()
+                .max_capacity(500_000)
+                .expire_after(crate::clock::UntilExpiry(clock.clone()))
+                .build(),
+            cpu: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
+            queue: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING)),
+            acs_url: None,
+            clock,
+        }
+    }
+
+    /// At most `max` first sights waiting for or in verification at once; more are [`Unverified::Busy`].
+    pub fn with_max_pending(mut self, max: usize) -> SamlVerifier {
+        self.queue = Arc::new(tokio::sync::Semaphore::new(max.min(tokio::sync::Semaphore::MAX_PERMITS)));
+        self
+    }
+
+    /// Our ACS URL: an assertion whose bearer Recipient names it is a browser sign-in Response,
+    /// refused as an API credential unless its IdP says `accept_sso_responses_as_api`.
+    pub fn with_acs_url(mut self, acs_url: Option<String>) -> SamlVerifier {
+        self.acs_url = acs_url;
+        self
+    }
+
+    /// The IdP at `index`.
+    pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
+        self.idps.get(index)
+    }
+
+    /// The IdP with this configured name.
+    pub fn idp_named(&self, name: &str) -> Option<&SamlIdp> {
+        self.idps.iter().find(|i| i.name == name)
+    }
+
+    /// Whether any IdP is configured.
+    pub fn is_empty(&self) -> bool {
+        self.idps.is_empty()
+    }
+
+    /// Verifies a base64 (or base64url) assertion or Response (the `Authorization: SAML` value,
+    /// an RFC 7522 `assertion`).
+    pub fn verify_base64(&self, encoded: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
+        self.verify(&self.decode(encoded)?, how)
+    }
+
+    /// [`SamlVerifier::verify_base64`] off the async workers. A first sight costs hundreds of
+    /// microseconds of CPU (xmlsec), so at most one per core runs at a time, on the blocking pool:
+    /// a flood of new assertions waits there instead of stalling every connection of a worker.
+    /// The wait is bounded: past `max_pending` first sights at once the answer is
+    /// [`Unverified::Busy`] at once. Cached bearer documents answer at once.
+    pub async fn verify_base64_off_worker(
+        self: &Arc<Self>,
+        encoded: &str,
+        how: Use,
+    ) -> Result<Arc<SamlVerified>, Unverified> {
+        let xml = self.decode(encoded)?;
+        if how == Use::Api
+            && let Some(hit) = self.by_digest.get(&sha256(xml.as_bytes()))
+        {
+            return Ok(hit);
+        }
+        let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| Unverified::Busy)?;
+        let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| Unverified::Busy)?;
+        let this = Arc::clone(self);
+        // The permits go with the work: a client that leaves does not free them early.
+        tokio::task::spawn_blocking(move || {
+            let verified = this.verify(&xml, how);
+            drop((permit, place));
+            verified
+        })
+        .await
+        .unwrap_or(Err(InvalidReason::Malformed))
+        .map_err(Unverified::Invalid)
+    }
+
+    fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
+        if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
+            return Err(InvalidReason::TooLarge);
+        }
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        const ANY_PADDING: GeneralPurposeConfig =
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+        const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, ANY_PADDING);
+        // RFC 7522 grants carry base64url.
+        const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, ANY_PADDING);
+        let encoded = encoded.trim();
+        let engine = if encoded.contains(['-', '_']) { &URL_SAFE } else { &STANDARD };
+        let bytes = engine.decode(encoded).map_err(|_| InvalidReason::Malformed)?;
+        String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)
+    }
+
+    /// Verifies an XML assertion or Response.
+    pub fn verify(&self, xml: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
+        if xml.len() > self.max_bytes {
+            return Err(InvalidReason::TooLarge);
+        }
+        let digest = sha256(xml.as_bytes());
+        if how == Use::Api
+            && let Some(hit) = self.by_digest.get(&digest)
+        {
+            return Ok(hit);
+        }
+        if !within_parse_bounds(xml) {
+            return Err(InvalidReason::TooLarge);
+        }
+        let verified = Arc::new(self.verify_uncached(xml, &how)?);
+        // A bearer document may be presented again; an assertion ID in another document, at the
+        // ACS, or marked one-time, may not.
+        let reusable = how == Use::Api && !verified.one_time_use;
+        let leeway = self.idps.get(verified.idp_index).map_or(0, |idp| idp.leeway_secs);
+        let until = mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(leeway));
+        // Check and record in one step: two copies verified at once cannot both be the first.
+        let entry = self
+            .seen_ids
+            .entry(verified.assertion_id.clone())
+            .or_insert_with(|| Arc::new(Seen { digest, until }));
+        if !entry.is_fresh() && (!reusable || entry.value().digest != digest) {
+            return Err(InvalidReason::Replayed);
+        }
+        if reusable && verified.facts.expires > self.clock.unix() {
+            self.by_digest.insert(digest, verified.clone());
+        }
+        Ok(verified)
+    }
+
+    /// A grant is verified for the authorization server's audience; API credentials and ACS
+    /// posts for our own entity id, with the bearer Recipient checked against our URLs.
+    fn verify_uncached(&self, xml: &str, how: &Use) -> Result<SamlVerified, InvalidReason> {
+        let grant_audience = match how {
+            Use::Grant(audience) => Some(audience.as_ref()),
+            Use::Api | Use::Acs => None,
+        };
+        let shape = structure::check(xml)?;
+        let (idp_index, idp) = self
+            .idps
+            .iter()
+            .enumerate()
+            .find(|(_, idp)| idp.entity_id == shape.issuer)
+            .ok_or(InvalidReason::UnknownIssuer)?;
+        let x = match shape.version {
+            structure::Version::Saml2 => {
+                let certs: Vec<CertificateDer> =
+                    idp.certificates.iter().cloned().map(CertificateDer::from).collect();
+                let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+                    xml,
+                    &certs,
+                    ReduceMode::PreDigest,
+                    Some(&self.allowed),
+                )
+                .map_err(|_| InvalidReason::BadSignature)?;
+                extract::from_signed(&signed, &shape.assertion_id)?
+            }
+            structure::Version::Saml11 => saml1::verify(xml, &shape.assertion_id, idp)?,
+        };
+        if x.issuer != idp.entity_id {
+            return Err(InvalidReason::UnknownIssuer);
+        }
+        let audience = grant_audience.unwrap_or(&self.audience);
+        if x.audiences.is_empty() || !x.audiences.iter().all(|names| names.iter().any(|n| n == audience)) {
+            return Err(InvalidReason::WrongAudience);
+        }
+        if let Some(recipient) = &x.recipient
+            && grant_audience.is_none()
+            && !self.recipients.is_empty()
+            && !self.recipients.contains(recipient)
+        {
+            return Err(InvalidReason::WrongAudience);
+        }
+        // A browser sign-in Response: made for our ACS, or answering an AuthnRequest (which only
+        // browser sign-in sends). Checked before the replay cache, so refusing it uses nothing up.
+        let sso = x.in_response_to.is_some() || (x.recipient.is_some() && x.recipient == self.acs_url);
+        if *how == Use::Api && sso && !idp.accept_sso_responses_as_api {
+            return Err(InvalidReason::SsoResponse);
+        }
+        Ok(x.into_verified(idp, idp_index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_busy_at_once_and_frees_with_the_work() {
+        let clock = crate::clock::ManualClock::at(1_767_225_600);
+        let v = Arc::new(
+            SamlVerifier::new(Vec::new(), "sp".into(), Vec::new(), 64 * 1024, clock).with_max_pending(1),
+        );
+        let held = Arc::clone(&v.queue).try_acquire_owned().unwrap();
+        assert_eq!(v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ()), Err(Unverified::Busy));
+        drop(held);
+        // Looked at once there is room (and refused for what it is).
+        let r = v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ());
+        assert!(matches!(r, Err(Unverified::Invalid(_))), "{r:?}");
+        assert_eq!(v.queue.available_permits(), 1, "the place went back with the finished work");
+    }
+}
