@@ -20,7 +20,7 @@ fn verifier(rt: &tokio::runtime::Runtime, idp: &DevIdp, clock: SharedClock, cach
         mfagate::dev::idp::DEV_TENANT
     );
     let config = Config::from_toml(&toml, Path::new(".")).unwrap();
-    let client = mfagate::gate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
+    let client = mfagate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
     let verifier = Verifier::for_issuers(&config.issuers, &client, cache, clock);
     for keys in verifier.keys() {
         rt.block_on(keys.refresh_now()).unwrap();

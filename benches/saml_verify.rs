@@ -5,8 +5,9 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mfagate::clock::ManualClock;
+use mfagate::config::SamlIdp;
 use mfagate::dev::saml_idp::{AssertionSpec, DevSamlSigner};
-use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::verify::saml::{SamlVerifier, Use};
 use mfagate_policy::SamlMfaSettings;
 use std::hint::black_box;
 use std::path::Path;

@@ -142,7 +142,7 @@ async fn silent_and_partial_preface_connections_are_closed_after_the_header_time
 fn tls_connector(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    mfagate::gate::outbound::install_crypto_provider();
+    mfagate::outbound::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(certs().join("ca.pem")).unwrap() {
         roots.add(cert.unwrap()).unwrap();

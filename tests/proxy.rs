@@ -192,18 +192,17 @@ async fn tls_listener_negotiates_http2_by_alpn() {
     let certs = certs();
     let g = gateway().tls().start().await;
     let client =
-        mfagate::gate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5))
-            .unwrap();
+        mfagate::outbound::client(Some(&certs.join("ca.pem")), std::time::Duration::from_secs(5)).unwrap();
     let token = g.token(|_| {});
     let req = http::Request::get(format!("https://localhost:{}/v1/tls", g.addr.port()))
         .header("authorization", format!("Bearer {token}"))
-        .body(mfagate::gate::body::empty())
+        .body(mfagate::body::empty())
         .unwrap();
     let rsp = client.request(req).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::OK);
     assert_eq!(rsp.version(), http::Version::HTTP_2, "ALPN picks h2");
     let r = http::Request::get(format!("https://localhost:{}/v1/tls", g.addr.port()))
-        .body(mfagate::gate::body::empty())
+        .body(mfagate::body::empty())
         .unwrap();
     let rsp = client.request(r).await.unwrap();
     assert_eq!(rsp.status(), StatusCode::UNAUTHORIZED);

@@ -2,8 +2,9 @@
 
 use crate::support::*;
 use mfagate::clock::ManualClock;
+use mfagate::config::SamlIdp;
 use mfagate::dev::saml_idp::{AssertionSpec, DevSamlSigner, response_xml, signature_template};
-use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::verify::saml::{SamlVerifier, Use};
 use mfagate_policy::{
     ATTR_AUTHENTICATION_METHOD, InvalidReason, MULTIPLE_AUTHN, MfaOutcome, SamlMfaSettings, evaluate_saml_mfa,
 };

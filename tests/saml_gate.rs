@@ -4,8 +4,9 @@
 use crate::saml::{IDP, SP, signer};
 use crate::support::browser::Browser;
 use crate::support::*;
+use mfagate::config::SamlIdp;
 use mfagate::dev::saml_idp::AssertionSpec;
-use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::verify::saml::{SamlVerifier, Use};
 use mfagate_policy::{InvalidReason, SamlMfaSettings};
 
 const ACS: &str = "https://gateway.contoso.test/saml/acs";

@@ -11,7 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use mfagate::clock::ManualClock;
 use mfagate::dev::saml_idp::DevSamlSigner;
 use mfagate::fuzzing::{SAML_IDP, SAML_SP, T0};
-use mfagate::verify::saml::{SamlIdp, SamlVerifier, Use};
+use mfagate::config::SamlIdp;
+use mfagate::verify::saml::{SamlVerifier, Use};
 use std::collections::HashSet;
 use std::sync::OnceLock;
 

@@ -62,7 +62,7 @@ upstream = "http://127.0.0.1:1"
                 base = idp.base_url()
             );
             let config = mfagate::Config::from_toml(&toml, &std::env::temp_dir()).expect("config");
-            let client = mfagate::gate::outbound::client(None, config.outbound.connect_timeout).expect("client");
+            let client = mfagate::outbound::client(None, config.outbound.connect_timeout).expect("client");
             let mut issuers = Vec::new();
             for cfg in &config.issuers {
                 let keys = IssuerKeys::new(cfg, client.clone(), clock.clone());

@@ -1,7 +1,6 @@
 //! Configuration: `RawConfig` is the TOML as written; [`Config`] is what survived validation.
 //! Every problem is reported with its key path (`route[2].upstream: not a URL`), all at once.
 
-use crate::gate::respond::Challenge;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 use mfagate_policy::{AppOnlyAccess, AuthRequirement, MfaRequirement, MfaSettings, Mode, RouteRule};
@@ -11,9 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod raw;
+mod saml_idp;
 
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
+pub use saml_idp::{DEFAULT_MAX_PENDING, IdpMetadata, SamlIdp, read_metadata};
 
 /// A configuration that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ pub struct Config {
     /// `[saml]`: this gateway as a SAML service provider.
     pub saml: SamlSp,
     /// `[[saml_idp]]`: trusted SAML identity providers.
-    pub saml_idps: Vec<crate::verify::saml::SamlIdp>,
+    pub saml_idps: Vec<SamlIdp>,
     /// `[session]`: browser sessions for portal routes.
     pub session: SessionConfig,
     /// `[oidc] callback_url`: where issuers send browsers back with a code; its path is served.
@@ -245,7 +246,7 @@ pub struct IssuerConfig {
     /// `tenants`, for an issuer with `{tenantid}`.
     pub tenants: Tenants,
     /// `typ`: the header types accepted on access tokens, compared as
-    /// [`crate::verify::jwt::header::media_type`] normalizes them (empty: absent, `JWT` or `at+jwt`).
+    /// [`media_type`] normalizes them (empty: absent, `JWT` or `at+jwt`).
     pub typ: Vec<String>,
     /// MFA settings for the policy.
     pub mfa: MfaSettings,
@@ -361,4 +362,63 @@ impl Config {
     pub fn issuer(&self, name: &str) -> Option<&IssuerConfig> {
         self.issuers.iter().find(|i| i.name == name)
     }
+}
+
+/// `challenge` as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChallengeKind {
+    /// Partner Center's own answer (default).
+    #[default]
+    PartnerCenter,
+    /// RFC 9470 step-up.
+    Rfc9470,
+    /// Entra Conditional Access claims challenge.
+    EntraClaims,
+}
+
+/// How a route answers App+User callers without MFA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// `401 Unauthorized - MFA required`, `Bearer error="invalid_token", error_description="MFA required"`.
+    PartnerCenter,
+    /// `Bearer error="insufficient_user_authentication"` (RFC 9470), with optional `acr_values`.
+    Rfc9470 {
+        /// `acr_values` to ask for.
+        acr_values: Option<String>,
+    },
+    /// `Bearer error="insufficient_claims", claims="..."` for clients that declared `cp1`;
+    /// others get the Partner Center answer.
+    EntraClaims {
+        /// The Conditional Access authentication-context id that requires MFA (e.g. `c1`).
+        auth_context: String,
+        /// `authorization_uri` to advertise, if any.
+        authorization_uri: Option<String>,
+    },
+}
+
+/// A `typ` or `cty` value compared as RFC 7515 §4.1.9 says: case-insensitively, with the
+/// `application/` prefix optional.
+pub fn media_type(value: &str) -> String {
+    let lower = value.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
+}
+
+/// A host name as routes compare it: lower case, without brackets or one trailing dot.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
+}
+
+/// A session key as configured: base64 of 32 random bytes.
+pub fn session_key_bytes(key: &str) -> Result<Vec<u8>, &'static str> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(key.trim()).map_err(|_| "not base64")?;
+    if bytes.len() != 32 {
+        return Err("must be 32 bytes (openssl rand -base64 32)");
+    }
+    Ok(bytes)
 }

@@ -6,4 +6,5 @@ pub mod live;
 pub mod log_files;
 pub mod metrics;
 pub mod page;
+pub mod record;
 pub mod report;

@@ -10,7 +10,11 @@
 //! - [`evidence`]: the decision log, the report, the live view, the report page, metrics.
 //! - [`dev`]: development tools: identity providers, the echo upstream, the demo.
 //! - [`config`]: the configuration file and its own types; everything else reads it.
+//! - [`body`], [`outbound`], [`respond`]: shared plumbing: bodies, the outbound HTTP client, and
+//!   the one table from each refusal to its status and challenge.
+//! - [`state`]: the running gateway's shared state, built from the config (the composition root).
 
+pub mod body;
 pub mod browser;
 pub mod clock;
 pub mod config;
@@ -21,6 +25,8 @@ pub mod fuzzing;
 pub mod gate;
 pub mod ids;
 pub mod markup;
+pub mod outbound;
+pub mod respond;
 pub mod state;
 pub mod verify;
 

@@ -4,8 +4,8 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::evidence::decision_log::{DecisionLog, LogWriter};
 use crate::evidence::metrics::Metrics;
-use crate::gate::outbound::{self, HttpClient};
 use crate::gate::routes::RouteTable;
+use crate::outbound::{self, HttpClient};
 use crate::verify::jwt::{CacheCounters, Verifier};
 use std::sync::Arc;
 

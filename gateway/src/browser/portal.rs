@@ -2,11 +2,11 @@
 //! HTTP-Redirect binding, the ACS (HTTP-POST binding), a sealed session cookie, MFA re-prompts
 //! with a loop guard, and the SP metadata.
 
+use crate::body::{Body, full};
 use crate::browser::session::{Cookies, LoginState, Return, Session, cookie};
 use crate::clock::rfc3339_millis;
 use crate::config::RouteConfig;
-use crate::evidence::decision_log::DecisionRecord;
-use crate::gate::body::{Body, full};
+use crate::evidence::record::DecisionRecord;
 use crate::markup::escape;
 use crate::state::State;
 use crate::verify::jwt::Identity;
@@ -308,7 +308,7 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
 
 /// A 302 with cookies.
 pub fn redirect(location: &str, cookies: &[String]) -> Response<Body> {
-    let mut rsp = Response::new(crate::gate::body::empty());
+    let mut rsp = Response::new(crate::body::empty());
     *rsp.status_mut() = StatusCode::FOUND;
     if let Ok(v) = HeaderValue::from_str(location) {
         rsp.headers_mut().insert(header::LOCATION, v);
@@ -341,16 +341,15 @@ pub async fn acs(
     let login = login_state(state, req.headers());
     let carried = cookie(req.headers(), cookies(state).login()).is_some();
     let limit = state.config.saml.max_assertion_bytes * 2 + 4096;
-    let body =
-        match crate::gate::body::read_bounded(req.into_body(), limit, state.config.listen.body_read_timeout)
-            .await
-        {
-            Ok(body) => body,
-            Err(crate::gate::body::ReadError::TooLarge) => {
-                return sign_in_failure(rec, "saml_response_too_large");
-            }
-            Err(e) => return refused(rec, &e.refusal()),
-        };
+    let body = match crate::body::read_bounded(req.into_body(), limit, state.config.listen.body_read_timeout)
+        .await
+    {
+        Ok(body) => body,
+        Err(crate::body::ReadError::TooLarge) => {
+            return sign_in_failure(rec, "saml_response_too_large");
+        }
+        Err(e) => return refused(rec, &e.into()),
+    };
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let Some(response) = field("SAMLResponse") else { return sign_in_failure(rec, "saml_response_missing") };
@@ -418,8 +417,8 @@ fn resubmit(state: &State, rec: &mut DecisionRecord, response: &str, relay: &str
 
 /// The SAML verification queue is full: 503, try again shortly.
 fn busy(rec: &mut DecisionRecord) -> Response<Body> {
-    let refusal = crate::gate::respond::Refusal::SamlBusy;
-    let status = crate::gate::respond::status(&refusal);
+    let refusal = crate::respond::Refusal::SamlBusy;
+    let status = crate::respond::status(&refusal);
     rec.decision = "deny";
     rec.enforced = true;
     rec.reason = refusal.code();
@@ -428,8 +427,7 @@ fn busy(rec: &mut DecisionRecord) -> Response<Body> {
         status,
         "<!doctype html><html><body><h1>Busy</h1><p>Too many sign-ins at once. Reload this page in a moment.</p></body></html>".into(),
     );
-    rsp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(crate::gate::respond::RETRY_AFTER_SECS));
+    rsp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(crate::respond::RETRY_AFTER_SECS));
     rsp
 }
 
@@ -572,12 +570,12 @@ fn safe_return(to: &str) -> &str {
 }
 
 /// A refusal from the one table (a stalled or broken body), recorded as such.
-fn refused(rec: &mut DecisionRecord, refusal: &crate::gate::respond::Refusal<'_>) -> Response<Body> {
+fn refused(rec: &mut DecisionRecord, refusal: &crate::respond::Refusal<'_>) -> Response<Body> {
     rec.decision = "deny";
     rec.enforced = true;
     rec.reason = refusal.code();
-    rec.status = crate::gate::respond::status(refusal).as_u16();
-    crate::gate::respond::refuse(refusal, &rec.request_id)
+    rec.status = crate::respond::status(refusal).as_u16();
+    crate::respond::refuse(refusal, &rec.request_id)
 }
 
 fn sign_in_failure(rec: &mut DecisionRecord, reason: &'static str) -> Response<Body> {

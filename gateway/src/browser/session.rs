@@ -141,12 +141,8 @@ impl Sealer {
     pub fn new(keys: &[String]) -> Result<Sealer, SessionKeyError> {
         let mut out = Vec::new();
         for (index, k) in keys.iter().enumerate() {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(k.trim())
-                .map_err(|_| SessionKeyError { index, reason: "not base64" })?;
-            if bytes.len() != 32 {
-                return Err(SessionKeyError { index, reason: "must be 32 bytes (openssl rand -base64 32)" });
-            }
+            let bytes =
+                crate::config::session_key_bytes(k).map_err(|reason| SessionKeyError { index, reason })?;
             let tag = crate::verify::jwt::sha256(&bytes);
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| SessionKeyError { index, reason: "rejected" })?;

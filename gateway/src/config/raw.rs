@@ -1,7 +1,7 @@
 //! The TOML shape, and its validation into [`Config`].
 
+use super::ChallengeKind;
 use super::*;
-use crate::gate::respond::ChallengeKind;
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
@@ -133,7 +133,7 @@ struct RawSaml {
 }
 
 fn default_max_pending() -> usize {
-    crate::verify::saml::DEFAULT_MAX_PENDING
+    super::DEFAULT_MAX_PENDING
 }
 
 fn default_max_assertion() -> usize {
@@ -543,8 +543,10 @@ impl RawConfig {
             max_sign_in_attempts: default_attempts(),
             attempt_window_secs: default_attempt_window(),
         });
-        if let Err(e) = crate::browser::session::Sealer::new(&raw_session.keys) {
-            p.add("session.keys", e);
+        for (i, k) in raw_session.keys.iter().enumerate() {
+            if let Err(e) = super::session_key_bytes(k) {
+                p.add("session.keys", format!("session key {i}: {e}"));
+            }
         }
         let session = SessionConfig {
             keys: raw_session.keys,
@@ -553,7 +555,7 @@ impl RawConfig {
             max_sign_in_attempts: raw_session.max_sign_in_attempts.max(1),
             attempt_window_secs: raw_session.attempt_window_secs,
         };
-        let saml_idps: Vec<crate::verify::saml::SamlIdp> =
+        let saml_idps: Vec<super::SamlIdp> =
             self.saml_idps.into_iter().enumerate().map(|(i, raw)| saml_idp(&mut p, i, raw, base)).collect();
         if !saml_idps.is_empty() && saml.entity_id.is_empty() {
             p.add("saml", "[[saml_idp]] needs [saml] entity_id (the audience assertions must name)");
@@ -772,8 +774,7 @@ fn typ(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<String> {
             "an empty list refuses every token (leave typ out for the default)",
         );
     }
-    let normalized: Vec<String> =
-        list.iter().map(|t| crate::verify::jwt::header::media_type(t.trim())).collect();
+    let normalized: Vec<String> = list.iter().map(|t| super::media_type(t.trim())).collect();
     for (t, n) in list.iter().zip(&normalized) {
         if n.is_empty() || n.contains('/') || !n.bytes().all(|b| b.is_ascii_graphic()) {
             p.add(format!("issuer[{i}].typ"), format!("not a JWT media type: {t:?}"));
@@ -806,7 +807,7 @@ fn route(
             mfagate_policy::path::Prefix::root()
         }
     };
-    let host = raw.host.as_deref().map(crate::gate::routes::normalize_host);
+    let host = raw.host.as_deref().map(super::normalize_host);
     // Routes compare host names only: a port, scheme or path would never match, and the route's
     // requests would silently fall to another route.
     if let Some(h) = &host
@@ -888,7 +889,7 @@ fn route(
     }
 }
 
-fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::verify::saml::SamlIdp {
+fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::SamlIdp {
     use mfagate_policy::SamlMfaSettings;
     use rustls_pki_types::pem::PemObject;
     let at = |field: &str| format!("saml_idp[{i}].{field}");
@@ -896,7 +897,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
     let mut entity_id = raw.entity_id.clone();
     let mut sso_from_metadata = None;
     if let Some(file) = &raw.metadata {
-        match crate::verify::saml::metadata::read(&base.join(file)) {
+        match super::saml_idp::read_metadata(&base.join(file)) {
             Ok(meta) => {
                 if entity_id.as_ref().is_some_and(|e| e != &meta.entity_id) {
                     p.add(at("entity_id"), format!("differs from the metadata's {:?}", meta.entity_id));
@@ -948,7 +949,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> crate::
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
     let sso_url = raw.sso_url.map(|u| parse_url(p, &at("sso_url"), &u).to_string()).or(sso_from_metadata);
-    crate::verify::saml::SamlIdp {
+    super::SamlIdp {
         name: raw.name,
         entity_id,
         certificates,

@@ -3,7 +3,7 @@
 //! (WebSocket-style) connections. `/hang` never answers, `/wait` waits for `release`, `/large`
 //! answers 16 MiB.
 
-use crate::gate::body::{Body, full};
+use crate::body::{Body, full};
 use http::{Request, Response, StatusCode, header};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -101,7 +101,7 @@ async fn respond(
                 }
             }
         });
-        let mut rsp = Response::new(crate::gate::body::empty());
+        let mut rsp = Response::new(crate::body::empty());
         *rsp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         rsp.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
         rsp.headers_mut().insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));

@@ -2,8 +2,8 @@
 //! tokens with the `amr` and kind you ask for. It serves `mfagate demo` and the tests.
 //! DEVELOPMENT ONLY: its keys come from `certs/`, which are public.
 
+use crate::body::{Body, full};
 use crate::clock::SharedClock;
-use crate::gate::body::{Body, full};
 use http::{Request, Response, StatusCode, header};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -452,7 +452,7 @@ fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
         .append_pair("state", &state)
         .finish();
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-    let mut rsp = Response::new(crate::gate::body::empty());
+    let mut rsp = Response::new(crate::body::empty());
     *rsp.status_mut() = StatusCode::FOUND;
     if let Ok(v) = http::HeaderValue::from_str(&format!("{redirect_uri}{sep}{query}")) {
         rsp.headers_mut().insert(header::LOCATION, v);

@@ -306,9 +306,9 @@ const NOT_MFA_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProt
 async fn sso<B>(
     inner: std::sync::Arc<IdpInner>,
     req: http::Request<B>,
-) -> Result<http::Response<crate::gate::body::Body>, std::convert::Infallible> {
+) -> Result<http::Response<crate::body::Body>, std::convert::Infallible> {
     let answer = |status: u16, body: String| {
-        let mut rsp = http::Response::new(crate::gate::body::full(body));
+        let mut rsp = http::Response::new(crate::body::full(body));
         *rsp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
         rsp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html"));
         Ok(rsp)

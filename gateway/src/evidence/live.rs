@@ -2,7 +2,7 @@
 //! (never by the request path), so the admin endpoints answer in milliseconds. The window is the
 //! last seven whole UTC days, today included.
 
-use crate::evidence::decision_log::DecisionRecord;
+use crate::evidence::record::DecisionRecord;
 use crate::evidence::report::parse_ts_ms;
 use mfagate_policy::report::{Event, MAX_API_ROWS, Report, day_to_date};
 use serde_json::{Value, json};

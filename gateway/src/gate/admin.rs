@@ -1,7 +1,7 @@
 //! The admin listener: /healthz (alive), /readyz (keys loaded, log writable), /metrics.
 
+use crate::body::{Body, full};
 use crate::evidence::metrics::counter;
-use crate::gate::body::{Body, full};
 use crate::state::State;
 use http::{Request, Response, StatusCode, header};
 use std::sync::Arc;

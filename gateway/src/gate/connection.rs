@@ -9,10 +9,10 @@ pub mod activity;
 pub mod counters;
 pub mod limits;
 
-use crate::evidence::decision_log::DecisionRecord;
 use crate::evidence::metrics::Labels;
+use crate::evidence::record::DecisionRecord;
 use crate::gate::proxy::Peer;
-use crate::gate::respond::Refusal;
+use crate::respond::Refusal;
 use crate::state::State;
 use activity::{Activity, Due, Metered, Tracked};
 use counters::{Closed, Counters, Failure};
@@ -241,7 +241,7 @@ async fn record(state: &State, addr: SocketAddr, refusal: &Refusal<'_>, origin: 
         decision: Decided::Deny.as_str(),
         enforced: true,
         reason: refusal.code(),
-        status: crate::gate::respond::status(refusal).as_u16(),
+        status: crate::respond::status(refusal).as_u16(),
         latency_us,
         ..DecisionRecord::default()
     };

@@ -1,14 +1,14 @@
 //! The request path, in one place and in order: route, credential, verify, decide, record,
 //! then refuse or forward.
 
+use crate::body::Body;
 use crate::clock::rfc3339_millis;
 use crate::config::{Channel, OnLogFailure, RouteConfig, UnderscoreHeaders};
-use crate::evidence::decision_log::DecisionRecord;
 use crate::evidence::metrics::Labels;
-use crate::gate::body::Body;
+use crate::evidence::record::DecisionRecord;
 use crate::gate::forward;
-use crate::gate::respond::{BadRequest, Refusal, refuse, status};
 use crate::gate::routes::HostError;
+use crate::respond::{BadRequest, Refusal, refuse, status};
 use crate::state::State;
 use crate::verify::jwt::{Identity, Verification};
 use crate::verify::saml::SamlVerified;
@@ -270,7 +270,7 @@ async fn route_and_decide(
     forward::strip_hop_by_hop(rsp.headers_mut());
     guard.finish(rsp.status().as_u16()).await;
     // The upstream connection is busy until its body is done.
-    rsp.map(|b| crate::gate::body::Holding::boxed(b.boxed(), slot))
+    rsp.map(|b| crate::body::Holding::boxed(b.boxed(), slot))
 }
 
 /// What the request presented.
@@ -353,7 +353,7 @@ async fn read_token_request(
     let limit = state.config.saml.max_assertion_bytes.saturating_mul(2);
     match crate::verify::grant::read(req, limit, state.config.listen.body_read_timeout).await {
         Ok(read) => Ok(read),
-        Err(Rejected::Body(e)) => Err(e.refusal()),
+        Err(Rejected::Body(e)) => Err(e.into()),
         Err(Rejected::Invalid) => Err(Refusal::InvalidTokenRequest),
     }
 }

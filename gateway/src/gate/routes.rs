@@ -2,6 +2,7 @@
 //! naming the host beats one that does not; then one naming methods.
 
 use crate::config::RouteConfig;
+use crate::config::normalize_host;
 use http::Method;
 use mfagate_policy::path::CanonicalPath;
 
@@ -88,12 +89,6 @@ pub enum HostError {
     Mismatch,
     /// Several `Host` headers, or one that is not a host.
     Invalid,
-}
-
-/// A host name as routes compare it: lower case, without brackets or one trailing dot.
-pub fn normalize_host(host: &str) -> String {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase()
 }
 
 /// Whether an authority is one host (a DNS name or an IP literal) and, at most, a port: what

@@ -148,7 +148,7 @@ const HTTP2_MAX_STREAMS: u32 = 100;
 
 /// A rustls acceptor for the listener, offering h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
-    crate::gate::outbound::install_crypto_provider();
+    crate::outbound::install_crypto_provider();
     let bad =
         |what: &Path, e: &dyn std::fmt::Display| StartError::ServerTls(format!("{}: {e}", what.display()));
     let certs = CertificateDer::pem_file_iter(cert)

@@ -13,7 +13,7 @@
 //!
 //! Neither may carry grant parameters or `;` in the query, or a method-override header.
 
-use crate::gate::body::{Body, ReadError, full};
+use crate::body::{Body, ReadError, full};
 use http::{Method, Request, header};
 use http_body::Body as _;
 
@@ -98,7 +98,7 @@ pub async fn read(
         return Err(Rejected::Invalid);
     }
     let (parts, body) = req.into_parts();
-    let bytes = crate::gate::body::read_bounded(body, limit, timeout).await.map_err(Rejected::Body)?;
+    let bytes = crate::body::read_bounded(body, limit, timeout).await.map_err(Rejected::Body)?;
     let grant = grant_of(&bytes)?;
     Ok((Request::from_parts(parts, full(bytes)), grant))
 }

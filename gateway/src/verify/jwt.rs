@@ -154,7 +154,7 @@ impl Verifier {
     /// [`IssuerKeys::refresh_now`] or the refresh task first runs).
     pub fn for_issuers(
         issuers: &[IssuerConfig],
-        client: &crate::gate::outbound::HttpClient,
+        client: &crate::outbound::HttpClient,
         cache_capacity: u64,
         clock: SharedClock,
     ) -> Verifier {

@@ -4,7 +4,7 @@
 
 use crate::clock::SharedClock;
 use crate::config::{IssuerConfig, KeySource};
-use crate::gate::outbound::{FetchError, HttpClient, get_small};
+use crate::outbound::{FetchError, HttpClient, get_small};
 use http::{HeaderMap, Uri};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};

@@ -14,15 +14,15 @@
 pub(crate) mod c14n;
 pub(crate) mod dsig;
 mod extract;
-pub mod metadata;
 mod saml1;
 pub(crate) mod structure;
 mod transforms;
 
 use crate::clock::SharedClock;
+use crate::config::{DEFAULT_MAX_PENDING, SamlIdp};
 use crate::verify::jwt::{Identity, sha256};
 use base64::Engine;
-use mfagate_policy::{InvalidReason, SamlFacts, SamlMfaSettings};
+use mfagate_policy::{InvalidReason, SamlFacts};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use std::sync::Arc;
 
@@ -45,35 +45,6 @@ pub(crate) fn within_parse_bounds(xml: &str) -> bool {
     const MAX_EQUALS_SIGNS: usize = 2048;
     xml.matches("xmlns").count() <= MAX_NAMESPACE_DECLARATIONS
         && xml.bytes().filter(|b| *b == b'=').count() <= MAX_EQUALS_SIGNS
-}
-
-/// A trusted SAML identity provider.
-#[derive(Clone)]
-pub struct SamlIdp {
-    /// Configured name (logged as `issuer`).
-    pub name: String,
-    /// The IdP's entity id (the assertion's Issuer).
-    pub entity_id: String,
-    /// Signing certificates (several during a rollover).
-    pub certificates: Vec<Vec<u8>>,
-    /// MFA locations and values.
-    pub mfa: SamlMfaSettings,
-    /// Clock skew, seconds.
-    pub leeway_secs: u64,
-    /// Single sign-on URL (HTTP-Redirect binding), for browser sign-in.
-    pub sso_url: Option<String>,
-    /// Accept this IdP's browser sign-in Responses (made for our ACS) as `Authorization: SAML`
-    /// credentials too. Off by default: a Response copied out of a browser is not an API key.
-    pub accept_sso_responses_as_api: bool,
-}
-
-impl std::fmt::Debug for SamlIdp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SamlIdp")
-            .field("name", &self.name)
-            .field("entity_id", &self.entity_id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// How the assertion arrived, which decides its audience and the replay rule.
@@ -104,9 +75,6 @@ impl From<InvalidReason> for Unverified {
         Unverified::Invalid(why)
     }
 }
-
-/// First sights waiting for or in verification at once, by default.
-pub const DEFAULT_MAX_PENDING: usize = 256;
 
 /// A verified assertion.
 #[derive(Debug)]

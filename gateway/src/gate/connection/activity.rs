@@ -264,7 +264,7 @@ impl Drop for InFlight {
 /// handed out is not taken (the client gives no room for it). Frames go out in pieces of at most
 /// [`PIECE`], so a client reading slowly but steadily takes each within the idle timeout.
 pub struct Tracked {
-    inner: crate::gate::body::Body,
+    inner: crate::body::Body,
     request: InFlight,
     id: u64,
     handed: bool,
@@ -276,7 +276,7 @@ const PIECE: usize = 16 * 1024;
 
 impl Tracked {
     /// `inner`, ending `request` when dropped.
-    pub fn new(inner: crate::gate::body::Body, request: InFlight) -> Tracked {
+    pub fn new(inner: crate::body::Body, request: InFlight) -> Tracked {
         let id = request.0.next_body.fetch_add(1, Ordering::Relaxed);
         Tracked { inner, request, id, handed: false, rest: None }
     }

@@ -3,6 +3,7 @@
 //! (RFC 7797) with or without `crit`; `cty: JWT` (a nested token) is refused too. Key-carrying
 //! members (`jku`, `jwk`, `x5u`, `x5c`) are ignored: keys are found by `kid` alone.
 
+use crate::config::media_type;
 use mfagate_policy::InvalidReason;
 use serde_json::{Map, Value};
 
@@ -35,16 +36,6 @@ pub fn read(bytes: &[u8]) -> Result<Header, InvalidReason> {
         return Err(InvalidReason::NestedJwt);
     }
     Ok(Header { alg: text("alg")?.ok_or(InvalidReason::Malformed)?, kid: text("kid")?, typ: text("typ")? })
-}
-
-/// A `typ` or `cty` value compared as RFC 7515 §4.1.9 says: case-insensitively, with the
-/// `application/` prefix optional.
-pub fn media_type(value: &str) -> String {
-    let lower = value.to_ascii_lowercase();
-    match lower.strip_prefix("application/") {
-        Some(rest) => rest.to_owned(),
-        None => lower,
-    }
 }
 
 /// What kind of token is expected.

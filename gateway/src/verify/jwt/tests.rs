@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
             idp.base_url()
         );
         let config = crate::Config::from_toml(&toml, Path::new(".")).unwrap();
-        let client = crate::gate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
+        let client = crate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
         let verifier = Verifier::for_issuers(&config.issuers, &client, 0, clock.clone());
         for keys in verifier.keys() {
             keys.refresh_now().await.unwrap();

@@ -60,18 +60,6 @@ pub enum ReadError {
     TimedOut,
 }
 
-impl ReadError {
-    /// The refusal that answers it.
-    pub fn refusal(self) -> crate::gate::respond::Refusal<'static> {
-        use crate::gate::respond::Refusal;
-        match self {
-            ReadError::TooLarge => Refusal::BodyTooLarge,
-            ReadError::Unreadable => Refusal::BodyUnreadable,
-            ReadError::TimedOut => Refusal::BodyTimeout,
-        }
-    }
-}
-
 /// Reads a whole body the gateway needs itself (an ACS post, a token request), at most `limit`
 /// bytes within `timeout`: a client that stalls mid-body holds its connection no longer than that.
 pub async fn read_bounded<B>(body: B, limit: usize, timeout: std::time::Duration) -> Result<Bytes, ReadError>

@@ -1,7 +1,7 @@
 //! The one HTTP client for upstreams and key servers: hyper-util's pooled client over rustls
 //! (aws-lc-rs), trusting the system roots plus an optional extra CA file.
 
-use crate::gate::body::Body;
+use crate::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
@@ -98,7 +98,7 @@ pub async fn get_small(
 ) -> Result<(HeaderMap, Bytes), FetchError> {
     let req = Request::get(uri.clone())
         .header(http::header::ACCEPT, "application/json")
-        .body(crate::gate::body::empty())
+        .body(crate::body::empty())
         .map_err(|e| FetchError::Request(e.to_string()))?;
     let work = async {
         let rsp = client.request(req).await.map_err(|e| FetchError::Request(e.to_string()))?;

@@ -1,7 +1,40 @@
-//! IdP metadata: the entity id and its signing certificates (all of them, for rollover).
+//! A trusted SAML identity provider as configured, and the IdP metadata it may be read from.
 
+use mfagate_policy::SamlMfaSettings;
 use samael::metadata::EntityDescriptor;
 use std::path::Path;
+
+/// A trusted SAML identity provider.
+#[derive(Clone)]
+pub struct SamlIdp {
+    /// Configured name (logged as `issuer`).
+    pub name: String,
+    /// The IdP's entity id (the assertion's Issuer).
+    pub entity_id: String,
+    /// Signing certificates (several during a rollover).
+    pub certificates: Vec<Vec<u8>>,
+    /// MFA locations and values.
+    pub mfa: SamlMfaSettings,
+    /// Clock skew, seconds.
+    pub leeway_secs: u64,
+    /// Single sign-on URL (HTTP-Redirect binding), for browser sign-in.
+    pub sso_url: Option<String>,
+    /// Accept this IdP's browser sign-in Responses (made for our ACS) as `Authorization: SAML`
+    /// credentials too. Off by default: a Response copied out of a browser is not an API key.
+    pub accept_sso_responses_as_api: bool,
+}
+
+impl std::fmt::Debug for SamlIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlIdp")
+            .field("name", &self.name)
+            .field("entity_id", &self.entity_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// First sights waiting for or in verification at once, by default.
+pub const DEFAULT_MAX_PENDING: usize = 256;
 
 /// What we take from an IdP's metadata.
 pub struct IdpMetadata {
@@ -14,7 +47,7 @@ pub struct IdpMetadata {
 }
 
 /// Reads an IdP metadata file.
-pub fn read(path: &Path) -> Result<IdpMetadata, String> {
+pub fn read_metadata(path: &Path) -> Result<IdpMetadata, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if text.contains("<!DOCTYPE") {
         return Err("DTDs are not accepted in metadata".into());

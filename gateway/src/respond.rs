@@ -1,44 +1,11 @@
 //! The one table from a refusal to its status, `WWW-Authenticate` header and JSON body.
 //! Bodies carry only the stable reason code; details stay in the decision log.
 
-use crate::gate::body::{Body, full};
+use crate::body::{Body, full};
+use crate::config::Challenge;
 use base64::Engine;
 use http::{HeaderValue, Response, StatusCode, header};
 use mfagate_policy::{MfaGap, Reason};
-use serde::Deserialize;
-
-/// `challenge` as configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChallengeKind {
-    /// Partner Center's own answer (default).
-    #[default]
-    PartnerCenter,
-    /// RFC 9470 step-up.
-    Rfc9470,
-    /// Entra Conditional Access claims challenge.
-    EntraClaims,
-}
-
-/// How a route answers App+User callers without MFA.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    /// `401 Unauthorized - MFA required`, `Bearer error="invalid_token", error_description="MFA required"`.
-    PartnerCenter,
-    /// `Bearer error="insufficient_user_authentication"` (RFC 9470), with optional `acr_values`.
-    Rfc9470 {
-        /// `acr_values` to ask for.
-        acr_values: Option<String>,
-    },
-    /// `Bearer error="insufficient_claims", claims="..."` for clients that declared `cp1`;
-    /// others get the Partner Center answer.
-    EntraClaims {
-        /// The Conditional Access authentication-context id that requires MFA (e.g. `c1`).
-        auth_context: String,
-        /// `authorization_uri` to advertise, if any.
-        authorization_uri: Option<String>,
-    },
-}
 
 /// Every way the gateway refuses a request.
 #[derive(Debug, Clone, Copy)]
@@ -300,6 +267,17 @@ pub fn refuse(refusal: &Refusal<'_>, request_id: &str) -> Response<Body> {
         rsp.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
     }
     rsp
+}
+
+impl From<crate::body::ReadError> for Refusal<'static> {
+    fn from(e: crate::body::ReadError) -> Refusal<'static> {
+        use crate::body::ReadError;
+        match e {
+            ReadError::TooLarge => Refusal::BodyTooLarge,
+            ReadError::Unreadable => Refusal::BodyUnreadable,
+            ReadError::TimedOut => Refusal::BodyTimeout,
+        }
+    }
 }
 
 #[cfg(test)]
