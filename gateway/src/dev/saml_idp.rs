@@ -348,6 +348,11 @@ impl DevSamlIdp {
         format!("http://{}", self.addr)
     }
 
+    /// The listening address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     /// The metadata URL.
     pub fn metadata_url(&self) -> String {
         format!("http://{}/metadata", self.addr)
