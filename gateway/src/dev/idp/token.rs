@@ -98,17 +98,17 @@ impl TokenRequest {
     /// `aud`, `upn`, `ttl` (seconds). An App-only token with `amr` or `upn` is refused: it has no
     /// user.
     pub fn from_params(get: impl Fn(&str) -> Option<String>) -> Result<TokenRequest, String> {
-        let mut t = TokenRequest::default();
-        t.app_only = match get("kind").as_deref() {
+        let app_only = match get("kind").as_deref() {
             None | Some("app-user" | "app_user") => false,
             Some("app-only" | "app_only") => true,
             Some(other) => return Err(format!("kind: app-user or app-only, not {other:?}")),
         };
-        t.ver = match get("ver").as_deref() {
+        let ver = match get("ver").as_deref() {
             None | Some("1" | "1.0") => "1.0".into(),
             Some("2" | "2.0") => "2.0".into(),
             Some(other) => return Err(format!("ver: 1 or 2, not {other:?}")),
         };
+        let mut t = TokenRequest { app_only, ver, ..TokenRequest::default() };
         let amr = get("amr");
         if t.app_only && (amr.is_some() || get("upn").is_some()) {
             return Err("an App-only token has no user: leave out amr and upn".into());
