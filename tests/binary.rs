@@ -3,7 +3,6 @@
 use crate::support::*;
 use mfagate::dev::echo::Echo;
 use mfagate::dev::idp::{DevIdp, TokenRequest};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn mfagate() -> Command {
@@ -147,13 +146,7 @@ pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stderr.take().unwrap());
     let addr = loop {
         let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
         if let Some(rest) = line.split("Gateway listening").nth(1) {

@@ -144,11 +144,9 @@ async fn present(g: &Gateway, token: &str) -> Reply {
 #[tokio::test]
 async fn hostile_tokens_are_refused_before_the_upstream() {
     let mut g = hostile_gateway().await;
-    let forge = Forge {
-        key: g.idp.key("dev-rsa-a").unwrap(),
-        claims: g.idp.claims(&TokenRequest::default()).to_string(),
-    };
-    let es = Forge { key: g.idp.key("dev-ec").unwrap(), claims: forge.claims.clone() };
+    let (rsa_key, ec_key) = (g.idp.key("dev-rsa-a").unwrap(), g.idp.key("dev-ec").unwrap());
+    let forge = Forge { key: &rsa_key, claims: g.idp.claims(&TokenRequest::default()).to_string() };
+    let es = Forge { key: &ec_key, claims: forge.claims.clone() };
     let good = forge.header(H);
     let good_es = es.header(r#"{"alg":"ES256","kid":"dev-ec","typ":"JWT"}"#);
 

@@ -9,6 +9,7 @@ mod support;
 mod binary;
 mod chromium;
 mod connections;
+mod dev_tools;
 mod hostile;
 mod hostile_tokens;
 mod jwt_cases;

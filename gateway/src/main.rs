@@ -63,6 +63,14 @@ enum Command {
         #[arg(long, default_value = "certs")]
         certs: PathBuf,
     },
+    /// Development tokens (DEVELOPMENT ONLY): `token mint` prints one shaped as Entra issues it.
+    Token {
+        #[command(subcommand)]
+        command: mfagate::dev::mint::TokenCommand,
+    },
+    /// Run the development identity providers, OIDC (:8082) and SAML (:8083), for local testing
+    /// and CI: DEVELOPMENT ONLY.
+    DevIdp(mfagate::dev::serve::DevIdpArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -105,6 +113,10 @@ fn main() -> ExitCode {
         }
         Command::Demo { config, certs } => runtime(async move {
             mfagate::dev::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
+        }),
+        Command::Token { command } => mfagate::dev::mint::main(command),
+        Command::DevIdp(args) => runtime(async move {
+            mfagate::dev::serve::run(args, shutdown_signal()).await.map_err(|e| e.to_string())
         }),
     }
 }

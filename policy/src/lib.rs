@@ -28,6 +28,6 @@ pub use principal::{Principal, classify};
 pub use rule::{AppOnlyAccess, AuthRequirement, MfaRequirement, Mode, RouteRule};
 pub use saml::{
     ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, REFEDS_MFA, SamlFacts,
-    SamlMfaSettings, WIA_OR_MULTIPLE_AUTHN, evaluate_saml_mfa,
+    SamlMfaLocation, SamlMfaSettings, WIA_OR_MULTIPLE_AUTHN, evaluate_saml_mfa,
 };
 pub use time::UnixTime;

@@ -69,6 +69,66 @@ impl Default for SamlMfaSettings {
     }
 }
 
+/// A place an assertion may carry its authentication method, named as in `mfa_locations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamlMfaLocation {
+    /// `authn_context`: `AuthnStatement/AuthnContext/AuthnContextClassRef` (SAML 2.0).
+    AuthnContext,
+    /// `authentication_method`: `AuthenticationStatement/@AuthenticationMethod` (SAML 1.1).
+    AuthenticationMethod,
+    /// `authenticationmethod`: the `authenticationmethod` attribute.
+    AuthenticationMethodAttribute,
+    /// `authnmethodsreferences`: the `authnmethodsreferences` attribute.
+    AuthnMethodsReferences,
+}
+
+impl SamlMfaLocation {
+    /// Every location, in the order the defaults list them.
+    pub const ALL: [SamlMfaLocation; 4] = [
+        SamlMfaLocation::AuthnContext,
+        SamlMfaLocation::AuthenticationMethod,
+        SamlMfaLocation::AuthenticationMethodAttribute,
+        SamlMfaLocation::AuthnMethodsReferences,
+    ];
+
+    /// The `mfa_locations` entry.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamlMfaLocation::AuthnContext => "authn_context",
+            SamlMfaLocation::AuthenticationMethod => "authentication_method",
+            SamlMfaLocation::AuthenticationMethodAttribute => "authenticationmethod",
+            SamlMfaLocation::AuthnMethodsReferences => "authnmethodsreferences",
+        }
+    }
+
+    /// The location an `mfa_locations` entry names.
+    pub fn from_name(name: &str) -> Option<SamlMfaLocation> {
+        SamlMfaLocation::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+impl SamlMfaSettings {
+    /// Whether MFA is looked for in `location`.
+    pub fn reads(&self, location: SamlMfaLocation) -> bool {
+        match location {
+            SamlMfaLocation::AuthnContext => self.authn_context,
+            SamlMfaLocation::AuthenticationMethod => self.authentication_method,
+            SamlMfaLocation::AuthenticationMethodAttribute => self.authentication_method_attribute,
+            SamlMfaLocation::AuthnMethodsReferences => self.authn_methods_references,
+        }
+    }
+
+    /// Looks for MFA in `location`, or stops looking there.
+    pub fn set_reads(&mut self, location: SamlMfaLocation, on: bool) {
+        *match location {
+            SamlMfaLocation::AuthnContext => &mut self.authn_context,
+            SamlMfaLocation::AuthenticationMethod => &mut self.authentication_method,
+            SamlMfaLocation::AuthenticationMethodAttribute => &mut self.authentication_method_attribute,
+            SamlMfaLocation::AuthnMethodsReferences => &mut self.authn_methods_references,
+        } = on;
+    }
+}
+
 /// Decides MFA for a verified assertion.
 pub fn evaluate_saml_mfa(facts: &SamlFacts, s: &SamlMfaSettings) -> MfaOutcome {
     let proves = |v: &str| {
@@ -189,6 +249,20 @@ mod tests {
         for (n, f, s, want) in cases {
             assert_eq!(evaluate_saml_mfa(&f, &s), want, "case {n}");
         }
+    }
+
+    #[test]
+    fn each_location_is_named_and_switched_on_its_own() {
+        for location in SamlMfaLocation::ALL {
+            assert_eq!(SamlMfaLocation::from_name(location.name()), Some(location));
+            let mut only = SamlMfaSettings::default();
+            for other in SamlMfaLocation::ALL {
+                only.set_reads(other, other == location);
+            }
+            let read: Vec<_> = SamlMfaLocation::ALL.into_iter().filter(|l| only.reads(*l)).collect();
+            assert_eq!(read, [location]);
+        }
+        assert_eq!(SamlMfaLocation::from_name("AuthnContext"), None);
     }
 
     #[test]

@@ -417,6 +417,18 @@ pub async fn wait_for_log(path: &Path) -> Vec<Value> {
     }
 }
 
+/// The lines a child process writes, as they come (read on a thread; receive with a timeout).
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 pub fn tenant() -> &'static str {
     DEV_TENANT
 }

@@ -3,8 +3,8 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::dev::echo::Echo;
-use crate::dev::idp::{DevIdp, TokenRequest, load_dev_keys};
-use crate::dev::saml_idp::{DevSamlIdp, DevSamlSigner};
+use crate::dev::idp::TokenRequest;
+use crate::dev::serve::{DevIdpError, DevIdps};
 use crate::{Config, Options, serve_with};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,20 +16,12 @@ pub enum DemoError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(#[from] crate::ConfigError),
-    /// A port is taken or a socket failed.
-    #[error("{what}: {source}")]
-    Bind {
-        /// Which listener.
-        what: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The dev keys could not be loaded.
+    /// The identity providers could not start.
+    #[error("{0}")]
+    Idp(#[from] DevIdpError),
+    /// A token could not be minted.
     #[error("{0}")]
     Keys(#[from] crate::dev::idp::DevKeyError),
-    /// The dev SAML key could not be loaded.
-    #[error("dev SAML key: {0}")]
-    SamlKey(String),
     /// The gateway failed.
     #[error("{0}")]
     Gateway(#[from] crate::StartError),
@@ -38,11 +30,7 @@ pub enum DemoError {
 async fn bind(addr: &str, what: &str) -> Result<TcpListener, DemoError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| DemoError::Bind { what: format!("{what} on {addr}"), source })
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, DemoError> {
-    std::fs::read(path).map_err(|e| DemoError::SamlKey(format!("{}: {e}", path.display())))
+        .map_err(|source| DevIdpError::Bind { what: format!("{what} on {addr}"), source }.into())
 }
 
 /// Runs the demo until `shutdown`.
@@ -53,24 +41,10 @@ pub async fn run(
 ) -> Result<(), DemoError> {
     let config = Config::load(config_path)?;
     let clock: SharedClock = Arc::new(SystemClock);
-    let idp = DevIdp::start(
-        bind("127.0.0.1:8082", "identity provider").await?,
-        load_dev_keys(certs)?,
-        clock.clone(),
-    )
-    .map_err(|source| DemoError::Bind { what: "identity provider".into(), source })?;
-    let saml_signer =
-        DevSamlSigner::from_pem(&read(&certs.join("saml-idp.key"))?, &read(&certs.join("saml-idp.pem"))?)
-            .map_err(|e| DemoError::SamlKey(e.to_string()))?;
-    let saml = DevSamlIdp::start(
-        bind("127.0.0.1:8083", "SAML identity provider").await?,
-        saml_signer,
-        "http://127.0.0.1:8083/saml",
-        clock.clone(),
-    )
-    .map_err(|source| DemoError::Bind { what: "SAML identity provider".into(), source })?;
+    let DevIdps { oidc: idp, saml } =
+        crate::dev::serve::start("127.0.0.1:8082", "127.0.0.1:8083", certs, clock.clone()).await?;
     let echo = Echo::start(bind("127.0.0.1:8081", "echo upstream").await?)
-        .map_err(|source| DemoError::Bind { what: "echo upstream".into(), source })?;
+        .map_err(|source| DevIdpError::Bind { what: "echo upstream".into(), source })?;
     let addr = config.listen.addr;
     let listener = bind(&addr.to_string(), "gateway").await?;
     let gw = format!("http://{addr}");
@@ -98,8 +72,10 @@ pub async fn run(
          curl -i {gw}/v1/customers -H \"Authorization: SAML $(curl -s '{saml_url}&version=2.0')\"\n\n\
          # 7. An RFC 7522 SAML bearer grant at a token endpoint: exchanged with MFA, 400 invalid_grant without\n\
          curl -i {gw}/oauth2/token -d grant_type=urn:ietf:params:oauth:grant-type:saml1_1-bearer --data-urlencode \"assertion=$(curl -s '{grant_url}&version=1.1&mfa=false')\"\n\n\
-         # Mint more tokens (amr=none leaves amr out; kind=app_only; ver=2):\n\
-         curl -s '{idp_url}/token?amr=pwd,mfa'\n\n\
+         # Mint more tokens (amr=none leaves amr out; kind=app-only; ver=2), or offline, or rotate the key:\n\
+         curl -s '{idp_url}/token?amr=pwd,mfa'\n\
+         mfagate token mint --iss '{idp_url}/{{tenantid}}/' --amr pwd\n\
+         curl -s -X POST '{idp_url}/rotate?remove_after=600'\n\n\
          # Readiness, metrics, and the decisions made so far:\n\
          curl -s http://{admin}/readyz; curl -s http://{admin}/metrics | grep mfagate_requests_total\n\
          tail -n 5 {log}\n\n\

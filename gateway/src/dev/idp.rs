@@ -7,126 +7,20 @@ use crate::clock::SharedClock;
 use http::{Request, Response, StatusCode, header};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
-/// The tenant the demo and tests use (not a real tenant).
-pub const DEV_TENANT: &str = "11111111-2222-4333-8444-555555555555";
-/// The audience the demo and tests use.
-pub const DEV_AUDIENCE: &str = "api://mfagate-demo";
-/// The client (application) id on minted tokens.
-pub const DEV_APP_ID: &str = "00000000-0000-4000-8000-00000000a990";
+mod keys;
+mod token;
 
-/// A dev key failed to load or sign.
-#[derive(Debug, thiserror::Error)]
-#[error("dev key: {0}")]
-pub struct DevKeyError(String);
-
-/// A signing key and its public JWK.
-pub struct DevKey {
-    kid: String,
-    alg: Algorithm,
-    encoding: EncodingKey,
-    jwk: Jwk,
-}
-
-impl std::fmt::Debug for DevKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DevKey({}, {:?}, <private>)", self.kid, self.alg)
-    }
-}
-
-impl DevKey {
-    /// An RS256 key from a PKCS#8 PEM.
-    pub fn rsa(kid: &str, pem: &[u8]) -> Result<DevKey, DevKeyError> {
-        let encoding = EncodingKey::from_rsa_pem(pem).map_err(|e| DevKeyError(e.to_string()))?;
-        DevKey::new(kid, Algorithm::RS256, encoding)
-    }
-
-    /// An ES256 key from a PKCS#8 PEM.
-    pub fn ec(kid: &str, pem: &[u8]) -> Result<DevKey, DevKeyError> {
-        let encoding = EncodingKey::from_ec_pem(pem).map_err(|e| DevKeyError(e.to_string()))?;
-        DevKey::new(kid, Algorithm::ES256, encoding)
-    }
-
-    fn new(kid: &str, alg: Algorithm, encoding: EncodingKey) -> Result<DevKey, DevKeyError> {
-        let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(|e| DevKeyError(e.to_string()))?;
-        jwk.common.key_id = Some(kid.to_owned());
-        Ok(DevKey { kid: kid.to_owned(), alg, encoding, jwk })
-    }
-
-    /// The key id.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// Signs `claims` with header `{alg, kid, typ: JWT}`.
-    pub fn sign(&self, claims: &Value) -> Result<String, DevKeyError> {
-        let mut header = Header::new(self.alg);
-        header.kid = Some(self.kid.clone());
-        header.typ = Some("JWT".into());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| DevKeyError(e.to_string()))
-    }
-
-    /// Signs header and payload bytes exactly as given (any JSON, or none): the tests' hostile
-    /// tokens, so that only their shape can be why they are refused.
-    pub fn sign_parts(&self, header: &[u8], payload: &[u8]) -> Result<String, DevKeyError> {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let input = format!("{}.{}", b64.encode(header), b64.encode(payload));
-        let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding, self.alg)
-            .map_err(|e| DevKeyError(e.to_string()))?;
-        Ok(format!("{input}.{signature}"))
-    }
-}
-
-/// The standard keys from a `certs/` folder: `dev-rsa-a`, `dev-rsa-b`, `dev-ec`.
-pub fn load_dev_keys(certs: &std::path::Path) -> Result<Vec<DevKey>, DevKeyError> {
-    let read = |name: &str| std::fs::read(certs.join(name)).map_err(|e| DevKeyError(format!("{name}: {e}")));
-    Ok(vec![
-        DevKey::rsa("dev-rsa-a", &read("dev-idp-rsa-a.key")?)?,
-        DevKey::rsa("dev-rsa-b", &read("dev-idp-rsa-b.key")?)?,
-        DevKey::ec("dev-ec", &read("dev-idp-ec.key")?)?,
-    ])
-}
-
-/// What a token should say.
-#[derive(Debug, Clone)]
-pub struct TokenRequest {
-    /// `amr` values; `None` leaves the claim out.
-    pub amr: Option<Vec<String>>,
-    /// App-only (`roles`, `idtyp=app`) instead of App+User (`scp`).
-    pub app_only: bool,
-    /// "1.0" or "2.0".
-    pub ver: String,
-    /// Tenant.
-    pub tid: String,
-    /// Audience.
-    pub aud: String,
-    /// Seconds until `exp`.
-    pub lifetime: u64,
-    /// User principal name (App+User).
-    pub upn: String,
-}
-
-impl Default for TokenRequest {
-    fn default() -> Self {
-        TokenRequest {
-            amr: Some(vec!["pwd".into(), "mfa".into()]),
-            app_only: false,
-            ver: "1.0".into(),
-            tid: DEV_TENANT.into(),
-            aud: DEV_AUDIENCE.into(),
-            lifetime: 3600,
-            upn: "adele@contoso.test".into(),
-        }
-    }
-}
+pub use keys::{DevKey, DevKeyError, KeyRing, Rotation, load_dev_keys};
+pub use token::{
+    DEV_APP_ID, DEV_AUDIENCE, DEV_TENANT, DEV_UPN, ENTRA_V1_ISSUER, ENTRA_V2_ISSUER, TokenRequest, issuer_at,
+};
 
 /// When the development identity provider reports MFA at sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +48,7 @@ struct Inner {
     codes: Mutex<std::collections::HashMap<String, PendingCode>>,
     sign_ins: AtomicU64,
     code_exchanges: AtomicU64,
-    keys: Vec<Arc<DevKey>>,
-    published: Mutex<Vec<String>>,
-    signing: Mutex<String>,
+    ring: Mutex<KeyRing>,
     available: AtomicBool,
     jwks_fetches: AtomicU64,
     clock: SharedClock,
@@ -173,12 +65,9 @@ impl DevIdp {
     /// Serves on `listener`; every key is published and the first one signs.
     pub fn start(listener: TcpListener, keys: Vec<DevKey>, clock: SharedClock) -> std::io::Result<DevIdp> {
         let addr = listener.local_addr()?;
-        let kids: Vec<String> = keys.iter().map(|k| k.kid.clone()).collect();
         let inner = Arc::new(Inner {
             base: format!("http://{addr}"),
-            signing: Mutex::new(kids.first().cloned().unwrap_or_default()),
-            published: Mutex::new(kids),
-            keys: keys.into_iter().map(Arc::new).collect(),
+            ring: Mutex::new(KeyRing::new(keys)),
             available: AtomicBool::new(true),
             mfa: Mutex::new(DevMfa::Always),
             codes: Mutex::new(std::collections::HashMap::new()),
@@ -225,18 +114,43 @@ impl DevIdp {
         format!("{}/.well-known/openid-configuration", self.inner.base)
     }
 
-    /// Publishes only these keys (rotation).
+    /// Publishes only these keys (rotation by hand).
     pub fn publish(&self, kids: &[&str]) {
-        if let Ok(mut p) = self.inner.published.lock() {
-            *p = kids.iter().map(|k| (*k).to_owned()).collect();
+        if let Ok(mut ring) = self.inner.ring.lock() {
+            ring.publish(kids);
         }
     }
 
     /// Signs new tokens with this key.
     pub fn sign_with(&self, kid: &str) {
-        if let Ok(mut s) = self.inner.signing.lock() {
-            *s = kid.to_owned();
+        if let Ok(mut ring) = self.inner.ring.lock() {
+            ring.sign_with(kid);
         }
+    }
+
+    /// Rotates to a key made now (of `alg`, else the current key's): published and signing at
+    /// once; the key it replaces leaves the JWKS `remove_after` from now, by the injected clock.
+    pub async fn rotate(
+        &self,
+        alg: Option<jsonwebtoken::Algorithm>,
+        remove_after: std::time::Duration,
+    ) -> Result<Rotation, DevKeyError> {
+        let alg = match alg {
+            Some(alg) => alg,
+            None => self.signing_key()?.alg(),
+        };
+        // An RSA key takes a moment to make: off the runtime's threads.
+        let key = tokio::task::spawn_blocking(move || DevKey::generate(alg))
+            .await
+            .map_err(|e| DevKeyError(e.to_string()))??;
+        let removed_at = self.inner.clock.unix().0.saturating_add(remove_after.as_secs());
+        let mut ring = self.inner.ring.lock().map_err(|_| DevKeyError("key ring poisoned".into()))?;
+        Ok(ring.rotate(key, removed_at))
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Result<Arc<DevKey>, DevKeyError> {
+        self.inner.ring.lock().map_err(|_| DevKeyError("key ring poisoned".into()))?.signing()
     }
 
     /// Makes discovery and the JWKS answer 503 (false) or work again (true).
@@ -268,8 +182,7 @@ impl DevIdp {
 
     /// Signs arbitrary claims with the current signing key.
     pub fn sign(&self, claims: &Value) -> Result<String, DevKeyError> {
-        let kid = self.inner.signing.lock().map(|s| s.clone()).unwrap_or_default();
-        self.sign_with_key(&kid, claims)
+        self.signing_key()?.sign(claims)
     }
 
     /// Signs arbitrary claims with a named key.
@@ -277,14 +190,9 @@ impl DevIdp {
         self.key(kid)?.sign(claims)
     }
 
-    /// The named signing key.
-    pub fn key(&self, kid: &str) -> Result<&DevKey, DevKeyError> {
-        self.inner
-            .keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .map(|k| k.as_ref())
-            .ok_or_else(|| DevKeyError(format!("no key {kid}")))
+    /// The named signing key, published or not.
+    pub fn key(&self, kid: &str) -> Result<Arc<DevKey>, DevKeyError> {
+        self.inner.ring.lock().map_err(|_| DevKeyError("key ring poisoned".into()))?.key(kid)
     }
 
     /// The claims of the ID token a sign-in for `client_id` ends with (no `scp`: it grants nothing).
@@ -305,33 +213,9 @@ impl DevIdp {
         claims
     }
 
-    /// The claims an Entra-like issuer would put in such a token.
+    /// The claims Entra would put in such a token, issued by this provider.
     pub fn claims(&self, req: &TokenRequest) -> Value {
-        let now = self.inner.clock.unix().0;
-        let iss = if req.ver == "2.0" {
-            format!("{}/{}/v2.0", self.inner.base, req.tid)
-        } else {
-            format!("{}/{}/", self.inner.base, req.tid)
-        };
-        let mut c = json!({
-            "aud": req.aud, "iss": iss, "iat": now, "nbf": now, "exp": now + req.lifetime,
-            "ver": req.ver, "tid": req.tid,
-            "oid": if req.app_only { "00000000-0000-4000-8000-0000000a0001" } else { "00000000-0000-4000-8000-0000000b0001" },
-        });
-        let app_claim = if req.ver == "2.0" { "azp" } else { "appid" };
-        c[app_claim] = json!(DEV_APP_ID);
-        c[if req.ver == "2.0" { "azpacr" } else { "appidacr" }] = json!(if req.app_only { "2" } else { "0" });
-        if req.app_only {
-            c["roles"] = json!(["Partner.Read.All"]);
-            c["idtyp"] = json!("app");
-        } else {
-            c["scp"] = json!("user_impersonation");
-            c["upn"] = json!(req.upn);
-            if let Some(amr) = &req.amr {
-                c["amr"] = json!(amr);
-            }
-        }
-        c
+        req.claims(&issuer_at(&self.inner.base, &req.ver), self.inner.clock.unix().0)
     }
 
     /// Mints a token for `req` with the current signing key.
@@ -371,9 +255,8 @@ async fn respond(
         ),
         "/keys" if up => {
             inner.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-            let published = inner.published.lock().map(|p| p.clone()).unwrap_or_default();
-            let keys =
-                inner.keys.iter().filter(|k| published.contains(&k.kid)).map(|k| k.jwk.clone()).collect();
+            let now = inner.clock.unix().0;
+            let keys = inner.ring.lock().map(|ring| ring.jwks(now)).unwrap_or_default();
             let set = serde_json::to_value(JwkSet { keys }).unwrap_or(Value::Null);
             json_response(StatusCode::OK, &set, Some(("cache-control", "public, max-age=3600".into())))
         }
@@ -383,44 +266,71 @@ async fn respond(
             let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             code_grant(&inner, &body)
         }
-        "/token" => {
-            let q = parse_query(req.uri().query().unwrap_or_default());
-            let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            let mut t = TokenRequest::default();
-            if let Some(amr) = get("amr") {
-                t.amr = (amr != "none").then(|| amr.split(',').map(str::to_owned).collect());
-            }
-            t.app_only = get("kind").as_deref() == Some("app_only");
-            if let Some(v) = get("ver") {
-                t.ver = if v.starts_with('2') { "2.0".into() } else { "1.0".into() };
-            }
-            if let Some(lifetime) = get("lifetime").and_then(|l| l.parse().ok()) {
-                t.lifetime = lifetime;
-            }
-            let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
-            match dev.mint(&t) {
-                Ok(token) => json_response(
-                    StatusCode::OK,
-                    &json!({"access_token": token, "token_type": "Bearer", "expires_in": t.lifetime}),
-                    None,
-                ),
-                Err(e) => {
-                    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None)
-                }
-            }
-        }
+        "/token" => mint(&inner, req.uri().query().unwrap_or_default()),
+        "/rotate" if req.method() == http::Method::POST => rotate(&inner, req.uri().query()).await,
         "/.well-known/openid-configuration" | "/keys" => unavailable(),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}), None),
     };
     Ok(rsp)
 }
 
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.replace("%2C", ",").replace("%2c", ",")))
-        .collect()
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
+
+/// `GET /token?kind=..&ver=..&amr=..`: a token as [`TokenRequest::from_params`] reads it.
+fn mint(inner: &Arc<Inner>, query: &str) -> Response<Body> {
+    let q = query_pairs(query);
+    let t = match TokenRequest::from_params(|k| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())) {
+        Ok(t) => t,
+        Err(why) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "invalid_request", "error_description": why}),
+                None,
+            );
+        }
+    };
+    let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+    match dev.mint(&t) {
+        Ok(token) => json_response(
+            StatusCode::OK,
+            &json!({"access_token": token, "token_type": "Bearer", "expires_in": t.lifetime}),
+            None,
+        ),
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None),
+    }
+}
+
+/// `POST /rotate?remove_after=SECS&alg=RS256|ES256`: see [`DevIdp::rotate`].
+async fn rotate(inner: &Arc<Inner>, query: Option<&str>) -> Response<Body> {
+    let q = query_pairs(query.unwrap_or_default());
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let bad = |why: &str| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_request", "error_description": why}),
+            None,
+        )
+    };
+    let Ok(remove_after) = get("remove_after").map_or(Ok(DEFAULT_REMOVE_AFTER), str::parse) else {
+        return bad("remove_after: whole seconds");
+    };
+    let alg = match get("alg") {
+        None => None,
+        Some("RS256") => Some(jsonwebtoken::Algorithm::RS256),
+        Some("ES256") => Some(jsonwebtoken::Algorithm::ES256),
+        Some(_) => return bad("alg: RS256 or ES256"),
+    };
+    let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+    match dev.rotate(alg, std::time::Duration::from_secs(remove_after)).await {
+        Ok(rotation) => json_response(StatusCode::OK, &json!(rotation), None),
+        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None),
+    }
+}
+
+/// How long a rotated-out key stays in the JWKS unless `remove_after` says otherwise.
+pub const DEFAULT_REMOVE_AFTER: u64 = 600;
 
 /// `/authorize`: signs the development user in at once and sends the browser back with a code.
 fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {

@@ -3,7 +3,9 @@
 
 use crate::markup::escape;
 use crate::verify::saml::{NS_ASSERTION, NS_PROTOCOL, NS_SAML1};
-use mfagate_policy::{ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN};
+use mfagate_policy::{
+    ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, SamlMfaLocation,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use samael::crypto::{Crypto, CryptoProvider};
@@ -74,6 +76,35 @@ impl AssertionSpec {
         self.attributes
             .push((ATTR_AUTHN_METHODS_REFERENCES.into(), values.iter().map(|v| (*v).to_owned()).collect()));
         self
+    }
+
+    /// The same assertion carrying its authentication method in `location` alone: `multipleauthn`
+    /// with `mfa`, a password method without. The statement's own method is then a password, so
+    /// no other place proves MFA. SAML 2.0 has no `authentication_method` (1.1's
+    /// `AuthenticationStatement`), SAML 1.1 no `authn_context`.
+    pub fn with_mfa_in(mut self, location: SamlMfaLocation, mfa: bool, saml11: bool) -> Result<Self, String> {
+        let statement =
+            if saml11 { SamlMfaLocation::AuthenticationMethod } else { SamlMfaLocation::AuthnContext };
+        let wrong =
+            if saml11 { SamlMfaLocation::AuthnContext } else { SamlMfaLocation::AuthenticationMethod };
+        if location == wrong {
+            let version = if saml11 { "1.1" } else { "2.0" };
+            return Err(format!(
+                "SAML {version} has no {}: use {} or an attribute",
+                wrong.name(),
+                statement.name()
+            ));
+        }
+        let password = if saml11 { PASSWORD_METHOD_SAML11 } else { NOT_MFA_CLASS };
+        let method = if mfa { MULTIPLE_AUTHN } else { PASSWORD_METHOD };
+        self.class_ref = Some(if location == statement && mfa { MULTIPLE_AUTHN } else { password }.into());
+        let attribute = match location {
+            SamlMfaLocation::AuthenticationMethodAttribute => ATTR_AUTHENTICATION_METHOD,
+            SamlMfaLocation::AuthnMethodsReferences => ATTR_AUTHN_METHODS_REFERENCES,
+            _ => return Ok(self),
+        };
+        self.attributes.push((attribute.into(), vec![method.into()]));
+        Ok(self)
     }
 
     /// The assertion XML with an empty signature template (Issuer, Signature, Subject, ...).
@@ -230,14 +261,18 @@ struct IdpInner {
     signer: DevSamlSigner,
     entity_id: String,
     mfa: std::sync::Mutex<DevMfa>,
+    location: std::sync::Mutex<SamlMfaLocation>,
     sign_ins: std::sync::atomic::AtomicU64,
     clock: crate::clock::SharedClock,
 }
 
 /// A running development SAML IdP: `GET /sso` (HTTP-Redirect binding) answers with a page that
-/// posts a signed Response to the ACS, as a real IdP's auto-submitting form does.
-/// `GET /assertion?audience=..&version=2.0|1.1&mfa=true|false&minutes=5` answers with a signed
-/// bearer assertion, base64, for `Authorization: SAML` (demo and tests).
+/// posts a signed Response to the ACS, as a real IdP's auto-submitting form does (`&mfa=` and
+/// `&location=` in the SSO URL override the IdP's settings).
+/// `GET /assertion?audience=..&version=2.0|1.1&mfa=true|false&location=..&minutes=5` answers with
+/// a signed bearer assertion, base64, for `Authorization: SAML` (demo and tests). `location` is an
+/// `mfa_locations` entry; by default the version's own statement. `GET /metadata`: the IdP's
+/// SAML metadata (entity id, signing certificate, SSO URL).
 #[derive(Clone)]
 pub struct DevSamlIdp {
     addr: std::net::SocketAddr,
@@ -258,6 +293,7 @@ impl DevSamlIdp {
             signer,
             entity_id: entity_id.to_owned(),
             mfa: std::sync::Mutex::new(DevMfa::Always),
+            location: std::sync::Mutex::new(SamlMfaLocation::AuthnContext),
             sign_ins: std::sync::atomic::AtomicU64::new(0),
             clock,
         });
@@ -295,6 +331,33 @@ impl DevSamlIdp {
         }
     }
 
+    /// Where SSO Responses carry the authentication method (`authn_context` at start).
+    pub fn set_mfa_location(&self, location: SamlMfaLocation) {
+        if let Ok(mut l) = self.inner.location.lock() {
+            *l = location;
+        }
+    }
+
+    /// The entity id it signs as.
+    pub fn entity_id(&self) -> &str {
+        &self.inner.entity_id
+    }
+
+    /// `http://host:port`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The metadata URL.
+    pub fn metadata_url(&self) -> String {
+        format!("http://{}/metadata", self.addr)
+    }
+
     /// Sign-ins answered so far.
     pub fn sign_ins(&self) -> u64 {
         self.inner.sign_ins.load(std::sync::atomic::Ordering::SeqCst)
@@ -302,6 +365,10 @@ impl DevSamlIdp {
 }
 
 const NOT_MFA_CLASS: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+const PASSWORD_METHOD_SAML11: &str = "urn:oasis:names:tc:SAML:1.0:am:password";
+/// AD FS's password value of the `authenticationmethod` and `authnmethodsreferences` attributes.
+const PASSWORD_METHOD: &str =
+    "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password";
 
 async fn sso<B>(
     inner: std::sync::Arc<IdpInner>,
@@ -316,11 +383,20 @@ async fn sso<B>(
     let query: Vec<(String, String)> =
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    if req.uri().path() == "/assertion" {
-        return match bearer_assertion(&inner, &get) {
-            Ok(b64) => answer(200, b64),
-            Err(why) => answer(400, why.into()),
-        };
+    match req.uri().path() {
+        "/assertion" => {
+            return match bearer_assertion(&inner, &get) {
+                Ok(b64) => answer(200, b64),
+                Err(why) => answer(400, why),
+            };
+        }
+        "/metadata" => {
+            let mut rsp = http::Response::new(crate::body::full(metadata(&inner, &req)));
+            let xml = http::HeaderValue::from_static("application/samlmetadata+xml");
+            rsp.headers_mut().insert(http::header::CONTENT_TYPE, xml);
+            return Ok(rsp);
+        }
+        _ => {}
     }
     let Some(request) =
         get("SAMLRequest").and_then(|r| crate::browser::portal::inflate_base64(&r, 64 * 1024))
@@ -341,13 +417,23 @@ async fn sso<B>(
         .descendants()
         .any(|n| n.tag_name().name() == "AuthnContextClassRef" && n.text() == Some(MULTIPLE_AUTHN));
     let mode = inner.mfa.lock().map(|m| *m).unwrap_or(DevMfa::Never);
-    let mfa = mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked);
+    let Ok(mfa) = flag(get("mfa"), mode == DevMfa::Always || (mode == DevMfa::WhenAsked && asked)) else {
+        return answer(400, "mfa: true or false".into());
+    };
+    let location = match get("location") {
+        None => inner.location.lock().map(|l| *l).unwrap_or(SamlMfaLocation::AuthnContext),
+        Some(name) => match location_named(&name) {
+            Ok(l) => l,
+            Err(why) => return answer(400, why),
+        },
+    };
     let mut spec = AssertionSpec::new(&inner.entity_id, sp, inner.clock.unix().0);
     spec.recipient = Some(acs.to_owned());
     spec.in_response_to = Some(id.to_owned());
-    if !mfa {
-        spec.class_ref = Some(NOT_MFA_CLASS.into());
-    }
+    let spec = match spec.with_mfa_in(location, mfa, false) {
+        Ok(spec) => spec,
+        Err(why) => return answer(400, why),
+    };
     let Ok(assertion) = inner.signer.sign(&spec.to_xml()) else {
         return answer(500, "signing failed".into());
     };
@@ -369,8 +455,24 @@ async fn sso<B>(
     )
 }
 
+fn flag(value: Option<String>, default: bool) -> Result<bool, ()> {
+    match value.as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(()),
+    }
+}
+
+fn location_named(name: &str) -> Result<SamlMfaLocation, String> {
+    SamlMfaLocation::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = SamlMfaLocation::ALL.iter().map(|l| l.name()).collect();
+        format!("location: one of {}", names.join(", "))
+    })
+}
+
 /// A signed bearer assertion for `Authorization: SAML`, base64.
-fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> Result<String, &'static str> {
+fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     use base64::Engine;
     let audience = get("audience").ok_or("audience is required")?;
     let minutes: u64 = get("minutes").map_or(Ok(5), |m| m.parse()).map_err(|_| "minutes: a number")?;
@@ -379,16 +481,43 @@ fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> R
     let saml11 = match get("version").as_deref() {
         None | Some("2.0") => false,
         Some("1.1") => true,
-        Some(_) => return Err("version: 2.0 or 1.1"),
+        Some(_) => return Err("version: 2.0 or 1.1".into()),
     };
-    if get("mfa").as_deref() == Some("false") {
-        spec.class_ref =
-            Some(if saml11 { "urn:oasis:names:tc:SAML:1.0:am:password" } else { NOT_MFA_CLASS }.into());
-    }
+    let mfa = flag(get("mfa"), true).map_err(|()| "mfa: true or false")?;
+    let location = match get("location") {
+        Some(name) => location_named(&name)?,
+        None if saml11 => SamlMfaLocation::AuthenticationMethod,
+        None => SamlMfaLocation::AuthnContext,
+    };
+    let spec = spec.with_mfa_in(location, mfa, saml11)?;
     let signed = if saml11 {
         inner.signer.sign_saml11(&spec.to_saml11_xml())
     } else {
         inner.signer.sign(&spec.to_xml())
     };
-    signed.map(|xml| base64::engine::general_purpose::STANDARD.encode(xml)).map_err(|_| "signing failed")
+    signed
+        .map(|xml| base64::engine::general_purpose::STANDARD.encode(xml))
+        .map_err(|_| "signing failed".into())
+}
+
+/// The IdP's metadata: its entity id, signing certificate and HTTP-Redirect SSO endpoint, at the
+/// host the request named (so it stays right behind a port mapping).
+fn metadata<B>(inner: &IdpInner, req: &http::Request<B>) -> String {
+    use base64::Engine;
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let cert = base64::engine::general_purpose::STANDARD.encode(inner.signer.cert_der());
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://{host}/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+        entity = escape(&inner.entity_id),
+        host = escape(host),
+    )
 }

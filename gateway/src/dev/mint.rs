@@ -1,0 +1,120 @@
+//! `mfagate token mint`: a token shaped as Entra issues it (see [`TokenRequest::claims`]), signed
+//! with a development key or the one given, for curl and scripts: one line on standard output and
+//! nothing else. DEVELOPMENT ONLY: the default key is public.
+
+use crate::dev::idp::{DEV_AUDIENCE, DEV_TENANT, DevKey, DevKeyError, TokenRequest};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `mfagate token ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Print a token signed with a development key (DEVELOPMENT ONLY): one line on stdout.
+    Mint(MintArgs),
+}
+
+/// `mfagate token mint`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct MintArgs {
+    /// `amr` values, comma-separated, or `none` [default: pwd,mfa in v1; none in v2, as Entra's v2
+    /// access tokens carry no amr].
+    #[arg(long)]
+    pub amr: Option<String>,
+    /// App+User (`scp` and a user) or App-only (`roles`, `idtyp: app`, no user).
+    #[arg(long, default_value = "app-user", value_parser = ["app-user", "app-only"])]
+    pub kind: String,
+    /// 1: `iss` https://sts.windows.net/{tid}/, `appid`, `upn`, `ver` "1.0";
+    /// 2: `iss` https://login.microsoftonline.com/{tid}/v2.0, `azp`, `preferred_username`.
+    #[arg(long, default_value = "1", value_parser = ["1", "2"])]
+    pub ver: String,
+    /// The tenant (`tid`).
+    #[arg(long, default_value = DEV_TENANT)]
+    pub tenant: String,
+    /// The audience (`aud`).
+    #[arg(long, default_value = DEV_AUDIENCE)]
+    pub aud: String,
+    /// The user of an App+User token [default: adele@contoso.test].
+    #[arg(long)]
+    pub upn: Option<String>,
+    /// Seconds from now until `exp`.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// The private key to sign with, PEM: RSA (RS256) or EC P-256 (ES256) / P-384 (ES384)
+    /// [default: dev-idp-rsa-a.key in --certs].
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The `kid` header [default: dev-rsa-a for the development key, else the key's RFC 7638
+    /// thumbprint].
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// The issuer; `{tenantid}` becomes the tenant [default: Entra's, for the version]. The
+    /// development IdP's: http://127.0.0.1:8082/{tenantid}/ (v1), .../{tenantid}/v2.0 (v2).
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Folder of development keys (DEVELOPMENT ONLY).
+    #[arg(long, default_value = "certs")]
+    pub certs: PathBuf,
+}
+
+/// Why no token was minted: a bad flag or an unusable key, both the caller's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// The flags ask for a token that cannot be.
+    #[error("{0}")]
+    Flags(String),
+    /// The key file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key cannot be used.
+    #[error("{0}")]
+    Key(#[from] DevKeyError),
+}
+
+/// Mints the token `args` describe, issued at `now` (Unix seconds).
+pub fn mint(args: &MintArgs, now: u64) -> Result<String, MintError> {
+    let given = |name: &str| -> Option<String> {
+        match name {
+            "kind" => Some(args.kind.clone()),
+            "ver" => Some(args.ver.clone()),
+            "amr" => args.amr.clone(),
+            "tenant" => Some(args.tenant.clone()),
+            "aud" => Some(args.aud.clone()),
+            "upn" => args.upn.clone(),
+            "ttl" => Some(args.ttl.to_string()),
+            _ => None,
+        }
+    };
+    let req = TokenRequest::from_params(given).map_err(MintError::Flags)?;
+    let (path, kid) = match &args.key {
+        Some(path) => (path.clone(), args.kid.as_deref()),
+        None => (args.certs.join("dev-idp-rsa-a.key"), Some(args.kid.as_deref().unwrap_or("dev-rsa-a"))),
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|source| MintError::Read { path: path.display().to_string(), source })?;
+    let key = DevKey::from_pem(kid, &pem)?;
+    let issuer = args.iss.as_deref().unwrap_or(req.entra_issuer());
+    Ok(key.sign(&req.claims(issuer, now))?)
+}
+
+/// Runs a `token` command: the token on stdout, or why not on stderr and exit code 3 (usage).
+pub fn main(command: TokenCommand) -> ExitCode {
+    use crate::clock::Clock;
+    let TokenCommand::Mint(args) = command;
+    match mint(&args, crate::clock::SystemClock.unix().0) {
+        Ok(token) => {
+            // A closed pipe (`| head -c 0`) is no failure worth a panic.
+            let _ = writeln!(std::io::stdout().lock(), "{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mfagate token mint: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
