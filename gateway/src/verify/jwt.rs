@@ -232,6 +232,10 @@ impl Verifier {
         let header = header::read(&parts.header)?;
         let routing: Routing = serde_json::from_slice(&parts.payload).map_err(|_| I::Malformed)?;
         let (index, issuer) = self.select_issuer(&routing)?;
+        // A sign-in-only issuer (no `audiences`) issues no API credential, whatever `aud` says.
+        if audiences.is_none() && issuer.cfg.audiences.is_empty() {
+            return Err(I::WrongAudience.into());
+        }
         let expected = match audiences {
             None => Expected::Access(&issuer.cfg.typ),
             Some(_) => Expected::IdToken,
