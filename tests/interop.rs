@@ -82,3 +82,125 @@ async fn a_sign_in_only_issuer_signs_users_in_and_its_tokens_open_no_api_route()
     let reasons: Vec<_> = log.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["login_required", "signed_in", "mfa_satisfied", "wrong_audience", "wrong_audience"]);
 }
+
+// SHA-1 signed SAML, SAML 2.0 and 1.1 alike: refused as `weak_algorithm`, the algorithm named.
+
+use mfagate::dev::saml_idp::{AssertionSpec, response_xml, sign_saml11_with, signature_template, with_sha1};
+use mfagate_policy::WeakAlgorithm;
+
+/// RSA-SHA1 with the dev SAML IdP's key (aws-lc-rs signs no SHA-1; openssl does).
+fn rsa_sha1(bytes: &[u8]) -> Option<Vec<u8>> {
+    let pem = std::fs::read(certs().join("saml-idp.key")).unwrap();
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha1(), &key).unwrap();
+    signer.update(bytes).unwrap();
+    signer.sign_to_vec().ok()
+}
+
+/// Whether xmlsec, which still accepts SHA-1, finds the signature valid: then only the
+/// algorithm can be why the gateway refuses it.
+fn xmlsec_valid(xml: &str, id_attribute: &str) -> bool {
+    use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+    let cert = CertificateDer::from(crate::saml::signer("saml-idp").cert_der().to_vec());
+    Crypto::verify_signed_xml(xml, &cert, Some(id_attribute)).is_ok()
+}
+
+fn saml_spec() -> AssertionSpec {
+    AssertionSpec::new(crate::saml::IDP, crate::saml::SP, T0)
+}
+
+/// A SAML 2.0 Response, signed at the Response with RSA-SHA1 and a SHA-1 digest by xmlsec.
+fn sha1_response(spec: &AssertionSpec) -> String {
+    let bare = spec.to_xml().replace(&signature_template(&spec.id), "");
+    let xml = crate::saml::signer("saml-idp").sign(&with_sha1(&response_xml("_r1", &bare, true))).unwrap();
+    assert!(xml.contains(WeakAlgorithm::RsaSha1.uri()) && xmlsec_valid(&xml, "ID"), "{xml}");
+    xml
+}
+
+fn saml_authorization(xml: &str) -> String {
+    use base64::Engine;
+    format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml))
+}
+
+#[tokio::test]
+async fn sha1_signed_saml_is_refused_as_weak_algorithm_naming_it() {
+    let mut g = gateway().start().await;
+    let signer = crate::saml::signer("saml-idp");
+    // SAML 2.0: a Response signed with RSA-SHA1; an Assertion with RSA-SHA256 over a SHA-1 digest.
+    let response = sha1_response(&saml_spec());
+    let s = saml_spec();
+    let digest_only = signer
+        .sign(&s.to_xml().replace("http://www.w3.org/2001/04/xmlenc#sha256", WeakAlgorithm::Sha1.uri()))
+        .unwrap();
+    assert!(xmlsec_valid(&digest_only, "ID"));
+    // SAML 1.1 (AD FS to WS-Federation relying parties): RSA-SHA1 and a SHA-1 digest.
+    let saml11 = sign_saml11_with(&with_sha1(&saml_spec().to_saml11_xml()), &rsa_sha1).unwrap();
+    assert!(xmlsec_valid(&saml11, "AssertionID"), "{saml11}");
+    let cases = [
+        (&response, WeakAlgorithm::RsaSha1),
+        (&digest_only, WeakAlgorithm::Sha1),
+        (&saml11, WeakAlgorithm::RsaSha1),
+    ];
+    for (doc, _) in cases {
+        let req = g.request("/v1/x", None).header("authorization", saml_authorization(doc));
+        let r = g.send(req.body(Default::default()).unwrap()).await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("weak_algorithm"))
+        );
+        assert_eq!(
+            r.www(),
+            "Bearer error=\"invalid_token\", error_description=\"The signature uses a weak algorithm (SHA-1 or MD5)\""
+        );
+    }
+    // An IdP we do not trust is refused as that, whatever it signs with.
+    let mut stranger = saml_spec();
+    stranger.issuer = "https://idp.stranger.test/".into();
+    let req = g.request("/v1/x", None).header("authorization", saml_authorization(&sha1_response(&stranger)));
+    assert_eq!(g.send(req.body(Default::default()).unwrap()).await.json()["error"], "unknown_issuer");
+    assert_eq!(g.echo.hits(), 0);
+    let log = g.stop().await;
+    for (row, (_, algorithm)) in log.iter().zip(cases) {
+        assert_eq!(
+            (row["reason"].as_str(), row["detail"].as_str()),
+            (Some("weak_algorithm"), Some(algorithm.uri()))
+        );
+        assert_eq!(row["status"], 401);
+    }
+    assert_eq!((log[3]["reason"].as_str(), log[3].get("detail")), (Some("unknown_issuer"), None));
+}
+
+#[tokio::test]
+async fn a_sha1_signed_sign_in_response_is_refused_at_the_acs_as_weak_algorithm() {
+    let mut g = gateway().saml_sign_in().append(SESSION).append(crate::portal::SAML_ROUTE).start().await;
+    let mut b = Browser::new();
+    let to_idp = b.get(&format!("http://{}/app/x", g.addr)).await;
+    let location = to_idp.headers["location"].to_str().unwrap().to_owned();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(location.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
+    let request = mfagate::browser::portal::inflate_base64(&field("SAMLRequest"), 64 * 1024).unwrap();
+    let request_id =
+        roxmltree::Document::parse(&request).unwrap().root_element().attribute("ID").unwrap().to_owned();
+    // Everything right for this sign-in but the algorithm.
+    let acs = format!("{}/saml/acs", g.base);
+    let mut spec = saml_spec();
+    spec.recipient = Some(acs.clone());
+    spec.in_response_to = Some(request_id);
+    let response = sha1_response(&spec);
+    use base64::Engine;
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &base64::engine::general_purpose::STANDARD.encode(&response))
+        .append_pair("RelayState", &field("RelayState"))
+        .finish();
+    let page = b.post_form(&acs, form).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("<code>weak_algorithm</code>"), "{}", page.body);
+    assert!(!b.cookies.contains_key("mfagate_session"));
+    let log = g.stop().await;
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last["reason"].as_str(), last["detail"].as_str(), last["channel"].as_str()),
+        (Some("weak_algorithm"), Some(WeakAlgorithm::RsaSha1.uri()), Some("portal"))
+    );
+}

@@ -367,7 +367,10 @@ pub async fn acs(
     };
     let verified = match state.saml.verify_base64_off_worker(response, Use::Acs).await {
         Ok(v) => v,
-        Err(Unverified::Invalid(why)) => return sign_in_failure(rec, why.code()),
+        Err(Unverified::Invalid(why)) => {
+            rec.detail = why.detail();
+            return sign_in_failure(rec, why.code());
+        }
         Err(Unverified::Busy) => return busy(rec),
     };
     // The IdP the sign-in went to must be the one that answered: another trusted IdP's
