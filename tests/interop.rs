@@ -204,3 +204,178 @@ async fn a_sha1_signed_sign_in_response_is_refused_at_the_acs_as_weak_algorithm(
         (Some("weak_algorithm"), Some(WeakAlgorithm::RsaSha1.uri()), Some("portal"))
     );
 }
+
+// The code exchange authenticates as discovery allows (`client_secret_basic` first) or as
+// configured; the userinfo fallback fills in `amr` and the UPN for the same `sub`.
+
+use mfagate::dev::idp::{DevClientAuth, DevIdp, DevMfa, DevUserinfo};
+
+/// How a test sets the dev IdP up before the gateway reads its discovery.
+type Setup = fn(&DevIdp);
+
+/// A secret whose `:`, `+`, `/`, `%` and non-ASCII letter survive Basic only if form-urlencoded
+/// before base64 (RFC 6749 §2.3.1).
+const SECRET: &str = "dev sec:ret+/é%";
+
+/// The gateway as a client of the issuer `dev`, found by discovery (endpoints, userinfo, client
+/// authentication methods), with `extra` on the issuer.
+fn discovering_client(extra: &str) -> Builder {
+    gateway()
+        .replace(
+            "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
+            "discovery = \"{idp}/.well-known/openid-configuration\"\naudiences = [\"api://mfagate-demo\", ",
+        )
+        .replace(
+            "leeway_secs = 60\n",
+            &format!(
+                "leeway_secs = 60\nclient_id = \"mfagate-web\"\nclient_secret = \"{SECRET}\"\n{extra}\n"
+            ),
+        )
+        .append(SESSION)
+        .append(OIDC_ROUTE)
+}
+
+/// Opens `/web/home` in a new browser.
+async fn browse(g: &Gateway) -> (crate::support::browser::Page, Browser) {
+    let mut b = Browser::new();
+    let page = b.open(&format!("http://{}/web/home", g.addr)).await;
+    (page, b)
+}
+
+fn used(method: &'static str) -> Option<DevClientAuth> {
+    Some(DevClientAuth { method, client_id: "mfagate-web".into(), client_secret: SECRET.into() })
+}
+
+#[tokio::test]
+async fn the_code_exchange_authenticates_as_discovery_allows_basic_first() {
+    let both: Setup = |_| {};
+    let unpublished: Setup = |idp| idp.set_token_auth_methods(None);
+    let post_only: Setup = |idp| idp.set_token_auth_methods(Some(&["client_secret_post", "private_key_jwt"]));
+    for (setup, want, why) in [
+        (both, "client_secret_basic", "basic first"),
+        (unpublished, "client_secret_basic", "the OAuth default when discovery says nothing"),
+        (post_only, "client_secret_post", "what discovery allows"),
+    ] {
+        let g = discovering_client("").idp_setup(setup).start().await;
+        let (page, b) = browse(&g).await;
+        assert_eq!(page.status, StatusCode::OK, "{why}: {:?}", b.trail);
+        assert_eq!(g.idp.last_client_auth(), used(want), "{why}");
+    }
+    // Configured, it wins where discovery allows it.
+    let g = discovering_client("token_endpoint_auth = \"client_secret_post\"").start().await;
+    assert_eq!(browse(&g).await.0.status, StatusCode::OK);
+    assert_eq!(g.idp.last_client_auth(), used("client_secret_post"));
+    // Without discovery (the harness's explicit endpoints) the default is Basic.
+    let g = gateway().oidc_client().append(SESSION).append(OIDC_ROUTE).start().await;
+    assert_eq!(browse(&g).await.0.status, StatusCode::OK);
+    assert_eq!(
+        g.idp.last_client_auth().map(|a| (a.method, a.client_secret)),
+        Some(("client_secret_basic", "dev-secret".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn no_client_authentication_both_configured_and_offered_fails_before_the_exchange() {
+    let post_only: Setup = |idp| idp.set_token_auth_methods(Some(&["client_secret_post"]));
+    let jwt_only: Setup = |idp| idp.set_token_auth_methods(Some(&["private_key_jwt"]));
+    for (extra, setup) in [("token_endpoint_auth = \"client_secret_basic\"", post_only), ("", jwt_only)] {
+        let mut g = discovering_client(extra).idp_setup(setup).start().await;
+        let (page, b) = browse(&g).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{:?}", b.trail);
+        assert!(page.body.contains("<code>token_endpoint_auth_unsupported</code>"), "{}", page.body);
+        assert!(!b.cookies.contains_key("mfagate_session"));
+        assert_eq!((g.idp.code_exchanges(), g.echo.hits()), (0, 0), "the secret was not sent");
+        let log = g.stop().await;
+        assert_eq!(log.last().unwrap()["reason"], "token_endpoint_auth_unsupported");
+    }
+}
+
+#[test]
+fn token_endpoint_auth_is_one_of_two_methods_for_a_client() {
+    let with = |line: &str| {
+        SIGN_IN_ONLY.replace("client_secret = \"s\"\n", &format!("client_secret = \"s\"\n{line}\n"))
+    };
+    assert_eq!(config_problems(&with("token_endpoint_auth = \"client_secret_basic\"")), "");
+    assert_eq!(config_problems(&with("token_endpoint_auth = \"client_secret_post\"")), "");
+    let problems = config_problems(&with("token_endpoint_auth = \"private_key_jwt\""));
+    assert!(problems.contains("private_key_jwt") && problems.contains("client_secret_basic"), "{problems}");
+    let no_client = SIGN_IN_ONLY
+        .replace(
+            "client_id = \"mfagate-web\"\nclient_secret = \"s\"\n",
+            "audiences = [\"api://a\"]\ntoken_endpoint_auth = \"client_secret_post\"\n",
+        )
+        .replace("login = \"web\"", "login = \"web\"\n");
+    let problems = config_problems(&no_client);
+    assert!(
+        problems
+            .contains("issuer[0].token_endpoint_auth: only means something with client_id and client_secret"),
+        "{problems}"
+    );
+}
+
+#[tokio::test]
+async fn amr_and_the_upn_come_from_userinfo_when_the_id_token_lacks_them() {
+    let userinfo: Setup = |idp| idp.set_userinfo(DevUserinfo::Userinfo);
+    let mut g = discovering_client("").idp_setup(userinfo).start().await;
+    let (page, b) = browse(&g).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", b.trail);
+    let seen: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(seen["headers"]["x-auth-mfa"], "true");
+    assert_eq!(seen["headers"]["x-auth-upn"], "adele@contoso.test");
+    assert_eq!(g.idp.userinfo_calls(), 1);
+    // Its `amr` decides: without MFA there, the user is asked for MFA, and gets it when asked.
+    g.idp.set_mfa(DevMfa::WhenAsked);
+    let (page, b) = browse(&g).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", b.trail);
+    assert_eq!((g.idp.sign_ins(), g.idp.userinfo_calls()), (3, 3));
+    g.idp.set_mfa(DevMfa::Never);
+    assert_eq!(browse(&g).await.0.status, StatusCode::FORBIDDEN, "the loop guard: MFA never shown");
+    let log = g.stop().await;
+    let reasons: Vec<_> = log.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(&reasons[..3], ["login_required", "signed_in", "mfa_satisfied"]);
+    assert_eq!(log[1]["upn"], "adele@contoso.test");
+    assert_eq!(reasons[4..7], ["signed_in", "session_without_mfa", "signed_in"]);
+    assert_eq!(reasons.last(), Some(&"mfa_loop_guard"));
+    let text = std::fs::read_to_string(g.log_path()).unwrap();
+    assert!(!text.contains("eyJ") && !text.contains(SECRET), "no token or secret in the log");
+}
+
+#[tokio::test]
+async fn userinfo_is_not_asked_when_the_id_token_says_it_all_or_there_is_none() {
+    let g = discovering_client("").start().await;
+    assert_eq!(browse(&g).await.0.status, StatusCode::OK);
+    assert_eq!(g.idp.userinfo_calls(), 0, "the ID token has amr and upn");
+    // An issuer without discovery has no userinfo endpoint: no fallback, and MFA is not proven.
+    let g = gateway()
+        .oidc_client()
+        .append(SESSION)
+        .append(OIDC_ROUTE)
+        .idp_setup(|idp| idp.set_userinfo(DevUserinfo::Userinfo))
+        .start()
+        .await;
+    let (page, _) = browse(&g).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "the loop guard");
+    assert_eq!((g.idp.userinfo_calls(), g.echo.hits()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_userinfo_answer_that_cannot_be_taken_fails_the_sign_in_never_proving_mfa() {
+    let cases: [(Setup, &str); 5] = [
+        (|idp| idp.set_userinfo(DevUserinfo::OtherSub), "userinfo_sub_mismatch"),
+        (|idp| idp.set_userinfo(DevUserinfo::Jwt), "userinfo_jwt_refused"),
+        (|idp| idp.set_userinfo(DevUserinfo::Garbage), "userinfo_invalid"),
+        (|idp| idp.set_userinfo(DevUserinfo::Huge), "userinfo_invalid"),
+        (|idp| idp.set_userinfo(DevUserinfo::Down), "userinfo_unavailable"),
+    ];
+    for (setup, reason) in cases {
+        let mut g = discovering_client("").idp_setup(setup).start().await;
+        let (page, b) = browse(&g).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{reason}: {:?}", b.trail);
+        assert!(page.body.contains(&format!("<code>{reason}</code>")), "{}", page.body);
+        assert!(!b.cookies.contains_key("mfagate_session"), "{reason}");
+        assert_eq!((g.idp.userinfo_calls(), g.echo.hits()), (1, 0), "{reason}");
+        let log = g.stop().await;
+        let last = log.last().unwrap();
+        assert_eq!((last["reason"].as_str(), last["mfa"].as_bool()), (Some(reason), None));
+    }
+}

@@ -318,6 +318,7 @@ struct RawIssuer {
     token_endpoint: Option<String>,
     #[serde(default = "default_true")]
     amr_values: bool,
+    token_endpoint_auth: Option<TokenEndpointAuth>,
 }
 
 /// A string or a list of strings.
@@ -709,9 +710,15 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
                 authorization_endpoint,
                 token_endpoint,
                 amr_values: raw.amr_values,
+                token_endpoint_auth: raw.token_endpoint_auth,
             })
         }
-        (None, None) => None,
+        (None, None) => {
+            if raw.token_endpoint_auth.is_some() {
+                p.add(at("token_endpoint_auth"), "only means something with client_id and client_secret");
+            }
+            None
+        }
         _ => {
             p.add(at("client_id"), "client_id and client_secret go together");
             None
