@@ -379,3 +379,30 @@ async fn a_userinfo_answer_that_cannot_be_taken_fails_the_sign_in_never_proving_
         assert_eq!((last["reason"].as_str(), last["mfa"].as_bool()), (Some(reason), None));
     }
 }
+
+/// The identity headers README's "What the upstream receives" documents for users.
+#[tokio::test]
+async fn users_proven_by_saml_or_a_portal_session_reach_the_upstream_as_user() {
+    let g = gateway().oidc_client().append(SESSION).append(OIDC_ROUTE).start().await;
+    let xml = crate::saml::signer("saml-idp").sign(&saml_spec().to_xml()).unwrap();
+    let req = g.request("/v1/x", None).header("authorization", saml_authorization(&xml));
+    let saml = g.send(req.body(Default::default()).unwrap()).await;
+    let (page, _) = browse(&g).await;
+    let portal = Reply { status: page.status, headers: Default::default(), body: page.body };
+    // The same user: the assertion's `objectidentifier`, the ID token's `oid`.
+    let subject = "00000000-0000-4000-8000-0000000b0001";
+    for (reply, issuer) in [(&saml, "adfs"), (&portal, "dev")] {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let h = |name: &str| reply.upstream_header(name);
+        assert_eq!(
+            [h("x-auth-principal"), h("x-auth-mfa"), h("x-auth-subject"), h("x-auth-tenant")],
+            [Some("user".into()), Some("true".into()), Some(subject.into()), Some(tenant().into())],
+            "{issuer}"
+        );
+        assert_eq!(
+            [h("x-auth-upn"), h("x-auth-app"), h("x-auth-issuer")],
+            [Some("adele@contoso.test".into()), Some(String::new()), Some(issuer.into())],
+            "{issuer}"
+        );
+    }
+}
