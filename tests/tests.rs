@@ -12,6 +12,7 @@ mod connections;
 mod dev_tools;
 mod hostile;
 mod hostile_tokens;
+mod interop;
 mod jwt_cases;
 mod keys;
 mod lifecycle;

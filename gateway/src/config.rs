@@ -283,6 +283,29 @@ pub struct OidcClient {
     pub token_endpoint: Option<String>,
     /// Ask for MFA with `amr_values=mfa` (Entra v1 endpoints); otherwise only `prompt=login`.
     pub amr_values: bool,
+    /// `token_endpoint_auth`: how the code exchange authenticates; unset, the best one discovery
+    /// allows.
+    pub token_endpoint_auth: Option<TokenEndpointAuth>,
+}
+
+/// How this gateway authenticates to an issuer's token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuth {
+    /// HTTP Basic with the form-urlencoded client id and secret (the OAuth default).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl TokenEndpointAuth {
+    /// The name discovery's `token_endpoint_auth_methods_supported` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEndpointAuth::ClientSecretBasic => "client_secret_basic",
+            TokenEndpointAuth::ClientSecretPost => "client_secret_post",
+        }
+    }
 }
 
 impl std::fmt::Debug for OidcClient {
@@ -290,6 +313,7 @@ impl std::fmt::Debug for OidcClient {
         f.debug_struct("OidcClient")
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
+            .field("token_endpoint_auth", &self.token_endpoint_auth)
             .finish()
     }
 }

@@ -100,6 +100,17 @@ pub async fn get_small(
         .header(http::header::ACCEPT, "application/json")
         .body(crate::body::empty())
         .map_err(|e| FetchError::Request(e.to_string()))?;
+    send_small(client, req, timeout, limit).await
+}
+
+/// Sends `req` and reads a small 200 answer (a token or userinfo response) with a deadline and a
+/// size limit. Errors never carry the request's headers or body.
+pub async fn send_small(
+    client: &HttpClient,
+    req: Request<Body>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(HeaderMap, Bytes), FetchError> {
     let work = async {
         let rsp = client.request(req).await.map_err(|e| FetchError::Request(e.to_string()))?;
         if rsp.status() != StatusCode::OK {

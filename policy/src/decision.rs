@@ -67,6 +67,60 @@ pub enum InvalidReason {
     DuplicateJsonKey,
     /// A browser sign-in Response (for our ACS) presented as an API credential.
     SsoResponse,
+    /// A SAML signature that names a SHA-1 or MD5 signature or digest method: refused before it
+    /// is checked, so a valid one is refused too.
+    WeakAlgorithm(WeakAlgorithm),
+}
+
+/// A signature or digest method refused as too weak, by its XML-DSig URI. Only this fixed list
+/// is named in logs and decision records, never a URI as a document spelled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeakAlgorithm {
+    /// RSA PKCS#1 v1.5 with SHA-1 (pysaml2's default, many older AD FS farms).
+    RsaSha1,
+    /// DSA with SHA-1.
+    DsaSha1,
+    /// ECDSA with SHA-1.
+    EcdsaSha1,
+    /// HMAC-SHA1.
+    HmacSha1,
+    /// RSA with MD5.
+    RsaMd5,
+    /// The SHA-1 digest method.
+    Sha1,
+    /// The MD5 digest method.
+    Md5,
+}
+
+impl WeakAlgorithm {
+    /// Every weak algorithm.
+    pub const ALL: [WeakAlgorithm; 7] = [
+        WeakAlgorithm::RsaSha1,
+        WeakAlgorithm::DsaSha1,
+        WeakAlgorithm::EcdsaSha1,
+        WeakAlgorithm::HmacSha1,
+        WeakAlgorithm::RsaMd5,
+        WeakAlgorithm::Sha1,
+        WeakAlgorithm::Md5,
+    ];
+
+    /// The algorithm's URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            WeakAlgorithm::RsaSha1 => "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            WeakAlgorithm::DsaSha1 => "http://www.w3.org/2000/09/xmldsig#dsa-sha1",
+            WeakAlgorithm::EcdsaSha1 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
+            WeakAlgorithm::HmacSha1 => "http://www.w3.org/2000/09/xmldsig#hmac-sha1",
+            WeakAlgorithm::RsaMd5 => "http://www.w3.org/2001/04/xmldsig-more#rsa-md5",
+            WeakAlgorithm::Sha1 => "http://www.w3.org/2000/09/xmldsig#sha1",
+            WeakAlgorithm::Md5 => "http://www.w3.org/2001/04/xmldsig-more#md5",
+        }
+    }
+
+    /// The weak algorithm `uri` names, if it names one (exactly, as XML-DSig compares them).
+    pub fn from_uri(uri: &str) -> Option<WeakAlgorithm> {
+        WeakAlgorithm::ALL.into_iter().find(|a| a.uri() == uri)
+    }
 }
 
 impl InvalidReason {
@@ -94,6 +148,15 @@ impl InvalidReason {
             InvalidReason::TypNotAllowed => "typ_not_allowed",
             InvalidReason::DuplicateJsonKey => "duplicate_json_key",
             InvalidReason::SsoResponse => "sso_response_not_api_credential",
+            InvalidReason::WeakAlgorithm(_) => "weak_algorithm",
+        }
+    }
+
+    /// What the code alone does not say, for the decision record: a weak algorithm's URI.
+    pub fn detail(self) -> Option<&'static str> {
+        match self {
+            InvalidReason::WeakAlgorithm(a) => Some(a.uri()),
+            _ => None,
         }
     }
 
@@ -123,6 +186,7 @@ impl InvalidReason {
             InvalidReason::TypNotAllowed => "The token type is not accepted",
             InvalidReason::DuplicateJsonKey => "The token repeats a JSON member name",
             InvalidReason::SsoResponse => "A browser sign-in response is not an API credential",
+            InvalidReason::WeakAlgorithm(_) => "The signature uses a weak algorithm (SHA-1 or MD5)",
         }
     }
 }
@@ -201,6 +265,14 @@ impl Reason {
             Reason::KeysUnavailable => "keys_unavailable",
             Reason::AppOnlyDenied => "app_only_denied",
             Reason::MfaRequired(gap) => gap.code(),
+        }
+    }
+
+    /// What the code alone does not say (see [`InvalidReason::detail`]).
+    pub fn detail(self) -> Option<&'static str> {
+        match self {
+            Reason::InvalidToken(r) => r.detail(),
+            _ => None,
         }
     }
 

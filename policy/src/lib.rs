@@ -19,7 +19,7 @@ mod rule;
 mod saml;
 mod time;
 
-pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason};
+pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason, WeakAlgorithm};
 pub use evaluate::{Credential, evaluate, time_window};
 pub use facts::{Amr, TokenFacts, TokenVersion};
 pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};

@@ -174,6 +174,7 @@ pub struct Builder {
     wait_ready: bool,
     edit: Vec<(String, String)>,
     published: Option<Vec<&'static str>>,
+    idp_setup: Vec<fn(&DevIdp)>,
     scheme: &'static str,
     host: &'static str,
 }
@@ -185,6 +186,7 @@ pub fn gateway() -> Builder {
         wait_ready: true,
         edit: Vec::new(),
         published: None,
+        idp_setup: Vec::new(),
         scheme: "http",
         host: "127.0.0.1",
     }
@@ -254,6 +256,12 @@ impl Builder {
         self
     }
 
+    /// Sets the dev IdP up before the gateway first reads its discovery and keys.
+    pub fn idp_setup(mut self, setup: fn(&DevIdp)) -> Self {
+        self.idp_setup.push(setup);
+        self
+    }
+
     pub fn idp_down(mut self) -> Self {
         self.idp_up = false;
         self.wait_ready = false;
@@ -272,6 +280,9 @@ impl Builder {
         idp.set_available(self.idp_up);
         if let Some(kids) = &self.published {
             idp.publish(kids);
+        }
+        for setup in &self.idp_setup {
+            setup(&idp);
         }
         let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
         let saml_signer = crate::saml::signer("saml-idp");

@@ -3,6 +3,7 @@
 //! with a loop guard, and the SP metadata.
 
 use crate::body::{Body, full};
+use crate::browser::oidc;
 use crate::browser::session::{Cookies, LoginState, Return, Session, cookie};
 use crate::clock::rfc3339_millis;
 use crate::config::RouteConfig;
@@ -14,7 +15,6 @@ use crate::verify::saml::{NS_ASSERTION, NS_PROTOCOL, Unverified, Use};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use mfagate_policy::{
     MULTIPLE_AUTHN, MfaOutcome, Reprompt, UnixTime, evaluate_mfa, evaluate_saml_mfa, reprompt, time_window,
 };
@@ -367,7 +367,10 @@ pub async fn acs(
     };
     let verified = match state.saml.verify_base64_off_worker(response, Use::Acs).await {
         Ok(v) => v,
-        Err(Unverified::Invalid(why)) => return sign_in_failure(rec, why.code()),
+        Err(Unverified::Invalid(why)) => {
+            rec.detail = why.detail();
+            return sign_in_failure(rec, why.code());
+        }
         Err(Unverified::Busy) => return busy(rec),
     };
     // The IdP the sign-in went to must be the one that answered: another trusted IdP's
@@ -517,21 +520,40 @@ pub async fn oidc_callback(
     else {
         return sign_in_failure(rec, "token_endpoint_unknown");
     };
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &callback.to_string())
-        .append_pair("client_id", &client.client_id)
-        .append_pair("client_secret", &client.client_secret)
-        .append_pair("code_verifier", &login.verifier)
-        .finish();
-    let Some(id_token) = exchange_code(state, &token_endpoint, form).await else {
-        return sign_in_failure(rec, "code_exchange_failed");
+    let discovered = keys.discovered().unwrap_or_default();
+    let auth = match oidc::client_auth(
+        client.token_endpoint_auth,
+        discovered.token_endpoint_auth_methods.as_deref(),
+    ) {
+        Ok(auth) => auth,
+        Err(why) => {
+            tracing::warn!(
+                issuer = %issuer.name,
+                configured = client.token_endpoint_auth.map(|m| m.as_str()),
+                offered = ?discovered.token_endpoint_auth_methods,
+                "No client authentication both configured and offered by the token endpoint"
+            );
+            return sign_in_failure(rec, why.code());
+        }
     };
-    let verified = match state.verifier.verify_id_token(&id_token, &issuer.name, &client.client_id).await {
-        Ok(v) => v,
+    let redirect_uri = callback.to_string();
+    let exchange = oidc::Exchange {
+        endpoint: &token_endpoint,
+        client,
+        auth,
+        code,
+        redirect_uri: &redirect_uri,
+        verifier: &login.verifier,
+    };
+    let tokens = match oidc::exchange_code(&state.client, &issuer.name, &exchange).await {
+        Ok(tokens) => tokens,
         Err(why) => return sign_in_failure(rec, why.code()),
     };
+    let mut verified =
+        match state.verifier.verify_id_token(&tokens.id_token, &issuer.name, &client.client_id).await {
+            Ok(v) => v,
+            Err(why) => return sign_in_failure(rec, why.code()),
+        };
     if verified.nonce.as_deref() != Some(login.nonce.as_str()) {
         return sign_in_failure(rec, "nonce_mismatch");
     }
@@ -539,29 +561,14 @@ pub async fn oidc_callback(
     {
         return sign_in_failure(rec, why.code());
     }
+    let userinfo = discovered.userinfo_endpoint.as_deref();
+    if let Err(why) =
+        oidc::complete_from_userinfo(&state.client, &issuer.name, userinfo, &tokens, &mut verified).await
+    {
+        return sign_in_failure(rec, why.code());
+    }
     let mfa = evaluate_mfa(&verified.facts, &issuer.mfa) == MfaOutcome::Proven;
     complete_sign_in(state, rec, &login, &verified.identity, mfa, Return::TopLevelGet)
-}
-
-async fn exchange_code(state: &State, endpoint: &str, form: String) -> Option<String> {
-    let req = Request::post(endpoint)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ACCEPT, "application/json")
-        .body(full(form))
-        .ok()?;
-    let work = async {
-        let rsp = state.client.request(req).await.ok()?;
-        if rsp.status() != StatusCode::OK {
-            return None;
-        }
-        let body = Limited::new(rsp.into_body(), 256 * 1024).collect().await.ok()?.to_bytes();
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            id_token: String,
-        }
-        serde_json::from_slice::<TokenResponse>(&body).ok().map(|t| t.id_token)
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), work).await.ok().flatten()
 }
 
 /// Only a path on this gateway: never an open redirect.

@@ -316,6 +316,7 @@ struct RawIssuer {
     token_endpoint: Option<String>,
     #[serde(default = "default_true")]
     amr_values: bool,
+    token_endpoint_auth: Option<TokenEndpointAuth>,
 }
 
 /// A string or a list of strings.
@@ -668,9 +669,6 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
             KeySource::JwksUri(Uri::from_static("http://invalid.invalid/"))
         }
     };
-    if raw.audiences.is_empty() {
-        p.add(at("audiences"), "at least one audience is required");
-    }
     let mut algorithms = Vec::new();
     for (j, a) in raw.algorithms.iter().enumerate() {
         match a.parse::<Algorithm>() {
@@ -710,14 +708,27 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
                 authorization_endpoint,
                 token_endpoint,
                 amr_values: raw.amr_values,
+                token_endpoint_auth: raw.token_endpoint_auth,
             })
         }
-        (None, None) => None,
+        (None, None) => {
+            if raw.token_endpoint_auth.is_some() {
+                p.add(at("token_endpoint_auth"), "only means something with client_id and client_secret");
+            }
+            None
+        }
         _ => {
             p.add(at("client_id"), "client_id and client_secret go together");
             None
         }
     };
+    // An issuer only for browser sign-in needs no API audience; API routes refuse its tokens.
+    if raw.audiences.is_empty() && client.is_none() {
+        p.add(
+            at("audiences"),
+            "at least one audience is required (unless client_id makes it a sign-in-only issuer)",
+        );
+    }
     if raw.refresh_interval_secs < 60 {
         p.add(at("refresh_interval_secs"), "at least 60");
     }
@@ -827,8 +838,15 @@ fn route(
         }
     }
     for (j, name) in raw.issuers.iter().enumerate() {
-        if !issuers.iter().any(|is| &is.name == name) && !saml_names.contains(name) {
-            p.add(format!("route[{i}].issuers[{j}]"), format!("no issuer named {name:?}"));
+        match issuers.iter().find(|is| &is.name == name) {
+            None if !saml_names.contains(name) => {
+                p.add(format!("route[{i}].issuers[{j}]"), format!("no issuer named {name:?}"))
+            }
+            Some(is) if is.audiences.is_empty() && raw.channel == Channel::Api => p.add(
+                format!("route[{i}].issuers[{j}]"),
+                format!("issuer {name:?} has no audiences: an API route needs them to take its tokens"),
+            ),
+            _ => {}
         }
     }
     let challenge = match raw.challenge {

@@ -33,6 +33,40 @@ pub enum DevMfa {
     WhenAsked,
 }
 
+/// Where the development identity provider puts `amr` and the UPN at browser sign-in, and how
+/// its `/userinfo` answers (the userinfo fallback's tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevUserinfo {
+    /// In the ID token (the default); `/userinfo` has them too.
+    IdToken,
+    /// Only at `/userinfo`, as a strictly conformant provider may send them.
+    Userinfo,
+    /// Only at `/userinfo`, which names another `sub`.
+    OtherSub,
+    /// Only at `/userinfo`, which answers a signed JWT (`application/jwt`).
+    Jwt,
+    /// Only at `/userinfo`, which answers 200 with an HTML page.
+    Garbage,
+    /// Only at `/userinfo`, which answers far more than a userinfo response could be.
+    Huge,
+    /// Only at `/userinfo`, which answers 503.
+    Down,
+}
+
+/// The `sub` of the development user's ID tokens (pairwise, unlike `oid`).
+pub const DEV_SUB: &str = "dev-sub-AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ";
+
+/// How a code exchange authenticated the client, as the token endpoint read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevClientAuth {
+    /// `client_secret_basic` or `client_secret_post`.
+    pub method: &'static str,
+    /// The client id, decoded.
+    pub client_id: String,
+    /// The client secret, decoded (development only).
+    pub client_secret: String,
+}
+
 /// An authorization code waiting to be exchanged.
 struct PendingCode {
     client_id: String,
@@ -49,6 +83,11 @@ struct Inner {
     sign_ins: AtomicU64,
     code_exchanges: AtomicU64,
     ring: Mutex<KeyRing>,
+    userinfo: Mutex<DevUserinfo>,
+    userinfo_calls: AtomicU64,
+    access_tokens: Mutex<std::collections::HashMap<String, bool>>,
+    auth_methods: Mutex<Option<Vec<String>>>,
+    client_auth: Mutex<Option<DevClientAuth>>,
     available: AtomicBool,
     jwks_fetches: AtomicU64,
     clock: SharedClock,
@@ -73,6 +112,11 @@ impl DevIdp {
             codes: Mutex::new(std::collections::HashMap::new()),
             sign_ins: AtomicU64::new(0),
             code_exchanges: AtomicU64::new(0),
+            userinfo: Mutex::new(DevUserinfo::IdToken),
+            userinfo_calls: AtomicU64::new(0),
+            access_tokens: Mutex::new(std::collections::HashMap::new()),
+            auth_methods: Mutex::new(Some(vec!["client_secret_basic".into(), "client_secret_post".into()])),
+            client_auth: Mutex::new(None),
             jwks_fetches: AtomicU64::new(0),
             clock,
         });
@@ -165,6 +209,31 @@ impl DevIdp {
         }
     }
 
+    /// Sets where sign-ins put `amr` and the UPN, and how `/userinfo` answers.
+    pub fn set_userinfo(&self, mode: DevUserinfo) {
+        if let Ok(mut m) = self.inner.userinfo.lock() {
+            *m = mode;
+        }
+    }
+
+    /// Userinfo requests answered so far.
+    pub fn userinfo_calls(&self) -> u64 {
+        self.inner.userinfo_calls.load(Ordering::SeqCst)
+    }
+
+    /// The client authentications the token endpoint takes, as discovery publishes them (`None`:
+    /// not published, which means `client_secret_basic`). Default: both.
+    pub fn set_token_auth_methods(&self, methods: Option<&[&str]>) {
+        if let Ok(mut m) = self.inner.auth_methods.lock() {
+            *m = methods.map(|list| list.iter().map(|s| (*s).to_owned()).collect());
+        }
+    }
+
+    /// How the last code exchange authenticated the client.
+    pub fn last_client_auth(&self) -> Option<DevClientAuth> {
+        self.inner.client_auth.lock().ok().and_then(|a| a.clone())
+    }
+
     /// Browser sign-ins (authorization requests) answered so far.
     pub fn sign_ins(&self) -> u64 {
         self.inner.sign_ins.load(Ordering::SeqCst)
@@ -204,6 +273,7 @@ impl DevIdp {
             ..TokenRequest::default()
         });
         claims["nonce"] = json!(nonce);
+        claims["sub"] = json!(DEV_SUB);
         // ID tokens name no application and grant nothing (Entra's carry no appid or scp).
         if let Some(c) = claims.as_object_mut() {
             for name in ["scp", "appid", "azp", "appidacr", "azpacr"] {
@@ -242,17 +312,21 @@ async fn respond(
     let unavailable =
         || json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "unavailable"}), None);
     let rsp = match req.uri().path() {
-        "/.well-known/openid-configuration" if up => json_response(
-            StatusCode::OK,
-            &json!({
+        "/.well-known/openid-configuration" if up => {
+            let mut doc = json!({
                 "issuer": format!("{}/{{tenantid}}/", inner.base),
                 "jwks_uri": format!("{}/keys", inner.base),
                 "token_endpoint": format!("{}/token", inner.base),
                 "authorization_endpoint": format!("{}/authorize", inner.base),
+                "userinfo_endpoint": format!("{}/userinfo", inner.base),
                 "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            }),
-            None,
-        ),
+            });
+            if let Some(methods) = inner.auth_methods.lock().ok().and_then(|m| m.clone()) {
+                doc["token_endpoint_auth_methods_supported"] = json!(methods);
+            }
+            json_response(StatusCode::OK, &doc, None)
+        }
+        "/userinfo" => userinfo(&inner, req.headers()),
         "/keys" if up => {
             inner.jwks_fetches.fetch_add(1, Ordering::SeqCst);
             let now = inner.clock.unix().0;
@@ -263,8 +337,9 @@ async fn respond(
         "/authorize" => authorize(&inner, req.uri().query().unwrap_or_default()),
         "/token" if req.method() == http::Method::POST => {
             use http_body_util::BodyExt;
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            code_grant(&inner, &body)
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            code_grant(&inner, &parts.headers, &body)
         }
         "/token" => mint(&inner, req.uri().query().unwrap_or_default()),
         "/rotate" if req.method() == http::Method::POST => rotate(&inner, req.uri().query()).await,
@@ -370,29 +445,120 @@ fn authorize(inner: &Arc<Inner>, query: &str) -> Response<Body> {
     rsp
 }
 
-/// The authorization-code grant: one use per code, PKCE S256 checked, an ID token returned.
-fn code_grant(inner: &Arc<Inner>, body: &[u8]) -> Response<Body> {
+/// The client authentication of a token request (RFC 6749 §2.3.1): HTTP Basic with the
+/// form-urlencoded id and secret, or both in the body; never both ways, never neither, and only
+/// a way discovery publishes (none published: Basic only).
+fn client_auth(inner: &Inner, headers: &http::HeaderMap, form: &[(String, String)]) -> Option<DevClientAuth> {
+    use base64::Engine;
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok()?.strip_prefix("Basic ").map(str::to_owned));
+    let auth = match (basic, field("client_secret")) {
+        (Some(b64), None) => {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+            let decode = |v: &str| {
+                form_urlencoded::parse(format!("v={v}").as_bytes()).next().map(|(_, v)| v.into_owned())
+            };
+            DevClientAuth {
+                method: "client_secret_basic",
+                client_id: decode(id)?,
+                client_secret: decode(secret)?,
+            }
+        }
+        (None, Some(secret)) => DevClientAuth {
+            method: "client_secret_post",
+            client_id: field("client_id")?,
+            client_secret: secret,
+        },
+        _ => return None,
+    };
+    let published = inner.auth_methods.lock().ok()?.clone();
+    published
+        .unwrap_or_else(|| vec!["client_secret_basic".into()])
+        .iter()
+        .any(|m| m == auth.method)
+        .then_some(auth)
+}
+
+/// The authorization-code grant: one use per code, the client authenticated, PKCE S256 checked,
+/// an ID token and an access token (for `/userinfo`) returned.
+fn code_grant(inner: &Arc<Inner>, headers: &http::HeaderMap, body: &[u8]) -> Response<Body> {
     use base64::Engine;
     let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
     let bad = || json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_grant"}), None);
     inner.code_exchanges.fetch_add(1, Ordering::SeqCst);
+    let Some(auth) = client_auth(inner, headers, &form) else {
+        return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_client"}), None);
+    };
+    if let Ok(mut last) = inner.client_auth.lock() {
+        *last = Some(auth.clone());
+    }
     let Some(pending) = inner.codes.lock().ok().and_then(|mut c| c.remove(get("code"))) else { return bad() };
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(crate::verify::jwt::sha256(get("code_verifier").as_bytes()));
     if get("grant_type") != "authorization_code"
         || challenge != pending.challenge
-        || get("client_id") != pending.client_id
+        || auth.client_id != pending.client_id
         || get("redirect_uri") != pending.redirect_uri
     {
         return bad();
     }
     let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
-    let claims = dev.id_token_claims(&pending.client_id, &pending.nonce, pending.mfa);
+    let mut claims = dev.id_token_claims(&pending.client_id, &pending.nonce, pending.mfa);
+    if inner.userinfo.lock().is_ok_and(|m| *m != DevUserinfo::IdToken)
+        && let Some(c) = claims.as_object_mut()
+    {
+        c.remove("amr");
+        c.remove("upn");
+    }
+    let Some(access_token) = crate::ids::random_token() else { return bad() };
+    if let Ok(mut tokens) = inner.access_tokens.lock() {
+        tokens.insert(access_token.clone(), pending.mfa);
+    }
     match dev.sign(&claims) {
-        Ok(id_token) => {
-            json_response(StatusCode::OK, &json!({"id_token": id_token, "token_type": "Bearer"}), None)
-        }
+        Ok(id_token) => json_response(
+            StatusCode::OK,
+            &json!({"id_token": id_token, "access_token": access_token, "token_type": "Bearer"}),
+            None,
+        ),
         Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": e.to_string()}), None),
+    }
+}
+
+/// `/userinfo`: the signed-in user's `sub`, `amr` and `upn` for an access token this IdP issued,
+/// answered as [`DevUserinfo`] says.
+fn userinfo(inner: &Arc<Inner>, headers: &http::HeaderMap) -> Response<Body> {
+    inner.userinfo_calls.fetch_add(1, Ordering::SeqCst);
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()?.strip_prefix("Bearer "));
+    let Some(mfa) = token.and_then(|t| inner.access_tokens.lock().ok()?.get(t).copied()) else {
+        return json_response(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_token"}), None);
+    };
+    let mode = inner.userinfo.lock().map(|m| *m).unwrap_or(DevUserinfo::Down);
+    let amr = if mfa { json!(["pwd", "mfa"]) } else { json!(["pwd"]) };
+    let sub = if mode == DevUserinfo::OtherSub { "someone-else" } else { DEV_SUB };
+    let claims = json!({"sub": sub, "amr": amr, "upn": TokenRequest::default().upn, "name": "Adele Vance"});
+    let typed = |status: StatusCode, content_type: &'static str, body: String| {
+        let mut rsp = Response::new(full(body));
+        *rsp.status_mut() = status;
+        rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+        rsp
+    };
+    let dev = DevIdp { addr: SocketAddr::from(([127, 0, 0, 1], 0)), inner: inner.clone() };
+    match mode {
+        DevUserinfo::IdToken | DevUserinfo::Userinfo | DevUserinfo::OtherSub => {
+            json_response(StatusCode::OK, &claims, None)
+        }
+        DevUserinfo::Jwt => typed(StatusCode::OK, "application/jwt", dev.sign(&claims).unwrap_or_default()),
+        DevUserinfo::Garbage => typed(StatusCode::OK, "text/html", "<html>Sign in again</html>".into()),
+        DevUserinfo::Huge => {
+            let padding = "x".repeat(1024 * 1024);
+            json_response(StatusCode::OK, &json!({"sub": DEV_SUB, "amr": amr, "padding": padding}), None)
+        }
+        DevUserinfo::Down => {
+            json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "temporarily_unavailable"}), None)
+        }
     }
 }

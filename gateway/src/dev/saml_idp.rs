@@ -251,8 +251,24 @@ impl DevSamlSigner {
     pub fn sign_saml11(&self, xml: &str) -> Result<String, DevSamlError> {
         let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&self.key_der)
             .map_err(|e| DevSamlError(e.to_string()))?;
-        crate::verify::saml::dsig::sign_enveloped(xml, &key).map_err(|e| DevSamlError(e.code().to_owned()))
+        sign_saml11_with(xml, &crate::verify::saml::dsig::rsa_sha256(&key))
     }
+}
+
+/// Signs a SAML 1.1 assertion's template with `sign`, which makes the template's signature
+/// method over the bytes it is given: for the signatures [`DevSamlSigner`] does not make (the
+/// tests' RSA-SHA1, see [`with_sha1`]).
+pub fn sign_saml11_with(xml: &str, sign: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Result<String, DevSamlError> {
+    crate::verify::saml::dsig::sign_enveloped(xml, sign).map_err(|e| DevSamlError(e.code().to_owned()))
+}
+
+/// A signature template asking for RSA-SHA1 and a SHA-1 digest, as pysaml2 and older AD FS
+/// farms sign (xmlsec signs SAML 2.0 templates with it; see [`sign_saml11_with`] for 1.1).
+pub fn with_sha1(template: &str) -> String {
+    use mfagate_policy::WeakAlgorithm;
+    template
+        .replace(crate::verify::saml::dsig::RSA_SHA256, WeakAlgorithm::RsaSha1.uri())
+        .replace(crate::verify::saml::dsig::SHA256, WeakAlgorithm::Sha1.uri())
 }
 
 pub use crate::dev::idp::DevMfa;

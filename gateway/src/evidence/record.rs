@@ -48,6 +48,10 @@ pub struct DecisionRecord {
     pub enforced: bool,
     /// Stable reason code.
     pub reason: &'static str,
+    /// What the reason code alone does not say, never a secret: for `weak_algorithm`, the
+    /// refused algorithm's URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'static str>,
     /// Status sent to the client (499: the client went away first; 408 `header_timeout`: closed,
     /// nothing sent).
     pub status: u16,

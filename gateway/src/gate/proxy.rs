@@ -477,6 +477,7 @@ fn fill(rec: &mut DecisionRecord, decision: &Decision, identity: Option<&Identit
     rec.decision = decision.outcome().as_str();
     rec.enforced = decision.enforced;
     rec.reason = decision.reason.code();
+    rec.detail = decision.reason.detail();
     rec.anomalies = decision.anomalies.iter().map(|a| a.code()).collect();
     if let Some(id) = identity {
         rec.issuer = Some(id.issuer.clone());

@@ -51,6 +51,8 @@ pub struct Verified {
     pub claims_capable: bool,
     /// `nonce` (ID tokens).
     pub nonce: Option<String>,
+    /// `sub`, which a userinfo response must repeat (ID tokens).
+    pub sub: Option<String>,
     /// The key that verified it: once the issuer withdraws (or changes) that key, the key set
     /// lets go of it and a cached token is verified again, and refused.
     pub key: std::sync::Weak<crate::verify::keys::VerifyKey>,
@@ -232,6 +234,10 @@ impl Verifier {
         let header = header::read(&parts.header)?;
         let routing: Routing = serde_json::from_slice(&parts.payload).map_err(|_| I::Malformed)?;
         let (index, issuer) = self.select_issuer(&routing)?;
+        // A sign-in-only issuer (no `audiences`) issues no API credential, whatever `aud` says.
+        if audiences.is_none() && issuer.cfg.audiences.is_empty() {
+            return Err(I::WrongAudience.into());
+        }
         let expected = match audiences {
             None => Expected::Access(&issuer.cfg.typ),
             Some(_) => Expected::IdToken,
@@ -349,6 +355,16 @@ fn strings(value: &Option<Value>) -> Vec<String> {
     }
 }
 
+/// An `amr` claim as sent: a list of strings, a string, anything else, or nothing.
+pub fn amr_claim(value: &Option<Value>) -> Amr {
+    match value {
+        None => Amr::Absent,
+        Some(Value::String(s)) => Amr::Text(s.clone()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Amr::List(strings(value)),
+        Some(_) => Amr::Malformed,
+    }
+}
+
 fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified, InvalidReason> {
     let expires = unix_time(&c.exp)?.ok_or(InvalidReason::ClaimsInvalid)?;
     let not_before = unix_time(&c.nbf)?;
@@ -358,12 +374,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         Some("2.0") => TokenVersion::V2,
         Some(_) => return Err(InvalidReason::ClaimsInvalid),
     };
-    let amr = match &c.amr {
-        None => Amr::Absent,
-        Some(Value::String(s)) => Amr::Text(s.clone()),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Amr::List(strings(&c.amr)),
-        Some(_) => Amr::Malformed,
-    };
+    let amr = amr_claim(&c.amr);
     let has_scp = match &c.scp {
         Some(Value::String(s)) => !s.trim().is_empty(),
         Some(Value::Array(a)) => !a.is_empty(),
@@ -390,7 +401,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
     let identity = Identity {
         issuer: cfg.name.clone(),
         tenant_id: c.tid,
-        object_id: c.oid.or(c.sub),
+        object_id: c.oid.or_else(|| c.sub.clone()),
         upn: c.upn.or(c.unique_name),
         app_id,
         amr: if let Amr::List(v) = &amr { v.clone() } else { Vec::new() },
@@ -413,6 +424,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         issuer_index,
         claims_capable,
         nonce: c.nonce,
+        sub: c.sub,
         key: std::sync::Weak::new(),
     })
 }

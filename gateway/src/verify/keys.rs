@@ -47,6 +47,20 @@ struct KeySet {
     generation: u64,
 }
 
+/// What an issuer's discovery document says about its OAuth endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// `authorization_endpoint`.
+    pub authorization_endpoint: Option<String>,
+    /// `token_endpoint`.
+    pub token_endpoint: Option<String>,
+    /// `userinfo_endpoint`.
+    pub userinfo_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported`, if published as a list of strings (absent means
+    /// `client_secret_basic` alone, RFC 8414 §2).
+    pub token_endpoint_auth_methods: Option<Vec<String>>,
+}
+
 /// What a key lookup found.
 pub enum Lookup {
     /// The key.
@@ -94,7 +108,7 @@ pub struct IssuerKeys {
     refresh: Duration,
     set: RwLock<Arc<KeySet>>,
     jwks_uri: Mutex<Option<Uri>>,
-    endpoints: Mutex<Option<(String, String)>>,
+    endpoints: Mutex<Option<Discovered>>,
     loaded: AtomicBool,
     last_fetch_ms: AtomicU64,
     refetch: tokio::sync::Mutex<()>,
@@ -129,6 +143,12 @@ impl IssuerKeys {
 
     /// The authorization and token endpoints from discovery, once fetched.
     pub fn discovered_endpoints(&self) -> Option<(String, String)> {
+        let d = self.discovered()?;
+        Some((d.authorization_endpoint?, d.token_endpoint?))
+    }
+
+    /// What the last discovery document said about the endpoints, once fetched.
+    pub fn discovered(&self) -> Option<Discovered> {
         self.endpoints.lock().ok().and_then(|e| e.clone())
     }
 
@@ -233,13 +253,26 @@ impl IssuerKeys {
                     jwks_uri: String,
                     authorization_endpoint: Option<String>,
                     token_endpoint: Option<String>,
+                    // Read leniently: an odd value here must not cost the issuer its keys.
+                    userinfo_endpoint: Option<serde_json::Value>,
+                    token_endpoint_auth_methods_supported: Option<serde_json::Value>,
                 }
                 let doc: Discovery = serde_json::from_slice(&body)
                     .map_err(|_| KeyFetchError::Garbage("discovery document has no jwks_uri"))?;
-                if let (Some(a), Some(t), Ok(mut e)) =
-                    (&doc.authorization_endpoint, &doc.token_endpoint, self.endpoints.lock())
-                {
-                    *e = Some((a.clone(), t.clone()));
+                let methods = doc.token_endpoint_auth_methods_supported.map(|v| match v {
+                    serde_json::Value::Array(items) => {
+                        items.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()
+                    }
+                    _ => Vec::new(),
+                });
+                let discovered = Discovered {
+                    authorization_endpoint: doc.authorization_endpoint,
+                    token_endpoint: doc.token_endpoint,
+                    userinfo_endpoint: doc.userinfo_endpoint.and_then(|v| v.as_str().map(str::to_owned)),
+                    token_endpoint_auth_methods: methods,
+                };
+                if let Ok(mut e) = self.endpoints.lock() {
+                    *e = Some(discovered);
                 }
                 doc.jwks_uri.parse::<Uri>().map_err(|_| KeyFetchError::Garbage("jwks_uri is not a URL"))?
             }

@@ -296,6 +296,12 @@ impl SamlVerifier {
             .enumerate()
             .find(|(_, idp)| idp.entity_id == shape.issuer)
             .ok_or(InvalidReason::UnknownIssuer)?;
+        // Named, not checked: a SHA-1 signature is never verified, valid or not (as an
+        // unlisted JWT `alg` is refused before its signature).
+        if let Some(weak) = shape.weak {
+            tracing::warn!(idp = %idp.name, algorithm = weak.uri(), "SAML signature refused: weak algorithm");
+            return Err(InvalidReason::WeakAlgorithm(weak));
+        }
         let x = match shape.version {
             structure::Version::Saml2 => {
                 let certs: Vec<CertificateDer> =

@@ -247,6 +247,7 @@ fn reason_codes_are_unique() {
         InvalidReason::TypNotAllowed,
         InvalidReason::DuplicateJsonKey,
         InvalidReason::SsoResponse,
+        InvalidReason::WeakAlgorithm(crate::WeakAlgorithm::RsaSha1),
     ];
     let gaps = [
         MfaGap::AmrMissing,
@@ -271,6 +272,15 @@ fn reason_codes_are_unique() {
     all.extend(gaps.map(Reason::MfaRequired));
     let codes: HashSet<_> = all.iter().map(|r| r.code()).collect();
     assert_eq!(codes.len(), all.len());
+    // Each weak algorithm is named by its own URI, and read back from it.
+    for a in crate::WeakAlgorithm::ALL {
+        assert_eq!(crate::WeakAlgorithm::from_uri(a.uri()), Some(a));
+        assert_eq!(Reason::InvalidToken(InvalidReason::WeakAlgorithm(a)).detail(), Some(a.uri()));
+    }
+    let uris: HashSet<_> = crate::WeakAlgorithm::ALL.iter().map(|a| a.uri()).collect();
+    assert_eq!(uris.len(), crate::WeakAlgorithm::ALL.len());
+    assert_eq!(crate::WeakAlgorithm::from_uri("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"), None);
+    assert_eq!(Reason::InvalidToken(InvalidReason::BadSignature).detail(), None);
 }
 
 fn amr_strategy() -> impl Strategy<Value = Amr> {

@@ -44,6 +44,12 @@ fn digest_algorithm(uri: &str) -> Option<&'static digest::Algorithm> {
     }
 }
 
+/// Why a method we do not accept is refused: by name if it is a weak one, else as unverifiable.
+fn not_accepted(uri: &str) -> InvalidReason {
+    mfagate_policy::WeakAlgorithm::from_uri(uri)
+        .map_or(InvalidReason::BadSignature, InvalidReason::WeakAlgorithm)
+}
+
 fn is(node: &Node<'_, '_>, name: &str) -> bool {
     node.is_element() && node.tag_name().namespace() == Some(NS_DSIG) && node.tag_name().name() == name
 }
@@ -84,8 +90,8 @@ pub fn verify_enveloped(
     // From here on, SignedInfo is read only from the bytes the signature is checked over.
     let verified_doc = Document::parse(&signed_info_bytes).map_err(|_| InvalidReason::SignatureMisplaced)?;
     let info = verified_doc.root_element();
-    let method =
-        signature_algorithm(algorithm_of(info, "SignatureMethod")?).ok_or(InvalidReason::BadSignature)?;
+    let method_uri = algorithm_of(info, "SignatureMethod")?;
+    let method = signature_algorithm(method_uri).ok_or_else(|| not_accepted(method_uri))?;
     let trusted = certificates.iter().any(|der| {
         let der = CertificateDer::from(der.as_slice());
         webpki::EndEntityCert::try_from(&der).is_ok_and(|cert| {
@@ -106,8 +112,8 @@ pub fn verify_enveloped(
     let Some(canon) = transforms::reference_chain(reference)?.filter(|c| c.algorithm == EXC_C14N) else {
         return Err(InvalidReason::SignatureMisplaced);
     };
-    let hash =
-        digest_algorithm(algorithm_of(reference, "DigestMethod")?).ok_or(InvalidReason::BadSignature)?;
+    let digest_uri = algorithm_of(reference, "DigestMethod")?;
+    let hash = digest_algorithm(digest_uri).ok_or_else(|| not_accepted(digest_uri))?;
     let expected = base64_text(child(reference, "DigestValue")?)?;
 
     let canonical = exclusive(source, element, Some(signature.id()), &canon.prefixes)?;
@@ -118,9 +124,10 @@ pub fn verify_enveloped(
 }
 
 /// Signs `element`'s enveloped signature template (empty `DigestValue` and `SignatureValue`,
-/// exclusive c14n with the template's prefix lists, RSA-SHA256, SHA-256) with `key`.
-/// Development and tests only.
-pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Result<String, InvalidReason> {
+/// exclusive c14n with the template's prefix lists) with the template's digest method (SHA-256,
+/// or SHA-1 to make the signatures old IdPs send) and `sign`, which makes the template's
+/// signature method over the canonical SignedInfo. Development and tests only.
+pub fn sign_enveloped(xml: &str, sign: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Result<String, InvalidReason> {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let doc = Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
     let root = doc.root_element();
@@ -128,22 +135,30 @@ pub fn sign_enveloped(xml: &str, key: &aws_lc_rs::signature::RsaKeyPair) -> Resu
     let reference = child(child(signature, "SignedInfo")?, "Reference")?;
     let prefixes = transforms::reference_chain(reference)?.map(|c| c.prefixes).unwrap_or_default();
     let canonical = exclusive(xml, root, Some(signature.id()), &prefixes)?;
-    let digest = digest::digest(&digest::SHA256, canonical.as_bytes());
+    let hash = match algorithm_of(reference, "DigestMethod")? {
+        SHA256 => &digest::SHA256,
+        uri if uri == mfagate_policy::WeakAlgorithm::Sha1.uri() => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+        _ => return Err(InvalidReason::BadSignature),
+    };
+    let digest = digest::digest(hash, canonical.as_bytes());
     let with_digest = splice_text(xml, child(reference, "DigestValue")?, &b64(digest.as_ref()))?;
     let doc = Document::parse(&with_digest).map_err(|_| InvalidReason::Malformed)?;
     let signature = child(doc.root_element(), "Signature")?;
     let signed_info = child(signature, "SignedInfo")?;
     let method = transforms::canon(child(signed_info, "CanonicalizationMethod")?)?;
     let bytes = exclusive(&with_digest, signed_info, None, &method.prefixes)?;
-    let mut value = vec![0; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        bytes.as_bytes(),
-        &mut value,
-    )
-    .map_err(|_| InvalidReason::BadSignature)?;
+    let value = sign(bytes.as_bytes()).ok_or(InvalidReason::BadSignature)?;
     splice_text(&with_digest, child(signature, "SignatureValue")?, &b64(&value))
+}
+
+/// An RSA-SHA256 signer for [`sign_enveloped`].
+pub fn rsa_sha256(key: &aws_lc_rs::signature::RsaKeyPair) -> impl Fn(&[u8]) -> Option<Vec<u8>> + '_ {
+    |bytes| {
+        let mut value = vec![0; key.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, bytes, &mut value).ok()?;
+        Some(value)
+    }
 }
 
 /// `source` with `node` replaced by the same element holding only `text` (any prefix, any form).
@@ -160,6 +175,7 @@ mod interop;
 mod tests {
     use super::*;
     use crate::dev::saml_idp::{AssertionSpec, DevSamlSigner};
+    use mfagate_policy::WeakAlgorithm;
     use samael::crypto::{CertificateDer as SamaelCert, Crypto, CryptoProvider, ReduceMode};
 
     fn signer(name: &str) -> DevSamlSigner {
@@ -212,23 +228,27 @@ mod tests {
             Err(InvalidReason::BadSignature)
         );
         assert_eq!(verify(&xml, "_other", &certs), Err(InvalidReason::SignatureMisplaced));
-        // SHA-1 and RSA-SHA1, re-signed so that only the algorithm is at fault.
+        // A SHA-1 digest and RSA-SHA1, re-signed so that only the algorithm is at fault, are
+        // refused by name.
         let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&pkcs8("saml-idp")).unwrap();
-        let sha1 = sign_enveloped(
-            &spec.to_saml11_xml().replace(SHA256, "http://www.w3.org/2000/09/xmldsig#sha1"),
-            &key,
-        )
-        .unwrap();
-        assert_eq!(verify(&sha1, &spec.id, &certs), Err(InvalidReason::BadSignature));
-        let rsa_sha1 = sign_enveloped(
-            &spec.to_saml11_xml().replace(RSA_SHA256, "http://www.w3.org/2000/09/xmldsig#rsa-sha1"),
-            &key,
-        )
-        .unwrap();
-        assert_eq!(verify(&rsa_sha1, &spec.id, &certs), Err(InvalidReason::BadSignature));
+        let sign = rsa_sha256(&key);
+        let sha1 =
+            sign_enveloped(&spec.to_saml11_xml().replace(SHA256, WeakAlgorithm::Sha1.uri()), &sign).unwrap();
+        assert_eq!(verify(&sha1, &spec.id, &certs), Err(InvalidReason::WeakAlgorithm(WeakAlgorithm::Sha1)));
+        let rsa_sha1 =
+            sign_enveloped(&spec.to_saml11_xml().replace(RSA_SHA256, WeakAlgorithm::RsaSha1.uri()), &sign)
+                .unwrap();
+        assert_eq!(
+            verify(&rsa_sha1, &spec.id, &certs),
+            Err(InvalidReason::WeakAlgorithm(WeakAlgorithm::RsaSha1))
+        );
+        // A method we do not know is no weak one: unverifiable.
+        let unknown =
+            sign_enveloped(&spec.to_saml11_xml().replace(RSA_SHA256, "urn:x:rsa-sha256-ish"), &sign).unwrap();
+        assert_eq!(verify(&unknown, &spec.id, &certs), Err(InvalidReason::BadSignature));
         let inclusive = sign_enveloped(
             &spec.to_saml11_xml().replacen(EXC_C14N, "http://www.w3.org/TR/2001/REC-xml-c14n-20010315", 1),
-            &key,
+            &sign,
         )
         .unwrap();
         assert_eq!(verify(&inclusive, &spec.id, &certs), Err(InvalidReason::SignatureMisplaced));

@@ -1,7 +1,7 @@
 //! The shape checks made before any signature is verified: the wrapping guards.
 
 use super::{NS_ASSERTION, NS_DSIG, NS_PROTOCOL, NS_SAML1, transforms};
-use mfagate_policy::InvalidReason;
+use mfagate_policy::{InvalidReason, WeakAlgorithm};
 use roxmltree::{Document, Node};
 use std::collections::HashSet;
 
@@ -13,6 +13,8 @@ pub struct Shape {
     pub assertion_id: String,
     /// SAML 2.0 (Response or Assertion) or a SAML 1.1 Assertion.
     pub version: Version,
+    /// A SHA-1 or MD5 method named by a signature: refused once the issuer is known.
+    pub weak: Option<WeakAlgorithm>,
 }
 
 /// Which SAML the document speaks.
@@ -75,12 +77,14 @@ pub fn check(xml: &str) -> Result<Shape, InvalidReason> {
     }
     let assertion_id = assertion.attribute("ID").ok_or(InvalidReason::Malformed)?;
     let mut covered = false;
+    let mut weak = None;
     for sig in root.descendants().filter(|n| is(n, NS_DSIG, "Signature")) {
         let parent = sig.parent().ok_or(InvalidReason::SignatureMisplaced)?;
         if parent != root && parent != assertion {
             return Err(InvalidReason::SignatureMisplaced);
         }
-        check_signature(&sig, parent.attribute("ID").ok_or(InvalidReason::SignatureMisplaced)?)?;
+        let id = parent.attribute("ID").ok_or(InvalidReason::SignatureMisplaced)?;
+        weak = weak.or(check_signature(&sig, id)?);
         covered = true;
     }
     if !covered {
@@ -91,7 +95,7 @@ pub fn check(xml: &str) -> Result<Shape, InvalidReason> {
         .find(|n| is(n, NS_ASSERTION, "Issuer"))
         .map(|n| super::extract::full_text(&n))
         .ok_or(InvalidReason::ClaimsInvalid)?;
-    Ok(Shape { issuer, assertion_id: assertion_id.to_owned(), version: Version::Saml2 })
+    Ok(Shape { issuer, assertion_id: assertion_id.to_owned(), version: Version::Saml2, weak })
 }
 
 fn check_saml11(assertion: &Node<'_, '_>) -> Result<Shape, InvalidReason> {
@@ -109,12 +113,19 @@ fn check_saml11(assertion: &Node<'_, '_>) -> Result<Shape, InvalidReason> {
     if signatures.next().is_some() || sig.parent() != Some(*assertion) {
         return Err(InvalidReason::SignatureMisplaced);
     }
-    check_signature(&sig, assertion_id)?;
+    let weak = check_signature(&sig, assertion_id)?;
     let issuer = assertion.attribute("Issuer").ok_or(InvalidReason::ClaimsInvalid)?;
-    Ok(Shape { issuer: issuer.to_owned(), assertion_id: assertion_id.to_owned(), version: Version::Saml11 })
+    Ok(Shape {
+        issuer: issuer.to_owned(),
+        assertion_id: assertion_id.to_owned(),
+        version: Version::Saml11,
+        weak,
+    })
 }
 
-fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidReason> {
+/// Checks one signature's shape; returns the first SHA-1 or MD5 method it names, signature
+/// method first, then digest method.
+fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<Option<WeakAlgorithm>, InvalidReason> {
     if sig.descendants().any(|n| is(&n, NS_DSIG, "Object")) {
         return Err(InvalidReason::SignatureMisplaced);
     }
@@ -133,5 +144,9 @@ fn check_signature(sig: &Node<'_, '_>, parent_id: &str) -> Result<(), InvalidRea
         return Err(InvalidReason::SignatureMisplaced);
     }
     transforms::reference_chain(reference)?;
-    Ok(())
+    let weak = |parent: Node<'_, '_>, name: &str| {
+        let method = parent.children().find(|n| is(n, NS_DSIG, name))?;
+        WeakAlgorithm::from_uri(method.attribute("Algorithm")?)
+    };
+    Ok(weak(signed_info, "SignatureMethod").or_else(|| weak(reference, "DigestMethod")))
 }
