@@ -1,11 +1,12 @@
 //! `mfagate report`: the Security requirements status report from decision logs, streamed (one
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
+use crate::evidence::log_files::{Opened, open_for_reading};
 use mfagate_policy::report::{Declared, Event, Report, day_to_date, score};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// A report that could not be made.
@@ -74,6 +75,20 @@ pub fn parse_ts_ms(ts: &str) -> Option<u64> {
     };
     if b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
         let (y, m, d) = (num(0..4)? as i64, num(5..7)? as i64, num(8..10)? as i64);
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let month_days = match m {
+            2 => 28 + i64::from(leap),
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if !(1..=12).contains(&m)
+            || !(1..=month_days).contains(&d)
+            || num(11..13)? > 23
+            || num(14..16)? > 59
+            || num(17..19)? > 59
+        {
+            return None;
+        }
         // days_from_civil (Howard Hinnant).
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
@@ -118,66 +133,118 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<S
     Ok((report, warnings))
 }
 
-/// Adds every record in `paths` to `report`; returns warnings for skipped lines.
+/// Adds every record in `paths` to `report`; returns warnings for what was skipped: a file that
+/// is not a decision log (one warning for the file), and torn, over-long or unreadable lines of
+/// one that is. Only a file that cannot be opened or read is an error.
 pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Vec<String>, ReportError> {
     let mut warnings = Vec::new();
     for file in files(paths)? {
-        let f =
-            std::fs::File::open(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
-        let mut reader = BufReader::with_capacity(256 * 1024, f);
-        let mut line = String::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            let n = (&mut reader)
-                .take(MAX_LINE)
-                .read_line(&mut line)
-                .map_err(|source| ReportError::Read { path: file.clone(), source })?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if n as u64 == MAX_LINE && !line.ends_with('\n') {
-                // No record is this long: skip the rest of the line.
-                let _ = reader.skip_until(b'\n');
-                warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
-                continue;
-            }
-            let text = line.trim_end();
-            if text.is_empty() {
-                continue;
-            }
-            let parsed =
-                serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
-            let Some((ts_ms, l)) = parsed else {
-                let torn = !line.ends_with('\n');
-                warnings.push(format!(
-                    "{}:{number}: {} skipped",
-                    file.display(),
-                    if torn { "torn last line" } else { "unreadable line" }
-                ));
-                continue;
-            };
-            report.add(&Event {
-                ts_ms,
-                channel: &l.channel,
-                principal: &l.principal,
-                mfa: l.mfa,
-                enforced: l.enforced,
-                decision: &l.decision,
-                route: l.route.as_deref(),
-                request_id: &l.request_id,
-                correlation_id: l.correlation_id.as_deref(),
-                operation: &l.operation,
-                source_ip: &l.source_ip,
-                object_id: l.object_id.as_deref(),
-                tenant_id: l.tenant_id.as_deref(),
-                upn: l.upn.as_deref(),
-                app_id: l.app_id.as_deref(),
-            });
+        let opened =
+            open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
+        if let Some(format) = opened.unsupported {
+            warnings.push(format!(
+                "{}: skipped: compressed with {format}, which mfagate does not read (decompress it, or rotate with gzip)",
+                file.display()
+            ));
+            continue;
         }
+        read_records(report, opened, &file, &mut warnings)?;
     }
     Ok(warnings)
+}
+
+/// Why a file is not taken as a decision log, judged on its first line that is not blank.
+fn not_a_log(file: &Path, why: &str) -> String {
+    format!("{}: skipped: not a decision log ({why})", file.display())
+}
+
+fn read_records(
+    report: &mut Report,
+    opened: Opened,
+    file: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReportError> {
+    let mut reader = opened.reader;
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    // Until a first record is read, a bad line means the file is something else (a binary, an
+    // archive, another program's log): one warning for the file, not one per line.
+    let mut is_log = false;
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) if opened.gzip => {
+                warnings.push(format!(
+                    "{}:{}: damaged gzip data, the rest skipped: {e}",
+                    file.display(),
+                    number + 1
+                ));
+                return Ok(());
+            }
+            Err(source) => return Err(ReportError::Read { path: file.to_owned(), source }),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if n as u64 == MAX_LINE && !line.ends_with(b"\n") {
+            if !is_log {
+                warnings.push(not_a_log(file, "no line break in its first megabyte"));
+                return Ok(());
+            }
+            // No record is this long: skip the rest of the line.
+            let _ = reader.skip_until(b'\n');
+            warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            if !is_log {
+                warnings.push(not_a_log(file, "not UTF-8 text"));
+                return Ok(());
+            }
+            warnings.push(format!("{}:{number}: line not UTF-8, skipped", file.display()));
+            continue;
+        };
+        let text = text.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
+        let Some((ts_ms, l)) = parsed else {
+            let torn = !line.ends_with(b"\n");
+            // A file holding one record being written is still a log.
+            let being_written = torn && text.starts_with("{\"ts\":");
+            if !is_log && !being_written {
+                warnings.push(not_a_log(file, "its first line is not a decision record"));
+                return Ok(());
+            }
+            warnings.push(format!(
+                "{}:{number}: {} skipped",
+                file.display(),
+                if torn { "torn last line" } else { "unreadable line" }
+            ));
+            continue;
+        };
+        is_log = true;
+        report.add(&Event {
+            ts_ms,
+            channel: &l.channel,
+            principal: &l.principal,
+            mfa: l.mfa,
+            enforced: l.enforced,
+            decision: &l.decision,
+            route: l.route.as_deref(),
+            request_id: &l.request_id,
+            correlation_id: l.correlation_id.as_deref(),
+            operation: &l.operation,
+            source_ip: &l.source_ip,
+            object_id: l.object_id.as_deref(),
+            tenant_id: l.tenant_id.as_deref(),
+            upn: l.upn.as_deref(),
+            app_id: l.app_id.as_deref(),
+        });
+    }
 }
 
 fn status(q: &mfagate_policy::report::Requirement) -> &'static str {
@@ -358,15 +425,118 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    const GOOD: &str =
+        r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
+    const NOW: u64 = 1_767_225_600_001;
+
+    fn gzip(members: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in members {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(m.as_bytes()).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
+    }
+
     #[test]
     fn over_long_lines_and_devices_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
-        let good = r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
-        std::fs::write(&f, format!("{}\n{good}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
-        let (r, warnings) = super::build(&[f, "/dev/full".into()], 1_767_225_600_001, 7).unwrap();
+        std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
+        let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 2);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("d.jsonl:2: over-long line"), "{warnings:?}");
+    }
+
+    #[test]
+    fn gzip_files_are_read_as_they_stream_whatever_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // logrotate's name, two gzip members (`cat a.gz b.gz`), and one without the .gz name.
+        std::fs::write(dir.path().join("d.jsonl.2.gz"), gzip(&[&format!("{GOOD}\n"), &format!("{GOOD}\n")]))
+            .unwrap();
+        std::fs::write(dir.path().join("d.jsonl.3"), gzip(&[&format!("{GOOD}\n")])).unwrap();
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r.totals.api_app_user, 3);
+        // Large enough to cross the decoder's buffers.
+        let many = format!("{GOOD}\n").repeat(20_000);
+        std::fs::write(dir.path().join("d.jsonl.4.gz"), gzip(&[&many])).unwrap();
+        let (r, _) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 20_003);
+    }
+
+    #[test]
+    fn a_damaged_gzip_file_keeps_what_it_read_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = gzip(&[&format!("{GOOD}\n").repeat(1000)]);
+        bytes.truncate(bytes.len() - 8); // the CRC and length trailer
+        std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
+        let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("cut.gz") && warnings[0].contains("damaged gzip"), "{warnings:?}");
+    }
+
+    #[test]
+    fn files_that_are_not_logs_are_skipped_with_one_warning_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).unwrap();
+        write("a-good.jsonl", format!("{GOOD}\n").as_bytes());
+        let binary: Vec<u8> = (0..=255u8).rev().cycle().take(4096).collect();
+        write("binary.bin", &binary);
+        write("latin1.log", &b"caf\xe9\ncaf\xe9\ncaf\xe9\n".repeat(100));
+        write("notes.txt", "not json\nstill not json\n".repeat(100).as_bytes());
+        write("other.jsonl", "{\"level\":\"info\"}\n".repeat(100).as_bytes());
+        write("zstd.zst", b"\x28\xb5\x2f\xfd\x00\x00");
+        write("no-breaks.dat", "y".repeat(2 * 1024 * 1024).as_bytes());
+        write("notes.txt.gz", &gzip(&[&"plain text\n".repeat(50)]));
+        write("empty.log", b"");
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 1);
-        assert!(warnings[0].contains("over-long line"), "{warnings:?}");
+        let expect = [
+            ("binary.bin", "not UTF-8"),
+            ("latin1.log", "not UTF-8"),
+            ("no-breaks.dat", "no line break"),
+            ("notes.txt", "not a decision record"),
+            ("notes.txt.gz", "not a decision record"),
+            ("other.jsonl", "not a decision record"),
+            ("zstd.zst", "compressed with zstd"),
+        ];
+        assert_eq!(warnings.len(), expect.len(), "{warnings:#?}");
+        for ((name, why), w) in expect.iter().zip(&warnings) {
+            assert!(w.contains(&format!("{name}: skipped")) && w.contains(why), "{name}: {w}");
+        }
+    }
+
+    #[test]
+    fn a_log_with_a_bad_line_keeps_its_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        std::fs::write(
+            &f,
+            [
+                format!("{GOOD}\n").as_bytes(),
+                b"\xff\xfe\n",
+                b"{}\n",
+                format!("{GOOD}\n").as_bytes(),
+                b"{\"ts\":\"2026",
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (r, warnings) = super::build(std::slice::from_ref(&f), NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 2);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
+        assert!(warnings[1].ends_with("d.jsonl:3: unreadable line skipped"), "{warnings:?}");
+        assert!(warnings[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
+        // A file holding only a record being written is a log with a torn line.
+        std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
+        let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
+        assert!(warnings[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
     }
 
     #[test]
@@ -375,6 +545,17 @@ mod tests {
         assert_eq!(super::parse_ts_ms("2026-01-01T01:00:00+01:00"), Some(1_767_225_600_000));
         assert_eq!(super::parse_ts_ms("1970-01-01T00:00:00.000Z"), Some(0));
         assert_eq!(super::parse_ts_ms("garbage"), None);
+        for bad in [
+            "2026-13-01T00:00:00.000Z",
+            "2026-02-29T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01T00:60:00.000Z",
+            "2026-00-10T00:00:00.000Z",
+        ] {
+            assert_eq!(super::parse_ts_ms(bad), None, "{bad}");
+        }
+        assert_eq!(super::parse_ts_ms("2024-02-29T00:00:00.000Z"), Some(1_709_164_800_000));
         for ms in [0u64, 951_782_400_000, 1_767_225_600_999, 4_102_444_800_000] {
             assert_eq!(super::parse_ts_ms(&crate::clock::rfc3339_millis(ms)), Some(ms));
         }
