@@ -71,7 +71,17 @@ fn the_seed_examples_from_two_instances_with_a_torn_line() {
     );
     assert_eq!(r["api"]["percent"], 40.0);
     assert_eq!(r["api"]["app_only_requests"], 5);
-    assert_eq!(r["daily"].as_array().unwrap().len(), 1);
+    // Every day of the window, zeros included, as Partner Center shows it.
+    let daily = r["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 7);
+    assert_eq!(
+        (daily[0]["date"].as_str(), daily[0]["api_app_user_requests"].as_u64()),
+        (Some("2025-12-25"), Some(0))
+    );
+    assert_eq!(
+        (daily[6]["date"].as_str(), daily[6]["api_app_user_requests"].as_u64()),
+        (Some("2025-12-31"), Some(5))
+    );
     assert!(r["score"].as_f64().is_some());
     let contact = r["requirements"]
         .as_array()

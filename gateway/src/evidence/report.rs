@@ -2,10 +2,13 @@
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
 use crate::evidence::log_files::{Opened, open_for_reading};
-use mfagate_policy::report::{Declared, Event, Report, day_to_date, score};
+use mfagate_policy::report::{
+    DayCounts, Declared, Event, Report, Requirement, count, day_to_date, percent, score,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -247,7 +250,7 @@ fn read_records(
     }
 }
 
-fn status(q: &mfagate_policy::report::Requirement) -> &'static str {
+fn status(q: &Requirement) -> &'static str {
     match (q.met, q.observed) {
         (Some(true), _) => "met",
         (Some(false), _) => "not met",
@@ -264,19 +267,18 @@ fn rfc3339(ms: u64) -> String {
     crate::clock::rfc3339_millis(ms)
 }
 
-/// The report as JSON (the keys are a contract: README).
+/// The report as JSON (the keys are a contract: docs/report.md).
 pub fn to_json(r: &Report, declared: &Declared) -> Value {
     let requirements = r.requirements(declared);
     let daily: Vec<Value> = r
-        .daily
-        .iter()
+        .days()
         .map(|(day, c)| {
             json!({
-                "date": day_to_date(*day),
+                "date": day_to_date(day),
                 "portal_operations": c.portal_operations, "portal_mfa_operations": c.portal_mfa,
-                "portal_percent": pct(mfagate_policy::report::percent(c.portal_mfa, c.portal_operations)),
+                "portal_percent": pct(percent(c.portal_mfa, c.portal_operations)),
                 "api_app_user_requests": c.api_app_user, "api_mfa_requests": c.api_mfa,
-                "api_percent": pct(mfagate_policy::report::percent(c.api_mfa, c.api_app_user)),
+                "api_percent": pct(percent(c.api_mfa, c.api_app_user)),
                 "api_app_only_requests": c.api_app_only,
             })
         })
@@ -286,7 +288,7 @@ pub fn to_json(r: &Report, declared: &Declared) -> Value {
         .map(|q| {
             json!({
                 "requirement": q.name, "max_points": q.max_points,
-                "points": if q.met == Some(true) { q.max_points } else { 0 },
+                "points": points(q),
                 "status": status(q),
                 "source": if q.observed { "observed" } else { "declared" },
                 "insight": q.insight,
@@ -303,41 +305,94 @@ pub fn to_json(r: &Report, declared: &Declared) -> Value {
     })
 }
 
+fn points(q: &Requirement) -> u32 {
+    if q.met == Some(true) { q.max_points } else { 0 }
+}
+
+/// The widest status, so every requirement row lines up.
+const STATUS_WIDTH: usize = "not declared".len();
+
 /// The report as text for a terminal.
 pub fn to_text(r: &Report, declared: &Declared) -> String {
     let show = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.1}%"));
     let t = &r.totals;
     let requirements = r.requirements(declared);
     let mut out = format!(
-        "Security requirements status, {} to {}\n\nThrough portal: {:>7}  ({} of {} operations by MFA-verified users)\nThrough API:    {:>7}  ({} of {} App+User requests with MFA; {} App-only requests left out)\n\nSecurity score: {:.1}\n",
+        "Security requirements status, {} to {}\n\n\
+         Through portal: {:>7}  ({} of {} by MFA-verified users)\n\
+         Through API:    {:>7}  ({} of {} with MFA; {} left out)\n\n\
+         Security score: {:.1}\n",
         rfc3339(r.start_ms),
         rfc3339(r.end_ms),
         show(r.portal_percent()),
         t.portal_mfa,
-        t.portal_operations,
+        count(t.portal_operations, "operation", "operations"),
         show(r.api_percent()),
         t.api_mfa,
-        t.api_app_user,
-        t.api_app_only,
+        count(t.api_app_user, "App+User request", "App+User requests"),
+        count(t.api_app_only, "App-only request", "App-only requests"),
         score(&requirements)
     );
     for q in &requirements {
-        let status = status(q);
-        let points = if q.met == Some(true) { q.max_points } else { 0 };
-        out.push_str(&format!("  {status:<8} {points:>2}/{:<2} {} ({})\n", q.max_points, q.name, q.insight));
+        let _ = writeln!(
+            out,
+            "  {:<STATUS_WIDTH$} {:>2}/{:<2} {} ({})",
+            status(q),
+            points(q),
+            q.max_points,
+            q.name,
+            q.insight
+        );
     }
-    out.push_str("\nDaily (UTC)      portal      api        app-only\n");
-    for (day, c) in &r.daily {
-        out.push_str(&format!(
-            "  {}     {:>4}/{:<5}  {:>4}/{:<5}  {}\n",
-            day_to_date(*day),
-            c.portal_mfa,
-            c.portal_operations,
-            c.api_mfa,
-            c.api_app_user,
+    let _ = writeln!(out, "\nDaily (UTC)   portal MFA/all       %    API MFA/all       %  App-only");
+    for (day, c) in r.days() {
+        let _ = writeln!(
+            out,
+            "  {}  {:>14}  {:>6}  {:>13}  {:>6}  {:>8}",
+            day_to_date(day),
+            format!("{}/{}", c.portal_mfa, c.portal_operations),
+            show(percent(c.portal_mfa, c.portal_operations)),
+            format!("{}/{}", c.api_mfa, c.api_app_user),
+            show(percent(c.api_mfa, c.api_app_user)),
             c.api_app_only
-        ));
+        );
     }
+    out
+}
+
+/// The columns of [`to_csv`], the JSON daily keys (docs/report.md).
+pub const CSV_COLUMNS: [&str; 8] = [
+    "date",
+    "portal_operations",
+    "portal_mfa_operations",
+    "portal_percent",
+    "api_app_user_requests",
+    "api_mfa_requests",
+    "api_percent",
+    "api_app_only_requests",
+];
+
+/// The summary as CSV: one row per UTC day of the window (zeros included), then a `total` row
+/// for the whole window. An empty denominator is an empty percent cell.
+pub fn to_csv(r: &Report) -> String {
+    let cell = |p: Option<f64>| p.map_or_else(String::new, |p| format!("{p:.2}"));
+    let row = |date: &str, c: &DayCounts| {
+        csv(&[
+            date,
+            &c.portal_operations.to_string(),
+            &c.portal_mfa.to_string(),
+            &cell(percent(c.portal_mfa, c.portal_operations)),
+            &c.api_app_user.to_string(),
+            &c.api_mfa.to_string(),
+            &cell(percent(c.api_mfa, c.api_app_user)),
+            &c.api_app_only.to_string(),
+        ])
+    };
+    let mut out = csv(&CSV_COLUMNS);
+    for (day, c) in r.days() {
+        out.push_str(&row(&day_to_date(day), &c));
+    }
+    out.push_str(&row("total", &r.totals));
     out
 }
 
@@ -537,6 +592,41 @@ mod tests {
         std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
         let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
         assert!(warnings[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_text_rows_line_up_and_the_csv_has_every_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        let portal = r#"{"ts":"2025-12-29T10:00:00.000Z","channel":"portal","route":"r","principal":"user","mfa":false,"object_id":"o","tenant_id":"t"}"#;
+        std::fs::write(&f, format!("{portal}\n{}\n", GOOD.replace("2026-01-01T00", "2025-12-31T10")))
+            .unwrap();
+        let (r, _) = super::build(&[f], NOW - 1, 7).unwrap();
+        let declared =
+            mfagate_policy::report::Declared { security_contact: Some(true), ..Default::default() };
+        let text = super::to_text(&r, &declared);
+        // Every requirement row: its points start at the same column, whatever its status.
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("/20 ") || l.contains("/10 ")).collect();
+        assert_eq!(rows.len(), 7, "{text}");
+        let column = |l: &str| l.find('/').map(|i| i - 2);
+        assert!(rows.iter().all(|l| column(l) == column(rows[0])), "{text}");
+        assert!(rows.iter().any(|l| l.trim_start().starts_with("not declared")), "{text}");
+        assert!(text.contains("(1 of 1 portal operation without MFA (1 user))"), "{text}");
+        assert!(text.contains("(0 of 1 operation by MFA-verified users)"), "{text}");
+        // The daily table: seven days, zeros included, its columns under its header.
+        let daily: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Daily")).collect();
+        assert_eq!(daily.len(), 8, "{text}");
+        assert!(daily.iter().all(|l| l.len() == daily[0].len()), "{text}");
+        assert!(daily[1].starts_with("  2025-12-25") && daily[7].starts_with("  2025-12-31"), "{text}");
+        let csv = super::to_csv(&r);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines[0], super::CSV_COLUMNS.join(","));
+        assert_eq!(lines[1], "2025-12-25,0,0,,0,0,,0");
+        assert_eq!(lines[5], "2025-12-29,1,0,0.00,0,0,,0");
+        assert_eq!(lines[7], "2025-12-31,0,0,,1,1,100.00,0");
+        assert_eq!(lines[8], "total,1,0,0.00,1,1,100.00,0");
+        assert_eq!(lines[9], "", "ends with a line break");
+        assert_eq!(lines.len(), 10);
     }
 
     #[test]
