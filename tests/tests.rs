@@ -8,6 +8,7 @@ mod support;
 
 mod binary;
 mod chromium;
+mod cli;
 mod connections;
 mod hostile;
 mod hostile_tokens;
