@@ -71,7 +71,17 @@ fn the_seed_examples_from_two_instances_with_a_torn_line() {
     );
     assert_eq!(r["api"]["percent"], 40.0);
     assert_eq!(r["api"]["app_only_requests"], 5);
-    assert_eq!(r["daily"].as_array().unwrap().len(), 1);
+    // Every day of the window, zeros included, as Partner Center shows it.
+    let daily = r["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 7);
+    assert_eq!(
+        (daily[0]["date"].as_str(), daily[0]["api_app_user_requests"].as_u64()),
+        (Some("2025-12-25"), Some(0))
+    );
+    assert_eq!(
+        (daily[6]["date"].as_str(), daily[6]["api_app_user_requests"].as_u64()),
+        (Some("2025-12-31"), Some(5))
+    );
     assert!(r["score"].as_f64().is_some());
     let contact = r["requirements"]
         .as_array()
@@ -183,4 +193,67 @@ async fn the_admin_port_answers_in_partner_center_shapes_and_survives_a_restart(
     assert_eq!(summary["api"]["percent"], 50.0);
     let principals: Value = second.admin_get("/v1/nonMfaCompliantPartnerPrincipals").await.json();
     assert_eq!(principals["totalCount"], 0, "no portal traffic");
+}
+
+#[test]
+fn a_folder_with_compressed_rotations_and_stray_files() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path();
+    let day = |d: &str| format!("2025-12-{d}T12:00:00.000Z");
+    let gzip = |text: String| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    };
+    // logrotate's names: the active file, one rotation left as is, two compressed.
+    std::fs::write(
+        logs.join("decisions.jsonl"),
+        line(&day("31"), "api", "app_user", json!(true), "a", "1") + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        logs.join("decisions.jsonl.1"),
+        line(&day("30"), "api", "app_user", json!(false), "a", "2") + "\n",
+    )
+    .unwrap();
+    let two: Vec<String> =
+        (0..2).map(|i| line(&day("28"), "api", "app_user", json!(true), "a", &format!("3{i}"))).collect();
+    std::fs::write(logs.join("decisions.jsonl.2.gz"), gzip(two.join("\n") + "\n")).unwrap();
+    std::fs::write(
+        logs.join("decisions.jsonl.3.gz"),
+        gzip(line(&day("26"), "api", "app_only", Value::Null, "a", "4") + "\n"),
+    )
+    .unwrap();
+    // What else lands in a log folder: logrotate's state, an editor's backup, a core dump.
+    std::fs::write(
+        logs.join("logrotate.status"),
+        "logrotate state -- version 2\n\"/var/log/mfagate/decisions.jsonl\" 2026-1-1-0:0:0\n",
+    )
+    .unwrap();
+    std::fs::write(logs.join("core"), [0x7fu8, b'E', b'L', b'F', 2, 1, 1, 0, 0xff, 0xfe, b'\n'].repeat(500))
+        .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--now", "2026-01-01T00:00:00Z", "--format", "csv", "--log"])
+        .arg(logs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "one warning per stray file: {stderr}");
+    assert!(warnings[0].contains("core: skipped: not a decision log (not UTF-8 text)"), "{stderr}");
+    assert!(warnings[1].contains("logrotate.status: skipped: not a decision log"), "{stderr}");
+    let csv = String::from_utf8(run.stdout).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "date,portal_operations,portal_mfa_operations,portal_percent,api_app_user_requests,api_mfa_requests,api_percent,api_app_only_requests"
+    );
+    // Seven days, zeros included, then the window's total: 3 of 4 App+User requests with MFA.
+    assert_eq!(rows.len(), 1 + 7 + 1, "{csv}");
+    assert_eq!(rows[1], "2025-12-25,0,0,,0,0,,0");
+    assert_eq!(rows[2], "2025-12-26,0,0,,0,0,,1");
+    assert_eq!(rows[4], "2025-12-28,0,0,,2,2,100.00,0");
+    assert_eq!(rows[8], "total,0,0,,4,3,75.00,1");
 }

@@ -8,6 +8,7 @@ mod support;
 
 mod binary;
 mod chromium;
+mod cli;
 mod connections;
 mod dev_tools;
 mod hostile;

@@ -9,6 +9,7 @@
 //! - [`browser`]: portal sign-in (OIDC and SAML) and the session cookie.
 //! - [`evidence`]: the decision log, the report, the live view, the report page, metrics.
 //! - [`dev`]: development tools: identity providers, the echo upstream, the demo.
+//! - [`cli`]: the command line's exit codes, output and the `report` command.
 //! - [`config`]: the configuration file and its own types; everything else reads it.
 //! - [`body`], [`outbound`], [`respond`]: shared plumbing: bodies, the outbound HTTP client, and
 //!   the one table from each refusal to its status and challenge.
@@ -16,6 +17,7 @@
 
 pub mod body;
 pub mod browser;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dev;

@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use mfagate::Config;
-use std::path::PathBuf;
+use mfagate::cli::{CliError, ConfigFile};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 // mimalloc: the request path allocates small, short-lived strings and header maps, where glibc's
@@ -22,39 +23,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Run {
-        /// The configuration file (TOML).
-        #[arg(long, short)]
-        config: PathBuf,
-    },
+    Run(ConfigFile),
     /// Validate a configuration file: print each problem with its key path, exit 1 on any.
-    CheckConfig {
-        /// The configuration file (TOML).
-        file: PathBuf,
-    },
+    CheckConfig(ConfigFile),
     /// The Security requirements status report from decision logs (streamed; files or folders).
-    Report {
-        /// Decision-log files or folders (rotated files, several instances: all merged).
-        #[arg(long = "log", required = true, num_args = 1..)]
-        logs: Vec<PathBuf>,
-        /// End of the window, RFC 3339 (default: now).
-        #[arg(long)]
-        now: Option<String>,
-        /// Window length in days of 24 hours.
-        #[arg(long, default_value_t = 7)]
-        days: u64,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-        /// Also write Partner Center's three CSV exports into this folder.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// A gateway config whose [report] section declares what mfagate cannot observe.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// Run a local demo: a development identity provider (:8082), an echo upstream (:8081) and
-    /// the gateway (:8080), printing curl commands to try.
+    Report(mfagate::cli::report::ReportArgs),
+    /// Run a local demo on five ports, printing curl commands to try.
+    ///
+    /// The ports, all on 127.0.0.1: the gateway (:8080) and its admin port (:9090) as the demo
+    /// configuration sets them, a development OIDC identity provider (:8082), a development SAML
+    /// identity provider (:8083) and an echo upstream (:8081).
     Demo {
         /// The demo configuration.
         #[arg(long, default_value = "examples/demo.toml")]
@@ -73,77 +51,77 @@ enum Command {
     DevIdp(mfagate::dev::serve::DevIdpArgs),
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Text,
-    Json,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match mfagate::cli::parse::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Its fallback for a failed write is eprintln!, which panics on a closed standard error.
+        .log_internal_errors(false)
         .init();
-    match cli.command {
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(c) => {
-                println!("{}: ok ({} issuers, {} routes)", file.display(), c.issuers.len(), c.routes.len());
-                ExitCode::SUCCESS
-            }
-            Err(e) => config_failure(&file, &e),
-        },
-        Command::Run { config } => {
-            let cfg = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => return config_failure(&config, &e),
-            };
+    let (name, result) = match cli.command {
+        Command::CheckConfig(file) => ("check-config", check_config(&file.path())),
+        Command::Run(file) => ("run", run(file.path())),
+        Command::Report(args) => ("report", mfagate::cli::report::run(args)),
+        Command::Demo { config, certs } => (
+            "demo",
             runtime(async move {
-                let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
+                mfagate::dev::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| match e {
+                    mfagate::dev::demo::DemoError::Output(e) => CliError::Output(e),
+                    other => CliError::Failed(other.to_string()),
+                })
+            }),
+        ),
+        Command::Token { command } => ("token mint", mfagate::dev::mint::main(command)),
+        Command::DevIdp(args) => (
+            "dev-idp",
+            runtime(async move {
+                mfagate::dev::serve::run(args, shutdown_signal())
                     .await
-                    .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen.addr))?;
-                mfagate::serve(listener, cfg, shutdown_signal()).await.map_err(|e| e.to_string())
-            })
-        }
-        Command::Report { logs, now, days, format, out, config } => {
-            report(&logs, now.as_deref(), days, format, out, config)
-        }
-        Command::Demo { config, certs } => runtime(async move {
-            mfagate::dev::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
-        }),
-        Command::Token { command } => mfagate::dev::mint::main(command),
-        Command::DevIdp(args) => runtime(async move {
-            mfagate::dev::serve::run(args, shutdown_signal()).await.map_err(|e| e.to_string())
-        }),
-    }
-}
-
-fn config_failure(file: &std::path::Path, e: &mfagate::ConfigError) -> ExitCode {
-    eprintln!("{}: invalid configuration", file.display());
-    for problem in e.problems() {
-        eprintln!("  {problem}");
-    }
-    ExitCode::from(1)
-}
-
-fn runtime(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mfagate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+                    .map_err(|e| CliError::Failed(e.to_string()))
+            }),
+        ),
     };
-    match rt.block_on(work) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mfagate: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    result.map_or_else(|e| e.exit(name), |()| ExitCode::SUCCESS)
+}
+
+fn load(path: &Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(|source| CliError::Config { path: path.to_owned(), source })
+}
+
+fn check_config(path: &Path) -> Result<(), CliError> {
+    let c = load(path)?;
+    mfagate::cli::print(&format!(
+        "{}: ok ({} issuers, {} routes)\n",
+        path.display(),
+        c.issuers.len(),
+        c.routes.len()
+    ))
+    .map_err(CliError::Output)
+}
+
+fn run(path: PathBuf) -> Result<(), CliError> {
+    let cfg = load(&path)?;
+    runtime(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", cfg.listen.addr)))?;
+        mfagate::serve(listener, cfg, shutdown_signal()).await.map_err(|e| CliError::Failed(e.to_string()))
+    })
+}
+
+fn runtime(work: impl std::future::Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
+        .block_on(work)
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -166,54 +144,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-}
-
-fn report(
-    logs: &[PathBuf],
-    now: Option<&str>,
-    days: u64,
-    format: Format,
-    out: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> ExitCode {
-    use mfagate::clock::Clock;
-    let now_ms = match now {
-        None => mfagate::clock::SystemClock.now_millis(),
-        Some(t) => match mfagate::evidence::report::parse_ts_ms(t) {
-            Some(ms) => ms,
-            None => {
-                eprintln!("mfagate report: --now is not RFC 3339: {t}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let report_cfg = match config.as_deref().map(Config::load).transpose() {
-        Ok(c) => c.map(|c| c.report).unwrap_or_default(),
-        Err(e) => return config_failure(config.as_deref().unwrap_or(std::path::Path::new("")), &e),
-    };
-    let (report, warnings) = match mfagate::evidence::report::build(logs, now_ms, days) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("mfagate report: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    for w in warnings.iter().take(20) {
-        eprintln!("warning: {w}");
-    }
-    if warnings.len() > 20 {
-        eprintln!("warning: {} more lines skipped", warnings.len() - 20);
-    }
-    if let Some(dir) = out {
-        let names = |id: &str| report_cfg.application_name(id);
-        if let Err(e) = mfagate::evidence::report::write_exports(&report, &dir, &names) {
-            eprintln!("mfagate report: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    match format {
-        Format::Text => print!("{}", mfagate::evidence::report::to_text(&report, &report_cfg.declared)),
-        Format::Json => println!("{:#}", mfagate::evidence::report::to_json(&report, &report_cfg.declared)),
-    }
-    ExitCode::SUCCESS
 }

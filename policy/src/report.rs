@@ -238,6 +238,21 @@ impl Report {
     pub fn api_percent(&self) -> Option<f64> {
         percent(self.totals.api_mfa, self.totals.api_app_user)
     }
+
+    /// Every UTC day the window touches, oldest first, with zeros for days without traffic (the
+    /// series Partner Center shows). A window that does not start at midnight touches one more
+    /// day than its length in days.
+    pub fn days(&self) -> impl Iterator<Item = (u64, DayCounts)> + '_ {
+        let first = self.start_ms / DAY_MS;
+        // The end is exclusive: a window ending at midnight does not touch the next day.
+        let end = if self.end_ms > self.start_ms { (self.end_ms - 1) / DAY_MS + 1 } else { first };
+        (first..end).map(|day| (day, self.daily.get(&day).copied().unwrap_or_default()))
+    }
+}
+
+/// `n` and its noun, singular for one: `1 user`, `2 users`, `0 users`.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
 }
 
 /// `part / whole × 100`, or `None` for an empty denominator (never 0 % or 100 %).
@@ -317,23 +332,29 @@ impl Report {
                 "Every App+User API request carried MFA",
                 20,
                 (t.api_app_user > 0).then_some(api_missing == 0),
-                format!("{api_missing} of {} App+User API requests without MFA", t.api_app_user),
+                format!(
+                    "{api_missing} of {} without MFA",
+                    count(t.api_app_user, "App+User API request", "App+User API requests")
+                ),
             ),
             observed(
                 "Every portal operation was by an MFA-verified user",
                 20,
                 (t.portal_operations > 0).then_some(portal_missing == 0),
                 format!(
-                    "{portal_missing} of {} portal operations without MFA ({} users)",
-                    t.portal_operations,
-                    self.non_mfa_users.len()
+                    "{portal_missing} of {} without MFA ({})",
+                    count(t.portal_operations, "portal operation", "portal operations"),
+                    count(self.non_mfa_users.len() as u64, "user", "users")
                 ),
             ),
             observed(
                 "No request without MFA was let through in report-only mode",
                 10,
                 Some(t.report_only_passes == 0),
-                format!("{} requests without MFA forwarded by report-only routes", t.report_only_passes),
+                format!(
+                    "{} without MFA forwarded by report-only routes",
+                    count(t.report_only_passes, "request", "requests")
+                ),
             ),
             stated("Response to alerts is 24 hours or less on average", 20, declared.response_to_alerts),
             stated("Provide a security contact", 10, declared.security_contact),

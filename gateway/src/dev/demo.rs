@@ -25,6 +25,9 @@ pub enum DemoError {
     /// The gateway failed.
     #[error("{0}")]
     Gateway(#[from] crate::StartError),
+    /// The curl commands could not be printed (a closed pipe among them).
+    #[error("cannot write to standard output: {0}")]
+    Output(std::io::Error),
 }
 
 async fn bind(addr: &str, what: &str) -> Result<TcpListener, DemoError> {
@@ -51,7 +54,7 @@ pub async fn run(
     let mfa = idp.mint(&TokenRequest::default())?;
     let no_mfa = idp.mint(&TokenRequest { amr: Some(vec!["pwd".into()]), ..TokenRequest::default() })?;
     let app = idp.mint(&TokenRequest { app_only: true, ..TokenRequest::default() })?;
-    println!(
+    crate::cli::print(&format!(
         "\nmfagate demo: gateway {gw}, identity provider {idp_url}, echo upstream {echo_url}, admin http://{admin}\n\
          Decision log: {log}\n\n\
          # 1. App+User token WITH MFA (amr: pwd, mfa): 200, the upstream sees x-auth-mfa: true\n\
@@ -92,7 +95,8 @@ pub async fn run(
         echo_url = echo.url(),
         admin = config.admin.map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
         log = config.decision_log.path.display(),
-    );
+    ))
+    .map_err(DemoError::Output)?;
     serve_with(listener, config, Options { clock, admin: None }, shutdown).await?;
     Ok(())
 }

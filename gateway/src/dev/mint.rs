@@ -3,9 +3,7 @@
 //! nothing else. DEVELOPMENT ONLY: the default key is public.
 
 use crate::dev::idp::{DEV_AUDIENCE, DEV_TENANT, DevKey, DevKeyError, TokenRequest};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// `mfagate token ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -102,19 +100,12 @@ pub fn mint(args: &MintArgs, now: u64) -> Result<String, MintError> {
     Ok(key.sign(&req.claims(issuer, now))?)
 }
 
-/// Runs a `token` command: the token on stdout, or why not on stderr and exit code 3 (usage).
-pub fn main(command: TokenCommand) -> ExitCode {
+/// Runs a `token` command: the token on stdout; a token that cannot be made is a usage error
+/// (exit 3), a closed pipe a quiet exit.
+pub fn main(command: TokenCommand) -> Result<(), crate::cli::CliError> {
     use crate::clock::Clock;
     let TokenCommand::Mint(args) = command;
-    match mint(&args, crate::clock::SystemClock.unix().0) {
-        Ok(token) => {
-            // A closed pipe (`| head -c 0`) is no failure worth a panic.
-            let _ = writeln!(std::io::stdout().lock(), "{token}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mfagate token mint: {e}");
-            ExitCode::from(3)
-        }
-    }
+    let token = mint(&args, crate::clock::SystemClock.unix().0)
+        .map_err(|e| crate::cli::CliError::Usage(e.to_string()))?;
+    crate::cli::print(&format!("{token}\n")).map_err(crate::cli::CliError::Output)
 }

@@ -126,7 +126,8 @@ impl Live {
     pub fn view(&self, now_ms: u64) -> Report {
         let mut r = lock(&self.report).clone();
         r.prune_before(Self::first_day(now_ms));
-        r.end_ms = now_ms;
+        // The view holds every record so far, one stamped `now` included; the end is exclusive.
+        r.end_ms = now_ms.saturating_add(1);
         r
     }
 }

@@ -1,10 +1,10 @@
 //! The decision log's files: append to `path`, rotate by UTC day and by size (rename, then create:
 //! the way log shippers expect), and delete rotated files older than the retention.
 //! Rotated files are `<stem>.<YYYY-MM-DD>.<n>.<ext>` beside `path`, so a report over the folder
-//! reads them all.
+//! reads them all. Reading also takes gzip-compressed files (logrotate's `compress`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const DAY_MS: u64 = 86_400_000;
@@ -19,11 +19,24 @@ pub struct RotatingFile {
     retention_days: u64,
 }
 
-/// The current log file and its rotated siblings, oldest name first.
+/// The current log file and its rotated siblings, oldest name first: this gateway's own
+/// (`<stem>.<date>.<n>.<ext>`), the same compressed (`... .gz`), and logrotate's
+/// (`<name>.1`, `<name>-20260101`, `<name>.2.gz`).
 pub fn all_files(path: &Path) -> Vec<PathBuf> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let ext = path.extension().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "log".into());
+    let sibling = |name: &str| {
+        let own = name.starts_with(&format!("{stem}."))
+            && (name.ends_with(&format!(".{ext}")) || name.ends_with(".gz"));
+        let logrotate = name.strip_prefix(file_name.as_str()).is_some_and(|rest| {
+            rest.len() > 1
+                && rest.starts_with(['.', '-'])
+                && rest[1..].bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'_')
+        });
+        own || logrotate
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -31,7 +44,7 @@ pub fn all_files(path: &Path) -> Vec<PathBuf> {
                 .map(|e| e.path())
                 .filter(|p| {
                     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    name.starts_with(&format!("{stem}.")) && name.ends_with(&format!(".{ext}")) && p != path
+                    sibling(&name) && p != path
                 })
                 .collect()
         })
@@ -41,6 +54,42 @@ pub fn all_files(path: &Path) -> Vec<PathBuf> {
         files.push(path.to_owned());
     }
     files
+}
+
+/// A decision-log file opened for reading.
+pub struct Opened {
+    /// Its bytes, decompressed when it was gzip.
+    pub reader: Box<dyn BufRead>,
+    /// Decompressed from gzip: a read error is then damage in the file (truncated, bad CRC).
+    pub gzip: bool,
+    /// The compression when it is one mfagate does not read.
+    pub unsupported: Option<&'static str>,
+}
+
+/// Opens a log file for reading. Its first bytes decide whether it is gzip (one or several
+/// members, as logrotate and `cat a.gz b.gz` write), decoded as it streams; its name does not.
+pub fn open_for_reading(path: &Path) -> std::io::Result<Opened> {
+    const BUFFER: usize = 256 * 1024;
+    let mut file = BufReader::with_capacity(BUFFER, File::open(path)?);
+    let head = file.fill_buf()?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let unsupported = [
+        (&b"\x28\xb5\x2f\xfd"[..], "zstd"),
+        (b"BZh", "bzip2"),
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+    ]
+    .into_iter()
+    .find_map(|(magic, name)| head.starts_with(magic).then_some(name));
+    if gzip {
+        let gz = flate2::bufread::MultiGzDecoder::new(file);
+        return Ok(Opened {
+            reader: Box::new(BufReader::with_capacity(BUFFER, gz)),
+            gzip: true,
+            unsupported,
+        });
+    }
+    Ok(Opened { reader: Box::new(file), gzip: false, unsupported })
 }
 
 impl RotatingFile {
@@ -142,6 +191,40 @@ impl RotatingFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_files_takes_rotated_and_compressed_siblings_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "decisions.jsonl",
+            "decisions.2026-01-01.1.jsonl",
+            "decisions.2026-01-01.2.jsonl.gz",
+            "decisions.jsonl.1",
+            "decisions.jsonl.2.gz",
+            "decisions.jsonl-20260101",
+            "decisions.jsonl.bak",
+            "other.jsonl",
+            "decisions-old.txt",
+        ];
+        for n in names {
+            std::fs::write(dir.path().join(n), "").unwrap();
+        }
+        let found: Vec<String> = all_files(&dir.path().join("decisions.jsonl"))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "decisions.2026-01-01.1.jsonl",
+                "decisions.2026-01-01.2.jsonl.gz",
+                "decisions.jsonl-20260101",
+                "decisions.jsonl.1",
+                "decisions.jsonl.2.gz",
+                "decisions.jsonl",
+            ]
+        );
+    }
 
     #[test]
     fn rotates_by_day_and_size_and_keeps_the_retention() {

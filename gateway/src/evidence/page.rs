@@ -13,10 +13,7 @@ fn show(p: Option<f64>) -> String {
 /// A line chart of daily percentages (portal and API), 0–100 %.
 fn chart(r: &Report) -> String {
     // Every day of the window, with or without traffic.
-    let (first, last) = (r.start_ms / 86_400_000, r.end_ms / 86_400_000);
-    let none = mfagate_policy::report::DayCounts::default();
-    let days: Vec<(u64, &mfagate_policy::report::DayCounts)> =
-        (first..=last.max(first)).take(31).map(|d| (d, r.daily.get(&d).unwrap_or(&none))).collect();
+    let days: Vec<(u64, mfagate_policy::report::DayCounts)> = r.days().take(31).collect();
     let (w, h, left, bottom) = (640.0, 220.0, 40.0, 30.0);
     let step = if days.len() > 1 { (w - left - 20.0) / (days.len() - 1) as f64 } else { 0.0 };
     let y = |p: f64| (h - bottom) - p / 100.0 * (h - bottom - 10.0);

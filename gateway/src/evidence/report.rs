@@ -1,11 +1,15 @@
 //! `mfagate report`: the Security requirements status report from decision logs, streamed (one
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
-use mfagate_policy::report::{Declared, Event, Report, day_to_date, score};
+use crate::evidence::log_files::{Opened, open_for_reading};
+use mfagate_policy::report::{
+    DayCounts, Declared, Event, Report, Requirement, count, day_to_date, percent, score,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fmt::Write as _;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// A report that could not be made.
@@ -74,6 +78,20 @@ pub fn parse_ts_ms(ts: &str) -> Option<u64> {
     };
     if b.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z' {
         let (y, m, d) = (num(0..4)? as i64, num(5..7)? as i64, num(8..10)? as i64);
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let month_days = match m {
+            2 => 28 + i64::from(leap),
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        if !(1..=12).contains(&m)
+            || !(1..=month_days).contains(&d)
+            || num(11..13)? > 23
+            || num(14..16)? > 59
+            || num(17..19)? > 59
+        {
+            return None;
+        }
         // days_from_civil (Howard Hinnant).
         let y = if m <= 2 { y - 1 } else { y };
         let era = y.div_euclid(400);
@@ -118,69 +136,121 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<S
     Ok((report, warnings))
 }
 
-/// Adds every record in `paths` to `report`; returns warnings for skipped lines.
+/// Adds every record in `paths` to `report`; returns warnings for what was skipped: a file that
+/// is not a decision log (one warning for the file), and torn, over-long or unreadable lines of
+/// one that is. Only a file that cannot be opened or read is an error.
 pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Vec<String>, ReportError> {
     let mut warnings = Vec::new();
     for file in files(paths)? {
-        let f =
-            std::fs::File::open(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
-        let mut reader = BufReader::with_capacity(256 * 1024, f);
-        let mut line = String::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            let n = (&mut reader)
-                .take(MAX_LINE)
-                .read_line(&mut line)
-                .map_err(|source| ReportError::Read { path: file.clone(), source })?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            if n as u64 == MAX_LINE && !line.ends_with('\n') {
-                // No record is this long: skip the rest of the line.
-                let _ = reader.skip_until(b'\n');
-                warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
-                continue;
-            }
-            let text = line.trim_end();
-            if text.is_empty() {
-                continue;
-            }
-            let parsed =
-                serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
-            let Some((ts_ms, l)) = parsed else {
-                let torn = !line.ends_with('\n');
-                warnings.push(format!(
-                    "{}:{number}: {} skipped",
-                    file.display(),
-                    if torn { "torn last line" } else { "unreadable line" }
-                ));
-                continue;
-            };
-            report.add(&Event {
-                ts_ms,
-                channel: &l.channel,
-                principal: &l.principal,
-                mfa: l.mfa,
-                enforced: l.enforced,
-                decision: &l.decision,
-                route: l.route.as_deref(),
-                request_id: &l.request_id,
-                correlation_id: l.correlation_id.as_deref(),
-                operation: &l.operation,
-                source_ip: &l.source_ip,
-                object_id: l.object_id.as_deref(),
-                tenant_id: l.tenant_id.as_deref(),
-                upn: l.upn.as_deref(),
-                app_id: l.app_id.as_deref(),
-            });
+        let opened =
+            open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
+        if let Some(format) = opened.unsupported {
+            warnings.push(format!(
+                "{}: skipped: compressed with {format}, which mfagate does not read (decompress it, or rotate with gzip)",
+                file.display()
+            ));
+            continue;
         }
+        read_records(report, opened, &file, &mut warnings)?;
     }
     Ok(warnings)
 }
 
-fn status(q: &mfagate_policy::report::Requirement) -> &'static str {
+/// Why a file is not taken as a decision log, judged on its first line that is not blank.
+fn not_a_log(file: &Path, why: &str) -> String {
+    format!("{}: skipped: not a decision log ({why})", file.display())
+}
+
+fn read_records(
+    report: &mut Report,
+    opened: Opened,
+    file: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(), ReportError> {
+    let mut reader = opened.reader;
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    // Until a first record is read, a bad line means the file is something else (a binary, an
+    // archive, another program's log): one warning for the file, not one per line.
+    let mut is_log = false;
+    loop {
+        line.clear();
+        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) if opened.gzip => {
+                warnings.push(format!(
+                    "{}:{}: damaged gzip data, the rest skipped: {e}",
+                    file.display(),
+                    number + 1
+                ));
+                return Ok(());
+            }
+            Err(source) => return Err(ReportError::Read { path: file.to_owned(), source }),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if n as u64 == MAX_LINE && !line.ends_with(b"\n") {
+            if !is_log {
+                warnings.push(not_a_log(file, "no line break in its first megabyte"));
+                return Ok(());
+            }
+            // No record is this long: skip the rest of the line.
+            let _ = reader.skip_until(b'\n');
+            warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            if !is_log {
+                warnings.push(not_a_log(file, "not UTF-8 text"));
+                return Ok(());
+            }
+            warnings.push(format!("{}:{number}: line not UTF-8, skipped", file.display()));
+            continue;
+        };
+        let text = text.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
+        let Some((ts_ms, l)) = parsed else {
+            let torn = !line.ends_with(b"\n");
+            // A file holding one record being written is still a log.
+            let being_written = torn && text.starts_with("{\"ts\":");
+            if !is_log && !being_written {
+                warnings.push(not_a_log(file, "its first line is not a decision record"));
+                return Ok(());
+            }
+            warnings.push(format!(
+                "{}:{number}: {} skipped",
+                file.display(),
+                if torn { "torn last line" } else { "unreadable line" }
+            ));
+            continue;
+        };
+        is_log = true;
+        report.add(&Event {
+            ts_ms,
+            channel: &l.channel,
+            principal: &l.principal,
+            mfa: l.mfa,
+            enforced: l.enforced,
+            decision: &l.decision,
+            route: l.route.as_deref(),
+            request_id: &l.request_id,
+            correlation_id: l.correlation_id.as_deref(),
+            operation: &l.operation,
+            source_ip: &l.source_ip,
+            object_id: l.object_id.as_deref(),
+            tenant_id: l.tenant_id.as_deref(),
+            upn: l.upn.as_deref(),
+            app_id: l.app_id.as_deref(),
+        });
+    }
+}
+
+fn status(q: &Requirement) -> &'static str {
     match (q.met, q.observed) {
         (Some(true), _) => "met",
         (Some(false), _) => "not met",
@@ -197,19 +267,18 @@ fn rfc3339(ms: u64) -> String {
     crate::clock::rfc3339_millis(ms)
 }
 
-/// The report as JSON (the keys are a contract: README).
+/// The report as JSON (the keys are a contract: docs/report.md).
 pub fn to_json(r: &Report, declared: &Declared) -> Value {
     let requirements = r.requirements(declared);
     let daily: Vec<Value> = r
-        .daily
-        .iter()
+        .days()
         .map(|(day, c)| {
             json!({
-                "date": day_to_date(*day),
+                "date": day_to_date(day),
                 "portal_operations": c.portal_operations, "portal_mfa_operations": c.portal_mfa,
-                "portal_percent": pct(mfagate_policy::report::percent(c.portal_mfa, c.portal_operations)),
+                "portal_percent": pct(percent(c.portal_mfa, c.portal_operations)),
                 "api_app_user_requests": c.api_app_user, "api_mfa_requests": c.api_mfa,
-                "api_percent": pct(mfagate_policy::report::percent(c.api_mfa, c.api_app_user)),
+                "api_percent": pct(percent(c.api_mfa, c.api_app_user)),
                 "api_app_only_requests": c.api_app_only,
             })
         })
@@ -219,7 +288,7 @@ pub fn to_json(r: &Report, declared: &Declared) -> Value {
         .map(|q| {
             json!({
                 "requirement": q.name, "max_points": q.max_points,
-                "points": if q.met == Some(true) { q.max_points } else { 0 },
+                "points": points(q),
                 "status": status(q),
                 "source": if q.observed { "observed" } else { "declared" },
                 "insight": q.insight,
@@ -236,41 +305,94 @@ pub fn to_json(r: &Report, declared: &Declared) -> Value {
     })
 }
 
+fn points(q: &Requirement) -> u32 {
+    if q.met == Some(true) { q.max_points } else { 0 }
+}
+
+/// The widest status, so every requirement row lines up.
+const STATUS_WIDTH: usize = "not declared".len();
+
 /// The report as text for a terminal.
 pub fn to_text(r: &Report, declared: &Declared) -> String {
     let show = |p: Option<f64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{p:.1}%"));
     let t = &r.totals;
     let requirements = r.requirements(declared);
     let mut out = format!(
-        "Security requirements status, {} to {}\n\nThrough portal: {:>7}  ({} of {} operations by MFA-verified users)\nThrough API:    {:>7}  ({} of {} App+User requests with MFA; {} App-only requests left out)\n\nSecurity score: {:.1}\n",
+        "Security requirements status, {} to {}\n\n\
+         Through portal: {:>7}  ({} of {} by MFA-verified users)\n\
+         Through API:    {:>7}  ({} of {} with MFA; {} left out)\n\n\
+         Security score: {:.1}\n",
         rfc3339(r.start_ms),
         rfc3339(r.end_ms),
         show(r.portal_percent()),
         t.portal_mfa,
-        t.portal_operations,
+        count(t.portal_operations, "operation", "operations"),
         show(r.api_percent()),
         t.api_mfa,
-        t.api_app_user,
-        t.api_app_only,
+        count(t.api_app_user, "App+User request", "App+User requests"),
+        count(t.api_app_only, "App-only request", "App-only requests"),
         score(&requirements)
     );
     for q in &requirements {
-        let status = status(q);
-        let points = if q.met == Some(true) { q.max_points } else { 0 };
-        out.push_str(&format!("  {status:<8} {points:>2}/{:<2} {} ({})\n", q.max_points, q.name, q.insight));
+        let _ = writeln!(
+            out,
+            "  {:<STATUS_WIDTH$} {:>2}/{:<2} {} ({})",
+            status(q),
+            points(q),
+            q.max_points,
+            q.name,
+            q.insight
+        );
     }
-    out.push_str("\nDaily (UTC)      portal      api        app-only\n");
-    for (day, c) in &r.daily {
-        out.push_str(&format!(
-            "  {}     {:>4}/{:<5}  {:>4}/{:<5}  {}\n",
-            day_to_date(*day),
-            c.portal_mfa,
-            c.portal_operations,
-            c.api_mfa,
-            c.api_app_user,
+    let _ = writeln!(out, "\nDaily (UTC)   portal MFA/all       %    API MFA/all       %  App-only");
+    for (day, c) in r.days() {
+        let _ = writeln!(
+            out,
+            "  {}  {:>14}  {:>6}  {:>13}  {:>6}  {:>8}",
+            day_to_date(day),
+            format!("{}/{}", c.portal_mfa, c.portal_operations),
+            show(percent(c.portal_mfa, c.portal_operations)),
+            format!("{}/{}", c.api_mfa, c.api_app_user),
+            show(percent(c.api_mfa, c.api_app_user)),
             c.api_app_only
-        ));
+        );
     }
+    out
+}
+
+/// The columns of [`to_csv`], the JSON daily keys (docs/report.md).
+pub const CSV_COLUMNS: [&str; 8] = [
+    "date",
+    "portal_operations",
+    "portal_mfa_operations",
+    "portal_percent",
+    "api_app_user_requests",
+    "api_mfa_requests",
+    "api_percent",
+    "api_app_only_requests",
+];
+
+/// The summary as CSV: one row per UTC day of the window (zeros included), then a `total` row
+/// for the whole window. An empty denominator is an empty percent cell.
+pub fn to_csv(r: &Report) -> String {
+    let cell = |p: Option<f64>| p.map_or_else(String::new, |p| format!("{p:.2}"));
+    let row = |date: &str, c: &DayCounts| {
+        csv(&[
+            date,
+            &c.portal_operations.to_string(),
+            &c.portal_mfa.to_string(),
+            &cell(percent(c.portal_mfa, c.portal_operations)),
+            &c.api_app_user.to_string(),
+            &c.api_mfa.to_string(),
+            &cell(percent(c.api_mfa, c.api_app_user)),
+            &c.api_app_only.to_string(),
+        ])
+    };
+    let mut out = csv(&CSV_COLUMNS);
+    for (day, c) in r.days() {
+        out.push_str(&row(&day_to_date(day), &c));
+    }
+    out.push_str(&row("total", &r.totals));
     out
 }
 
@@ -358,15 +480,153 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
+    const GOOD: &str =
+        r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
+    const NOW: u64 = 1_767_225_600_001;
+
+    fn gzip(members: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in members {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(m.as_bytes()).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
+    }
+
     #[test]
     fn over_long_lines_and_devices_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
-        let good = r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
-        std::fs::write(&f, format!("{}\n{good}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
-        let (r, warnings) = super::build(&[f, "/dev/full".into()], 1_767_225_600_001, 7).unwrap();
+        std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
+        let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 2);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("d.jsonl:2: over-long line"), "{warnings:?}");
+    }
+
+    #[test]
+    fn gzip_files_are_read_as_they_stream_whatever_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // logrotate's name, two gzip members (`cat a.gz b.gz`), and one without the .gz name.
+        std::fs::write(dir.path().join("d.jsonl.2.gz"), gzip(&[&format!("{GOOD}\n"), &format!("{GOOD}\n")]))
+            .unwrap();
+        std::fs::write(dir.path().join("d.jsonl.3"), gzip(&[&format!("{GOOD}\n")])).unwrap();
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r.totals.api_app_user, 3);
+        // Large enough to cross the decoder's buffers.
+        let many = format!("{GOOD}\n").repeat(20_000);
+        std::fs::write(dir.path().join("d.jsonl.4.gz"), gzip(&[&many])).unwrap();
+        let (r, _) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 20_003);
+    }
+
+    #[test]
+    fn a_damaged_gzip_file_keeps_what_it_read_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = gzip(&[&format!("{GOOD}\n").repeat(1000)]);
+        bytes.truncate(bytes.len() - 8); // the CRC and length trailer
+        std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
+        let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("cut.gz") && warnings[0].contains("damaged gzip"), "{warnings:?}");
+    }
+
+    #[test]
+    fn files_that_are_not_logs_are_skipped_with_one_warning_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes).unwrap();
+        write("a-good.jsonl", format!("{GOOD}\n").as_bytes());
+        let binary: Vec<u8> = (0..=255u8).rev().cycle().take(4096).collect();
+        write("binary.bin", &binary);
+        write("latin1.log", &b"caf\xe9\ncaf\xe9\ncaf\xe9\n".repeat(100));
+        write("notes.txt", "not json\nstill not json\n".repeat(100).as_bytes());
+        write("other.jsonl", "{\"level\":\"info\"}\n".repeat(100).as_bytes());
+        write("zstd.zst", b"\x28\xb5\x2f\xfd\x00\x00");
+        write("no-breaks.dat", "y".repeat(2 * 1024 * 1024).as_bytes());
+        write("notes.txt.gz", &gzip(&[&"plain text\n".repeat(50)]));
+        write("empty.log", b"");
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 1);
-        assert!(warnings[0].contains("over-long line"), "{warnings:?}");
+        let expect = [
+            ("binary.bin", "not UTF-8"),
+            ("latin1.log", "not UTF-8"),
+            ("no-breaks.dat", "no line break"),
+            ("notes.txt", "not a decision record"),
+            ("notes.txt.gz", "not a decision record"),
+            ("other.jsonl", "not a decision record"),
+            ("zstd.zst", "compressed with zstd"),
+        ];
+        assert_eq!(warnings.len(), expect.len(), "{warnings:#?}");
+        for ((name, why), w) in expect.iter().zip(&warnings) {
+            assert!(w.contains(&format!("{name}: skipped")) && w.contains(why), "{name}: {w}");
+        }
+    }
+
+    #[test]
+    fn a_log_with_a_bad_line_keeps_its_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        std::fs::write(
+            &f,
+            [
+                format!("{GOOD}\n").as_bytes(),
+                b"\xff\xfe\n",
+                b"{}\n",
+                format!("{GOOD}\n").as_bytes(),
+                b"{\"ts\":\"2026",
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (r, warnings) = super::build(std::slice::from_ref(&f), NOW, 7).unwrap();
+        assert_eq!(r.totals.api_app_user, 2);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
+        assert!(warnings[1].ends_with("d.jsonl:3: unreadable line skipped"), "{warnings:?}");
+        assert!(warnings[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
+        // A file holding only a record being written is a log with a torn line.
+        std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
+        let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
+        assert!(warnings[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_text_rows_line_up_and_the_csv_has_every_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.jsonl");
+        let portal = r#"{"ts":"2025-12-29T10:00:00.000Z","channel":"portal","route":"r","principal":"user","mfa":false,"object_id":"o","tenant_id":"t"}"#;
+        std::fs::write(&f, format!("{portal}\n{}\n", GOOD.replace("2026-01-01T00", "2025-12-31T10")))
+            .unwrap();
+        let (r, _) = super::build(&[f], NOW - 1, 7).unwrap();
+        let declared =
+            mfagate_policy::report::Declared { security_contact: Some(true), ..Default::default() };
+        let text = super::to_text(&r, &declared);
+        // Every requirement row: its points start at the same column, whatever its status.
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("/20 ") || l.contains("/10 ")).collect();
+        assert_eq!(rows.len(), 7, "{text}");
+        let column = |l: &str| l.find('/').map(|i| i - 2);
+        assert!(rows.iter().all(|l| column(l) == column(rows[0])), "{text}");
+        assert!(rows.iter().any(|l| l.trim_start().starts_with("not declared")), "{text}");
+        assert!(text.contains("(1 of 1 portal operation without MFA (1 user))"), "{text}");
+        assert!(text.contains("(0 of 1 operation by MFA-verified users)"), "{text}");
+        // The daily table: seven days, zeros included, its columns under its header.
+        let daily: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Daily")).collect();
+        assert_eq!(daily.len(), 8, "{text}");
+        assert!(daily.iter().all(|l| l.len() == daily[0].len()), "{text}");
+        assert!(daily[1].starts_with("  2025-12-25") && daily[7].starts_with("  2025-12-31"), "{text}");
+        let csv = super::to_csv(&r);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines[0], super::CSV_COLUMNS.join(","));
+        assert_eq!(lines[1], "2025-12-25,0,0,,0,0,,0");
+        assert_eq!(lines[5], "2025-12-29,1,0,0.00,0,0,,0");
+        assert_eq!(lines[7], "2025-12-31,0,0,,1,1,100.00,0");
+        assert_eq!(lines[8], "total,1,0,0.00,1,1,100.00,0");
+        assert_eq!(lines[9], "", "ends with a line break");
+        assert_eq!(lines.len(), 10);
     }
 
     #[test]
@@ -375,6 +635,17 @@ mod tests {
         assert_eq!(super::parse_ts_ms("2026-01-01T01:00:00+01:00"), Some(1_767_225_600_000));
         assert_eq!(super::parse_ts_ms("1970-01-01T00:00:00.000Z"), Some(0));
         assert_eq!(super::parse_ts_ms("garbage"), None);
+        for bad in [
+            "2026-13-01T00:00:00.000Z",
+            "2026-02-29T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01T00:60:00.000Z",
+            "2026-00-10T00:00:00.000Z",
+        ] {
+            assert_eq!(super::parse_ts_ms(bad), None, "{bad}");
+        }
+        assert_eq!(super::parse_ts_ms("2024-02-29T00:00:00.000Z"), Some(1_709_164_800_000));
         for ms in [0u64, 951_782_400_000, 1_767_225_600_999, 4_102_444_800_000] {
             assert_eq!(super::parse_ts_ms(&crate::clock::rfc3339_millis(ms)), Some(ms));
         }

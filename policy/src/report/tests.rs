@@ -134,3 +134,37 @@ fn score_formula_on_a_mixed_set() {
         Report::new(NOW, 7).requirements(&Declared { response_to_alerts: Some(true), ..Declared::default() });
     assert!((score(&empty) - 30.0 * 100.0 / 70.0).abs() < 1e-9);
 }
+
+#[test]
+fn the_daily_series_has_every_day_of_the_window() {
+    // A window ending at midnight: seven days, the next day not touched.
+    let mut r = Report::new(NOW, 7);
+    r.add(&event(NOW - 3 * DAY_MS, "api", "app_user", Some(true)));
+    let days: Vec<(u64, DayCounts)> = r.days().collect();
+    assert_eq!(days.len(), 7);
+    assert_eq!(days.first().map(|d| day_to_date(d.0)), Some("2025-12-25".to_owned()));
+    assert_eq!(days.last().map(|d| day_to_date(d.0)), Some("2025-12-31".to_owned()));
+    assert_eq!(days.iter().filter(|(_, c)| *c == DayCounts::default()).count(), 6, "zeros included");
+    assert_eq!(days[4].1.api_app_user, 1);
+    // A window ending at noon touches eight UTC days; an empty window touches none.
+    assert_eq!(Report::new(NOW + DAY_MS / 2, 7).days().count(), 8);
+    assert_eq!(Report::new(NOW + 1, 1).days().count(), 2);
+    assert_eq!(Report::new(0, 7).days().count(), 0);
+}
+
+#[test]
+fn insights_use_the_singular_for_one() {
+    assert_eq!(count(1, "user", "users"), "1 user");
+    assert_eq!(count(0, "user", "users"), "0 users");
+    assert_eq!(count(2, "user", "users"), "2 users");
+    let mut r = Report::new(NOW, 7);
+    r.add(&event(NOW - 10, "portal", "user", Some(false)));
+    r.add(&Event { enforced: false, ..event(NOW - 10, "api", "app_user", Some(false)) });
+    let insights: Vec<String> = r.requirements(&Declared::default()).into_iter().map(|q| q.insight).collect();
+    assert_eq!(insights[0], "1 of 1 App+User API request without MFA");
+    assert_eq!(insights[1], "1 of 1 portal operation without MFA (1 user)");
+    assert_eq!(insights[2], "1 request without MFA forwarded by report-only routes");
+    r.add(&Event { object_id: Some("oid-2"), ..event(NOW - 10, "portal", "user", Some(false)) });
+    let portal = &r.requirements(&Declared::default())[1].insight;
+    assert_eq!(portal, "2 of 2 portal operations without MFA (2 users)");
+}
