@@ -27,24 +27,78 @@ impl Principal {
     }
 }
 
+/// The claim that decided App-only or App+User.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClassifiedBy {
+    /// `idtyp` (`app` or `user`).
+    Idtyp,
+    /// `scp` present.
+    Scp,
+    /// `roles` present without `scp`.
+    Roles,
+}
+
+impl ClassifiedBy {
+    /// The claim's name.
+    pub fn claim(self) -> &'static str {
+        match self {
+            ClassifiedBy::Idtyp => "idtyp",
+            ClassifiedBy::Scp => "scp",
+            ClassifiedBy::Roles => "roles",
+        }
+    }
+}
+
 /// Classifies a verified token (claims.md §2.3, §8.2): `idtyp` first (Microsoft calls it the most
 /// accurate), then `scp` means App+User, `roles` alone means App-only, neither is invalid.
 pub fn classify(facts: &TokenFacts) -> Result<(Principal, Vec<Anomaly>), InvalidReason> {
+    classify_by(facts).map(|(principal, anomalies, _)| (principal, anomalies))
+}
+
+/// [`classify`], saying which claim decided.
+pub fn classify_by(facts: &TokenFacts) -> Result<(Principal, Vec<Anomaly>, ClassifiedBy), InvalidReason> {
     let mut anomalies = Vec::new();
-    let principal = match facts.idtyp.as_deref() {
+    let (principal, by) = match facts.idtyp.as_deref() {
         Some("app") => {
             if facts.has_scp {
                 anomalies.push(Anomaly::AppTokenWithScopes);
             }
-            Principal::AppOnly
+            (Principal::AppOnly, ClassifiedBy::Idtyp)
         }
-        Some("user") if facts.has_scp || facts.has_roles => Principal::AppUser,
-        _ if facts.has_scp => Principal::AppUser,
-        _ if facts.has_roles => Principal::AppOnly,
+        Some("user") if facts.has_scp || facts.has_roles => (Principal::AppUser, ClassifiedBy::Idtyp),
+        _ if facts.has_scp => (Principal::AppUser, ClassifiedBy::Scp),
+        _ if facts.has_roles => (Principal::AppOnly, ClassifiedBy::Roles),
         _ => return Err(InvalidReason::NoPermissionsClaim),
     };
     if principal == Principal::AppOnly && facts.client_auth.as_deref() == Some("0") {
         anomalies.push(Anomaly::AppOnlyPublicClient);
     }
-    Ok((principal, anomalies))
+    Ok((principal, anomalies, by))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Amr, TokenVersion, UnixTime};
+
+    #[test]
+    fn the_deciding_claim_is_named() {
+        let facts = |idtyp: Option<&str>, has_scp: bool, has_roles: bool| TokenFacts {
+            version: TokenVersion::V1,
+            idtyp: idtyp.map(str::to_owned),
+            has_scp,
+            has_roles,
+            amr: Amr::Absent,
+            acrs: Vec::new(),
+            client_auth: None,
+            expires: UnixTime(2_000),
+            not_before: None,
+        };
+        let by = |f: TokenFacts| classify_by(&f).map(|(p, _, by)| (p, by));
+        assert_eq!(by(facts(Some("app"), true, true)), Ok((Principal::AppOnly, ClassifiedBy::Idtyp)));
+        assert_eq!(by(facts(Some("user"), false, true)), Ok((Principal::AppUser, ClassifiedBy::Idtyp)));
+        assert_eq!(by(facts(None, true, true)), Ok((Principal::AppUser, ClassifiedBy::Scp)));
+        assert_eq!(by(facts(None, false, true)), Ok((Principal::AppOnly, ClassifiedBy::Roles)));
+        assert_eq!(by(facts(Some("user"), false, false)), Err(InvalidReason::NoPermissionsClaim));
+    }
 }

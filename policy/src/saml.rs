@@ -69,36 +69,116 @@ impl Default for SamlMfaSettings {
     }
 }
 
+/// Where in an assertion an MFA marker is read: the four locations an identity provider may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SamlLocation {
+    /// SAML 2.0 `AuthnStatement/AuthnContext/AuthnContextClassRef`.
+    AuthnContext,
+    /// SAML 1.1 `AuthenticationStatement/@AuthenticationMethod`.
+    AuthenticationMethod,
+    /// The `authenticationmethod` attribute.
+    AuthenticationMethodAttribute,
+    /// The `authnmethodsreferences` attribute.
+    AuthnMethodsReferences,
+}
+
+impl SamlLocation {
+    /// Every location, in the order they are read.
+    pub const ALL: [SamlLocation; 4] = [
+        SamlLocation::AuthnContext,
+        SamlLocation::AuthenticationMethod,
+        SamlLocation::AuthenticationMethodAttribute,
+        SamlLocation::AuthnMethodsReferences,
+    ];
+
+    /// The location's name in a `[[saml_idp]]`'s `mfa_locations`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamlLocation::AuthnContext => "authn_context",
+            SamlLocation::AuthenticationMethod => "authentication_method",
+            SamlLocation::AuthenticationMethodAttribute => "authenticationmethod",
+            SamlLocation::AuthnMethodsReferences => "authnmethodsreferences",
+        }
+    }
+
+    /// The location named `name` in `mfa_locations`.
+    pub fn named(name: &str) -> Option<SamlLocation> {
+        SamlLocation::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Where it sits in the document.
+    pub fn path(self) -> &'static str {
+        match self {
+            SamlLocation::AuthnContext => "AuthnStatement/AuthnContext/AuthnContextClassRef",
+            SamlLocation::AuthenticationMethod => "AuthenticationStatement/@AuthenticationMethod",
+            SamlLocation::AuthenticationMethodAttribute => ATTR_AUTHENTICATION_METHOD,
+            SamlLocation::AuthnMethodsReferences => ATTR_AUTHN_METHODS_REFERENCES,
+        }
+    }
+
+    /// The values the assertion carries here.
+    pub fn values(self, facts: &SamlFacts) -> Vec<&str> {
+        match self {
+            SamlLocation::AuthnContext => facts.class_refs.iter().map(String::as_str).collect(),
+            SamlLocation::AuthenticationMethod => {
+                facts.authentication_methods.iter().map(String::as_str).collect()
+            }
+            SamlLocation::AuthenticationMethodAttribute => {
+                facts.attribute(ATTR_AUTHENTICATION_METHOD).collect()
+            }
+            SamlLocation::AuthnMethodsReferences => facts.attribute(ATTR_AUTHN_METHODS_REFERENCES).collect(),
+        }
+    }
+}
+
+impl SamlMfaSettings {
+    /// Whether MFA is read at `location`.
+    pub fn reads(&self, location: SamlLocation) -> bool {
+        match location {
+            SamlLocation::AuthnContext => self.authn_context,
+            SamlLocation::AuthenticationMethod => self.authentication_method,
+            SamlLocation::AuthenticationMethodAttribute => self.authentication_method_attribute,
+            SamlLocation::AuthnMethodsReferences => self.authn_methods_references,
+        }
+    }
+
+    /// Reads (or not) MFA at `location`.
+    pub fn set_reads(&mut self, location: SamlLocation, on: bool) {
+        let flag = match location {
+            SamlLocation::AuthnContext => &mut self.authn_context,
+            SamlLocation::AuthenticationMethod => &mut self.authentication_method,
+            SamlLocation::AuthenticationMethodAttribute => &mut self.authentication_method_attribute,
+            SamlLocation::AuthnMethodsReferences => &mut self.authn_methods_references,
+        };
+        *flag = on;
+    }
+}
+
 /// Decides MFA for a verified assertion.
 pub fn evaluate_saml_mfa(facts: &SamlFacts, s: &SamlMfaSettings) -> MfaOutcome {
+    match saml_mfa_proof(facts, s) {
+        Ok(_) => MfaOutcome::Proven,
+        Err(gap) => MfaOutcome::NotProven(gap),
+    }
+}
+
+/// [`evaluate_saml_mfa`], saying where MFA was found and with which value (or why it was not).
+pub fn saml_mfa_proof(facts: &SamlFacts, s: &SamlMfaSettings) -> Result<(SamlLocation, String), MfaGap> {
     let proves = |v: &str| {
         v == MULTIPLE_AUTHN
             || (s.accept_wiaormultiauthn && v == WIA_OR_MULTIPLE_AUTHN)
             || (s.refeds && v == REFEDS_MFA)
             || s.extra_class_refs.iter().any(|x| x == v)
     };
-    let mut seen: Vec<&str> = Vec::new();
-    if s.authn_context {
-        seen.extend(facts.class_refs.iter().map(String::as_str));
+    let mut wia_or_multiple_authn = false;
+    for location in SamlLocation::ALL.into_iter().filter(|l| s.reads(*l)) {
+        let values = location.values(facts);
+        if let Some(v) = values.iter().find(|v| proves(v)) {
+            return Ok((location, (*v).to_owned()));
+        }
+        wia_or_multiple_authn |= values.contains(&WIA_OR_MULTIPLE_AUTHN);
     }
-    if s.authentication_method {
-        seen.extend(facts.authentication_methods.iter().map(String::as_str));
-    }
-    if s.authentication_method_attribute {
-        seen.extend(facts.attribute(ATTR_AUTHENTICATION_METHOD));
-    }
-    if s.authn_methods_references {
-        seen.extend(facts.attribute(ATTR_AUTHN_METHODS_REFERENCES));
-    }
-    if seen.iter().any(|v| proves(v)) {
-        return MfaOutcome::Proven;
-    }
-    let gap = if seen.contains(&WIA_OR_MULTIPLE_AUTHN) {
-        MfaGap::SamlWiaOrMultiAuthnOnly
-    } else {
-        MfaGap::SamlNoMfa
-    };
-    MfaOutcome::NotProven(gap)
+    Err(if wia_or_multiple_authn { MfaGap::SamlWiaOrMultiAuthnOnly } else { MfaGap::SamlNoMfa })
 }
 
 #[cfg(test)]
@@ -218,5 +298,27 @@ mod tests {
             evaluate_saml_mfa(&f, &SamlMfaSettings::default()),
             MfaOutcome::NotProven(MfaGap::SamlNoMfa)
         );
+    }
+
+    #[test]
+    fn the_proof_names_the_location_and_value_and_config_names_round_trip() {
+        let f = SamlFacts {
+            class_refs: vec!["urn:oasis:names:tc:SAML:2.0:ac:classes:Password".into()],
+            attributes: vec![attr(ATTR_AUTHENTICATION_METHOD, &[MULTIPLE_AUTHN])],
+            ..facts()
+        };
+        let d = SamlMfaSettings::default();
+        assert_eq!(
+            saml_mfa_proof(&f, &d),
+            Ok((SamlLocation::AuthenticationMethodAttribute, MULTIPLE_AUTHN.to_owned()))
+        );
+        let mut off = d.clone();
+        off.set_reads(SamlLocation::AuthenticationMethodAttribute, false);
+        assert!(!off.reads(SamlLocation::AuthenticationMethodAttribute));
+        assert_eq!(saml_mfa_proof(&f, &off), Err(MfaGap::SamlNoMfa));
+        for l in SamlLocation::ALL {
+            assert_eq!(SamlLocation::named(l.name()), Some(l));
+        }
+        assert_eq!(SamlLocation::named("AuthnContext"), None);
     }
 }

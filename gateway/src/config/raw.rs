@@ -141,9 +141,7 @@ fn default_max_assertion() -> usize {
 }
 
 fn default_locations() -> Vec<String> {
-    ["authn_context", "authentication_method", "authenticationmethod", "authnmethodsreferences"]
-        .map(String::from)
-        .to_vec()
+    mfagate_policy::SamlLocation::ALL.map(|l| l.name().to_owned()).to_vec()
 }
 
 #[derive(Debug, Deserialize)]
@@ -935,13 +933,10 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
         extra_class_refs: raw.mfa_class_refs,
     };
     for (j, location) in raw.mfa_locations.iter().enumerate() {
-        match location.as_str() {
-            "authn_context" => mfa.authn_context = true,
-            "authentication_method" => mfa.authentication_method = true,
-            "authenticationmethod" => mfa.authentication_method_attribute = true,
-            "authnmethodsreferences" => mfa.authn_methods_references = true,
-            other => {
-                p.add(format!("saml_idp[{i}].mfa_locations[{j}]"), format!("unknown location {other:?}"))
+        match mfagate_policy::SamlLocation::named(location) {
+            Some(l) => mfa.set_reads(l, true),
+            None => {
+                p.add(format!("saml_idp[{i}].mfa_locations[{j}]"), format!("unknown location {location:?}"))
             }
         }
     }
