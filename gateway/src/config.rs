@@ -301,6 +301,8 @@ pub enum KeySource {
     Discovery(Uri),
     /// A JWKS URL.
     JwksUri(Uri),
+    /// A JWKS file, read again on each refresh (offline and air-gapped setups).
+    File(PathBuf),
 }
 
 /// One route.
