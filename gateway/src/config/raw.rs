@@ -13,7 +13,7 @@ fn default_max_header() -> usize {
     16 * 1024
 }
 fn default_max_token() -> usize {
-    16 * 1024
+    super::DEFAULT_MAX_TOKEN_BYTES
 }
 fn default_grace() -> u64 {
     30
@@ -137,7 +137,7 @@ fn default_max_pending() -> usize {
 }
 
 fn default_max_assertion() -> usize {
-    64 * 1024
+    super::DEFAULT_MAX_ASSERTION_BYTES
 }
 
 fn default_locations() -> Vec<String> {
