@@ -11,6 +11,7 @@ mod chromium;
 mod connections;
 mod hostile;
 mod hostile_tokens;
+mod inspect;
 mod jwt_cases;
 mod keys;
 mod lifecycle;

@@ -53,6 +53,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Is this token or SAML assertion MFA, and what would the gateway do? Exit 0 MFA proven, 1 not proven, 2 invalid, 3 usage.
+    Inspect(mfagate::dev::inspect::Args),
     /// Run a local demo: a development identity provider (:8082), an echo upstream (:8081) and
     /// the gateway (:8080), printing curl commands to try.
     Demo {
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Report { logs, now, days, format, out, config } => {
             report(&logs, now.as_deref(), days, format, out, config)
         }
+        Command::Inspect(args) => mfagate::dev::inspect::main(args),
         Command::Demo { config, certs } => runtime(async move {
             mfagate::dev::demo::run(&config, &certs, shutdown_signal()).await.map_err(|e| e.to_string())
         }),
