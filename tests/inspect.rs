@@ -82,7 +82,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keys.json"), jwks).unwrap();
         let f = Fixture { _rt: rt, idp, dir };
-        f.write_config("mfagate.toml", "");
+        f.write_config("mfagate.toml", &[], "");
         f
     }
 
@@ -94,9 +94,9 @@ impl Fixture {
         self.path(name).display().to_string()
     }
 
-    /// A configuration with file key sources only (offline); `saml_idp` is added to its
-    /// `[[saml_idp]]`.
-    fn write_config(&self, name: &str, saml_idp: &str) {
+    /// A configuration with file key sources only (offline), with `edits` made to it and
+    /// `append` at its end.
+    fn write_config(&self, name: &str, edits: &[(&str, &str)], append: &str) {
         let text = format!(
             r#"
 [decision_log]
@@ -116,7 +116,6 @@ entity_id = "{SP}"
 name = "adfs"
 entity_id = "{IDP}"
 certificates = ["{certs}/saml-idp.pem"]
-{saml_idp}
 
 [[route]]
 name = "api"
@@ -150,6 +149,7 @@ grant_audience = "urn:federation:MicrosoftOnline"
             idp = self.idp.base_url(),
             certs = certs().display(),
         );
+        let text = edits.iter().fold(text, |t, (from, to)| t.replace(from, to)) + append;
         std::fs::write(self.path(name), text).unwrap();
     }
 
@@ -553,7 +553,11 @@ fn saml_without_proven_mfa_bad_signatures_and_inputs() {
 #[test]
 fn saml_with_a_configuration_names_the_mfa_location_it_does_not_read() {
     let f = Fixture::new();
-    f.write_config("narrow.toml", r#"mfa_locations = ["authn_context"]"#);
+    f.write_config(
+        "narrow.toml",
+        &[("name = \"adfs\"\n", "name = \"adfs\"\nmfa_locations = [\"authn_context\"]\n")],
+        "",
+    );
     let amr = signed(&spec(PASSWORD).with_amr_attribute(&[MULTIPLE_AUTHN]));
     let run = inspect(&["--config", &f.arg("narrow.toml"), "--json"], &amr.base64);
     assert_eq!(run.code, 1, "{}{}", run.out, run.err);
@@ -621,3 +625,56 @@ impl UnixSecs for SystemClock {
     }
 }
 
+#[test]
+fn browser_routes_take_sign_ins_not_credentials() {
+    let f = Fixture::new();
+    f.write_config(
+        "portal.toml",
+        &[
+            ("entity_id = \"https://gateway.contoso.test/saml\"\n", "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"https://gateway.contoso.test/saml/acs\"\n"),
+            ("name = \"adfs\"\n", "name = \"adfs\"\nsso_url = \"https://idp.contoso.test/sso\"\n"),
+        ],
+        r#"
+[session]
+keys = ["MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="]
+
+[[route]]
+name = "app"
+path_prefix = "/app/"
+upstream = "http://127.0.0.1:1"
+channel = "portal"
+login = "adfs"
+"#,
+    );
+    let config = ["--config", &f.arg("portal.toml"), "--json"];
+    let app =
+        |j: &Value| j["routes"].as_array().unwrap().iter().find(|r| r["route"] == "app").unwrap().clone();
+    // A sign-in Response (it answers an AuthnRequest): it signs in at the ACS, it is no API key.
+    let sign_in = |class_ref: &str| {
+        let mut s = spec(class_ref);
+        s.in_response_to = Some("_req1".into());
+        s.recipient = Some("https://gateway.contoso.test/saml/acs".into());
+        sealed(response_xml("_r1", &signer("saml-idp").sign(&s.to_xml()).unwrap(), false))
+    };
+    let mfa = sign_in(MULTIPLE_AUTHN);
+    let run = inspect(&config, &mfa.base64);
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    let j = run.never_shows(&mfa.secrets()).json();
+    assert_eq!(j["document"]["used_as"], "sign_in");
+    assert_eq!(
+        (app(&j)["forwarded"].clone(), app(&j)["reason"].clone()),
+        (json!(true), json!("mfa_satisfied"))
+    );
+    assert_eq!(j["routes"][0]["reason"], "sso_response_not_api_credential");
+    assert!(j["not_checked"].to_string().contains("InResponseTo"), "{j}");
+    let pwd = sign_in(PASSWORD);
+    let j = inspect(&config, &pwd.base64).json();
+    assert_eq!(j["verdict"]["exit_code"], 1);
+    assert_eq!(
+        (app(&j)["status"].clone(), app(&j)["reason"].clone()),
+        (json!(302), json!("session_without_mfa"))
+    );
+    // A bearer token is not read on a browser route.
+    let j = inspect(&config, &f.token(user(&["pwd", "mfa"]))).json();
+    assert_eq!((app(&j)["status"].clone(), app(&j)["reason"].clone()), (json!(302), json!("login_required")));
+}
