@@ -5,6 +5,7 @@ use crate::saml::{IDP, SP, signer};
 use crate::support::*;
 use base64::Engine;
 use mfagate::clock::SystemClock;
+use mfagate::dev::echo::Echo;
 use mfagate::dev::idp::{DEV_TENANT, DevIdp, TokenRequest};
 use mfagate::dev::saml_idp::{AssertionSpec, response_xml};
 use mfagate_policy::{ATTR_AUTHENTICATION_METHOD, MULTIPLE_AUTHN, WIA_OR_MULTIPLE_AUTHN};
@@ -67,21 +68,23 @@ fn inspect<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> Run {
 struct Fixture {
     _rt: tokio::runtime::Runtime,
     idp: DevIdp,
+    echo: Echo,
     dir: tempfile::TempDir,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let idp = rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            DevIdp::start(listener, dev_keys(), Arc::new(SystemClock)).unwrap()
+        let (idp, echo) = rt.block_on(async {
+            let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+            let idp = DevIdp::start(bind().await.unwrap(), dev_keys(), Arc::new(SystemClock)).unwrap();
+            (idp, Echo::start(bind().await.unwrap()).unwrap())
         });
         idp.publish(&["dev-rsa-a"]);
         let jwks = rt.block_on(get(&format!("{}/keys", idp.base_url())));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keys.json"), jwks).unwrap();
-        let f = Fixture { _rt: rt, idp, dir };
+        let f = Fixture { _rt: rt, idp, echo, dir };
         f.write_config("mfagate.toml", &[], "");
         f
     }
@@ -94,62 +97,14 @@ impl Fixture {
         self.path(name).display().to_string()
     }
 
-    /// A configuration with file key sources only (offline), with `edits` made to it and
-    /// `append` at its end.
+    /// The test configuration (`support::CONFIG`) with file key sources only (offline), the
+    /// `admin` route taking only the `dev` issuer, `edits` made and `append` at its end.
     fn write_config(&self, name: &str, edits: &[(&str, &str)], append: &str) {
-        let text = format!(
-            r#"
-[decision_log]
-path = "{dir}/decisions.jsonl"
-
-[[issuer]]
-name = "dev"
-issuer = "{idp}/{{tenantid}}/"
-jwks_file = "keys.json"
-audiences = ["api://mfagate-demo"]
-tenants = ["{DEV_TENANT}"]
-
-[saml]
-entity_id = "{SP}"
-
-[[saml_idp]]
-name = "adfs"
-entity_id = "{IDP}"
-certificates = ["{certs}/saml-idp.pem"]
-
-[[route]]
-name = "api"
-path_prefix = "/v1/"
-upstream = "http://127.0.0.1:1"
-
-[[route]]
-name = "admin"
-path_prefix = "/admin/"
-upstream = "http://127.0.0.1:1"
-app_only = "deny"
-challenge = "rfc9470"
-acr_values = "urn:mfa"
-issuers = ["dev"]
-
-[[route]]
-name = "report"
-path_prefix = "/report/"
-upstream = "http://127.0.0.1:1"
-mode = "report-only"
-
-[[route]]
-name = "token"
-path_prefix = "/oauth2/"
-upstream = "http://127.0.0.1:1"
-auth = "none"
-saml_bearer_grant = true
-grant_audience = "urn:federation:MicrosoftOnline"
-"#,
-            dir = self.dir.path().display(),
-            idp = self.idp.base_url(),
-            certs = certs().display(),
-        );
+        let text = render_config(CONFIG, &self.idp, &self.echo, self.dir.path())
+            .replace(&format!("jwks_uri = \"{}/keys\"", self.idp.base_url()), "jwks_file = \"keys.json\"")
+            .replace("acr_values = \"urn:mfa\"\n", "acr_values = \"urn:mfa\"\nissuers = [\"dev\"]\n");
         let text = edits.iter().fold(text, |t, (from, to)| t.replace(from, to)) + append;
+        assert!(!text.contains("jwks_uri"), "offline");
         std::fs::write(self.path(name), text).unwrap();
     }
 
@@ -170,6 +125,22 @@ async fn get(url: &str) -> String {
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let rsp = client.get(url.parse().unwrap()).await.unwrap();
     String::from_utf8(rsp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// The outcome on the route named `name`.
+fn route<'a>(j: &'a Value, name: &str) -> &'a Value {
+    j["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["route"] == name)
+        .unwrap_or_else(|| panic!("no route {name}: {j}"))
+}
+
+/// A route's status and reason code.
+fn answer(j: &Value, name: &str) -> (Value, String) {
+    let r = route(j, name);
+    (r["status"].clone(), r["reason"].as_str().unwrap().to_owned())
 }
 
 fn user(amr: &[&str]) -> TokenRequest {
@@ -304,64 +275,50 @@ fn jwt_verdicts_with_a_configuration_judge_every_route() {
     let j = run.never_shows(&secrets(&pwd)).json();
     assert_eq!(j["issuer"]["configured"], "dev");
     assert_eq!(j["not_checked"], json!([]), "a configuration leaves nothing unchecked");
-    let routes: Vec<(String, Value, String, Value)> = j["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["route"].as_str().unwrap().to_owned(),
-                r["status"].clone(),
-                r["reason"].as_str().unwrap().to_owned(),
-                r["www_authenticate"].clone(),
-            )
-        })
-        .collect();
+    let pc = json!("Bearer error=\"invalid_token\", error_description=\"MFA required\"");
+    assert_eq!(answer(&j, "api"), (json!(401), "mfa_missing".into()));
+    assert_eq!(route(&j, "api")["www_authenticate"], pc);
+    assert_eq!(answer(&j, "admin"), (json!(401), "mfa_missing".into()));
     assert_eq!(
-        routes,
-        [
-            (
-                "api".into(),
-                json!(401),
-                "mfa_missing".into(),
-                json!("Bearer error=\"invalid_token\", error_description=\"MFA required\"")
-            ),
-            (
-                "admin".into(),
-                json!(401),
-                "mfa_missing".into(),
-                json!(
-                    "Bearer error=\"insufficient_user_authentication\", error_description=\"Multi-factor authentication is required\", acr_values=\"urn:mfa\""
-                )
-            ),
-            ("report".into(), Value::Null, "mfa_missing".into(), Value::Null),
-            ("token".into(), Value::Null, "public_route".into(), Value::Null),
-        ]
+        route(&j, "admin")["www_authenticate"],
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"Multi-factor authentication is required\", acr_values=\"urn:mfa\""
     );
-    assert!(j["routes"][2]["note"].as_str().unwrap().contains("report-only"), "{j}");
-    assert_eq!(j["routes"][1]["accepts"], json!(["dev"]));
+    assert_eq!(route(&j, "admin")["accepts"], json!(["dev"]));
+    // entra-claims answers Partner Center's way to a client that did not declare cp1.
+    assert_eq!(route(&j, "claims")["www_authenticate"], pc);
+    assert_eq!(answer(&j, "report"), (Value::Null, "mfa_missing".into()));
+    assert!(route(&j, "report")["note"].as_str().unwrap().contains("report-only"), "{j}");
+    assert_eq!(answer(&j, "public"), (Value::Null, "public_route".into()));
+    assert_eq!(answer(&j, "optional"), (Value::Null, "mfa_not_required".into()));
+
+    // A client that declares cp1 gets the claims challenge there.
+    let cp1 = f.claims(&user(&["pwd"]), |c| c["xms_cc"] = json!(["cp1"]));
+    let j = inspect(&config, &cp1).json();
+    let www = route(&j, "claims")["www_authenticate"].as_str().unwrap().to_owned();
+    assert!(www.contains("error=\"insufficient_claims\", claims=\""), "{www}");
 
     let app = f.token(TokenRequest { app_only: true, ..TokenRequest::default() });
     let j = inspect(&config, &app).json();
-    assert_eq!(
-        (j["routes"][0]["status"].clone(), j["routes"][0]["reason"].clone()),
-        (Value::Null, json!("app_only_allowed"))
-    );
-    assert_eq!(
-        (j["routes"][1]["status"].clone(), j["routes"][1]["reason"].clone()),
-        (json!(403), json!("app_only_denied"))
-    );
+    assert_eq!(answer(&j, "api"), (Value::Null, "app_only_allowed".into()));
+    assert_eq!(answer(&j, "admin"), (json!(403), "app_only_denied".into()));
 
     let mfa = f.token(user(&["pwd", "mfa"]));
     assert_eq!(inspect(&config, &mfa).code, 0);
+    // v2 through the configured v2 issuer, whose mfa_acrs lists c1.
+    let v2 = f.claims(&TokenRequest { amr: None, ver: "2.0".into(), ..TokenRequest::default() }, |c| {
+        c["acrs"] = json!(["c1"])
+    });
+    let j = inspect(&config, &v2).json();
+    assert_eq!(j["issuer"]["configured"], "dev-v2");
+    assert_eq!((j["mfa"]["decided_by"].as_str(), j["mfa"]["value"].as_str()), (Some("acrs"), Some("c1")));
+    assert_eq!(j["verdict"]["exit_code"], 0);
 
     let other = f.token(TokenRequest { aud: "api://someone-else".into(), ..user(&["pwd", "mfa"]) });
     let run = inspect(&config, &other);
     assert_eq!(run.code, 2);
     let j = run.json();
     assert_eq!(j["invalid"]["reason"], "wrong_audience");
-    assert_eq!(j["routes"][0]["status"], 401);
-    assert_eq!(j["routes"][0]["reason"], "wrong_audience");
+    assert_eq!(answer(&j, "api"), (json!(401), "wrong_audience".into()));
 
     let run = inspect(&["--config", &f.arg("mfagate.toml")], &pwd);
     assert!(run.out.contains("WWW-Authenticate: Bearer error=\"invalid_token\""), "{}", run.out);
@@ -578,10 +535,13 @@ fn saml_with_a_configuration_names_the_mfa_location_it_does_not_read() {
         .collect();
     assert_eq!(read[0], (json!("authn_context"), json!(true)));
     assert_eq!(read[3], (json!("authnmethodsreferences"), json!(false)));
-    assert_eq!(j["routes"][0]["reason"], "saml_mfa_missing");
-    assert_eq!(j["routes"][0]["status"], 401);
-    assert_eq!(j["routes"][1]["reason"], "saml_not_accepted", "admin takes only the dev issuer");
-    assert_eq!(j["routes"][1]["www_authenticate"], "Bearer realm=\"mfagate\"", "as if nothing was sent");
+    assert_eq!(answer(&j, "api"), (json!(401), "saml_mfa_missing".into()));
+    assert_eq!(
+        answer(&j, "admin"),
+        (json!(401), "saml_not_accepted".into()),
+        "admin takes only the dev issuer"
+    );
+    assert_eq!(route(&j, "admin")["www_authenticate"], "Bearer realm=\"mfagate\"", "as if nothing was sent");
     // The whole configuration reads it: proven.
     assert_eq!(inspect(&["--config", &f.arg("mfagate.toml")], &amr.base64).code, 0);
 }
@@ -598,10 +558,14 @@ fn a_one_time_assertion_is_judged_on_every_route_without_being_used_up() {
     assert_eq!(run.code, 0, "{}{}", run.out, run.err);
     let j = run.never_shows(&doc.secrets()).json();
     assert_eq!(j["saml"]["one_time_use"], true);
-    let reasons: Vec<&str> =
-        j["routes"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["mfa_satisfied", "saml_not_accepted", "mfa_satisfied", "wrong_audience"]);
-    assert_eq!(j["routes"][3]["status"], 400, "the token endpoint's invalid_grant");
+    assert_eq!(answer(&j, "api"), (Value::Null, "mfa_satisfied".into()));
+    assert_eq!(answer(&j, "admin"), (json!(401), "saml_not_accepted".into()));
+    assert_eq!(answer(&j, "claims"), (Value::Null, "mfa_satisfied".into()));
+    assert_eq!(
+        answer(&j, "token"),
+        (json!(400), "wrong_audience".into()),
+        "the token endpoint's invalid_grant"
+    );
     // A grant for the token endpoint's audience, judged there twice over without a replay.
     let mut grant = spec(MULTIPLE_AUTHN);
     grant.audience = "urn:federation:MicrosoftOnline".into();
@@ -609,8 +573,8 @@ fn a_one_time_assertion_is_judged_on_every_route_without_being_used_up() {
     let j = inspect(&["--config", &f.arg("mfagate.toml"), "--json"], &grant.base64).json();
     assert_eq!(j["document"]["used_as"], "grant");
     assert_eq!(j["verdict"]["exit_code"], 0, "{j}");
-    assert_eq!(j["routes"][3]["reason"], "mfa_satisfied");
-    assert_eq!(j["routes"][0]["reason"], "wrong_audience");
+    assert_eq!(answer(&j, "token"), (Value::Null, "mfa_satisfied".into()));
+    assert_eq!(answer(&j, "api"), (json!(401), "wrong_audience".into()));
 }
 
 /// Seconds since the epoch, for minting documents the binary judges by the real clock.
@@ -647,8 +611,6 @@ login = "adfs"
 "#,
     );
     let config = ["--config", &f.arg("portal.toml"), "--json"];
-    let app =
-        |j: &Value| j["routes"].as_array().unwrap().iter().find(|r| r["route"] == "app").unwrap().clone();
     // A sign-in Response (it answers an AuthnRequest): it signs in at the ACS, it is no API key.
     let sign_in = |class_ref: &str| {
         let mut s = spec(class_ref);
@@ -661,20 +623,14 @@ login = "adfs"
     assert_eq!(run.code, 0, "{}{}", run.out, run.err);
     let j = run.never_shows(&mfa.secrets()).json();
     assert_eq!(j["document"]["used_as"], "sign_in");
-    assert_eq!(
-        (app(&j)["forwarded"].clone(), app(&j)["reason"].clone()),
-        (json!(true), json!("mfa_satisfied"))
-    );
-    assert_eq!(j["routes"][0]["reason"], "sso_response_not_api_credential");
+    assert_eq!(answer(&j, "app"), (Value::Null, "mfa_satisfied".into()));
+    assert_eq!(answer(&j, "api"), (json!(401), "sso_response_not_api_credential".into()));
     assert!(j["not_checked"].to_string().contains("InResponseTo"), "{j}");
     let pwd = sign_in(PASSWORD);
     let j = inspect(&config, &pwd.base64).json();
     assert_eq!(j["verdict"]["exit_code"], 1);
-    assert_eq!(
-        (app(&j)["status"].clone(), app(&j)["reason"].clone()),
-        (json!(302), json!("session_without_mfa"))
-    );
+    assert_eq!(answer(&j, "app"), (json!(302), "session_without_mfa".into()));
     // A bearer token is not read on a browser route.
     let j = inspect(&config, &f.token(user(&["pwd", "mfa"]))).json();
-    assert_eq!((app(&j)["status"].clone(), app(&j)["reason"].clone()), (json!(302), json!("login_required")));
+    assert_eq!(answer(&j, "app"), (json!(302), "login_required".into()));
 }

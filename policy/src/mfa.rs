@@ -81,37 +81,3 @@ fn from_values<'a>(
     }
     Err(if wia_or_mfa { MfaGap::WiaOrMfaOnly } else { MfaGap::NoMfaMethod })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::UnixTime;
-
-    fn facts(amr: Amr, acrs: &[&str]) -> TokenFacts {
-        TokenFacts {
-            version: TokenVersion::V1,
-            idtyp: None,
-            has_scp: true,
-            has_roles: false,
-            amr,
-            acrs: acrs.iter().map(|a| (*a).to_owned()).collect(),
-            client_auth: None,
-            expires: UnixTime(2_000),
-            not_before: None,
-        }
-    }
-
-    #[test]
-    fn the_proof_names_the_claim_value() {
-        let s = MfaSettings { mfa_acrs: vec!["c1".into()], ..MfaSettings::default() };
-        let list = |v: &[&str]| Amr::List(v.iter().map(|x| (*x).to_owned()).collect());
-        assert_eq!(mfa_proof(&facts(list(&["pwd", "ngcmfa"]), &[]), &s), Ok(MfaProof::Amr("ngcmfa".into())));
-        assert_eq!(mfa_proof(&facts(list(&["pwd"]), &["c2", "c1"]), &s), Ok(MfaProof::Acrs("c1".into())));
-        assert_eq!(mfa_proof(&facts(list(&["wiaormfa"]), &[]), &s), Err(MfaGap::WiaOrMfaOnly));
-        let lenient = MfaSettings { amr_lenient: true, ..MfaSettings::default() };
-        assert_eq!(
-            mfa_proof(&facts(Amr::Text("pwd, mfa".into()), &[]), &lenient),
-            Ok(MfaProof::Amr("mfa".into()))
-        );
-    }
-}

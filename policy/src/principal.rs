@@ -75,30 +75,3 @@ pub fn classify_by(facts: &TokenFacts) -> Result<(Principal, Vec<Anomaly>, Class
     }
     Ok((principal, anomalies, by))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Amr, TokenVersion, UnixTime};
-
-    #[test]
-    fn the_deciding_claim_is_named() {
-        let facts = |idtyp: Option<&str>, has_scp: bool, has_roles: bool| TokenFacts {
-            version: TokenVersion::V1,
-            idtyp: idtyp.map(str::to_owned),
-            has_scp,
-            has_roles,
-            amr: Amr::Absent,
-            acrs: Vec::new(),
-            client_auth: None,
-            expires: UnixTime(2_000),
-            not_before: None,
-        };
-        let by = |f: TokenFacts| classify_by(&f).map(|(p, _, by)| (p, by));
-        assert_eq!(by(facts(Some("app"), true, true)), Ok((Principal::AppOnly, ClassifiedBy::Idtyp)));
-        assert_eq!(by(facts(Some("user"), false, true)), Ok((Principal::AppUser, ClassifiedBy::Idtyp)));
-        assert_eq!(by(facts(None, true, true)), Ok((Principal::AppUser, ClassifiedBy::Scp)));
-        assert_eq!(by(facts(None, false, true)), Ok((Principal::AppOnly, ClassifiedBy::Roles)));
-        assert_eq!(by(facts(Some("user"), false, false)), Err(InvalidReason::NoPermissionsClaim));
-    }
-}
