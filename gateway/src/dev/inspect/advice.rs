@@ -135,9 +135,14 @@ pub fn saml_gap(
     out
 }
 
-/// A document the gateway refuses, when there is something specific to say.
-pub fn invalid(why: InvalidReason) -> Option<&'static str> {
+/// A document the gateway refuses, when there is something specific to say. `saml`: an
+/// assertion rather than a token.
+pub fn invalid(why: InvalidReason, saml: bool) -> Option<&'static str> {
     Some(match why {
+        InvalidReason::UnknownIssuer if saml => {
+            "Its Issuer matches no trusted SAML IdP: no [[saml_idp]] has this entity_id (or metadata \
+             entityID), or the route's issuers leave that IdP out."
+        }
         InvalidReason::Expired => {
             "It has expired: get a new one (the gateway allows leeway_secs of clock skew)."
         }

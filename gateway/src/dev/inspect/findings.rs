@@ -69,7 +69,7 @@ impl Findings {
     pub fn refuse(&mut self, why: InvalidReason) {
         self.invalid = Some(Problem { reason: why.code(), description: why.description() });
         self.verdict = Verdict { exit_code: 2, result: "invalid", verified: false };
-        if let Some(a) = super::advice::invalid(why) {
+        if let Some(a) = super::advice::invalid(why, self.document.kind == "saml") {
             self.advice.insert(0, a.to_owned());
         }
     }

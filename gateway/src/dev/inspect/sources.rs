@@ -12,6 +12,7 @@ use crate::verify::saml::SamlVerifier;
 use http::Uri;
 use jsonwebtoken::Algorithm;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The key source given.
@@ -162,7 +163,16 @@ impl Context {
             Source::Config(_) => {
                 let client = self.client()?;
                 let issuers = self.config.as_ref().map(|c| c.issuers.clone()).unwrap_or_default();
-                Ok(Setup::Ready(Verifier::for_issuers(&issuers, &client, 0, clock), Vec::new()))
+                let verifier = Verifier::for_issuers(&issuers, &client, 0, clock);
+                // Loaded up front, as the gateway does before it is ready (a failure is kept
+                // with its issuer's keys, and the lookup tries once more).
+                let mut loads = tokio::task::JoinSet::new();
+                for keys in verifier.keys() {
+                    let keys = Arc::clone(keys);
+                    loads.spawn(async move { keys.refresh_now().await.is_ok() });
+                }
+                while loads.join_next().await.is_some() {}
+                Ok(Setup::Ready(verifier, Vec::new()))
             }
             Source::Jwks(location) => {
                 let keys = if is_url(&location) {

@@ -19,8 +19,11 @@ impl Paint {
     /// Colour for standard output: a terminal, and `NO_COLOR` unset or empty (no-color.org).
     pub fn for_stdout() -> Paint {
         use std::io::IsTerminal;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Paint::new(std::io::stdout().is_terminal() && !no_color)
+        Paint::when(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"))
+    }
+
+    fn when(terminal: bool, no_color: Option<std::ffi::OsString>) -> Paint {
+        Paint::new(terminal && no_color.is_none_or(|v| v.is_empty()))
     }
 
     fn wrap(self, code: &str, text: &str) -> String {
@@ -157,8 +160,10 @@ pub fn render(f: &Findings, paint: Paint, now: u64) -> String {
     }
     if !f.routes.is_empty() {
         line(&mut out, "routes", "");
+        let name = f.routes.iter().map(|r| r.route.len()).max().unwrap_or_default() + 2;
+        let prefix = f.routes.iter().map(|r| r.path_prefix.len()).max().unwrap_or_default() + 2;
         for r in &f.routes {
-            let _ = writeln!(out, "  {:<LABEL$}{}", "", route(r, paint));
+            let _ = writeln!(out, "  {:<LABEL$}{}", "", route(r, paint, name, prefix));
         }
     }
     if !f.advice.is_empty() {
@@ -220,21 +225,22 @@ fn mfa(f: &Findings, paint: Paint) -> String {
     format!("{verdict}{decided}{reason}")
 }
 
-fn route(r: &RouteOutcome, paint: Paint) -> String {
+fn route(r: &RouteOutcome, paint: Paint, name: usize, prefix: usize) -> String {
     let answer = match r.status {
         None => paint.green("forwarded"),
         Some(s) if s < 400 => paint.yellow(&s.to_string()),
         Some(s) => paint.red(&s.to_string()),
     };
-    let mut text = format!("{:<16}{:<10}{answer} {}", r.route, r.path_prefix, r.reason);
+    let mut text = format!("{:<name$}{:<prefix$}{answer} {}", r.route, r.path_prefix, r.reason);
+    let indent = name + prefix;
     if let Some(w) = &r.www_authenticate {
-        let _ = write!(text, "\n  {:<LABEL$}{:<26}WWW-Authenticate: {w}", "", "");
+        let _ = write!(text, "\n  {:<LABEL$}{:<indent$}WWW-Authenticate: {w}", "", "");
     }
     if !r.accepts.is_empty() {
-        let _ = write!(text, "\n  {:<LABEL$}{:<26}takes only {}", "", "", r.accepts.join(", "));
+        let _ = write!(text, "\n  {:<LABEL$}{:<indent$}takes only {}", "", "", r.accepts.join(", "));
     }
     if let Some(n) = &r.note {
-        let _ = write!(text, "\n  {:<LABEL$}{:<26}{}", "", "", paint.dim(n));
+        let _ = write!(text, "\n  {:<LABEL$}{:<indent$}{}", "", "", paint.dim(n));
     }
     text
 }
@@ -266,5 +272,21 @@ fn time_text(t: &Time, now: u64) -> String {
         format!("{} (in {})", t.utc, span(t.unix - now))
     } else {
         format!("{} ({} ago)", t.utc, span(now - t.unix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_on_a_terminal_unless_no_color() {
+        assert!(Paint::when(true, None).on);
+        assert!(Paint::when(true, Some("".into())).on, "an empty NO_COLOR is unset");
+        assert!(!Paint::when(true, Some("1".into())).on);
+        assert!(!Paint::when(false, None).on);
+        let f = Findings::new("jwt", "compact", &super::super::sources::Source::None);
+        assert!(render(&f, Paint::new(true), 0).contains("\u{1b}[31m"));
+        assert!(!render(&f, Paint::new(false), 0).contains('\u{1b}'));
     }
 }
