@@ -248,6 +248,7 @@ fn jwt_verdicts_with_a_jwks_file_offline() {
     assert_eq!(j["verdict"]["exit_code"], 2);
     assert_eq!(j["invalid"]["reason"], "token_expired");
     assert_eq!(j["signature"]["valid"], true, "the signature itself verifies");
+    assert_eq!(j["verdict"], json!({"exit_code": 2, "result": "invalid", "verified": true}));
 
     // Signed by the other dev key, under the first key's kid.
     let payload = serde_json::to_vec(&f.idp.claims(&user(&["pwd", "mfa"]))).unwrap();
@@ -318,6 +319,8 @@ fn jwt_verdicts_with_a_configuration_judge_every_route() {
     assert_eq!(run.code, 2);
     let j = run.json();
     assert_eq!(j["invalid"]["reason"], "wrong_audience");
+    assert_eq!(j["signature"]["valid"], true, "the audience is checked after the signature");
+    assert_eq!(j["verdict"]["verified"], false);
     assert_eq!(answer(&j, "api"), (json!(401), "wrong_audience".into()));
 
     let run = inspect(&["--config", &f.arg("mfagate.toml")], &pwd);

@@ -79,7 +79,9 @@ impl Findings {
     pub fn decide(&mut self, decision: Decision, verified: bool, no_verify: bool) {
         let (exit_code, result) = match decision.reason {
             Reason::InvalidToken(why) => {
+                // Expired or not yet valid, say: the verifier may still have passed it.
                 self.refuse(why);
+                self.verdict.verified = verified;
                 return;
             }
             Reason::NoToken | Reason::KeysUnavailable => (2, "invalid"),
@@ -88,6 +90,17 @@ impl Findings {
             _ => (1, "mfa_not_proven"),
         };
         self.verdict = Verdict { exit_code, result, verified };
+    }
+}
+
+/// What a refusal says of the signature: bad; verified (the verifier checks the signature before
+/// the audience, and before what makes a sign-in Response); or not known (refused first, or
+/// a reason either side of it).
+pub fn signature_state(why: InvalidReason) -> Option<bool> {
+    match why {
+        InvalidReason::BadSignature => Some(false),
+        InvalidReason::WrongAudience | InvalidReason::SsoResponse => Some(true),
+        _ => None,
     }
 }
 
@@ -127,7 +140,8 @@ pub struct Verdict {
     pub exit_code: u8,
     /// `mfa_proven`, `mfa_not_proven`, `invalid` or `not_verified`.
     pub result: &'static str,
-    /// Whether the signature was checked (false: the verdict rests on unverified claims).
+    /// Whether the document passed the verifier (signature, issuer, audience): the claims shown
+    /// are proven. False: the verdict rests on unverified claims, or the verifier refused it.
     pub verified: bool,
 }
 

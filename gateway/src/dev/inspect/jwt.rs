@@ -21,6 +21,9 @@ const SHOWN: [&str; 19] = [
     "idtyp", "roles", "scp", "amr", "acrs", "aud", "xms_cc",
 ];
 
+const BROWSER_ROUTE: &str = "a browser route: it takes sign-in sessions, not bearer tokens (a script \
+                             asking for JSON gets 401 login_required)";
+
 /// Examines `token` with the context's key source.
 pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<Findings, UsageError> {
     let now = ctx.clock.unix();
@@ -83,7 +86,7 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
             (&v.facts, issuer.map_or(&defaults, |i| &i.mfa), issuer.map_or(60, |i| i.leeway_secs))
         }
         Verification::Invalid(why) => {
-            f.signature.valid = (*why == mfagate_policy::InvalidReason::BadSignature).then_some(false);
+            f.signature.valid = super::findings::signature_state(*why);
             (&claimed.facts, &defaults, 60)
         }
         Verification::Unverifiable => {
@@ -122,8 +125,7 @@ fn judge_routes(
                 // Browser routes read their session cookie, never the Authorization header.
                 let decision = evaluate(&route.rule, Credential::None, now);
                 let refusal = (!decision.forwards()).then_some(Refusal::SignIn);
-                return RouteOutcome::new(route, &decision, refusal, false)
-                    .noted("a browser route: it takes sign-in sessions, not bearer tokens");
+                return RouteOutcome::new(route, &decision, refusal, false).noted(BROWSER_ROUTE);
             }
             let presented: Presented = token_on_route(route, verification.clone());
             let d = decide(verifier, saml, now, &rule_for(route, false), &presented);

@@ -103,7 +103,7 @@ pub async fn examine(
             (&v.facts, idp.map_or(&defaults, |i| &i.mfa), idp.map_or(60, |i| i.leeway_secs))
         }
         Err(why) => {
-            f.signature.valid = (*why == InvalidReason::BadSignature).then_some(false);
+            f.signature.valid = super::findings::signature_state(*why);
             let idp = idp_for(&verifier, &x.issuer);
             (&x.facts, idp.map_or(&defaults, |i| &i.mfa), 60)
         }
@@ -158,8 +158,10 @@ impl Judge<'_> {
             if !signs_in {
                 let decision = evaluate(&route.rule, Credential::None, now);
                 let refusal = (!decision.forwards()).then_some(Refusal::SignIn);
-                return RouteOutcome::new(route, &decision, refusal, false)
-                    .noted("a browser route: it takes sessions from its sign-in, not Authorization: SAML");
+                return RouteOutcome::new(route, &decision, refusal, false).noted(
+                    "a browser route: it takes sessions from its own sign-in, not Authorization: SAML \
+                         (a script asking for JSON gets 401 login_required)",
+                );
             }
             return match self.overall {
                 Ok((v, _)) => {

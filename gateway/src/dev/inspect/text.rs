@@ -201,7 +201,7 @@ fn signature(f: &Findings, paint: Paint) -> String {
     match s.valid {
         Some(true) => format!("{} with {by}", paint.green("verified")),
         Some(false) => paint.red(&format!("does NOT verify ({by})")),
-        None => format!("{} ({by})", paint.yellow("not reached: an earlier check failed")),
+        None => format!("{} ({by})", paint.yellow("not established: another check refused it")),
     }
 }
 
