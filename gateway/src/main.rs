@@ -53,7 +53,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Is this token or SAML assertion MFA, and what would the gateway do? Exit 0 MFA proven, 1 not proven, 2 invalid, 3 usage.
+    /// Does a token or SAML assertion prove MFA, and what would the gateway answer? Exit 0 MFA
+    /// proven, 1 not proven, 2 invalid or not verified, 3 usage.
     Inspect(mfagate::dev::inspect::Args),
     /// Run a local demo: a development identity provider (:8082), an echo upstream (:8081) and
     /// the gateway (:8080), printing curl commands to try.
