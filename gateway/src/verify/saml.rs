@@ -358,9 +358,9 @@ impl SamlVerifier {
     }
 }
 
-/// What a document says, read without verifying it (`mfagate inspect` without a key): its shape
-/// as [`structure::check`] reads it, and its claims as the verified path reads them. Nothing it
-/// returns is proven. Never a credential.
+/// What a document says, read without verifying it (`mfagate inspect` without a key): its one
+/// assertion's claims, read by the same code that reads the signed bytes once verified (the shape
+/// checks belong to verification). Nothing it returns is proven. Never a credential.
 pub fn read_unverified(xml: &str) -> Result<(Extracted, structure::Version), InvalidReason> {
     if !within_parse_bounds(xml) {
         return Err(InvalidReason::TooLarge);
