@@ -8,7 +8,7 @@ use crate::support::browser::Browser;
 use crate::support::*;
 use http::{Method, Request, StatusCode};
 use mfagate::clock::Clock;
-use mfagate_policy::SamlMfaLocation;
+use mfagate_policy::SamlLocation;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -170,15 +170,15 @@ async fn rotation_at_the_dev_idp_through_the_gateways_key_cache() {
 /// dev IdP's bearer endpoint proves MFA exactly when its `location` is that one.
 #[tokio::test]
 async fn saml_assertions_carry_mfa_in_the_location_asked_for() {
-    let assertions: Vec<(&str, SamlMfaLocation)> = vec![
-        ("2.0", SamlMfaLocation::AuthnContext),
-        ("2.0", SamlMfaLocation::AuthenticationMethodAttribute),
-        ("2.0", SamlMfaLocation::AuthnMethodsReferences),
-        ("1.1", SamlMfaLocation::AuthenticationMethod),
-        ("1.1", SamlMfaLocation::AuthenticationMethodAttribute),
-        ("1.1", SamlMfaLocation::AuthnMethodsReferences),
+    let assertions: Vec<(&str, SamlLocation)> = vec![
+        ("2.0", SamlLocation::AuthnContext),
+        ("2.0", SamlLocation::AuthenticationMethodAttribute),
+        ("2.0", SamlLocation::AuthnMethodsReferences),
+        ("1.1", SamlLocation::AuthenticationMethod),
+        ("1.1", SamlLocation::AuthenticationMethodAttribute),
+        ("1.1", SamlLocation::AuthnMethodsReferences),
     ];
-    for read in SamlMfaLocation::ALL {
+    for read in SamlLocation::ALL {
         let g = gateway()
             .replace(
                 "certificates = [\"{certs}/saml-idp.pem\"]",
@@ -241,7 +241,7 @@ async fn sso_posts_mfa_in_the_location_chosen() {
     let g = portal("").await;
     let open = || async { Browser::new().open(&format!("http://{}/app/x", g.addr)).await.status };
     assert_eq!(open().await, StatusCode::FORBIDDEN, "MFA in authn_context, which this gateway does not read");
-    g.saml_idp.set_mfa_location(SamlMfaLocation::AuthnMethodsReferences);
+    g.saml_idp.set_mfa_location(SamlLocation::AuthnMethodsReferences);
     assert_eq!(open().await, StatusCode::OK);
 
     let g = portal("?location=authnmethodsreferences").await;

@@ -13,6 +13,7 @@ mod connections;
 mod dev_tools;
 mod hostile;
 mod hostile_tokens;
+mod inspect;
 mod interop;
 mod jwt_cases;
 mod keys;

@@ -14,7 +14,12 @@ mod saml_idp;
 
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
-pub use saml_idp::{DEFAULT_MAX_PENDING, IdpMetadata, SamlIdp, read_metadata};
+pub use saml_idp::{
+    DEFAULT_MAX_ASSERTION_BYTES, DEFAULT_MAX_PENDING, IdpMetadata, SamlIdp, parse_metadata, read_metadata,
+};
+
+/// `[listen] max_token_bytes` by default.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// A configuration that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +330,8 @@ pub enum KeySource {
     Discovery(Uri),
     /// A JWKS URL.
     JwksUri(Uri),
+    /// A JWKS file, read again on each refresh (offline and air-gapped setups).
+    File(PathBuf),
 }
 
 /// One route.

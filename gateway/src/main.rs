@@ -28,6 +28,9 @@ enum Command {
     CheckConfig(ConfigFile),
     /// The Security requirements status report from decision logs (streamed; files or folders).
     Report(mfagate::cli::report::ReportArgs),
+    /// Does a token or SAML assertion prove MFA, and what would the gateway answer? Exit 0 MFA
+    /// proven, 1 not proven, 2 invalid or not verified, 3 usage.
+    Inspect(mfagate::dev::inspect::Args),
     /// Run a local demo on five ports, printing curl commands to try.
     ///
     /// The ports, all on 127.0.0.1: the gateway (:8080) and its admin port (:9090) as the demo
@@ -69,6 +72,8 @@ fn main() -> ExitCode {
         Command::CheckConfig(file) => ("check-config", check_config(&file.path())),
         Command::Run(file) => ("run", run(file.path())),
         Command::Report(args) => ("report", mfagate::cli::report::run(args)),
+        // Its exit code is its verdict (0 MFA proven, 1 not, 2 invalid, 3 usage).
+        Command::Inspect(args) => return mfagate::dev::inspect::main(args),
         Command::Demo { config, certs } => (
             "demo",
             runtime(async move {

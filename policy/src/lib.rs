@@ -22,12 +22,12 @@ mod time;
 pub use decision::{Anomaly, Decision, InvalidReason, MfaGap, Outcome, Reason, WeakAlgorithm};
 pub use evaluate::{Credential, evaluate, time_window};
 pub use facts::{Amr, TokenFacts, TokenVersion};
-pub use mfa::{MfaOutcome, MfaSettings, evaluate_mfa};
+pub use mfa::{MfaOutcome, MfaProof, MfaSettings, evaluate_mfa, mfa_proof};
 pub use portal::{Reprompt, reprompt};
-pub use principal::{Principal, classify};
+pub use principal::{ClassifiedBy, Principal, classify, classify_by};
 pub use rule::{AppOnlyAccess, AuthRequirement, MfaRequirement, Mode, RouteRule};
 pub use saml::{
     ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, REFEDS_MFA, SamlFacts,
-    SamlMfaLocation, SamlMfaSettings, WIA_OR_MULTIPLE_AUTHN, evaluate_saml_mfa,
+    SamlLocation, SamlMfaSettings, WIA_OR_MULTIPLE_AUTHN, evaluate_saml_mfa, saml_mfa_proof,
 };
 pub use time::UnixTime;

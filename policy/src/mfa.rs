@@ -34,31 +34,50 @@ pub enum MfaOutcome {
 // "Windows or MFA": Entra documents it, but it does not prove a second factor.
 const WIA_OR_MFA: &str = "wiaormfa";
 
-/// Decides MFA for a token: an exact `amr` element or a configured `acrs` id.
-pub fn evaluate_mfa(facts: &TokenFacts, settings: &MfaSettings) -> MfaOutcome {
-    if facts.acrs.iter().any(|a| settings.mfa_acrs.contains(a)) {
-        return MfaOutcome::Proven;
-    }
-    let gap = match &facts.amr {
-        Amr::List(values) => return from_values(values.iter().map(String::as_str), settings),
-        Amr::Text(text) if settings.amr_lenient => {
-            let values = text.split(|c: char| c == ',' || c.is_whitespace());
-            return from_values(values.filter(|v| !v.is_empty()), settings);
-        }
-        Amr::Text(_) | Amr::Malformed => MfaGap::AmrMalformed,
-        Amr::Absent if facts.version == TokenVersion::V2 => MfaGap::UnknownV2,
-        Amr::Absent => MfaGap::AmrMissing,
-    };
-    MfaOutcome::NotProven(gap)
+/// The claim value that proved MFA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaProof {
+    /// An `amr` element (one of the issuer's `amr_values`).
+    Amr(String),
+    /// An `acrs` authentication-context id the issuer maps to MFA.
+    Acrs(String),
 }
 
-fn from_values<'a>(values: impl Iterator<Item = &'a str>, settings: &MfaSettings) -> MfaOutcome {
+/// Decides MFA for a token: an exact `amr` element or a configured `acrs` id.
+pub fn evaluate_mfa(facts: &TokenFacts, settings: &MfaSettings) -> MfaOutcome {
+    match mfa_proof(facts, settings) {
+        Ok(_) => MfaOutcome::Proven,
+        Err(gap) => MfaOutcome::NotProven(gap),
+    }
+}
+
+/// [`evaluate_mfa`], saying which claim value proved MFA (or why nothing did).
+pub fn mfa_proof(facts: &TokenFacts, settings: &MfaSettings) -> Result<MfaProof, MfaGap> {
+    if let Some(id) = facts.acrs.iter().find(|a| settings.mfa_acrs.contains(a)) {
+        return Ok(MfaProof::Acrs(id.clone()));
+    }
+    match &facts.amr {
+        Amr::List(values) => from_values(values.iter().map(String::as_str), settings),
+        Amr::Text(text) if settings.amr_lenient => {
+            let values = text.split(|c: char| c == ',' || c.is_whitespace());
+            from_values(values.filter(|v| !v.is_empty()), settings)
+        }
+        Amr::Text(_) | Amr::Malformed => Err(MfaGap::AmrMalformed),
+        Amr::Absent if facts.version == TokenVersion::V2 => Err(MfaGap::UnknownV2),
+        Amr::Absent => Err(MfaGap::AmrMissing),
+    }
+}
+
+fn from_values<'a>(
+    values: impl Iterator<Item = &'a str>,
+    settings: &MfaSettings,
+) -> Result<MfaProof, MfaGap> {
     let mut wia_or_mfa = false;
     for v in values {
         if settings.amr_values.iter().any(|m| m == v) {
-            return MfaOutcome::Proven;
+            return Ok(MfaProof::Amr(v.to_owned()));
         }
         wia_or_mfa |= v == WIA_OR_MFA;
     }
-    MfaOutcome::NotProven(if wia_or_mfa { MfaGap::WiaOrMfaOnly } else { MfaGap::NoMfaMethod })
+    Err(if wia_or_mfa { MfaGap::WiaOrMfaOnly } else { MfaGap::NoMfaMethod })
 }

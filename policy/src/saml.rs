@@ -69,96 +69,116 @@ impl Default for SamlMfaSettings {
     }
 }
 
-/// A place an assertion may carry its authentication method, named as in `mfa_locations`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SamlMfaLocation {
-    /// `authn_context`: `AuthnStatement/AuthnContext/AuthnContextClassRef` (SAML 2.0).
+/// Where in an assertion an MFA marker is read: the four locations an identity provider may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SamlLocation {
+    /// SAML 2.0 `AuthnStatement/AuthnContext/AuthnContextClassRef`.
     AuthnContext,
-    /// `authentication_method`: `AuthenticationStatement/@AuthenticationMethod` (SAML 1.1).
+    /// SAML 1.1 `AuthenticationStatement/@AuthenticationMethod`.
     AuthenticationMethod,
-    /// `authenticationmethod`: the `authenticationmethod` attribute.
+    /// The `authenticationmethod` attribute.
     AuthenticationMethodAttribute,
-    /// `authnmethodsreferences`: the `authnmethodsreferences` attribute.
+    /// The `authnmethodsreferences` attribute.
     AuthnMethodsReferences,
 }
 
-impl SamlMfaLocation {
-    /// Every location, in the order the defaults list them.
-    pub const ALL: [SamlMfaLocation; 4] = [
-        SamlMfaLocation::AuthnContext,
-        SamlMfaLocation::AuthenticationMethod,
-        SamlMfaLocation::AuthenticationMethodAttribute,
-        SamlMfaLocation::AuthnMethodsReferences,
+impl SamlLocation {
+    /// Every location, in the order they are read.
+    pub const ALL: [SamlLocation; 4] = [
+        SamlLocation::AuthnContext,
+        SamlLocation::AuthenticationMethod,
+        SamlLocation::AuthenticationMethodAttribute,
+        SamlLocation::AuthnMethodsReferences,
     ];
 
-    /// The `mfa_locations` entry.
+    /// The location's name in a `[[saml_idp]]`'s `mfa_locations`.
     pub fn name(self) -> &'static str {
         match self {
-            SamlMfaLocation::AuthnContext => "authn_context",
-            SamlMfaLocation::AuthenticationMethod => "authentication_method",
-            SamlMfaLocation::AuthenticationMethodAttribute => "authenticationmethod",
-            SamlMfaLocation::AuthnMethodsReferences => "authnmethodsreferences",
+            SamlLocation::AuthnContext => "authn_context",
+            SamlLocation::AuthenticationMethod => "authentication_method",
+            SamlLocation::AuthenticationMethodAttribute => "authenticationmethod",
+            SamlLocation::AuthnMethodsReferences => "authnmethodsreferences",
         }
     }
 
-    /// The location an `mfa_locations` entry names.
-    pub fn from_name(name: &str) -> Option<SamlMfaLocation> {
-        SamlMfaLocation::ALL.into_iter().find(|l| l.name() == name)
+    /// The location named `name` in `mfa_locations`.
+    pub fn named(name: &str) -> Option<SamlLocation> {
+        SamlLocation::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Where it sits in the document.
+    pub fn path(self) -> &'static str {
+        match self {
+            SamlLocation::AuthnContext => "AuthnStatement/AuthnContext/AuthnContextClassRef",
+            SamlLocation::AuthenticationMethod => "AuthenticationStatement/@AuthenticationMethod",
+            SamlLocation::AuthenticationMethodAttribute => ATTR_AUTHENTICATION_METHOD,
+            SamlLocation::AuthnMethodsReferences => ATTR_AUTHN_METHODS_REFERENCES,
+        }
+    }
+
+    /// The values the assertion carries here.
+    pub fn values(self, facts: &SamlFacts) -> Vec<&str> {
+        match self {
+            SamlLocation::AuthnContext => facts.class_refs.iter().map(String::as_str).collect(),
+            SamlLocation::AuthenticationMethod => {
+                facts.authentication_methods.iter().map(String::as_str).collect()
+            }
+            SamlLocation::AuthenticationMethodAttribute => {
+                facts.attribute(ATTR_AUTHENTICATION_METHOD).collect()
+            }
+            SamlLocation::AuthnMethodsReferences => facts.attribute(ATTR_AUTHN_METHODS_REFERENCES).collect(),
+        }
     }
 }
 
 impl SamlMfaSettings {
-    /// Whether MFA is looked for in `location`.
-    pub fn reads(&self, location: SamlMfaLocation) -> bool {
+    /// Whether MFA is read at `location`.
+    pub fn reads(&self, location: SamlLocation) -> bool {
         match location {
-            SamlMfaLocation::AuthnContext => self.authn_context,
-            SamlMfaLocation::AuthenticationMethod => self.authentication_method,
-            SamlMfaLocation::AuthenticationMethodAttribute => self.authentication_method_attribute,
-            SamlMfaLocation::AuthnMethodsReferences => self.authn_methods_references,
+            SamlLocation::AuthnContext => self.authn_context,
+            SamlLocation::AuthenticationMethod => self.authentication_method,
+            SamlLocation::AuthenticationMethodAttribute => self.authentication_method_attribute,
+            SamlLocation::AuthnMethodsReferences => self.authn_methods_references,
         }
     }
 
-    /// Looks for MFA in `location`, or stops looking there.
-    pub fn set_reads(&mut self, location: SamlMfaLocation, on: bool) {
-        *match location {
-            SamlMfaLocation::AuthnContext => &mut self.authn_context,
-            SamlMfaLocation::AuthenticationMethod => &mut self.authentication_method,
-            SamlMfaLocation::AuthenticationMethodAttribute => &mut self.authentication_method_attribute,
-            SamlMfaLocation::AuthnMethodsReferences => &mut self.authn_methods_references,
-        } = on;
+    /// Reads (or not) MFA at `location`.
+    pub fn set_reads(&mut self, location: SamlLocation, on: bool) {
+        let flag = match location {
+            SamlLocation::AuthnContext => &mut self.authn_context,
+            SamlLocation::AuthenticationMethod => &mut self.authentication_method,
+            SamlLocation::AuthenticationMethodAttribute => &mut self.authentication_method_attribute,
+            SamlLocation::AuthnMethodsReferences => &mut self.authn_methods_references,
+        };
+        *flag = on;
     }
 }
 
 /// Decides MFA for a verified assertion.
 pub fn evaluate_saml_mfa(facts: &SamlFacts, s: &SamlMfaSettings) -> MfaOutcome {
+    match saml_mfa_proof(facts, s) {
+        Ok(_) => MfaOutcome::Proven,
+        Err(gap) => MfaOutcome::NotProven(gap),
+    }
+}
+
+/// [`evaluate_saml_mfa`], saying where MFA was found and with which value (or why it was not).
+pub fn saml_mfa_proof(facts: &SamlFacts, s: &SamlMfaSettings) -> Result<(SamlLocation, String), MfaGap> {
     let proves = |v: &str| {
         v == MULTIPLE_AUTHN
             || (s.accept_wiaormultiauthn && v == WIA_OR_MULTIPLE_AUTHN)
             || (s.refeds && v == REFEDS_MFA)
             || s.extra_class_refs.iter().any(|x| x == v)
     };
-    let mut seen: Vec<&str> = Vec::new();
-    if s.authn_context {
-        seen.extend(facts.class_refs.iter().map(String::as_str));
+    let mut wia_or_multiple_authn = false;
+    for location in SamlLocation::ALL.into_iter().filter(|l| s.reads(*l)) {
+        let values = location.values(facts);
+        if let Some(v) = values.iter().find(|v| proves(v)) {
+            return Ok((location, (*v).to_owned()));
+        }
+        wia_or_multiple_authn |= values.contains(&WIA_OR_MULTIPLE_AUTHN);
     }
-    if s.authentication_method {
-        seen.extend(facts.authentication_methods.iter().map(String::as_str));
-    }
-    if s.authentication_method_attribute {
-        seen.extend(facts.attribute(ATTR_AUTHENTICATION_METHOD));
-    }
-    if s.authn_methods_references {
-        seen.extend(facts.attribute(ATTR_AUTHN_METHODS_REFERENCES));
-    }
-    if seen.iter().any(|v| proves(v)) {
-        return MfaOutcome::Proven;
-    }
-    let gap = if seen.contains(&WIA_OR_MULTIPLE_AUTHN) {
-        MfaGap::SamlWiaOrMultiAuthnOnly
-    } else {
-        MfaGap::SamlNoMfa
-    };
-    MfaOutcome::NotProven(gap)
+    Err(if wia_or_multiple_authn { MfaGap::SamlWiaOrMultiAuthnOnly } else { MfaGap::SamlNoMfa })
 }
 
 #[cfg(test)]
@@ -252,20 +272,6 @@ mod tests {
     }
 
     #[test]
-    fn each_location_is_named_and_switched_on_its_own() {
-        for location in SamlMfaLocation::ALL {
-            assert_eq!(SamlMfaLocation::from_name(location.name()), Some(location));
-            let mut only = SamlMfaSettings::default();
-            for other in SamlMfaLocation::ALL {
-                only.set_reads(other, other == location);
-            }
-            let read: Vec<_> = SamlMfaLocation::ALL.into_iter().filter(|l| only.reads(*l)).collect();
-            assert_eq!(read, [location]);
-        }
-        assert_eq!(SamlMfaLocation::from_name("AuthnContext"), None);
-    }
-
-    #[test]
     fn locations_can_be_switched_off_and_near_misses_never_count() {
         let f =
             SamlFacts { attributes: vec![attr(ATTR_AUTHN_METHODS_REFERENCES, &[MULTIPLE_AUTHN])], ..facts() };
@@ -292,5 +298,27 @@ mod tests {
             evaluate_saml_mfa(&f, &SamlMfaSettings::default()),
             MfaOutcome::NotProven(MfaGap::SamlNoMfa)
         );
+    }
+
+    #[test]
+    fn the_proof_names_the_location_and_value_and_config_names_round_trip() {
+        let f = SamlFacts {
+            class_refs: vec!["urn:oasis:names:tc:SAML:2.0:ac:classes:Password".into()],
+            attributes: vec![attr(ATTR_AUTHENTICATION_METHOD, &[MULTIPLE_AUTHN])],
+            ..facts()
+        };
+        let d = SamlMfaSettings::default();
+        assert_eq!(
+            saml_mfa_proof(&f, &d),
+            Ok((SamlLocation::AuthenticationMethodAttribute, MULTIPLE_AUTHN.to_owned()))
+        );
+        let mut off = d.clone();
+        off.set_reads(SamlLocation::AuthenticationMethodAttribute, false);
+        assert!(!off.reads(SamlLocation::AuthenticationMethodAttribute));
+        assert_eq!(saml_mfa_proof(&f, &off), Err(MfaGap::SamlNoMfa));
+        for l in SamlLocation::ALL {
+            assert_eq!(SamlLocation::named(l.name()), Some(l));
+        }
+        assert_eq!(SamlLocation::named("AuthnContext"), None);
     }
 }

@@ -13,7 +13,7 @@ fn default_max_header() -> usize {
     16 * 1024
 }
 fn default_max_token() -> usize {
-    16 * 1024
+    super::DEFAULT_MAX_TOKEN_BYTES
 }
 fn default_grace() -> u64 {
     30
@@ -137,11 +137,11 @@ fn default_max_pending() -> usize {
 }
 
 fn default_max_assertion() -> usize {
-    64 * 1024
+    super::DEFAULT_MAX_ASSERTION_BYTES
 }
 
 fn default_locations() -> Vec<String> {
-    mfagate_policy::SamlMfaLocation::ALL.map(|l| l.name().to_owned()).to_vec()
+    mfagate_policy::SamlLocation::ALL.map(|l| l.name().to_owned()).to_vec()
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,6 +291,7 @@ struct RawIssuer {
     issuer: String,
     discovery: Option<String>,
     jwks_uri: Option<String>,
+    jwks_file: Option<PathBuf>,
     #[serde(default)]
     audiences: Vec<String>,
     #[serde(default = "default_algorithms")]
@@ -493,7 +494,7 @@ impl RawConfig {
             connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),
         };
         let issuers: Vec<IssuerConfig> =
-            self.issuers.into_iter().enumerate().map(|(i, raw)| issuer(&mut p, i, raw)).collect();
+            self.issuers.into_iter().enumerate().map(|(i, raw)| issuer(&mut p, i, raw, base)).collect();
         let saml_names: Vec<String> = self.saml_idps.iter().map(|s| s.name.clone()).collect();
         let routes: Vec<RouteConfig> = self
             .routes
@@ -657,15 +658,16 @@ impl RawConfig {
     }
 }
 
-fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
+fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConfig {
     let at = |field: &str| format!("issuer[{i}].{field}");
     let templated = raw.issuer.replace("{tenantid}", "00000000-0000-0000-0000-000000000000");
     parse_url(p, &at("issuer"), &templated);
-    let keys = match (&raw.discovery, &raw.jwks_uri) {
-        (Some(d), None) => KeySource::Discovery(parse_url(p, &at("discovery"), d)),
-        (None, Some(j)) => KeySource::JwksUri(parse_url(p, &at("jwks_uri"), j)),
+    let keys = match (&raw.discovery, &raw.jwks_uri, &raw.jwks_file) {
+        (Some(d), None, None) => KeySource::Discovery(parse_url(p, &at("discovery"), d)),
+        (None, Some(j), None) => KeySource::JwksUri(parse_url(p, &at("jwks_uri"), j)),
+        (None, None, Some(f)) => KeySource::File(base.join(f)),
         _ => {
-            p.add(at("discovery"), "set exactly one of discovery and jwks_uri");
+            p.add(at("discovery"), "set exactly one of discovery, jwks_uri and jwks_file");
             KeySource::JwksUri(Uri::from_static("http://invalid.invalid/"))
         }
     };
@@ -697,7 +699,7 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer) -> IssuerConfig {
                 .map(|u| parse_url(p, &at("authorization_endpoint"), &u).to_string());
             let token_endpoint =
                 raw.token_endpoint.map(|u| parse_url(p, &at("token_endpoint"), &u).to_string());
-            if matches!(keys, KeySource::JwksUri(_))
+            if !matches!(keys, KeySource::Discovery(_))
                 && (authorization_endpoint.is_none() || token_endpoint.is_none())
             {
                 p.add(at("client_id"), "without discovery, set authorization_endpoint and token_endpoint");
@@ -951,8 +953,8 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
         extra_class_refs: raw.mfa_class_refs,
     };
     for (j, location) in raw.mfa_locations.iter().enumerate() {
-        match mfagate_policy::SamlMfaLocation::from_name(location) {
-            Some(location) => mfa.set_reads(location, true),
+        match mfagate_policy::SamlLocation::named(location) {
+            Some(l) => mfa.set_reads(l, true),
             None => {
                 p.add(format!("saml_idp[{i}].mfa_locations[{j}]"), format!("unknown location {location:?}"))
             }

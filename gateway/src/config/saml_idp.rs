@@ -36,6 +36,9 @@ impl std::fmt::Debug for SamlIdp {
 /// First sights waiting for or in verification at once, by default.
 pub const DEFAULT_MAX_PENDING: usize = 256;
 
+/// `[saml] max_assertion_bytes` by default.
+pub const DEFAULT_MAX_ASSERTION_BYTES: usize = 64 * 1024;
+
 /// What we take from an IdP's metadata.
 pub struct IdpMetadata {
     /// `entityID`.
@@ -49,6 +52,11 @@ pub struct IdpMetadata {
 /// Reads an IdP metadata file.
 pub fn read_metadata(path: &Path) -> Result<IdpMetadata, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_metadata(&text)
+}
+
+/// Reads IdP metadata (a file's or a fetched document's text).
+pub fn parse_metadata(text: &str) -> Result<IdpMetadata, String> {
     if text.contains("<!DOCTYPE") {
         return Err("DTDs are not accepted in metadata".into());
     }

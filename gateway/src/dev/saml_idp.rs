@@ -4,7 +4,7 @@
 use crate::markup::escape;
 use crate::verify::saml::{NS_ASSERTION, NS_PROTOCOL, NS_SAML1};
 use mfagate_policy::{
-    ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, SamlMfaLocation,
+    ATTR_AUTHENTICATION_METHOD, ATTR_AUTHN_METHODS_REFERENCES, MULTIPLE_AUTHN, SamlLocation,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -82,11 +82,9 @@ impl AssertionSpec {
     /// with `mfa`, a password method without. The statement's own method is then a password, so
     /// no other place proves MFA. SAML 2.0 has no `authentication_method` (1.1's
     /// `AuthenticationStatement`), SAML 1.1 no `authn_context`.
-    pub fn with_mfa_in(mut self, location: SamlMfaLocation, mfa: bool, saml11: bool) -> Result<Self, String> {
-        let statement =
-            if saml11 { SamlMfaLocation::AuthenticationMethod } else { SamlMfaLocation::AuthnContext };
-        let wrong =
-            if saml11 { SamlMfaLocation::AuthnContext } else { SamlMfaLocation::AuthenticationMethod };
+    pub fn with_mfa_in(mut self, location: SamlLocation, mfa: bool, saml11: bool) -> Result<Self, String> {
+        let statement = if saml11 { SamlLocation::AuthenticationMethod } else { SamlLocation::AuthnContext };
+        let wrong = if saml11 { SamlLocation::AuthnContext } else { SamlLocation::AuthenticationMethod };
         if location == wrong {
             let version = if saml11 { "1.1" } else { "2.0" };
             return Err(format!(
@@ -99,8 +97,8 @@ impl AssertionSpec {
         let method = if mfa { MULTIPLE_AUTHN } else { PASSWORD_METHOD };
         self.class_ref = Some(if location == statement && mfa { MULTIPLE_AUTHN } else { password }.into());
         let attribute = match location {
-            SamlMfaLocation::AuthenticationMethodAttribute => ATTR_AUTHENTICATION_METHOD,
-            SamlMfaLocation::AuthnMethodsReferences => ATTR_AUTHN_METHODS_REFERENCES,
+            SamlLocation::AuthenticationMethodAttribute => ATTR_AUTHENTICATION_METHOD,
+            SamlLocation::AuthnMethodsReferences => ATTR_AUTHN_METHODS_REFERENCES,
             _ => return Ok(self),
         };
         self.attributes.push((attribute.into(), vec![method.into()]));
@@ -277,7 +275,7 @@ struct IdpInner {
     signer: DevSamlSigner,
     entity_id: String,
     mfa: std::sync::Mutex<DevMfa>,
-    location: std::sync::Mutex<SamlMfaLocation>,
+    location: std::sync::Mutex<SamlLocation>,
     sign_ins: std::sync::atomic::AtomicU64,
     clock: crate::clock::SharedClock,
 }
@@ -309,7 +307,7 @@ impl DevSamlIdp {
             signer,
             entity_id: entity_id.to_owned(),
             mfa: std::sync::Mutex::new(DevMfa::Always),
-            location: std::sync::Mutex::new(SamlMfaLocation::AuthnContext),
+            location: std::sync::Mutex::new(SamlLocation::AuthnContext),
             sign_ins: std::sync::atomic::AtomicU64::new(0),
             clock,
         });
@@ -348,7 +346,7 @@ impl DevSamlIdp {
     }
 
     /// Where SSO Responses carry the authentication method (`authn_context` at start).
-    pub fn set_mfa_location(&self, location: SamlMfaLocation) {
+    pub fn set_mfa_location(&self, location: SamlLocation) {
         if let Ok(mut l) = self.inner.location.lock() {
             *l = location;
         }
@@ -437,7 +435,7 @@ async fn sso<B>(
         return answer(400, "mfa: true or false".into());
     };
     let location = match get("location") {
-        None => inner.location.lock().map(|l| *l).unwrap_or(SamlMfaLocation::AuthnContext),
+        None => inner.location.lock().map(|l| *l).unwrap_or(SamlLocation::AuthnContext),
         Some(name) => match location_named(&name) {
             Ok(l) => l,
             Err(why) => return answer(400, why),
@@ -480,9 +478,9 @@ fn flag(value: Option<String>, default: bool) -> Result<bool, ()> {
     }
 }
 
-fn location_named(name: &str) -> Result<SamlMfaLocation, String> {
-    SamlMfaLocation::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = SamlMfaLocation::ALL.iter().map(|l| l.name()).collect();
+fn location_named(name: &str) -> Result<SamlLocation, String> {
+    SamlLocation::named(name).ok_or_else(|| {
+        let names: Vec<&str> = SamlLocation::ALL.iter().map(|l| l.name()).collect();
         format!("location: one of {}", names.join(", "))
     })
 }
@@ -502,8 +500,8 @@ fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> R
     let mfa = flag(get("mfa"), true).map_err(|()| "mfa: true or false")?;
     let location = match get("location") {
         Some(name) => location_named(&name)?,
-        None if saml11 => SamlMfaLocation::AuthenticationMethod,
-        None => SamlMfaLocation::AuthnContext,
+        None if saml11 => SamlLocation::AuthenticationMethod,
+        None => SamlLocation::AuthnContext,
     };
     let spec = spec.with_mfa_in(location, mfa, saml11)?;
     let signed = if saml11 {

@@ -6,7 +6,7 @@
 use crate::clock::{SharedClock, SystemClock};
 use crate::dev::idp::{DevIdp, DevKeyError, DevMfa, load_dev_keys};
 use crate::dev::saml_idp::{DevSamlIdp, DevSamlSigner};
-use mfagate_policy::SamlMfaLocation;
+use mfagate_policy::SamlLocation;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl DevIdps {
     /// What they serve, and curl commands to mint tokens and assertions and to rotate the key.
     pub fn banner(&self) -> String {
         let (idp, saml) = (self.oidc.base_url(), self.saml.base_url());
-        let locations: Vec<&str> = SamlMfaLocation::ALL.iter().map(|l| l.name()).collect();
+        let locations: Vec<&str> = SamlLocation::ALL.iter().map(|l| l.name()).collect();
         format!(
             "mfagate dev-idp: DEVELOPMENT ONLY. It signs with the public keys of certs/ and with keys it makes up:\n\
              never trust this issuer outside development and tests.\n\n\
@@ -151,7 +151,7 @@ pub async fn run(
     args: DevIdpArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), DevIdpError> {
-    let location = SamlMfaLocation::from_name(&args.saml_mfa_location)
+    let location = SamlLocation::named(&args.saml_mfa_location)
         .ok_or_else(|| DevIdpError::Flag(format!("--saml-mfa-location: {}", args.saml_mfa_location)))?;
     let clock: SharedClock = Arc::new(SystemClock);
     let idps = start(&args.addr, &args.saml_addr, &args.certs, clock).await?;

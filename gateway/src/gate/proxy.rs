@@ -10,8 +10,8 @@ use crate::gate::forward;
 use crate::gate::routes::HostError;
 use crate::respond::{BadRequest, Refusal, refuse, status};
 use crate::state::State;
-use crate::verify::jwt::{Identity, Verification};
-use crate::verify::saml::SamlVerified;
+use crate::verify::jwt::{CacheCounters, Identity, Verification, Verifier};
+use crate::verify::saml::{SamlVerified, SamlVerifier};
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -177,11 +177,8 @@ async fn route_and_decide(
             Presented::SamlNotAccepted => none_because = Some(Refusal::SamlNotAccepted),
             _ => {}
         }
-        // A grant is a credential whatever the route says about other requests: a token
-        // endpoint is often `auth = "none"` so that its other grants reach it.
-        let rule =
-            if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule };
-        decide(state, &rule, &presented)
+        let rule = rule_for(route, from_grant);
+        decide(&state.verifier, &state.saml, state.clock.unix(), &rule, &presented)
     };
     let (index, decision) = if req.method() == http::Method::POST && !from_grant && route.method_overrides {
         let held = Held { headers: req.headers(), credential, identity };
@@ -213,14 +210,7 @@ async fn route_and_decide(
         };
         return portal_refusal(state, route, req.headers(), &return_to, guard, &decision).await;
     }
-    if !decision.forwards() {
-        let refusal = if from_grant {
-            Refusal::InvalidGrant { reason: decision.reason }
-        } else if let Some(why) = none_because {
-            why
-        } else {
-            Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable }
-        };
+    if let Some(refusal) = api_refusal(route, &decision, from_grant, none_because, claims_capable) {
         return guard.refuse(refusal).await;
     }
 
@@ -273,8 +263,36 @@ async fn route_and_decide(
     rsp.map(|b| crate::body::Holding::boxed(b.boxed(), slot))
 }
 
+/// A grant is a credential whatever the route says about other requests: a token endpoint is
+/// often `auth = "none"` so that its other grants reach it.
+pub fn rule_for(route: &RouteConfig, from_grant: bool) -> RouteRule {
+    if from_grant { RouteRule { auth: AuthRequirement::Required, ..route.rule } } else { route.rule }
+}
+
+/// How an API route answers a decision that does not forward: a grant's own `invalid_grant`,
+/// what stands in for `no_token` (`none_because`), or the policy's refusal with the route's
+/// challenge. `None` when the request is forwarded.
+pub fn api_refusal<'a>(
+    route: &'a RouteConfig,
+    decision: &Decision,
+    from_grant: bool,
+    none_because: Option<Refusal<'a>>,
+    claims_capable: bool,
+) -> Option<Refusal<'a>> {
+    if decision.forwards() {
+        return None;
+    }
+    Some(if from_grant {
+        Refusal::InvalidGrant { reason: decision.reason }
+    } else if let Some(why) = none_because {
+        why
+    } else {
+        Refusal::Policy { reason: decision.reason, challenge: &route.challenge, claims_capable }
+    })
+}
+
 /// What the request presented.
-enum Presented {
+pub enum Presented {
     /// No credential.
     Nothing,
     /// A bearer token, and what verification made of it.
@@ -294,22 +312,14 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
         (Some(_), Some(_)) => return Presented::Token(Verification::Invalid(InvalidReason::Malformed)),
         (Some(value), None) => value,
     };
-    let allowed = |issuer: &str| route.issuers.is_empty() || route.issuers.iter().any(|i| i == issuer);
     match scheme(value.as_bytes()) {
         Some((Scheme::Bearer, token)) => {
-            if token.len() > state.config.listen.max_token_bytes {
-                return Presented::Token(Verification::Invalid(InvalidReason::TooLarge));
-            }
-            match state.verifier.verify(token, &state.cache_counters).await {
-                Verification::Verified(v) if !allowed(&v.identity.issuer) => {
-                    Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer))
-                }
-                verification => Presented::Token(verification),
-            }
+            let max = state.config.listen.max_token_bytes;
+            token_on_route(route, bearer(&state.verifier, &state.cache_counters, max, token).await)
         }
         // The route is decided first: an assertion no IdP of this route could have signed costs
         // no verification (xmlsec is the expensive part of a request).
-        Some((Scheme::Saml, _)) if !takes_saml(state, route) => Presented::SamlNotAccepted,
+        Some((Scheme::Saml, _)) if !takes_saml(&state.saml, route) => Presented::SamlNotAccepted,
         Some((Scheme::Saml, assertion)) => {
             saml_assertion(state, route, assertion, crate::verify::saml::Use::Api).await
         }
@@ -318,11 +328,55 @@ async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> 
     }
 }
 
+/// A bearer token verified, its size checked first.
+pub async fn bearer(
+    verifier: &Verifier,
+    counters: &CacheCounters,
+    max_bytes: usize,
+    token: &str,
+) -> Verification {
+    if token.len() > max_bytes {
+        return Verification::Invalid(InvalidReason::TooLarge);
+    }
+    verifier.verify(token, counters).await
+}
+
+/// Whether `route` takes tokens from the issuer (or SAML IdP) named `issuer`.
+fn takes_issuer(route: &RouteConfig, issuer: &str) -> bool {
+    route.issuers.is_empty() || route.issuers.iter().any(|i| i == issuer)
+}
+
+/// A verified token on `route`: from an issuer the route does not take, it is `unknown_issuer`.
+pub fn token_on_route(route: &RouteConfig, verification: Verification) -> Presented {
+    match verification {
+        Verification::Verified(v) if !takes_issuer(route, &v.identity.issuer) => {
+            Presented::Token(Verification::Invalid(InvalidReason::UnknownIssuer))
+        }
+        verification => Presented::Token(verification),
+    }
+}
+
+/// A verified SAML assertion on `route`: from an IdP the route does not take, `unknown_issuer`.
+pub fn saml_on_route(
+    route: &RouteConfig,
+    verified: Result<Arc<SamlVerified>, crate::verify::saml::Unverified>,
+) -> Presented {
+    use crate::verify::saml::Unverified;
+    match verified {
+        Ok(v) if !takes_issuer(route, &v.identity.issuer) => {
+            Presented::Saml(Err(InvalidReason::UnknownIssuer))
+        }
+        Ok(v) => Presented::Saml(Ok(v)),
+        Err(Unverified::Invalid(why)) => Presented::Saml(Err(why)),
+        Err(Unverified::Busy) => Presented::SamlBusy,
+    }
+}
+
 /// Whether a route takes any SAML identity provider: all configured ones, or those among its
 /// `issuers`.
-fn takes_saml(state: &State, route: &RouteConfig) -> bool {
-    !state.saml.is_empty()
-        && (route.issuers.is_empty() || route.issuers.iter().any(|i| state.saml.idp_named(i).is_some()))
+pub fn takes_saml(saml: &SamlVerifier, route: &RouteConfig) -> bool {
+    !saml.is_empty()
+        && (route.issuers.is_empty() || route.issuers.iter().any(|i| saml.idp_named(i).is_some()))
 }
 
 /// A SAML assertion as the credential, from the route's trusted IdPs.
@@ -332,15 +386,7 @@ async fn saml_assertion(
     encoded: &str,
     how: crate::verify::saml::Use,
 ) -> Presented {
-    use crate::verify::saml::Unverified;
-    match state.saml.verify_base64_off_worker(encoded, how).await {
-        Ok(v) if !route.issuers.is_empty() && !route.issuers.contains(&v.identity.issuer) => {
-            Presented::Saml(Err(InvalidReason::UnknownIssuer))
-        }
-        Ok(v) => Presented::Saml(Ok(v)),
-        Err(Unverified::Invalid(why)) => Presented::Saml(Err(why)),
-        Err(Unverified::Busy) => Presented::SamlBusy,
-    }
+    saml_on_route(route, state.saml.verify_base64_off_worker(encoded, how).await)
 }
 
 /// Reads a token-endpoint request (bounded in size and time): its SAML grant's assertion, if it
@@ -394,7 +440,7 @@ fn strictest_target(
             },
             // A bearer or SAML credential, if this route takes its issuer.
             Channel::Api if routes[chosen].channel == Channel::Api => match held.identity {
-                Some(id) if !route.issuers.is_empty() && !route.issuers.contains(&id.issuer) => {
+                Some(id) if !takes_issuer(route, &id.issuer) => {
                     Credential::Invalid(InvalidReason::UnknownIssuer)
                 }
                 _ => held.credential,
@@ -431,15 +477,26 @@ fn scheme(value: &[u8]) -> Option<(Scheme, &str)> {
 }
 
 /// The decision, who it names, and the credential it was made on.
-struct Decided<'a> {
-    decision: Decision,
-    identity: Option<&'a Identity>,
-    claims_capable: bool,
-    credential: Credential<'a>,
+pub struct Decided<'a> {
+    /// The policy's decision.
+    pub decision: Decision,
+    /// Who the credential names, if the decision names anyone.
+    pub identity: Option<&'a Identity>,
+    /// `xms_cc` ∋ `cp1`.
+    pub claims_capable: bool,
+    /// What the policy was given.
+    pub credential: Credential<'a>,
 }
 
-fn decide<'a>(state: &'a State, rule: &RouteRule, presented: &'a Presented) -> Decided<'a> {
-    let now = state.clock.unix();
+/// The policy's decision under `rule` on what was presented, with the settings of the issuer or
+/// IdP that verified it.
+pub fn decide<'a>(
+    verifier: &'a Verifier,
+    saml: &'a SamlVerifier,
+    now: UnixTime,
+    rule: &RouteRule,
+    presented: &'a Presented,
+) -> Decided<'a> {
     let (credential, identity, claims_capable) = match presented {
         Presented::Nothing | Presented::SamlNotAccepted | Presented::SamlBusy => {
             (Credential::None, None, false)
@@ -448,7 +505,7 @@ fn decide<'a>(state: &'a State, rule: &RouteRule, presented: &'a Presented) -> D
             (Credential::Invalid(*why), None, false)
         }
         Presented::Token(Verification::Unverifiable) => (Credential::Unverifiable, None, false),
-        Presented::Token(Verification::Verified(v)) => match state.verifier.issuer_config(v.issuer_index) {
+        Presented::Token(Verification::Verified(v)) => match verifier.issuer_config(v.issuer_index) {
             Some(issuer) => (
                 Credential::Token { facts: &v.facts, mfa: &issuer.mfa, leeway_secs: issuer.leeway_secs },
                 Some(&v.identity),
@@ -456,7 +513,7 @@ fn decide<'a>(state: &'a State, rule: &RouteRule, presented: &'a Presented) -> D
             ),
             None => (Credential::Unverifiable, None, false),
         },
-        Presented::Saml(Ok(v)) => match state.saml.idp(v.idp_index) {
+        Presented::Saml(Ok(v)) => match saml.idp(v.idp_index) {
             Some(idp) => (
                 Credential::Saml { facts: &v.facts, mfa: &idp.mfa, leeway_secs: idp.leeway_secs },
                 Some(&v.identity),

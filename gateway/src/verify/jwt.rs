@@ -277,7 +277,7 @@ impl Verifier {
         if audiences.is_none() && issuer.cfg.client.is_some() && data.claims.nonce.is_some() {
             return Err(I::TypNotAllowed.into());
         }
-        let mut verified = build(data.claims, index, &issuer.cfg).map_err(Failure::Invalid)?;
+        let mut verified = build(data.claims, index, &issuer.cfg.name).map_err(Failure::Invalid)?;
         verified.key = Arc::downgrade(&key);
         Ok(verified)
     }
@@ -316,6 +316,28 @@ impl Verifier {
         }
         Err(shape_match.unwrap_or(InvalidReason::UnknownIssuer).into())
     }
+}
+
+/// What a token claims, read without verifying it.
+#[derive(Debug)]
+pub struct Claimed {
+    /// Facts for the policy, if they were true.
+    pub facts: TokenFacts,
+    /// Who it names (no issuer: none was matched).
+    pub identity: Identity,
+    /// `xms_cc` ∋ `cp1`.
+    pub claims_capable: bool,
+}
+
+/// Reads a token without verifying it (`mfagate inspect` without a key source): the same strict
+/// compact form, header rules and claim rules as [`Verifier::verify`], but nothing it returns is
+/// proven. Never a credential.
+pub fn read_unverified(token: &str) -> Result<Claimed, InvalidReason> {
+    let parts = compact::split(token)?;
+    header::read(&parts.header)?;
+    let claims: Claims = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::ClaimsInvalid)?;
+    let v = build(claims, usize::MAX, "")?;
+    Ok(Claimed { facts: v.facts, identity: v.identity, claims_capable: v.claims_capable })
 }
 
 enum Failure {
@@ -365,7 +387,7 @@ pub fn amr_claim(value: &Option<Value>) -> Amr {
     }
 }
 
-fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified, InvalidReason> {
+fn build(c: Claims, issuer_index: usize, issuer: &str) -> Result<Verified, InvalidReason> {
     let expires = unix_time(&c.exp)?.ok_or(InvalidReason::ClaimsInvalid)?;
     let not_before = unix_time(&c.nbf)?;
     let version = match c.ver.as_deref() {
@@ -399,7 +421,7 @@ fn build(c: Claims, issuer_index: usize, cfg: &IssuerConfig) -> Result<Verified,
         return Err(InvalidReason::ClaimsInvalid);
     }
     let identity = Identity {
-        issuer: cfg.name.clone(),
+        issuer: issuer.to_owned(),
         tenant_id: c.tid,
         object_id: c.oid.or_else(|| c.sub.clone()),
         upn: c.upn.or(c.unique_name),

@@ -24,6 +24,10 @@ pub struct VerifyKey {
     pub key: DecodingKey,
     /// The `alg` the JWK declares, if any: tokens must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// Its `kid` (`#n`, its place in the set, when the JWK has none).
+    pub kid: String,
+    /// Its RFC 7638 thumbprint (SHA-256, base64url): names the key without showing it.
+    pub thumbprint: Option<String>,
     /// The JWK as published, to tell an unchanged key across refreshes.
     material: Vec<u8>,
 }
@@ -85,6 +89,14 @@ pub enum KeyFetchError {
     /// The document was not what it should be.
     #[error("{0}")]
     Garbage(&'static str),
+    /// A key file could not be read.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Counters for /metrics.
@@ -109,6 +121,8 @@ pub struct IssuerKeys {
     set: RwLock<Arc<KeySet>>,
     jwks_uri: Mutex<Option<Uri>>,
     endpoints: Mutex<Option<Discovered>>,
+    discovered_issuer: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
     loaded: AtomicBool,
     last_fetch_ms: AtomicU64,
     refetch: tokio::sync::Mutex<()>,
@@ -129,6 +143,8 @@ impl IssuerKeys {
             set: RwLock::new(Arc::new(KeySet::default())),
             jwks_uri: Mutex::new(None),
             endpoints: Mutex::new(None),
+            discovered_issuer: Mutex::new(None),
+            last_error: Mutex::new(None),
             loaded: AtomicBool::new(false),
             last_fetch_ms: AtomicU64::new(0),
             refetch: tokio::sync::Mutex::new(()),
@@ -150,6 +166,16 @@ impl IssuerKeys {
     /// What the last discovery document said about the endpoints, once fetched.
     pub fn discovered(&self) -> Option<Discovered> {
         self.endpoints.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// The `issuer` the discovery document names, once fetched.
+    pub fn discovered_issuer(&self) -> Option<String> {
+        self.discovered_issuer.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Why the last fetch failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
     /// Whether keys have been loaded at least once.
@@ -229,10 +255,16 @@ impl IssuerKeys {
                 }
                 self.loaded.store(true, Ordering::Release);
                 self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = None;
+                }
                 Ok(max_age)
             }
             Err(e) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
                 tracing::warn!(issuer = %self.name, error = %e, "Key fetch failed; keeping the last good keys");
                 Err(e)
             }
@@ -243,6 +275,7 @@ impl IssuerKeys {
         let discovery = match &self.source {
             KeySource::JwksUri(uri) => return Ok(uri.clone()),
             KeySource::Discovery(uri) => uri,
+            KeySource::File(_) => return Err(KeyFetchError::Garbage("a key file has no URL")),
         };
         let known = self.jwks_uri.lock().ok().and_then(|g| g.clone());
         let fetched = get_small(&self.client, discovery, FETCH_TIMEOUT, MAX_DOCUMENT).await;
@@ -251,6 +284,7 @@ impl IssuerKeys {
                 #[derive(serde::Deserialize)]
                 struct Discovery {
                     jwks_uri: String,
+                    issuer: Option<String>,
                     authorization_endpoint: Option<String>,
                     token_endpoint: Option<String>,
                     // Read leniently: an odd value here must not cost the issuer its keys.
@@ -259,6 +293,9 @@ impl IssuerKeys {
                 }
                 let doc: Discovery = serde_json::from_slice(&body)
                     .map_err(|_| KeyFetchError::Garbage("discovery document has no jwks_uri"))?;
+                if let Ok(mut i) = self.discovered_issuer.lock() {
+                    *i = doc.issuer.clone();
+                }
                 let methods = doc.token_endpoint_auth_methods_supported.map(|v| match v {
                     serde_json::Value::Array(items) => {
                         items.iter().filter_map(|m| m.as_str().map(str::to_owned)).collect()
@@ -289,6 +326,9 @@ impl IssuerKeys {
     }
 
     async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyKey>>, Option<Duration>), KeyFetchError> {
+        if let KeySource::File(path) = &self.source {
+            return Ok((parse_jwks(&read_key_file(path.clone()).await?)?, None));
+        }
         let uri = self.jwks_uri().await?;
         let (headers, body) = get_small(&self.client, &uri, FETCH_TIMEOUT, MAX_DOCUMENT)
             .await
@@ -318,6 +358,25 @@ impl IssuerKeys {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Reads a JWKS file off the async workers, bounded like a fetched document.
+async fn read_key_file(path: std::path::PathBuf) -> Result<Vec<u8>, KeyFetchError> {
+    let shown = path.display().to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut body = Vec::new();
+        std::fs::File::open(&path)?.take(MAX_DOCUMENT as u64 + 1).read_to_end(&mut body)?;
+        Ok::<_, std::io::Error>(body)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))
+    .and_then(|r| r);
+    match read {
+        Ok(body) if body.len() > MAX_DOCUMENT => Err(KeyFetchError::Garbage("key file larger than 1 MiB")),
+        Ok(body) => Ok(body),
+        Err(source) => Err(KeyFetchError::File { path: shown, source }),
     }
 }
 
@@ -353,7 +412,8 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
         }
         let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
         let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
-        out.insert(kid, Arc::new(VerifyKey { key, alg, material }));
+        let thumbprint = jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).ok();
+        out.insert(kid.clone(), Arc::new(VerifyKey { key, alg, kid, thumbprint, material }));
     }
     if out.is_empty() {
         return Err(KeyFetchError::Garbage("JWKS has no usable signing key"));
@@ -402,5 +462,32 @@ mod tests {
         assert_eq!(max_age(&h), Some(Duration::from_secs(3600)));
         h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
         assert_eq!(max_age(&h), None);
+    }
+
+    #[tokio::test]
+    async fn a_key_file_is_read_on_each_refresh_and_a_bad_one_keeps_the_good_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.json");
+        let ec = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"e","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+        std::fs::write(&file, ec).unwrap();
+        let toml = format!(
+            "[decision_log]\npath = \"/dev/null\"\n[[issuer]]\nname = \"f\"\nissuer = \"https://idp.test/\"\n\
+             jwks_file = \"{}\"\naudiences = [\"api://a\"]\nalgorithms = [\"ES256\"]\n",
+            file.display()
+        );
+        let config = crate::Config::from_toml(&toml, std::path::Path::new(".")).unwrap();
+        assert_eq!(config.issuers[0].keys, KeySource::File(file.clone()));
+        let client = crate::outbound::client(None, Duration::from_secs(1)).unwrap();
+        let keys = IssuerKeys::new(&config.issuers[0], client, crate::clock::ManualClock::at(1_767_225_600));
+        keys.refresh_now().await.unwrap();
+        let Lookup::Found(key) = keys.lookup(Some("e")).await else { panic!("key e") };
+        assert_eq!((key.kid.as_str(), key.thumbprint.is_some()), ("e", true));
+        std::fs::write(&file, "<html>").unwrap();
+        assert!(keys.refresh_now().await.is_err());
+        assert!(keys.last_error().is_some_and(|e| e.contains("JWKS")), "{:?}", keys.last_error());
+        assert!(matches!(keys.lookup(Some("e")).await, Lookup::Found(_)), "the good key stays");
+        std::fs::remove_file(&file).unwrap();
+        let err = keys.refresh_now().await.unwrap_err().to_string();
+        assert!(err.contains("keys.json"), "{err}");
     }
 }

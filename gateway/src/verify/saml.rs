@@ -232,7 +232,8 @@ impl SamlVerifier {
         .map_err(Unverified::Invalid)
     }
 
-    fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
+    /// The XML of a base64 (or base64url) document, as every verification path decodes it.
+    pub fn decode(&self, encoded: &str) -> Result<String, InvalidReason> {
         if encoded.len() > self.max_bytes.saturating_mul(4) / 3 + 4 {
             return Err(InvalidReason::TooLarge);
         }
@@ -282,9 +283,28 @@ impl SamlVerifier {
         Ok(verified)
     }
 
+    /// One verification for `mfagate inspect`: every check of [`SamlVerifier::verify`] but the
+    /// replay cache (inspect is one-shot: looking at a document must neither use it up nor be
+    /// refused for it), and the index of the IdP certificate that verified it.
+    pub fn verify_once(&self, xml: &str, how: &Use) -> Result<(SamlVerified, usize), InvalidReason> {
+        if xml.len() > self.max_bytes || !within_parse_bounds(xml) {
+            return Err(InvalidReason::TooLarge);
+        }
+        let verified = self.verify_uncached(xml, how)?;
+        let count = self.idps.get(verified.idp_index).map_or(0, |idp| idp.certificates.len());
+        let by = (0..count).find(|&i| self.verify_with(xml, how, Some(i)).is_ok()).unwrap_or_default();
+        Ok((verified, by))
+    }
+
     /// A grant is verified for the authorization server's audience; API credentials and ACS
     /// posts for our own entity id, with the bearer Recipient checked against our URLs.
     fn verify_uncached(&self, xml: &str, how: &Use) -> Result<SamlVerified, InvalidReason> {
+        self.verify_with(xml, how, None)
+    }
+
+    /// [`SamlVerifier::verify_uncached`] with all of the IdP's certificates, or only the one at
+    /// `only`.
+    fn verify_with(&self, xml: &str, how: &Use, only: Option<usize>) -> Result<SamlVerified, InvalidReason> {
         let grant_audience = match how {
             Use::Grant(audience) => Some(audience.as_ref()),
             Use::Api | Use::Acs => None,
@@ -302,10 +322,13 @@ impl SamlVerifier {
             tracing::warn!(idp = %idp.name, algorithm = weak.uri(), "SAML signature refused: weak algorithm");
             return Err(InvalidReason::WeakAlgorithm(weak));
         }
+        let trusted = match only {
+            None => &idp.certificates[..],
+            Some(i) => idp.certificates.get(i..=i).ok_or(InvalidReason::BadSignature)?,
+        };
         let x = match shape.version {
             structure::Version::Saml2 => {
-                let certs: Vec<CertificateDer> =
-                    idp.certificates.iter().cloned().map(CertificateDer::from).collect();
+                let certs: Vec<CertificateDer> = trusted.iter().cloned().map(CertificateDer::from).collect();
                 let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
                     xml,
                     &certs,
@@ -315,7 +338,7 @@ impl SamlVerifier {
                 .map_err(|_| InvalidReason::BadSignature)?;
                 extract::from_signed(&signed, &shape.assertion_id)?
             }
-            structure::Version::Saml11 => saml1::verify(xml, &shape.assertion_id, idp)?,
+            structure::Version::Saml11 => saml1::verify(xml, &shape.assertion_id, trusted)?,
         };
         if x.issuer != idp.entity_id {
             return Err(InvalidReason::UnknownIssuer);
@@ -339,6 +362,28 @@ impl SamlVerifier {
         }
         Ok(x.into_verified(idp, idp_index))
     }
+}
+
+/// What a document says, read without verifying it (`mfagate inspect` without a key): its one
+/// assertion's claims, read by the same code that reads the signed bytes once verified (the shape
+/// checks belong to verification). Nothing it returns is proven. Never a credential.
+pub fn read_unverified(xml: &str) -> Result<(Extracted, structure::Version), InvalidReason> {
+    if !within_parse_bounds(xml) {
+        return Err(InvalidReason::TooLarge);
+    }
+    // The shape check refuses an unsigned document; to explain one, find its assertion anyway.
+    let doc = roxmltree::Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
+    let root = doc.root_element();
+    let is = |n: &roxmltree::Node<'_, '_>, ns: &str| {
+        n.is_element() && n.tag_name().namespace() == Some(ns) && n.tag_name().name() == "Assertion"
+    };
+    if is(&root, NS_SAML1) {
+        let id = root.attribute("AssertionID").ok_or(InvalidReason::Malformed)?;
+        return Ok((saml1::from_signed(xml, id)?, structure::Version::Saml11));
+    }
+    let assertion = root.descendants().find(|n| is(n, NS_ASSERTION)).ok_or(InvalidReason::Malformed)?;
+    let id = assertion.attribute("ID").ok_or(InvalidReason::Malformed)?;
+    Ok((extract::from_signed(xml, id)?, structure::Version::Saml2))
 }
 
 #[cfg(test)]

@@ -387,3 +387,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_proof_names_the_claim_value_and_the_classification_its_claim() {
+    use crate::{ClassifiedBy, MfaProof, classify_by, mfa_proof};
+    let s = MfaSettings { mfa_acrs: vec!["c1".into()], ..MfaSettings::default() };
+    assert_eq!(mfa_proof(&user(list(&["pwd", "ngcmfa"])), &s), Ok(MfaProof::Amr("ngcmfa".into())));
+    let acrs = TokenFacts { acrs: vec!["c2".into(), "c1".into()], ..user(list(&["pwd"])) };
+    assert_eq!(mfa_proof(&acrs, &s), Ok(MfaProof::Acrs("c1".into())));
+    assert_eq!(mfa_proof(&user(list(&["wiaormfa"])), &s), Err(MfaGap::WiaOrMfaOnly));
+    let lenient = MfaSettings { amr_lenient: true, ..MfaSettings::default() };
+    assert_eq!(mfa_proof(&user(Amr::Text("pwd, mfa".into())), &lenient), Ok(MfaProof::Amr("mfa".into())));
+
+    let by = |f: TokenFacts| classify_by(&f).map(|(p, _, by)| (p, by));
+    let idtyp = |v: &str, f: TokenFacts| TokenFacts { idtyp: Some(v.into()), ..f };
+    assert_eq!(by(idtyp("app", user(Amr::Absent))), Ok((Principal::AppOnly, ClassifiedBy::Idtyp)));
+    assert_eq!(by(idtyp("user", app_only())), Ok((Principal::AppUser, ClassifiedBy::Idtyp)));
+    assert_eq!(
+        by(TokenFacts { has_roles: true, ..user(Amr::Absent) }),
+        Ok((Principal::AppUser, ClassifiedBy::Scp))
+    );
+    assert_eq!(by(app_only()), Ok((Principal::AppOnly, ClassifiedBy::Roles)));
+    let nothing = TokenFacts { has_roles: false, ..app_only() };
+    assert_eq!(by(idtyp("user", nothing)), Err(InvalidReason::NoPermissionsClaim));
+}

@@ -129,17 +129,22 @@ pub fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, Invalid
 }
 
 impl Extracted {
-    /// The verified assertion, named for the IdP that signed it.
-    pub fn into_verified(self, idp: &SamlIdp, idp_index: usize) -> SamlVerified {
+    /// Who the assertion names, for the IdP configured as `issuer`.
+    pub fn identity(&self, issuer: &str) -> Identity {
         let first = |name: &str| self.facts.attribute(name).next().map(str::to_owned);
-        let identity = Identity {
-            issuer: idp.name.clone(),
+        Identity {
+            issuer: issuer.to_owned(),
             tenant_id: first(ATTR_TENANT_ID),
             object_id: first(ATTR_OBJECT_ID),
             upn: first(ATTR_UPN).or_else(|| first(ATTR_NAME)).or_else(|| self.name_id.clone()),
             app_id: None,
             amr: Vec::new(),
-        };
+        }
+    }
+
+    /// The verified assertion, named for the IdP that signed it.
+    pub fn into_verified(self, idp: &SamlIdp, idp_index: usize) -> SamlVerified {
+        let identity = self.identity(&idp.name);
         SamlVerified {
             identity,
             idp_index,

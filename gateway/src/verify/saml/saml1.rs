@@ -10,7 +10,7 @@
 //! anywhere, unique IDs, exactly one signature, a direct child of the assertion, referencing it.
 
 use super::extract::{Extracted, full_text, time};
-use super::{NS_SAML1, SamlIdp, dsig};
+use super::{NS_SAML1, dsig};
 use mfagate_policy::InvalidReason;
 use roxmltree::{Document, Node};
 use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
@@ -23,21 +23,23 @@ fn children<'a, 'i>(parent: Node<'a, 'i>, name: &'static str) -> impl Iterator<I
     parent.children().filter(move |n| is(n, name))
 }
 
-/// Verifies a SAML 1.1 assertion (already shape-checked) signed by `idp`, and reads its claims.
-pub fn verify(xml: &str, assertion_id: &str, idp: &SamlIdp) -> Result<Extracted, InvalidReason> {
-    let xmlsec_ok = idp.certificates.iter().any(|der| {
+/// Verifies a SAML 1.1 assertion (already shape-checked) signed with one of `certificates` (the
+/// IdP's), and reads its claims.
+pub fn verify(xml: &str, assertion_id: &str, certificates: &[Vec<u8>]) -> Result<Extracted, InvalidReason> {
+    let xmlsec_ok = certificates.iter().any(|der| {
         Crypto::verify_signed_xml(xml, &CertificateDer::from(der.clone()), Some("AssertionID")).is_ok()
     });
     if !xmlsec_ok {
         return Err(InvalidReason::BadSignature);
     }
     let doc = Document::parse(xml).map_err(|_| InvalidReason::Malformed)?;
-    let canonical = dsig::verify_enveloped(xml, doc.root_element(), assertion_id, &idp.certificates)?;
+    let canonical = dsig::verify_enveloped(xml, doc.root_element(), assertion_id, certificates)?;
     from_signed(&canonical, assertion_id)
 }
 
-/// Reads the claims of the canonical signed assertion.
-fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, InvalidReason> {
+/// Reads the claims of the canonical signed assertion (or, for `mfagate inspect` without a key,
+/// of an unverified one).
+pub(super) fn from_signed(signed: &str, expected_id: &str) -> Result<Extracted, InvalidReason> {
     let doc = Document::parse(signed).map_err(|_| InvalidReason::SignatureMisplaced)?;
     let assertion = doc.root_element();
     if !is(&assertion, "Assertion") || assertion.attribute("AssertionID") != Some(expected_id) {
