@@ -311,20 +311,17 @@ async fn respond(
     let up = inner.available.load(Ordering::SeqCst);
     let unavailable =
         || json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "unavailable"}), None);
-    let rsp = match req.uri().path() {
+    let path = req.uri().path();
+    let rsp = match path {
         "/.well-known/openid-configuration" if up => {
-            let mut doc = json!({
-                "issuer": format!("{}/{{tenantid}}/", inner.base),
-                "jwks_uri": format!("{}/keys", inner.base),
-                "token_endpoint": format!("{}/token", inner.base),
-                "authorization_endpoint": format!("{}/authorize", inner.base),
-                "userinfo_endpoint": format!("{}/userinfo", inner.base),
-                "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            });
-            if let Some(methods) = inner.auth_methods.lock().ok().and_then(|m| m.clone()) {
-                doc["token_endpoint_auth_methods_supported"] = json!(methods);
-            }
-            json_response(StatusCode::OK, &doc, None)
+            discovery(&inner, format!("{}/{{tenantid}}/", inner.base))
+        }
+        // Entra's tenant-specific documents: `/{tenant}/` (v1) and `/{tenant}/v2.0` (v2) name
+        // their tenant's issuer.
+        _ if up && tenant_discovery(path).is_some() => {
+            let issuer =
+                tenant_discovery(path).map(|(t, v2)| tenant_issuer(&inner.base, t, v2)).unwrap_or_default();
+            discovery(&inner, issuer)
         }
         "/userinfo" => userinfo(&inner, req.headers()),
         "/keys" if up => {
@@ -344,9 +341,44 @@ async fn respond(
         "/token" => mint(&inner, req.uri().query().unwrap_or_default()),
         "/rotate" if req.method() == http::Method::POST => rotate(&inner, req.uri().query()).await,
         "/.well-known/openid-configuration" | "/keys" => unavailable(),
+        _ if tenant_discovery(path).is_some() => unavailable(),
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"}), None),
     };
     Ok(rsp)
+}
+
+/// `/{tenant}/.well-known/openid-configuration` or `/{tenant}/v2.0/.well-known/...`: the tenant,
+/// and whether it is the v2 document.
+fn tenant_discovery(path: &str) -> Option<(&str, bool)> {
+    let rest = path.strip_prefix('/')?.strip_suffix("/.well-known/openid-configuration")?;
+    let (tenant, v2) = match rest.strip_suffix("/v2.0") {
+        Some(t) => (t, true),
+        None => (rest, false),
+    };
+    let plain =
+        !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    plain.then_some((tenant, v2))
+}
+
+/// The issuer a tenant-specific document names (`common` and `organizations` keep the template).
+fn tenant_issuer(base: &str, tenant: &str, v2: bool) -> String {
+    let tenant = if matches!(tenant, "common" | "organizations") { "{tenantid}" } else { tenant };
+    if v2 { format!("{base}/{tenant}/v2.0") } else { format!("{base}/{tenant}/") }
+}
+
+fn discovery(inner: &Inner, issuer: String) -> Response<Body> {
+    let mut doc = json!({
+    "issuer": issuer,
+            "jwks_uri": format!("{}/keys", inner.base),
+            "token_endpoint": format!("{}/token", inner.base),
+            "authorization_endpoint": format!("{}/authorize", inner.base),
+            "userinfo_endpoint": format!("{}/userinfo", inner.base),
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        });
+    if let Some(methods) = inner.auth_methods.lock().ok().and_then(|m| m.clone()) {
+        doc["token_endpoint_auth_methods_supported"] = json!(methods);
+    }
+    json_response(StatusCode::OK, &doc, None)
 }
 
 fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -560,5 +592,22 @@ fn userinfo(inner: &Arc<Inner>, headers: &http::HeaderMap) -> Response<Body> {
         DevUserinfo::Down => {
             json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "temporarily_unavailable"}), None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tenant_discovery, tenant_issuer};
+
+    #[test]
+    fn tenant_documents_name_their_tenant_as_entra_does() {
+        let t = "11111111-2222-4333-8444-555555555555";
+        assert_eq!(tenant_discovery(&format!("/{t}/.well-known/openid-configuration")), Some((t, false)));
+        assert_eq!(tenant_discovery(&format!("/{t}/v2.0/.well-known/openid-configuration")), Some((t, true)));
+        assert_eq!(tenant_discovery("/.well-known/openid-configuration"), None);
+        assert_eq!(tenant_discovery("/a/b/.well-known/openid-configuration"), None);
+        assert_eq!(tenant_issuer("http://x", t, true), format!("http://x/{t}/v2.0"));
+        assert_eq!(tenant_issuer("http://x", t, false), format!("http://x/{t}/"));
+        assert_eq!(tenant_issuer("http://x", "common", true), "http://x/{tenantid}/v2.0");
     }
 }
