@@ -211,7 +211,7 @@ async fn a_sha1_signed_sign_in_response_is_refused_at_the_acs_as_weak_algorithm(
 use mfagate::dev::idp::{DevClientAuth, DevIdp, DevMfa, DevUserinfo};
 
 /// How a test sets the dev IdP up before the gateway reads its discovery.
-type Setup = fn(&DevIdp);
+pub type Setup = fn(&DevIdp);
 
 /// A secret whose `:`, `+`, `/`, `%` and non-ASCII letter survive Basic only if form-urlencoded
 /// before base64 (RFC 6749 §2.3.1).
@@ -219,7 +219,7 @@ const SECRET: &str = "dev sec:ret+/é%";
 
 /// The gateway as a client of the issuer `dev`, found by discovery (endpoints, userinfo, client
 /// authentication methods), with `extra` on the issuer.
-fn discovering_client(extra: &str) -> Builder {
+pub fn discovering_client(extra: &str) -> Builder {
     gateway()
         .replace(
             "jwks_uri = \"{idp}/keys\"\naudiences = [\"api://mfagate-demo\", ",
@@ -236,7 +236,7 @@ fn discovering_client(extra: &str) -> Builder {
 }
 
 /// Opens `/web/home` in a new browser.
-async fn browse(g: &Gateway) -> (crate::support::browser::Page, Browser) {
+pub async fn browse(g: &Gateway) -> (crate::support::browser::Page, Browser) {
     let mut b = Browser::new();
     let page = b.open(&format!("http://{}/web/home", g.addr)).await;
     (page, b)

@@ -174,21 +174,25 @@ pub fn read_userinfo(content_type: Option<&str>, body: &[u8], sub: &str) -> Resu
     Ok(Userinfo { amr: amr_claim(&c.amr), upn: c.upn.or(c.unique_name) })
 }
 
+/// The sign-in record's `detail` when `amr` came from userinfo, not from the signed ID token.
+pub const AMR_FROM_USERINFO: &str = "amr_from_userinfo";
+
 /// Fills in what the verified ID token lacks (`amr`, the UPN) from the issuer's userinfo
 /// endpoint, asked with the access token, for the same `sub` (OIDC Core §5.3.2). Nothing is
 /// asked when nothing is missing or the issuer has no userinfo endpoint. What the ID token says
-/// is never replaced. Any failure fails the sign-in: MFA is then unknown, never proven.
+/// is never replaced. Any failure fails the sign-in: MFA is then unknown, never proven. Returns
+/// whether `amr` was taken from userinfo (the decision record says so).
 pub async fn complete_from_userinfo(
     http: &HttpClient,
     issuer: &str,
     endpoint: Option<&str>,
     tokens: &Tokens,
     verified: &mut Verified,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let wants_amr = verified.facts.amr == Amr::Absent;
     let wants_upn = verified.identity.upn.is_none();
     let Some(endpoint) = endpoint.filter(|_| wants_amr || wants_upn) else {
-        return Ok(());
+        return Ok(false);
     };
     let sub = verified.sub.as_deref().ok_or(Failure::UserinfoSubMismatch)?;
     let access_token = tokens.access_token.as_deref().ok_or(Failure::UserinfoUnavailable)?;
@@ -222,7 +226,7 @@ pub async fn complete_from_userinfo(
     if wants_upn {
         verified.identity.upn = info.upn;
     }
-    Ok(())
+    Ok(wants_amr)
 }
 
 #[cfg(test)]

@@ -562,12 +562,18 @@ pub async fn oidc_callback(
         return sign_in_failure(rec, why.code());
     }
     let userinfo = discovered.userinfo_endpoint.as_deref();
-    if let Err(why) =
-        oidc::complete_from_userinfo(&state.client, &issuer.name, userinfo, &tokens, &mut verified).await
-    {
-        return sign_in_failure(rec, why.code());
-    }
+    let amr_from_userinfo =
+        match oidc::complete_from_userinfo(&state.client, &issuer.name, userinfo, &tokens, &mut verified)
+            .await
+        {
+            Ok(from_userinfo) => from_userinfo,
+            Err(why) => return sign_in_failure(rec, why.code()),
+        };
     let mfa = evaluate_mfa(&verified.facts, &issuer.mfa) == MfaOutcome::Proven;
+    // The evidence behind `mfa`: the `amr` it was decided on, and whether an unsigned userinfo
+    // answer rather than the signed ID token supplied it.
+    rec.amr.clone_from(&verified.identity.amr);
+    rec.detail = amr_from_userinfo.then_some(oidc::AMR_FROM_USERINFO);
     complete_sign_in(state, rec, &login, &verified.identity, mfa, Return::TopLevelGet)
 }
 

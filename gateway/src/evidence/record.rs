@@ -48,8 +48,9 @@ pub struct DecisionRecord {
     pub enforced: bool,
     /// Stable reason code.
     pub reason: &'static str,
-    /// What the reason code alone does not say, never a secret: for `weak_algorithm`, the
-    /// refused algorithm's URI.
+    /// What the reason code alone does not say, never a secret and always a fixed string: for
+    /// `weak_algorithm`, the refused algorithm's URI; for an OIDC `signed_in`,
+    /// `amr_from_userinfo` when `amr` came from the userinfo endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<&'static str>,
     /// Status sent to the client (499: the client went away first; 408 `header_timeout`: closed,
