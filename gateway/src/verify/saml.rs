@@ -1,6 +1,6 @@
 //! SAML 2.0 assertions as credentials: verified against configured certificates only, claims read
 //! only from the bytes the signature covers (xmlsec's pre-digest output), with the rules of
-//! `shared/docs/saml-security.md`:
+//! docs/saml.md:
 //!
 //! 1. bound the size; refuse DTDs and entities (roxmltree refuses them outright);
 //! 2. exactly one Assertion; every Signature a direct child of the Response or the Assertion,
