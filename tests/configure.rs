@@ -253,6 +253,9 @@ mode = "report-only"
 issuers = ["entra"]
 [outbound]
 ca_file = "{certs}/ca.pem"
+[session]
+keys = ["{KEY_A}"]
+secure = false
 "#
     );
     let out = check(dir.path(), &warned, &[]);
@@ -265,6 +268,7 @@ ca_file = "{certs}/ca.pem"
         "warning: route \"legacy\".mode: report-only: refusals are logged, not enforced",
         "warning: route \"legacy\".upstream: http://backend.example.com:8080/ is plain http:// to another host",
         "warning: outbound.ca_file: this is mfagate's development ca.pem from certs/",
+        "warning: session.secure: false: session cookies also travel over plain HTTP",
     ] {
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }

@@ -609,6 +609,9 @@ impl RawConfig {
             attempt_window_secs: default_attempt_window(),
         });
         let keys = session_keys(&mut p, raw_session.keys, raw_session.keys_file.as_deref(), base);
+        if !raw_session.secure {
+            p.warn("session.secure", "false: session cookies also travel over plain HTTP (development only)");
+        }
         let session = SessionConfig {
             keys,
             lifetime_secs: raw_session.lifetime_secs,
