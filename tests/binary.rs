@@ -51,16 +51,16 @@ saml_bearer_grant = true
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     for line in [
-        "issuer[0].algorithms[0]: HS* is refused for key-set issuers",
-        "issuer[0].tenants[0]: not a GUID",
-        "issuer[1].tenants: an issuer with {tenantid} would accept every tenant's tokens: list the tenant ids allowed, or set tenants = [\"*\"] to accept any tenant",
-        "issuer[1].typ: an empty list refuses every token",
-        "issuer[2].tenants[1]: \"*\" (any tenant) must be the only entry",
-        "issuer[2].typ: not a JWT media type: \"text/plain\"",
-        "route[0].upstream: not a URL",
-        "route[0].auth_context: challenge = \"entra-claims\" needs an auth_context id",
-        "route[0].saml_bearer_grant: needs a [[saml_idp]] to verify the assertions",
-        "route[0].grant_audience: saml_bearer_grant needs the authorization server's SAML audience",
+        "issuer \"x\".algorithms[0]: HS* is refused for key-set issuers",
+        "issuer \"x\".tenants[0]: not a GUID",
+        "issuer \"silent\".tenants: an issuer with {tenantid} would accept every tenant's tokens: list the tenant ids allowed, or set tenants = [\"*\"] to accept any tenant",
+        "issuer \"silent\".typ: an empty list refuses every token",
+        "issuer \"mixed\".tenants[1]: \"*\" (any tenant) must be the only entry",
+        "issuer \"mixed\".typ: not a JWT media type: \"text/plain\"",
+        "route \"a\".upstream: not a URL",
+        "route \"a\".auth_context: challenge = \"entra-claims\" needs an auth_context id",
+        "route \"a\".saml_bearer_grant: needs a [[saml_idp]] to verify the assertions",
+        "route \"a\".grant_audience: saml_bearer_grant needs the authorization server's SAML audience",
     ] {
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }
@@ -72,7 +72,7 @@ saml_bearer_grant = true
     // `run` refuses a bad config the same way, before binding anything.
     let out = mfagate().args(["run", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("route[0].upstream: not a URL"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("route \"a\".upstream: not a URL"));
 
     let demo = certs().join("../examples/demo.toml");
     let out = mfagate().arg("check-config").arg(&demo).output().unwrap();
@@ -138,6 +138,12 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
 
 /// Starts `mfagate run --config <config>` and returns it with the address it listens on.
 pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
+    let (child, addr, _) = run_logging(config);
+    (child, addr)
+}
+
+/// [`run`], also giving the log lines written before the gateway listened.
+pub(crate) fn run_logging(config: &std::path::Path) -> (std::process::Child, String, Vec<String>) {
     let mut child = mfagate()
         .args(["run", "--config"])
         .arg(config)
@@ -147,14 +153,16 @@ pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     let rx = lines_of(child.stderr.take().unwrap());
+    let mut before = Vec::new();
     let addr = loop {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
+        let line = strip_ansi(&rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts"));
         if let Some(rest) = line.split("Gateway listening").nth(1) {
             let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-            break strip_ansi(addr);
+            break addr.to_owned();
         }
+        before.push(line);
     };
-    (child, addr)
+    (child, addr, before)
 }
 
 fn strip_ansi(s: &str) -> String {

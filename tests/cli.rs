@@ -49,7 +49,9 @@ fn every_command_exits_quietly_on_a_closed_pipe() {
         let out = with_closed_stdout(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(stderr.is_empty(), "{args:?} wrote to standard error: {stderr}");
+        // The demo trusts development certificates: check-config warns, on standard error.
+        let only_warnings = args[0] == "check-config" && stderr.lines().all(|l| l.starts_with("warning: "));
+        assert!(stderr.is_empty() || only_warnings, "{args:?} wrote to standard error: {stderr}");
     }
     // Both pipes closed, with warnings to give: still no panic (101), still 0.
     std::fs::write(logs.path().join("torn.jsonl"), "{\"ts\":\"2026").unwrap();

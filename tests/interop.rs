@@ -51,13 +51,14 @@ fn audiences_are_needed_only_by_an_issuer_an_api_route_takes() {
     );
     let problems = config_problems(&api);
     assert!(
-        problems.contains("route[1].issuers[0]: issuer \"web\" has no audiences: an API route needs them"),
+        problems
+            .contains("route \"api\".issuers[0]: issuer \"web\" has no audiences: an API route needs them"),
         "{problems}"
     );
     // Without a client it is no issuer at all.
     let bare = SIGN_IN_ONLY.replace("client_id = \"mfagate-web\"\nclient_secret = \"s\"\n", "");
     let problems = config_problems(&bare);
-    assert!(problems.contains("issuer[0].audiences: at least one audience is required"), "{problems}");
+    assert!(problems.contains("issuer \"web\".audiences: at least one audience is required"), "{problems}");
 }
 
 #[tokio::test]
@@ -307,8 +308,9 @@ fn token_endpoint_auth_is_one_of_two_methods_for_a_client() {
         .replace("login = \"web\"", "login = \"web\"\n");
     let problems = config_problems(&no_client);
     assert!(
-        problems
-            .contains("issuer[0].token_endpoint_auth: only means something with client_id and client_secret"),
+        problems.contains(
+            "issuer \"web\".token_endpoint_auth: only means something with client_id and client_secret"
+        ),
         "{problems}"
     );
 }

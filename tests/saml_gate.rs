@@ -221,8 +221,8 @@ issuers = ["entra"]
     let problems = mfagate::Config::from_toml(text, &certs()).unwrap_err().problems();
     for line in [
         "saml.max_pending_verifications: must be at least 1",
-        "route[0].issuers: must include the route's login \"entra\"",
-        "route[1].issuers: a saml_bearer_grant route needs a saml_idp among its issuers",
+        "route \"portal\".issuers: must include the route's login \"entra\"",
+        "route \"token\".issuers: a saml_bearer_grant route needs a saml_idp among its issuers",
     ] {
         assert!(problems.iter().any(|p| p == line), "missing {line:?} in {problems:#?}");
     }

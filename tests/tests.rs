@@ -9,6 +9,7 @@ mod support;
 mod binary;
 mod chromium;
 mod cli;
+mod configure;
 mod connections;
 mod dev_tools;
 mod hostile;

@@ -97,12 +97,21 @@ impl CliError {
                 for problem in source.problems() {
                     text.push_str(&format!("  {problem}\n"));
                 }
+                for warning in source.warnings() {
+                    text.push_str(&format!("  warning: {warning}\n"));
+                }
                 warn(&text);
             }
             other => warn(&format!("mfagate {command}: {other}\n")),
         }
         ExitCode::from(code)
     }
+}
+
+/// Prints a configuration's warnings to standard error, one `warning: key.path: ...` a line.
+pub fn print_config_warnings(warnings: &[String]) {
+    let text: String = warnings.iter().map(|w| format!("warning: {w}\n")).collect();
+    warn(&text);
 }
 
 /// Writes `text` to standard output and flushes it, handing back the error instead of panicking

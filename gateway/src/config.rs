@@ -1,5 +1,6 @@
 //! Configuration: `RawConfig` is the TOML as written; [`Config`] is what survived validation.
-//! Every problem is reported with its key path (`route[2].upstream: not a URL`), all at once.
+//! Every problem is reported with its key path (`route "partner-api".upstream: not a URL`), all at
+//! once; warnings are kept apart from errors.
 
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
@@ -9,14 +10,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod checks;
+mod env;
+mod files;
+mod problems;
 mod raw;
 mod saml_idp;
+mod secret;
 
+pub use problems::Problems;
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
 pub use saml_idp::{
     DEFAULT_MAX_ASSERTION_BYTES, DEFAULT_MAX_PENDING, IdpMetadata, SamlIdp, parse_metadata, read_metadata,
 };
+pub use secret::Secret;
 
 /// `[listen] max_token_bytes` by default.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -35,17 +43,25 @@ pub enum ConfigError {
     /// The file is not valid TOML or has unknown keys.
     #[error("{0}")]
     Parse(String),
-    /// One line per problem.
-    #[error("{}", .0.join("\n"))]
-    Invalid(Vec<String>),
+    /// One line per error (warnings beside them).
+    #[error("{}", .0.errors().join("\n"))]
+    Invalid(Problems),
 }
 
 impl ConfigError {
-    /// Each problem on its own line.
+    /// Each error on its own line.
     pub fn problems(&self) -> Vec<String> {
         match self {
-            ConfigError::Invalid(list) => list.clone(),
+            ConfigError::Invalid(p) => p.errors().to_vec(),
             other => vec![other.to_string()],
+        }
+    }
+
+    /// The warnings found beside the errors.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            ConfigError::Invalid(p) => p.warnings(),
+            _ => &[],
         }
     }
 }
@@ -55,8 +71,10 @@ impl ConfigError {
 pub struct Config {
     /// `[listen]`.
     pub listen: Listen,
-    /// `[admin]`, if any.
+    /// `[admin] addr`, if any.
     pub admin: Option<SocketAddr>,
+    /// `[admin] token_file`: the bearer token the admin listener asks for.
+    pub admin_token: Option<Secret>,
     /// `[decision_log]`.
     pub decision_log: DecisionLogConfig,
     /// `[outbound]`: upstreams and key servers.
@@ -75,6 +93,8 @@ pub struct Config {
     pub oidc_callback: Option<Uri>,
     /// `[report]`: what the status report cannot observe.
     pub report: ReportConfig,
+    /// What loaded but looks wrong, each `key.path: message` (`run` logs them).
+    pub warnings: Vec<String>,
 }
 
 impl ReportConfig {
@@ -97,7 +117,7 @@ pub struct ReportConfig {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Base64 AES-256 keys; the first seals, all open.
-    pub keys: Vec<String>,
+    pub keys: Vec<Secret>,
     /// Session lifetime.
     pub lifetime_secs: u64,
     /// Mark cookies `Secure` (default true; false only for plain-HTTP development).
@@ -280,8 +300,8 @@ pub enum Tenants {
 pub struct OidcClient {
     /// `client_id` (the ID token's audience).
     pub client_id: String,
-    /// `client_secret`.
-    pub client_secret: String,
+    /// `client_secret` or `client_secret_file`.
+    pub client_secret: Secret,
     /// `authorization_endpoint`, if not taken from discovery.
     pub authorization_endpoint: Option<String>,
     /// `token_endpoint`, if not taken from discovery.
@@ -375,17 +395,42 @@ pub struct RouteConfig {
 }
 
 impl Config {
-    /// Reads and validates a TOML file. Relative paths inside are taken from the file's folder.
+    /// Reads and validates a TOML file, `${NAME}` taken from the process environment. Relative
+    /// paths inside are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &process_env)
+    }
+
+    /// [`Config::load`] with `${NAME}` looked up by `env`.
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Config::from_toml(&text, base)
+        Config::from_toml_with_env(&text, base, env)
     }
 
     /// Parses and validates TOML text; relative paths are joined to `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Config::from_toml_with_env(text, base, &process_env)
+    }
+
+    /// [`Config::from_toml`] with `${NAME}` looked up by `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut p = Problems::default();
+        env::substitute(&mut table, env, &mut p);
+        if p.has_errors() {
+            return Err(ConfigError::Invalid(p));
+        }
+        let raw: RawConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            // Without variables, the text's own error says which line.
+            let spanned = (!text.contains("${")).then(|| toml::from_str::<RawConfig>(text).err()).flatten();
+            ConfigError::Parse(spanned.unwrap_or(e).to_string())
+        })?;
         raw.validate(base)
     }
 
@@ -393,6 +438,11 @@ impl Config {
     pub fn issuer(&self, name: &str) -> Option<&IssuerConfig> {
         self.issuers.iter().find(|i| i.name == name)
     }
+}
+
+/// The process environment, for `${NAME}` (a value that is not UTF-8 counts as unset).
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// `challenge` as configured.

@@ -24,7 +24,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Run(ConfigFile),
-    /// Validate a configuration file: print each problem with its key path, exit 1 on any.
+    /// Validate a configuration file: print each problem with its key path, exit 1 on any error
+    /// (warnings are printed to standard error and exit 0).
     CheckConfig(ConfigFile),
     /// The Security requirements status report from decision logs (streamed; files or folders).
     Report(mfagate::cli::report::ReportArgs),
@@ -102,6 +103,7 @@ fn load(path: &Path) -> Result<Config, CliError> {
 
 fn check_config(path: &Path) -> Result<(), CliError> {
     let c = load(path)?;
+    mfagate::cli::print_config_warnings(&c.warnings);
     mfagate::cli::print(&format!(
         "{}: ok ({} issuers, {} routes)\n",
         path.display(),
@@ -113,6 +115,9 @@ fn check_config(path: &Path) -> Result<(), CliError> {
 
 fn run(path: PathBuf) -> Result<(), CliError> {
     let cfg = load(&path)?;
+    for warning in &cfg.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     runtime(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
             .await

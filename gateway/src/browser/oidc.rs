@@ -132,11 +132,12 @@ fn token_request(x: &Exchange<'_>) -> Option<Request<crate::body::Body>> {
     // One method, never both (RFC 6749 §2.3).
     match x.auth {
         TokenEndpointAuth::ClientSecretBasic => {
-            req = req.header(header::AUTHORIZATION, basic(&x.client.client_id, &x.client.client_secret)?);
+            req = req
+                .header(header::AUTHORIZATION, basic(&x.client.client_id, x.client.client_secret.expose())?);
         }
         TokenEndpointAuth::ClientSecretPost => {
             form.append_pair("client_id", &x.client.client_id)
-                .append_pair("client_secret", &x.client.client_secret);
+                .append_pair("client_secret", x.client.client_secret.expose());
         }
     }
     req.body(crate::body::full(form.finish())).ok()

@@ -138,11 +138,11 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// Keys as base64 of 32 random bytes; the first seals.
-    pub fn new(keys: &[String]) -> Result<Sealer, SessionKeyError> {
+    pub fn new(keys: &[crate::config::Secret]) -> Result<Sealer, SessionKeyError> {
         let mut out = Vec::new();
         for (index, k) in keys.iter().enumerate() {
-            let bytes =
-                crate::config::session_key_bytes(k).map_err(|reason| SessionKeyError { index, reason })?;
+            let bytes = crate::config::session_key_bytes(k.expose())
+                .map_err(|reason| SessionKeyError { index, reason })?;
             let tag = crate::verify::jwt::sha256(&bytes);
             let key = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| SessionKeyError { index, reason: "rejected" })?;

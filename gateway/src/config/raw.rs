@@ -1,6 +1,8 @@
 //! The TOML shape, and its validation into [`Config`].
 
 use super::ChallengeKind;
+use super::problems::{Problems, entry};
+use super::secret::{self, Secret};
 use super::*;
 
 fn default_listen() -> String {
@@ -92,8 +94,8 @@ struct RawOidc {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSession {
-    #[serde(default)]
-    keys: Vec<String>,
+    keys: Option<Vec<String>>,
+    keys_file: Option<PathBuf>,
     #[serde(default = "default_session_lifetime")]
     lifetime_secs: u64,
     #[serde(default = "default_true")]
@@ -102,6 +104,35 @@ struct RawSession {
     max_sign_in_attempts: u32,
     #[serde(default = "default_attempt_window")]
     attempt_window_secs: u64,
+}
+
+/// `session.keys` or `session.keys_file`, each key checked.
+fn session_keys(
+    p: &mut Problems,
+    inline: Option<Vec<String>>,
+    file: Option<&Path>,
+    base: &Path,
+) -> Vec<Secret> {
+    let (key, keys) = match (inline, file) {
+        (Some(_), Some(_)) => {
+            p.add("session.keys_file", "set keys or keys_file, not both");
+            return Vec::new();
+        }
+        (Some(keys), None) => ("session.keys", keys.into_iter().map(Secret::new).collect()),
+        (None, Some(file)) => {
+            ("session.keys_file", secret::key_lines(p, "session.keys_file", &base.join(file)))
+        }
+        (None, None) => return Vec::new(),
+    };
+    for (i, k) in keys.iter().enumerate() {
+        if let Err(e) = super::session_key_bytes(k.expose()) {
+            p.add(key, format!("session key {i}: {e}"));
+        }
+        if k.expose().trim() == super::files::DEMO_SESSION_KEY {
+            p.warn(key, format!("session key {i} is the demo's published key: DEVELOPMENT ONLY"));
+        }
+    }
+    keys
 }
 
 fn default_session_lifetime() -> u64 {
@@ -247,6 +278,25 @@ impl Default for RawListen {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     addr: String,
+    token_file: Option<PathBuf>,
+}
+
+/// Bearer tokens shorter than this could be guessed.
+const MIN_ADMIN_TOKEN: usize = 32;
+
+/// `admin.token_file`: the bearer token the admin listener asks for.
+fn admin_token(p: &mut Problems, file: Option<&Path>, base: &Path) -> Option<Secret> {
+    let key = "admin.token_file";
+    let token = secret::read_file(p, key, &base.join(file?))?;
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        p.add(key, "the token must be printable ASCII without spaces (it is sent as a bearer token)");
+    } else if token.len() < MIN_ADMIN_TOKEN {
+        p.add(
+            key,
+            format!("the token must be at least {MIN_ADMIN_TOKEN} characters (openssl rand -base64 32)"),
+        );
+    }
+    Some(Secret::new(token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +363,7 @@ struct RawIssuer {
     refresh_interval_secs: u64,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     #[serde(default = "default_true")]
@@ -381,16 +432,6 @@ struct RawRoute {
     login: Option<String>,
 }
 
-/// Problems found so far, each with its key path.
-#[derive(Default)]
-struct Problems(Vec<String>);
-
-impl Problems {
-    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
-        self.0.push(format!("{path}: {msg}"));
-    }
-}
-
 fn at_least_a_second(p: &mut Problems, path: &str, secs: u64) -> Duration {
     if secs == 0 {
         p.add(path, "must be at least 1");
@@ -398,11 +439,25 @@ fn at_least_a_second(p: &mut Problems, path: &str, secs: u64) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
+/// `host:port`, `[v6]:port`, or `:port` for every IPv4 interface (as nginx's `listen 8080`). A
+/// host name is resolved once, here; its first IPv4 address is taken if it has one.
 fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
-    value.parse().unwrap_or_else(|_| {
-        p.add(path, format!("not a socket address (host:port): {value:?}"));
-        SocketAddr::from(([127, 0, 0, 1], 0))
-    })
+    use std::net::ToSocketAddrs;
+    let spelled = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
+    if let Ok(addr) = spelled.parse() {
+        return addr;
+    }
+    match spelled.to_socket_addrs().map(Iterator::collect::<Vec<_>>) {
+        Ok(list) => match list.iter().find(|a| a.is_ipv4()).or(list.first()) {
+            Some(addr) => return *addr,
+            None => p.add(path, format!("{value:?} resolves to no address")),
+        },
+        Err(e) => p.add(
+            path,
+            format!("not host:port, [v6]:port or :port, or the host does not resolve: {value:?}: {e}"),
+        ),
+    }
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
@@ -429,7 +484,11 @@ impl RawConfig {
         let mut p = Problems::default();
         let l = self.listen;
         let tls = match (l.tls_cert, l.tls_key) {
-            (Some(c), Some(k)) => Some((base.join(c), base.join(k))),
+            (Some(c), Some(k)) => {
+                let (cert, key) = (base.join(c), base.join(k));
+                super::files::tls_pair(&mut p, &cert, &key);
+                Some((cert, key))
+            }
             (None, None) => None,
             _ => {
                 p.add("listen", "tls_cert and tls_key go together");
@@ -475,7 +534,8 @@ impl RawConfig {
         if l.max_connections_per_ip == Some(0) {
             p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
         }
-        let admin = self.admin.map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
+        let admin = self.admin.as_ref().map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
+        let admin_token = self.admin.and_then(|a| admin_token(&mut p, a.token_file.as_deref(), base));
         if self.decision_log.queue == 0 {
             p.add("decision_log.queue", "must be at least 1");
         }
@@ -489,8 +549,12 @@ impl RawConfig {
         if self.decision_log.retention_days < 8 {
             p.add("decision_log.retention_days", "at least 8 (the report's 7 days, plus a UTC day's edge)");
         }
+        let ca_file = self.outbound.ca_file.map(|f| base.join(f));
+        if let Some(file) = &ca_file {
+            super::files::ca_file(&mut p, file);
+        }
         let outbound = Outbound {
-            ca_file: self.outbound.ca_file.map(|f| base.join(f)),
+            ca_file,
             connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),
         };
         let issuers: Vec<IssuerConfig> =
@@ -537,19 +601,19 @@ impl RawConfig {
             },
         };
         let raw_session = self.session.unwrap_or(RawSession {
-            keys: Vec::new(),
+            keys: None,
+            keys_file: None,
             lifetime_secs: default_session_lifetime(),
             secure: true,
             max_sign_in_attempts: default_attempts(),
             attempt_window_secs: default_attempt_window(),
         });
-        for (i, k) in raw_session.keys.iter().enumerate() {
-            if let Err(e) = super::session_key_bytes(k) {
-                p.add("session.keys", format!("session key {i}: {e}"));
-            }
+        let keys = session_keys(&mut p, raw_session.keys, raw_session.keys_file.as_deref(), base);
+        if !raw_session.secure {
+            p.warn("session.secure", "false: session cookies also travel over plain HTTP (development only)");
         }
         let session = SessionConfig {
-            keys: raw_session.keys,
+            keys,
             lifetime_secs: raw_session.lifetime_secs,
             secure: raw_session.secure,
             max_sign_in_attempts: raw_session.max_sign_in_attempts.max(1),
@@ -572,21 +636,25 @@ impl RawConfig {
         }
         for (i, r) in routes.iter().enumerate() {
             if routes[..i].iter().any(|o| o.name == r.name) {
+                // By index: the name is what is ambiguous.
                 p.add(format!("route[{i}].name"), format!("duplicate name {:?}", r.name));
             }
         }
+        super::checks::duplicate_prefixes(&mut p, &routes);
+        super::checks::warnings(&mut p, &issuers, &saml_idps, &routes);
         for (i, r) in routes.iter().enumerate().filter(|(_, r)| r.channel == Channel::Portal) {
+            let head = entry("route", i, &r.name);
             let saml_idp = r.login.as_ref().and_then(|name| saml_idps.iter().find(|s| &s.name == name));
             let oidc = r.login.as_ref().and_then(|name| issuers.iter().find(|s| &s.name == name));
             match (&r.login, saml_idp, oidc) {
                 (None, _, _) => p.add(
-                    format!("route[{i}].login"),
+                    format!("{head}.login"),
                     "a portal route needs login = \"<saml_idp or issuer name>\"",
                 ),
                 (Some(_), Some(idp), _) => {
                     if idp.sso_url.is_none() {
                         p.add(
-                            format!("route[{i}].login"),
+                            format!("{head}.login"),
                             format!("saml_idp {:?} has no sso_url (or metadata)", idp.name),
                         );
                     }
@@ -597,7 +665,7 @@ impl RawConfig {
                 (Some(_), None, Some(issuer)) => {
                     if issuer.client.is_none() {
                         p.add(
-                            format!("route[{i}].login"),
+                            format!("{head}.login"),
                             format!("issuer {:?} has no client_id/client_secret", issuer.name),
                         );
                     }
@@ -606,7 +674,7 @@ impl RawConfig {
                     }
                 }
                 (Some(name), None, None) => {
-                    p.add(format!("route[{i}].login"), format!("no saml_idp or issuer named {name:?}"))
+                    p.add(format!("{head}.login"), format!("no saml_idp or issuer named {name:?}"))
                 }
             }
             // Sessions are bound to the IdP that signed the user in: a route that would not take
@@ -615,7 +683,7 @@ impl RawConfig {
                 && !r.issuers.is_empty()
                 && !r.issuers.contains(login)
             {
-                p.add(format!("route[{i}].issuers"), format!("must include the route's login {login:?}"));
+                p.add(format!("{head}.issuers"), format!("must include the route's login {login:?}"));
             }
             if session.keys.is_empty() {
                 p.add("session.keys", "portal routes need at least one session key");
@@ -624,8 +692,8 @@ impl RawConfig {
         if routes.iter().any(|r| r.rule.auth == AuthRequirement::Required) && names.is_empty() {
             p.add("issuer", "a route requires auth but no issuer or saml_idp is configured");
         }
-        if !p.0.is_empty() {
-            return Err(ConfigError::Invalid(p.0));
+        if p.has_errors() {
+            return Err(ConfigError::Invalid(p));
         }
         let oidc_callback = self.oidc.map(|o| parse_url(&mut p, "oidc.callback_url", &o.callback_url));
         let raw_report = self.report.unwrap_or_default();
@@ -639,12 +707,13 @@ impl RawConfig {
             },
             application_names: raw_report.application_names,
         };
-        if !p.0.is_empty() {
-            return Err(ConfigError::Invalid(p.0));
+        if p.has_errors() {
+            return Err(ConfigError::Invalid(p));
         }
         Ok(Config {
             listen,
             admin,
+            admin_token,
             decision_log,
             outbound,
             issuers,
@@ -654,18 +723,24 @@ impl RawConfig {
             session,
             oidc_callback,
             report,
+            warnings: p.warnings().to_vec(),
         })
     }
 }
 
 fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConfig {
-    let at = |field: &str| format!("issuer[{i}].{field}");
+    let head = entry("issuer", i, &raw.name);
+    let at = |field: &str| format!("{head}.{field}");
     let templated = raw.issuer.replace("{tenantid}", "00000000-0000-0000-0000-000000000000");
     parse_url(p, &at("issuer"), &templated);
     let keys = match (&raw.discovery, &raw.jwks_uri, &raw.jwks_file) {
         (Some(d), None, None) => KeySource::Discovery(parse_url(p, &at("discovery"), d)),
         (None, Some(j), None) => KeySource::JwksUri(parse_url(p, &at("jwks_uri"), j)),
-        (None, None, Some(f)) => KeySource::File(base.join(f)),
+        (None, None, Some(f)) => {
+            let path = base.join(f);
+            super::files::jwks_file(p, &at("jwks_file"), &path);
+            KeySource::File(path)
+        }
         _ => {
             p.add(at("discovery"), "set exactly one of discovery, jwks_uri and jwks_file");
             KeySource::JwksUri(Uri::from_static("http://invalid.invalid/"))
@@ -675,24 +750,33 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
     for (j, a) in raw.algorithms.iter().enumerate() {
         match a.parse::<Algorithm>() {
             Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
-                p.add(format!("issuer[{i}].algorithms[{j}]"), "HS* is refused for key-set issuers")
+                p.add(format!("{head}.algorithms[{j}]"), "HS* is refused for key-set issuers")
             }
             Ok(alg) => algorithms.push(alg),
-            Err(_) => p.add(format!("issuer[{i}].algorithms[{j}]"), format!("unknown algorithm {a:?}")),
+            Err(_) => p.add(format!("{head}.algorithms[{j}]"), format!("unknown algorithm {a:?}")),
         }
     }
     if raw.algorithms.is_empty() {
         p.add(at("algorithms"), "at least one algorithm is required");
     }
-    let tenants = tenants(p, i, &raw);
-    let typ = raw.typ.map(OneOrMany::into_vec).map(|list| typ(p, i, list)).unwrap_or_default();
+    let tenants = tenants(p, &head, &raw);
+    let typ = raw.typ.map(OneOrMany::into_vec).map(|list| typ(p, &head, list)).unwrap_or_default();
     if raw.mfa_amr.is_empty() && raw.mfa_acrs.is_empty() {
         p.add(at("mfa_amr"), "no value would ever prove MFA");
     }
     if raw.leeway_secs > 300 {
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
-    let client = match (raw.client_id, raw.client_secret) {
+    let secret_given = raw.client_secret.is_some() || raw.client_secret_file.is_some();
+    let client_secret = secret::inline_or_file(
+        p,
+        &head,
+        "client_secret",
+        raw.client_secret,
+        raw.client_secret_file.as_deref(),
+        base,
+    );
+    let client = match (raw.client_id, client_secret) {
         (Some(client_id), Some(client_secret)) => {
             let authorization_endpoint = raw
                 .authorization_endpoint
@@ -719,8 +803,10 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
             }
             None
         }
+        // A secret given but unreadable is reported already.
+        (Some(_), None) if secret_given => None,
         _ => {
-            p.add(at("client_id"), "client_id and client_secret go together");
+            p.add(at("client_id"), "client_id and client_secret (or client_secret_file) go together");
             None
         }
     };
@@ -751,21 +837,21 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
 }
 
 /// `tenants`: a `{tenantid}` issuer must say which tenants it accepts, or `["*"]` for any.
-fn tenants(p: &mut Problems, i: usize, raw: &RawIssuer) -> Tenants {
+fn tenants(p: &mut Problems, head: &str, raw: &RawIssuer) -> Tenants {
     let templated = raw.issuer.contains("{tenantid}");
     for (j, t) in raw.tenants.iter().enumerate() {
         if t == "*" && raw.tenants.len() > 1 {
-            p.add(format!("issuer[{i}].tenants[{j}]"), "\"*\" (any tenant) must be the only entry");
+            p.add(format!("{head}.tenants[{j}]"), "\"*\" (any tenant) must be the only entry");
         } else if t != "*" && !is_guid(t) {
-            p.add(format!("issuer[{i}].tenants[{j}]"), format!("not a GUID: {t:?}"));
+            p.add(format!("{head}.tenants[{j}]"), format!("not a GUID: {t:?}"));
         }
     }
     if !raw.tenants.is_empty() && !templated {
-        p.add(format!("issuer[{i}].tenants"), "a tenant allow-list needs {tenantid} in issuer");
+        p.add(format!("{head}.tenants"), "a tenant allow-list needs {tenantid} in issuer");
     }
     if raw.tenants.is_empty() && templated {
         p.add(
-            format!("issuer[{i}].tenants"),
+            format!("{head}.tenants"),
             "an issuer with {tenantid} would accept every tenant's tokens: list the tenant ids \
              allowed, or set tenants = [\"*\"] to accept any tenant",
         );
@@ -778,17 +864,14 @@ fn tenants(p: &mut Problems, i: usize, raw: &RawIssuer) -> Tenants {
 }
 
 /// `typ`: the header types accepted, normalized for comparison.
-fn typ(p: &mut Problems, i: usize, list: Vec<String>) -> Vec<String> {
+fn typ(p: &mut Problems, head: &str, list: Vec<String>) -> Vec<String> {
     if list.is_empty() {
-        p.add(
-            format!("issuer[{i}].typ"),
-            "an empty list refuses every token (leave typ out for the default)",
-        );
+        p.add(format!("{head}.typ"), "an empty list refuses every token (leave typ out for the default)");
     }
     let normalized: Vec<String> = list.iter().map(|t| super::media_type(t.trim())).collect();
     for (t, n) in list.iter().zip(&normalized) {
         if n.is_empty() || n.contains('/') || !n.bytes().all(|b| b.is_ascii_graphic()) {
-            p.add(format!("issuer[{i}].typ"), format!("not a JWT media type: {t:?}"));
+            p.add(format!("{head}.typ"), format!("not a JWT media type: {t:?}"));
         }
     }
     normalized
@@ -801,7 +884,8 @@ fn route(
     issuers: &[IssuerConfig],
     saml_names: &[String],
 ) -> RouteConfig {
-    let at = |field: &str| format!("route[{i}].{field}");
+    let head = entry("route", i, &raw.name);
+    let at = |field: &str| format!("{head}.{field}");
     let prefix = match mfagate_policy::path::Prefix::new(&raw.path_prefix, raw.case_sensitive) {
         Ok(prefix) => prefix,
         Err(suggestion) => {
@@ -836,16 +920,16 @@ fn route(
     for (j, m) in raw.methods.iter().enumerate() {
         match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
             Ok(m) => methods.push(m),
-            Err(_) => p.add(format!("route[{i}].methods[{j}]"), format!("not a method: {m:?}")),
+            Err(_) => p.add(format!("{head}.methods[{j}]"), format!("not a method: {m:?}")),
         }
     }
     for (j, name) in raw.issuers.iter().enumerate() {
         match issuers.iter().find(|is| &is.name == name) {
             None if !saml_names.contains(name) => {
-                p.add(format!("route[{i}].issuers[{j}]"), format!("no issuer named {name:?}"))
+                p.add(format!("{head}.issuers[{j}]"), format!("no issuer named {name:?}"))
             }
             Some(is) if is.audiences.is_empty() && raw.channel == Channel::Api => p.add(
-                format!("route[{i}].issuers[{j}]"),
+                format!("{head}.issuers[{j}]"),
                 format!("issuer {name:?} has no audiences: an API route needs them to take its tokens"),
             ),
             _ => {}
@@ -910,7 +994,8 @@ fn route(
 fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::SamlIdp {
     use mfagate_policy::SamlMfaSettings;
     use rustls_pki_types::pem::PemObject;
-    let at = |field: &str| format!("saml_idp[{i}].{field}");
+    let head = entry("saml_idp", i, &raw.name);
+    let at = |field: &str| format!("{head}.{field}");
     let mut certificates = Vec::new();
     let mut entity_id = raw.entity_id.clone();
     let mut sso_from_metadata = None;
@@ -932,13 +1017,14 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
             .and_then(|it| it.collect::<Result<Vec<_>, _>>());
         match loaded {
             Ok(certs) if !certs.is_empty() => certificates.extend(certs.into_iter().map(|c| c.to_vec())),
-            Ok(_) => p.add(format!("saml_idp[{i}].certificates[{j}]"), "no PEM certificate in file"),
-            Err(e) => p.add(format!("saml_idp[{i}].certificates[{j}]"), format!("{}: {e}", file.display())),
+            Ok(_) => p.add(format!("{head}.certificates[{j}]"), "no PEM certificate in file"),
+            Err(e) => p.add(format!("{head}.certificates[{j}]"), format!("{}: {e}", file.display())),
         }
     }
     if certificates.is_empty() {
         p.add(at("certificates"), "no signing certificate (certificates or metadata)");
     }
+    super::files::warn_if_development(p, &at("certificates"), certificates.iter().map(Vec::as_slice));
     let entity_id = entity_id.unwrap_or_else(|| {
         p.add(at("entity_id"), "required (or metadata)");
         String::new()
@@ -955,9 +1041,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
     for (j, location) in raw.mfa_locations.iter().enumerate() {
         match mfagate_policy::SamlLocation::named(location) {
             Some(l) => mfa.set_reads(l, true),
-            None => {
-                p.add(format!("saml_idp[{i}].mfa_locations[{j}]"), format!("unknown location {location:?}"))
-            }
+            None => p.add(format!("{head}.mfa_locations[{j}]"), format!("unknown location {location:?}")),
         }
     }
     if raw.leeway_secs > 300 {
@@ -989,7 +1073,10 @@ fn sp_signing(p: &mut Problems, key: &Path, cert: &Path) -> Option<SpSigning> {
         return None;
     }
     match rustls_pki_types::CertificateDer::from_pem_file(cert) {
-        Ok(c) => Some(SpSigning { key_pkcs8: key_der, certificate: c.to_vec() }),
+        Ok(c) => {
+            super::files::warn_if_development(p, "saml.signing_key", [key_der.as_slice()]);
+            Some(SpSigning { key_pkcs8: key_der, certificate: c.to_vec() })
+        }
         Err(e) => {
             p.add("saml.signing_certificate", format!("{}: {e}", cert.display()));
             None
