@@ -138,23 +138,64 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
 
 /// Starts `mfagate run --config <config>` and returns it with the address it listens on.
 pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
+    let running = start(config, &[]);
+    (running.child, running.addr)
+}
+
+/// A running `mfagate run`, with the addresses its log names and the rest of its log.
+pub(crate) struct Running {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub admin: Option<String>,
+    pub private: Option<String>,
+    /// Standard error, line by line, from the line after "Gateway listening".
+    pub stderr: std::sync::mpsc::Receiver<String>,
+    /// Every line read before it.
+    pub early: Vec<String>,
+}
+
+/// Starts `mfagate run --config <config> <args>`; reads the addresses from its log (text or JSON).
+pub(crate) fn start(config: &std::path::Path, args: &[&str]) -> Running {
     let mut child = mfagate()
         .args(["run", "--config"])
         .arg(config)
+        .args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let rx = lines_of(child.stderr.take().unwrap());
+    let (mut admin, mut private, mut early) = (None, None, Vec::new());
     let addr = loop {
         let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
-        if let Some(rest) = line.split("Gateway listening").nth(1) {
-            let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-            break strip_ansi(addr);
+        early.push(line.clone());
+        let (message, addr) = message_and_addr(&line);
+        match (message.as_str(), addr) {
+            ("Gateway listening", Some(a)) => break a,
+            ("Admin listening", Some(a)) => admin = Some(a),
+            ("Private admin listening", Some(a)) => private = Some(a),
+            _ => {}
         }
     };
-    (child, addr)
+    Running { child, addr, admin, private, stderr: rx, early }
+}
+
+/// The message and `addr` field of one log line, JSON or text.
+fn message_and_addr(line: &str) -> (String, Option<String>) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        let field = |k: &str| v["fields"][k].as_str().map(str::to_owned);
+        return (field("message").unwrap_or_default(), field("addr"));
+    }
+    let line = strip_ansi(line);
+    for message in ["Private admin listening", "Admin listening", "Gateway listening"] {
+        if let Some(rest) = line.split(message).nth(1) {
+            let addr = rest.split("addr=").nth(1).and_then(|a| a.split_whitespace().next());
+            return (message.to_owned(), addr.map(str::to_owned));
+        }
+    }
+    (String::new(), None)
 }
 
 fn strip_ansi(s: &str) -> String {

@@ -26,5 +26,6 @@ mod review2_findings;
 mod review3_findings;
 mod review4_findings;
 mod review_findings;
+mod rollout;
 mod saml;
 mod saml_gate;

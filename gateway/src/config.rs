@@ -167,6 +167,9 @@ pub struct Listen {
     pub max_token_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long the listener keeps accepting after SIGTERM (with /readyz at 503), so load
+    /// balancers stop sending before it closes.
+    pub shutdown_delay: Duration,
     /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Client connections open at once (WebSocket tunnels included), before the open-files budget.

@@ -68,6 +68,8 @@ pub struct State {
     pub live: Arc<crate::evidence::live::Live>,
     /// Client connection caps and counters.
     pub connections: crate::gate::connection::Connections,
+    /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -118,14 +120,18 @@ impl State {
             live,
             clock,
             connections,
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
         };
         Ok((Arc::new(state), writer))
     }
 
-    /// Ready when every issuer's keys are loaded and the decision log is writable (unless the
+    /// Ready when not shutting down, every issuer's keys are loaded and the decision log is writable (unless the
     /// configuration fails open). Returns what is not ready.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("shutting down".into());
+        }
         let waiting: Vec<&str> = self.verifier.keys().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));

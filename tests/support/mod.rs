@@ -36,6 +36,7 @@ pub fn dev_keys() -> Vec<DevKey> {
 pub const CONFIG: &str = r#"
 [listen]
 addr = "127.0.0.1:0"
+shutdown_delay_secs = 0
 shutdown_grace_secs = 5
 
 [decision_log]

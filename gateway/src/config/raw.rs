@@ -18,6 +18,9 @@ fn default_max_token() -> usize {
 fn default_grace() -> u64 {
     30
 }
+fn default_shutdown_delay() -> u64 {
+    5
+}
 fn default_queue() -> usize {
     8192
 }
@@ -182,6 +185,8 @@ struct RawListen {
     max_token_bytes: usize,
     #[serde(default = "default_grace")]
     shutdown_grace_secs: u64,
+    #[serde(default = "default_shutdown_delay")]
+    shutdown_delay_secs: u64,
     #[serde(default)]
     trust_forwarded_for: bool,
     #[serde(default)]
@@ -230,6 +235,7 @@ impl Default for RawListen {
             max_header_bytes: default_max_header(),
             max_token_bytes: default_max_token(),
             shutdown_grace_secs: default_grace(),
+            shutdown_delay_secs: default_shutdown_delay(),
             trust_forwarded_for: false,
             headers_with_underscores: UnderscoreHeaders::default(),
             max_connections: default_max_connections(),
@@ -446,6 +452,7 @@ impl RawConfig {
             max_header_bytes: l.max_header_bytes,
             max_token_bytes: l.max_token_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(l.shutdown_delay_secs),
             trust_forwarded_for: l.trust_forwarded_for,
             headers_with_underscores: l.headers_with_underscores,
             max_connections: l.max_connections,

@@ -4,8 +4,8 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::gate::connection::Listener;
 use crate::gate::connection::counters::Failure;
+use crate::gate::connection::{Listener, Stage};
 use crate::state::{StartError, State};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -72,14 +72,27 @@ pub async fn serve_with(
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Gateway listening");
 
     let http = Arc::new(Listener { builder: connection_builder(&state.config.listen), tls });
-    // Connections hold a receiver: a send asks them to close gracefully, and the sender's
-    // `closed` says when the last one has.
-    let (stop, _) = watch::channel(());
+    // Connections hold a receiver: `Closing` asks them to close gracefully, `Cut` to close now,
+    // and the sender's `closed` says when the last one has.
+    let (stop, _) = watch::channel(Stage::Serving);
     let connections = &state.connections;
     let mut shutdown = std::pin::pin!(shutdown);
+    // Armed by the shutdown signal: until it fires the listener keeps accepting, with /readyz
+    // at 503, so a load balancer notices and stops sending before the port closes.
+    let delay = state.config.listen.shutdown_delay;
+    let drained = tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX)));
+    let mut drained = std::pin::pin!(drained);
+    let mut draining = false;
     loop {
         let (stream, addr) = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown, if !draining => {
+                draining = true;
+                state.draining.store(true, std::sync::atomic::Ordering::Release);
+                drained.as_mut().reset(tokio::time::Instant::now() + delay);
+                tracing::info!(?delay, "Shutdown requested: /readyz answers 503; accepting until the delay ends");
+                continue;
+            }
+            () = &mut drained, if draining => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -113,16 +126,27 @@ pub async fn serve_with(
     }
     drop(listener);
     let grace = state.config.listen.shutdown_grace;
-    tracing::info!(in_flight = stop.receiver_count(), "Shutting down; finishing in-flight requests");
-    let _ = stop.send(());
+    tracing::info!(connections = stop.receiver_count(), "Listener closed; finishing in-flight requests");
+    let _ = stop.send(Stage::Closing);
     if tokio::time::timeout(grace, stop.closed()).await.is_err() {
-        tracing::warn!(?grace, "Shutdown grace period over; closing remaining connections");
+        let cut = stop.receiver_count();
+        tracing::warn!(
+            ?grace,
+            connections = cut,
+            "Shutdown grace period over; closing remaining connections"
+        );
+        let _ = stop.send(Stage::Cut);
+        // Dropped requests write their records as they go; give them a moment to be queued.
+        let _ = tokio::time::timeout(CUT_SETTLE, stop.closed()).await;
     }
     background.abort_all();
     writer.close().await;
     tracing::info!("Stopped");
     Ok(())
 }
+
+/// How long connections cut at the end of the grace period get to queue their records.
+const CUT_SETTLE: Duration = Duration::from_secs(1);
 
 /// HTTP/1 and HTTP/2 settings. hyper's own HTTP/1 header timer is off: `connection::serve`
 /// keeps the header deadline from accept (which hyper's timer, started after protocol detection,
