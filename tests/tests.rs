@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin_plane;
 mod binary;
 mod chromium;
 mod cli;

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod raw;
 mod saml_idp;
 
+pub use admin::{AdminToken, PrivateAdmin, PrivateTls};
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
 pub use saml_idp::{
@@ -57,6 +59,8 @@ pub struct Config {
     pub listen: Listen,
     /// `[admin]`, if any.
     pub admin: Option<SocketAddr>,
+    /// `[admin] private_addr`: the report, exports and `/v1/*`, behind authentication.
+    pub private_admin: Option<PrivateAdmin>,
     /// `[decision_log]`.
     pub decision_log: DecisionLogConfig,
     /// `[outbound]`: upstreams and key servers.

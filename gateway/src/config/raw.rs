@@ -52,7 +52,7 @@ fn default_amr() -> Vec<String> {
 pub struct RawConfig {
     #[serde(default)]
     listen: RawListen,
-    admin: Option<RawAdmin>,
+    admin: Option<super::admin::RawAdmin>,
     decision_log: RawDecisionLog,
     #[serde(default)]
     outbound: RawOutbound,
@@ -251,12 +251,6 @@ impl Default for RawListen {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAdmin {
-    addr: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDecisionLog {
     path: PathBuf,
     #[serde(default)]
@@ -389,10 +383,10 @@ struct RawRoute {
 
 /// Problems found so far, each with its key path.
 #[derive(Default)]
-struct Problems(Vec<String>);
+pub(super) struct Problems(Vec<String>);
 
 impl Problems {
-    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+    pub(super) fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.0.push(format!("{path}: {msg}"));
     }
 }
@@ -404,7 +398,7 @@ fn at_least_a_second(p: &mut Problems, path: &str, secs: u64) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
+pub(super) fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
     value.parse().unwrap_or_else(|_| {
         p.add(path, format!("not a socket address (host:port): {value:?}"));
         SocketAddr::from(([127, 0, 0, 1], 0))
@@ -482,7 +476,10 @@ impl RawConfig {
         if l.max_connections_per_ip == Some(0) {
             p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
         }
-        let admin = self.admin.map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
+        let (admin, private_admin) = match self.admin.map(|a| a.validate(&mut p, base)) {
+            Some((addr, private)) => (Some(addr), private),
+            None => (None, None),
+        };
         if self.decision_log.queue == 0 {
             p.add("decision_log.queue", "must be at least 1");
         }
@@ -652,6 +649,7 @@ impl RawConfig {
         Ok(Config {
             listen,
             admin,
+            private_admin,
             decision_log,
             outbound,
             issuers,
