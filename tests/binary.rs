@@ -145,6 +145,8 @@ pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
 /// A running `mfagate run`, with the addresses its log names and the rest of its log.
 pub(crate) struct Running {
     pub child: std::process::Child,
+    /// Its standard output (piped: read it when the decision log goes there).
+    pub stdout: Option<std::process::ChildStdout>,
     pub addr: String,
     pub admin: Option<String>,
     pub private: Option<String>,
@@ -161,11 +163,13 @@ pub(crate) fn start(config: &std::path::Path, args: &[&str]) -> Running {
         .arg(config)
         .args(args)
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
+        // No NO_COLOR: a standard error that is not a terminal gets no colour codes anyway.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take();
     let rx = lines_of(child.stderr.take().unwrap());
     let (mut admin, mut private, mut early) = (None, None, Vec::new());
     let addr = loop {
@@ -179,7 +183,7 @@ pub(crate) fn start(config: &std::path::Path, args: &[&str]) -> Running {
             _ => {}
         }
     };
-    Running { child, addr, admin, private, stderr: rx, early }
+    Running { child, stdout, addr, admin, private, stderr: rx, early }
 }
 
 /// The message and `addr` field of one log line, JSON or text.

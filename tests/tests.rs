@@ -19,6 +19,7 @@ mod interop;
 mod jwt_cases;
 mod keys;
 mod lifecycle;
+mod ops_logs;
 mod page;
 mod portal;
 mod proxy;

@@ -61,6 +61,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// `[admin] private_addr`: the report, exports and `/v1/*`, behind authentication.
     pub private_admin: Option<PrivateAdmin>,
+    /// `[log] format`: the operational log's format, unless the command line sets one.
+    pub log_format: Option<LogFormat>,
     /// `[decision_log]`.
     pub decision_log: DecisionLogConfig,
     /// `[outbound]`: upstreams and key servers.
@@ -221,7 +223,7 @@ pub enum OnLogFailure {
 /// `[decision_log]`.
 #[derive(Debug, Clone)]
 pub struct DecisionLogConfig {
-    /// JSON Lines file, appended to.
+    /// JSON Lines file, appended to; `-` is standard output.
     pub path: PathBuf,
     /// `on_log_failure`.
     pub on_failure: OnLogFailure,
@@ -231,6 +233,23 @@ pub struct DecisionLogConfig {
     pub max_bytes: u64,
     /// Delete rotated files older than this many days.
     pub retention_days: u64,
+}
+
+impl DecisionLogConfig {
+    /// Whether the log goes to standard output (`path = "-"`): no file, no rotation.
+    pub fn to_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// The operational log's format on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+    /// Human-readable lines (colours only on a terminal).
+    Text,
 }
 
 /// `[outbound]`.

@@ -77,8 +77,15 @@ impl State {
     pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
-        let live =
-            Arc::new(crate::evidence::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
+        // Standard output cannot be read back: the live report then starts empty.
+        let live = Arc::new(if config.decision_log.to_stdout() {
+            crate::evidence::live::Live::rebuild(&[], clock.now_millis())
+        } else {
+            crate::evidence::live::Live::rebuild(
+                &crate::evidence::log_files::all_files(&config.decision_log.path),
+                clock.now_millis(),
+            )
+        });
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;

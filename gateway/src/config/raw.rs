@@ -66,6 +66,13 @@ pub struct RawConfig {
     report: Option<RawReport>,
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
+    log: Option<RawLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<super::LogFormat>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -484,7 +491,12 @@ impl RawConfig {
             p.add("decision_log.queue", "must be at least 1");
         }
         let decision_log = DecisionLogConfig {
-            path: base.join(&self.decision_log.path),
+            // "-" is standard output, not a file beside the configuration.
+            path: if self.decision_log.path.as_os_str() == "-" {
+                self.decision_log.path.clone()
+            } else {
+                base.join(&self.decision_log.path)
+            },
             on_failure: self.decision_log.on_log_failure,
             queue: self.decision_log.queue.max(1),
             max_bytes: self.decision_log.max_bytes.max(4096),
@@ -650,6 +662,7 @@ impl RawConfig {
             listen,
             admin,
             private_admin,
+            log_format: self.log.and_then(|l| l.format),
             decision_log,
             outbound,
             issuers,
