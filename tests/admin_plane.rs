@@ -142,3 +142,88 @@ async fn the_binary_logs_refusals_without_the_token() {
         assert!(!log.contains(secret), "a token reached the log:\n{log}");
     }
 }
+
+/// A client certificate for `CN=operator`, issued by `issuer` (or self-signed), as PEM.
+fn client_cert(
+    issuer: Option<(&openssl::x509::X509, &openssl::pkey::PKey<openssl::pkey::Private>)>,
+) -> (String, String) {
+    use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage};
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "operator").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&openssl::bn::BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(issuer.map_or(&name, |(ca, _)| ca.subject_name())).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap()).unwrap();
+    b.append_extension(BasicConstraints::new().build().unwrap()).unwrap();
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap()).unwrap();
+    b.sign(issuer.map_or(&key, |(_, k)| k), openssl::hash::MessageDigest::sha256()).unwrap();
+    let pem = |v: Vec<u8>| String::from_utf8(v).unwrap();
+    (pem(b.build().to_pem().unwrap()), pem(key.private_key_to_pem_pkcs8().unwrap()))
+}
+
+/// A TLS client trusting `certs/ca.pem`, with `identity` (certificate and key PEM) if given.
+fn tls_client(identity: Option<&(String, String)>) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    mfagate::outbound::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certs().join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes()).map(Result::unwrap).collect();
+            builder
+                .with_client_auth_cert(chain, PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap())
+                .unwrap()
+        }
+    };
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// GET /v1/report over TLS: the status, or `None` when the handshake or the exchange failed.
+async fn tls_get(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    token: Option<&str>,
+) -> Option<u16> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector.connect("localhost".try_into().unwrap(), tcp).await.ok()?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.ok()?;
+    tokio::spawn(conn);
+    let mut req = Request::get("/v1/report").header("host", "localhost");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let rsp = send.send_request(req.body(Full::<Bytes>::default()).unwrap()).await.ok()?;
+    Some(rsp.status().as_u16())
+}
+
+#[tokio::test]
+async fn with_a_client_ca_the_private_listener_needs_a_certificate_it_issued_and_the_token() {
+    let certs = certs();
+    let ca = openssl::x509::X509::from_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    let ca_key =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(certs.join("ca.key")).unwrap()).unwrap();
+    let admin = format!(
+        "\n[admin]\naddr = \"127.0.0.1:0\"\nprivate_addr = \"127.0.0.1:0\"\ntoken_file = \"admin-token\"\n\
+         private_tls_cert = \"{c}/server.pem\"\nprivate_tls_key = \"{c}/server.key\"\nprivate_client_ca = \"{c}/ca.pem\"\n",
+        c = certs.display()
+    );
+    let g = gateway().append(&admin).start().await;
+    let issued = tls_client(Some(&client_cert(Some((&ca, &ca_key)))));
+    assert_eq!(tls_get(g.private, &issued, Some(ADMIN_TOKEN)).await, Some(200));
+    assert_eq!(tls_get(g.private, &issued, None).await, Some(401), "the token is still needed");
+    for stranger in [tls_client(None), tls_client(Some(&client_cert(None)))] {
+        assert_eq!(tls_get(g.private, &stranger, Some(ADMIN_TOKEN)).await, None);
+    }
+}
