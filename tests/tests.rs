@@ -24,6 +24,7 @@ mod page;
 mod portal;
 mod proxy;
 mod report;
+mod request_ids;
 mod review2_findings;
 mod review3_findings;
 mod review4_findings;

@@ -176,6 +176,8 @@ pub struct Listen {
     /// How long the listener keeps accepting after SIGTERM (with /readyz at 503), so load
     /// balancers stop sending before it closes.
     pub shutdown_delay: Duration,
+    /// The header that carries the gateway's request id upstream and back to the client.
+    pub request_id_header: http::HeaderName,
     /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Client connections open at once (WebSocket tunnels included), before the open-files budget.

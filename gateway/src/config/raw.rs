@@ -21,6 +21,9 @@ fn default_grace() -> u64 {
 fn default_shutdown_delay() -> u64 {
     5
 }
+fn default_request_id_header() -> String {
+    "x-request-id".into()
+}
 fn default_queue() -> usize {
     8192
 }
@@ -194,6 +197,8 @@ struct RawListen {
     shutdown_grace_secs: u64,
     #[serde(default = "default_shutdown_delay")]
     shutdown_delay_secs: u64,
+    #[serde(default = "default_request_id_header")]
+    request_id_header: String,
     #[serde(default)]
     trust_forwarded_for: bool,
     #[serde(default)]
@@ -243,6 +248,7 @@ impl Default for RawListen {
             max_token_bytes: default_max_token(),
             shutdown_grace_secs: default_grace(),
             shutdown_delay_secs: default_shutdown_delay(),
+            request_id_header: default_request_id_header(),
             trust_forwarded_for: false,
             headers_with_underscores: UnderscoreHeaders::default(),
             max_connections: default_max_connections(),
@@ -454,6 +460,15 @@ impl RawConfig {
             max_token_bytes: l.max_token_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
             shutdown_delay: Duration::from_secs(l.shutdown_delay_secs),
+            request_id_header: http::HeaderName::from_bytes(l.request_id_header.as_bytes()).unwrap_or_else(
+                |_| {
+                    p.add(
+                        "listen.request_id_header",
+                        format!("not a header name: {:?}", l.request_id_header),
+                    );
+                    http::HeaderName::from_static("x-request-id")
+                },
+            ),
             trust_forwarded_for: l.trust_forwarded_for,
             headers_with_underscores: l.headers_with_underscores,
             max_connections: l.max_connections,
