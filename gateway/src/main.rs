@@ -33,10 +33,10 @@ enum Command {
     /// Does a token or SAML assertion prove MFA, and what would the gateway answer? Exit 0 MFA
     /// proven, 1 not proven, 2 invalid or not verified, 3 usage.
     Inspect(mfagate::dev::inspect::Args),
-    /// Run a local demo on five ports, printing curl commands to try.
+    /// Run a local demo on six ports, printing curl commands to try.
     ///
-    /// The ports, all on 127.0.0.1: the gateway (:8080) and its admin port (:9090) as the demo
-    /// configuration sets them, a development OIDC identity provider (:8082), a development SAML
+    /// The ports, all on 127.0.0.1: the gateway (:8080), its admin port (:9090) and its private
+    /// admin port for the report (:9091) as the demo configuration sets them, a development OIDC identity provider (:8082), a development SAML
     /// identity provider (:8083) and an echo upstream (:8081).
     Demo {
         /// The demo configuration.
