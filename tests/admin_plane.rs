@@ -1,13 +1,11 @@
 //! The admin plane: health, readiness and metrics in the open; the report and its personal data
 //! only on the private listener, with the bearer token, GET and HEAD only.
 
-use crate::binary::start;
+use crate::binary::{Fixture, fixture, start};
 use crate::support::*;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use mfagate::dev::echo::Echo;
-use mfagate::dev::idp::DevIdp;
 use std::net::SocketAddr;
 use std::process::Command;
 
@@ -107,18 +105,11 @@ fn a_private_listener_needs_a_way_to_authenticate() {
 /// Through the binary: the refusals are logged, the tokens (right or wrong) never are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_logs_refusals_without_the_token() {
-    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
-        .unwrap();
-    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let right = "right-admin-token-9f8e7d6c5b4a";
     let wrong = "wrong-admin-token-1a2b3c4d5e6f";
-    std::fs::write(dir.path().join("admin-token"), format!("{right}\n")).unwrap();
-    let config = dir.path().join("mfagate.toml");
     let admin = "[admin]\naddr = \"127.0.0.1:0\"\nprivate_addr = \"127.0.0.1:0\"\ntoken_file = \"admin-token\"\n\n[decision_log]";
-    let text = render_config(CONFIG, &idp, &echo, dir.path()).replace("[decision_log]", admin);
-    std::fs::write(&config, text).unwrap();
+    let Fixture { dir, config, .. } = fixture(|text| text.replace("[decision_log]", admin)).await;
+    std::fs::write(dir.path().join("admin-token"), format!("{right}\n")).unwrap();
     let mut running = start(&config, &[]);
     let private = running.private.clone().expect("the private listener's address is logged");
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -92,14 +92,7 @@ fn version_and_help() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_until_sigterm_and_flushes_the_log() {
-    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
-        .unwrap();
-    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mfagate.toml");
-    let text = render_config(CONFIG, &idp, &echo, dir.path());
-    std::fs::write(&config, text).unwrap();
+    let Fixture { idp, echo, dir, config } = fixture(|text| text).await;
     let (mut child, addr) = run(&config);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -134,6 +127,28 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     let tail: Vec<_> = first.iter().rev().take(2).map(|r| r["reason"].as_str().unwrap().to_owned()).collect();
     assert_eq!(tail, ["mfa_missing", "mfa_satisfied"]);
     crate::hostile::check_traversal_records(traversals, &expected);
+}
+
+/// What `mfagate run` needs around it: a development IdP and an echo upstream on the real
+/// clock, and a folder holding the configuration.
+pub(crate) struct Fixture {
+    pub idp: DevIdp,
+    pub echo: Echo,
+    pub dir: tempfile::TempDir,
+    /// `mfagate.toml` in `dir`: the test configuration, changed by `edit`.
+    pub config: std::path::PathBuf,
+}
+
+/// Starts the IdP and the upstream and writes [`CONFIG`] (filled in, then changed by `edit`).
+pub(crate) async fn fixture(edit: impl FnOnce(String) -> String) -> Fixture {
+    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
+    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
+        .unwrap();
+    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mfagate.toml");
+    std::fs::write(&config, edit(render_config(CONFIG, &idp, &echo, dir.path()))).unwrap();
+    Fixture { idp, echo, dir, config }
 }
 
 /// Starts `mfagate run --config <config>` and returns it with the address it listens on.

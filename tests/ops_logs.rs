@@ -2,31 +2,13 @@
 //! (the default off a terminal) or text, never with colour codes; the decision log on standard
 //! output (`path = "-"`).
 
-use crate::binary::{Running, start};
-use crate::support::*;
-use mfagate::dev::echo::Echo;
-use mfagate::dev::idp::{DevIdp, TokenRequest};
+use crate::binary::{Fixture, Running, fixture, start};
+use crate::support::lines_of;
+use mfagate::dev::idp::TokenRequest;
 use std::process::Command;
 
-struct Setup {
-    idp: DevIdp,
-    _echo: Echo,
-    dir: tempfile::TempDir,
-}
-
-async fn setup(edit: impl Fn(String) -> String) -> (Setup, std::path::PathBuf) {
-    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
-        .unwrap();
-    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mfagate.toml");
-    std::fs::write(&config, edit(render_config(CONFIG, &idp, &echo, dir.path()))).unwrap();
-    (Setup { idp, _echo: echo, dir }, config)
-}
-
 /// Sends one request with a token until the keys are loaded, one without; returns the statuses.
-async fn two_requests(s: &Setup, addr: &str) -> Vec<u16> {
+async fn two_requests(s: &Fixture, addr: &str) -> Vec<u16> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let token = s.idp.mint(&TokenRequest::default()).unwrap();
@@ -59,8 +41,8 @@ fn stop(mut running: Running) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_a_terminal_the_operational_log_is_json_lines_without_escapes() {
-    let (s, config) = setup(|t| t).await;
-    let running = start(&config, &[]);
+    let s = fixture(|t| t).await;
+    let running = start(&s.config, &[]);
     let addr = running.addr.clone();
     assert_eq!(two_requests(&s, &addr).await, [200, 401]);
     let lines = stop(running);
@@ -81,8 +63,8 @@ async fn text_is_chosen_by_flag_or_config_and_has_no_escapes_either() {
         // The flag wins over the file.
         (true, &["--log-format", "json"][..]),
     ] {
-        let (_s, config) = setup(|t| if edit { format!("[log]\nformat = \"text\"\n{t}") } else { t }).await;
-        let running = start(&config, args);
+        let s = fixture(|t| if edit { format!("[log]\nformat = \"text\"\n{t}") } else { t }).await;
+        let running = start(&s.config, args);
         let lines = stop(running);
         let json = args.contains(&"json");
         for line in &lines {
@@ -99,9 +81,9 @@ async fn the_decision_log_can_go_to_standard_output() {
         let lines = t.lines().map(|l| if l.ends_with("/decisions.jsonl\"") { "path = \"-\"" } else { l });
         lines.collect::<Vec<_>>().join("\n")
     };
-    let (s, config) = setup(to_stdout).await;
-    assert!(std::fs::read_to_string(&config).unwrap().contains("path = \"-\""));
-    let mut running = start(&config, &[]);
+    let s = fixture(to_stdout).await;
+    assert!(std::fs::read_to_string(&s.config).unwrap().contains("path = \"-\""));
+    let mut running = start(&s.config, &[]);
     let stdout = lines_of(running.stdout.take().unwrap());
     let addr = running.addr.clone();
     assert_eq!(two_requests(&s, &addr).await, [200, 401]);

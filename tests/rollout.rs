@@ -2,10 +2,9 @@
 //! keeps accepting for `shutdown_delay_secs`, then closes; every answered request is recorded,
 //! and the process exits 0.
 
-use crate::binary::start;
+use crate::binary::{Fixture, fixture, start};
 use crate::support::*;
-use mfagate::dev::echo::Echo;
-use mfagate::dev::idp::{DevIdp, TokenRequest};
+use mfagate::dev::idp::TokenRequest;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -40,16 +39,11 @@ async fn until(addr: &str, path: &str, want: u16) -> Instant {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_before_the_listener_closes_and_records_every_answer() {
-    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
-        .unwrap();
-    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mfagate.toml");
-    let text = render_config(CONFIG, &idp, &echo, dir.path())
-        .replace("shutdown_delay_secs = 0", &format!("shutdown_delay_secs = {}", DELAY.as_secs()))
-        .replace("[decision_log]", "[admin]\naddr = \"127.0.0.1:0\"\n\n[decision_log]");
-    std::fs::write(&config, text).unwrap();
+    let Fixture { idp, dir, config, .. } = fixture(|text| {
+        text.replace("shutdown_delay_secs = 0", &format!("shutdown_delay_secs = {}", DELAY.as_secs()))
+            .replace("[decision_log]", "[admin]\naddr = \"127.0.0.1:0\"\n\n[decision_log]")
+    })
+    .await;
     let mut running = start(&config, &[]);
     let (addr, admin) = (running.addr.clone(), running.admin.clone().expect("admin address logged"));
     until(&admin, "/readyz", 200).await;
