@@ -107,3 +107,20 @@ async fn sigterm_drains_before_the_listener_closes_and_records_every_answer() {
         assert!(recorded.contains(path.as_str()), "{path} answered but not recorded");
     }
 }
+
+#[tokio::test]
+async fn requests_still_open_when_the_grace_ends_are_cut_and_recorded() {
+    let mut g = gateway().replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 1").start().await;
+    let req = g.request("/v1/x/hang", Some(&g.token(|_| {}))).body(Default::default()).unwrap();
+    let pending = tokio::spawn(g.client.request(req));
+    let bound = Instant::now() + Duration::from_secs(10);
+    while g.echo.hits() == 0 {
+        assert!(Instant::now() < bound, "the request never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let log = tokio::time::timeout(Duration::from_secs(10), g.stop()).await.expect("stopped after the grace");
+    assert!(pending.await.unwrap().is_err(), "the hanging request was cut");
+    let cut = log.iter().find(|r| r["path"] == "/v1/x/hang").expect("the cut request is recorded");
+    // Decided and forwarded, then cut: 499, the status of a request whose client went away.
+    assert_eq!((cut["status"].as_u64(), cut["reason"].as_str()), (Some(499), Some("mfa_satisfied")));
+}
