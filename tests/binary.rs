@@ -92,14 +92,7 @@ fn version_and_help() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_until_sigterm_and_flushes_the_log() {
-    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
-    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
-        .unwrap();
-    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("mfagate.toml");
-    let text = render_config(CONFIG, &idp, &echo, dir.path());
-    std::fs::write(&config, text).unwrap();
+    let Fixture { idp, echo, dir, config } = fixture(|text| text).await;
     let (mut child, addr) = run(&config);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -136,33 +129,92 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     crate::hostile::check_traversal_records(traversals, &expected);
 }
 
-/// Starts `mfagate run --config <config>` and returns it with the address it listens on.
-pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
-    let (child, addr, _) = run_logging(config);
-    (child, addr)
+/// What `mfagate run` needs around it: a development IdP and an echo upstream on the real
+/// clock, and a folder holding the configuration.
+pub(crate) struct Fixture {
+    pub idp: DevIdp,
+    pub echo: Echo,
+    pub dir: tempfile::TempDir,
+    /// `mfagate.toml` in `dir`: the test configuration, changed by `edit`.
+    pub config: std::path::PathBuf,
 }
 
-/// [`run`], also giving the log lines written before the gateway listened.
-pub(crate) fn run_logging(config: &std::path::Path) -> (std::process::Child, String, Vec<String>) {
+/// Starts the IdP and the upstream and writes [`CONFIG`] (filled in, then changed by `edit`).
+pub(crate) async fn fixture(edit: impl FnOnce(String) -> String) -> Fixture {
+    let clock = std::sync::Arc::new(mfagate::clock::SystemClock);
+    let idp = DevIdp::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock)
+        .unwrap();
+    let echo = Echo::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mfagate.toml");
+    std::fs::write(&config, edit(render_config(CONFIG, &idp, &echo, dir.path()))).unwrap();
+    Fixture { idp, echo, dir, config }
+}
+
+/// Starts `mfagate run --config <config>` and returns it with the address it listens on.
+pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
+    let running = start(config, &[]);
+    (running.child, running.addr)
+}
+
+/// A running `mfagate run`, with the addresses its log names and the rest of its log.
+pub(crate) struct Running {
+    pub child: std::process::Child,
+    /// Its standard output (piped: read it when the decision log goes there).
+    pub stdout: Option<std::process::ChildStdout>,
+    pub addr: String,
+    pub admin: Option<String>,
+    pub private: Option<String>,
+    /// Standard error, line by line, from the line after "Gateway listening".
+    pub stderr: std::sync::mpsc::Receiver<String>,
+    /// Every line read before it.
+    pub early: Vec<String>,
+}
+
+/// Starts `mfagate run --config <config> <args>`; reads the addresses from its log (text or JSON).
+pub(crate) fn start(config: &std::path::Path, args: &[&str]) -> Running {
     let mut child = mfagate()
         .args(["run", "--config"])
         .arg(config)
+        .args(args)
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
+        // No NO_COLOR: a standard error that is not a terminal gets no colour codes anyway.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take();
     let rx = lines_of(child.stderr.take().unwrap());
-    let mut before = Vec::new();
+    let (mut admin, mut private, mut early) = (None, None, Vec::new());
     let addr = loop {
-        let line = strip_ansi(&rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts"));
-        if let Some(rest) = line.split("Gateway listening").nth(1) {
-            let addr = rest.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
-            break addr.to_owned();
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
+        early.push(line.clone());
+        let (message, addr) = message_and_addr(&line);
+        match (message.as_str(), addr) {
+            ("Gateway listening", Some(a)) => break a,
+            ("Admin listening", Some(a)) => admin = Some(a),
+            ("Private admin listening", Some(a)) => private = Some(a),
+            _ => {}
         }
-        before.push(line);
     };
-    (child, addr, before)
+    Running { child, stdout, addr, admin, private, stderr: rx, early }
+}
+
+/// The message and `addr` field of one log line, JSON or text.
+fn message_and_addr(line: &str) -> (String, Option<String>) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        let field = |k: &str| v["fields"][k].as_str().map(str::to_owned);
+        return (field("message").unwrap_or_default(), field("addr"));
+    }
+    let line = strip_ansi(line);
+    for message in ["Private admin listening", "Admin listening", "Gateway listening"] {
+        if let Some(rest) = line.split(message).nth(1) {
+            let addr = rest.split("addr=").nth(1).and_then(|a| a.split_whitespace().next());
+            return (message.to_owned(), addr.map(str::to_owned));
+        }
+    }
+    (String::new(), None)
 }
 
 fn strip_ansi(s: &str) -> String {

@@ -165,11 +165,11 @@ fn demo_help_names_every_port_the_demo_binds() {
             }
         }
     }
-    assert_eq!(ports.len(), 5, "{ports:?}");
+    assert_eq!(ports.len(), 6, "{ports:?}");
     let out = mfagate().args(["demo", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for port in &ports {
         assert!(help.contains(&format!(":{port})")), "demo --help does not name :{port}:\n{help}");
     }
-    assert!(help.contains("five ports"), "{help}");
+    assert!(help.contains("six ports"), "{help}");
 }

@@ -60,6 +60,7 @@ fn secrets_come_from_files_and_values_from_the_environment() {
 addr = "127.0.0.1:0"
 [admin]
 addr = "127.0.0.1:0"
+private_addr = "127.0.0.1:0"
 token_file = "admin.token"
 [decision_log]
 path = "decisions.jsonl"
@@ -93,7 +94,8 @@ keys_file = "session.keys"
     assert_eq!(client.client_secret.expose(), "from-a-file");
     let keys: Vec<&str> = cfg.session.keys.iter().map(|k| k.expose()).collect();
     assert_eq!(keys, [KEY_B, KEY_A]);
-    assert_eq!(cfg.admin_token.as_ref().unwrap().expose(), TOKEN);
+    let private = cfg.private_admin.as_ref().unwrap();
+    assert!(private.token.as_ref().unwrap().matches(TOKEN.as_bytes()));
     assert_eq!(cfg.routes[0].upstream.to_string(), "http://127.0.0.1:3000/");
     assert!(cfg.issuers[0].issuer.starts_with("https://login.example.com/"));
     assert_eq!(cfg.report.application_name("app"), "costs ${HOME}", "$${{ is a literal ${{");
@@ -164,8 +166,8 @@ fn check_config_refuses_each_problem_with_its_key_path() {
             "session.keys_file: ".into(),
         ),
         (
-            format!("{BASE}[admin]\naddr = \"127.0.0.1:9090\"\ntoken_file = \"short.token\"\n"),
-            "admin.token_file: the token must be at least 32 characters".into(),
+            format!("{BASE}[admin]\naddr = \"127.0.0.1:9090\"\nprivate_addr = \"127.0.0.1:9091\"\ntoken_file = \"short.token\"\n"),
+            "admin.token_file: ".into(),
         ),
         // Same host, methods and canonical prefix (paths match case-insensitively by default).
         (format!("{BASE}{api}"), "route \"copy\".path_prefix: same host, methods and prefix as route \"api\"".into()),
@@ -303,22 +305,26 @@ fn addresses_take_host_names_and_run_logs_the_warnings() {
     }
     // The real gateway: a host name resolved, `:port` on every interface, the warnings logged.
     let config = dir.path().join("run.toml");
-    let text = BASE.replace("\"127.0.0.1:0\"", "\"localhost:0\"\n[admin]\naddr = \":0\"").replace(
-        "jwks_uri = \"https://login.microsoftonline.com/common/discovery/v2.0/keys\"",
-        "jwks_uri = \"http://127.0.0.1:9/keys\"",
-    ) + "mode = \"report-only\"\n";
+    let text = BASE
+        .replace("\"127.0.0.1:0\"", "\"localhost:0\"\nshutdown_delay_secs = 0\n[admin]\naddr = \":0\"")
+        .replace(
+            "jwks_uri = \"https://login.microsoftonline.com/common/discovery/v2.0/keys\"",
+            "jwks_uri = \"http://127.0.0.1:9/keys\"",
+        )
+        + "mode = \"report-only\"\n";
     std::fs::write(&config, text).unwrap();
-    let (mut child, addr, before) = crate::binary::run_logging(&config);
+    let running = crate::binary::start(&config, &[]);
+    let (mut child, addr, before) = (running.child, running.addr, running.early);
     let stop = |child: &mut std::process::Child| {
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         child.wait().unwrap()
     };
     let logged = before.iter().any(|l| l.contains("configuration: route") && l.contains("report-only"));
-    let admin = before.iter().find(|l| l.contains("Admin listening")).cloned();
+    let admin = running.admin;
     let status = stop(&mut child);
     assert!(status.success(), "{status:?}");
     assert!(addr.starts_with("127.0.0.1:"), "localhost resolved to {addr}");
     assert!(logged, "the warning is logged at start: {before:#?}");
-    assert!(admin.as_deref().is_some_and(|l| l.contains("addr=0.0.0.0:")), "{admin:?}");
+    assert!(admin.as_deref().is_some_and(|a| a.starts_with("0.0.0.0:")), "{admin:?}");
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin_plane;
 mod binary;
 mod chromium;
 mod cli;
@@ -19,13 +20,16 @@ mod interop;
 mod jwt_cases;
 mod keys;
 mod lifecycle;
+mod ops_logs;
 mod page;
 mod portal;
 mod proxy;
 mod report;
+mod request_ids;
 mod review2_findings;
 mod review3_findings;
 mod review4_findings;
 mod review_findings;
+mod rollout;
 mod saml;
 mod saml_gate;

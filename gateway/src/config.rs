@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod admin;
 mod checks;
 mod env;
 mod files;
@@ -18,6 +19,7 @@ mod raw;
 mod saml_idp;
 mod secret;
 
+pub use admin::{AdminToken, PrivateAdmin, PrivateTls};
 pub use problems::Problems;
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
@@ -73,8 +75,10 @@ pub struct Config {
     pub listen: Listen,
     /// `[admin] addr`, if any.
     pub admin: Option<SocketAddr>,
-    /// `[admin] token_file`: the bearer token the admin listener asks for.
-    pub admin_token: Option<Secret>,
+    /// `[admin] private_addr`: the report, exports and `/v1/*`, behind authentication.
+    pub private_admin: Option<PrivateAdmin>,
+    /// `[log] format`: the operational log's format, unless the command line sets one.
+    pub log_format: Option<LogFormat>,
     /// `[decision_log]`.
     pub decision_log: DecisionLogConfig,
     /// `[outbound]`: upstreams and key servers.
@@ -187,6 +191,11 @@ pub struct Listen {
     pub max_token_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long the listener keeps accepting after SIGTERM (with /readyz at 503), so load
+    /// balancers stop sending before it closes.
+    pub shutdown_delay: Duration,
+    /// The header that carries the gateway's request id upstream and back to the client.
+    pub request_id_header: http::HeaderName,
     /// Take `source_ip` from the last `X-Forwarded-For` hop (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Client connections open at once (WebSocket tunnels included), before the open-files budget.
@@ -234,7 +243,7 @@ pub enum OnLogFailure {
 /// `[decision_log]`.
 #[derive(Debug, Clone)]
 pub struct DecisionLogConfig {
-    /// JSON Lines file, appended to.
+    /// JSON Lines file, appended to; `-` is standard output.
     pub path: PathBuf,
     /// `on_log_failure`.
     pub on_failure: OnLogFailure,
@@ -244,6 +253,23 @@ pub struct DecisionLogConfig {
     pub max_bytes: u64,
     /// Delete rotated files older than this many days.
     pub retention_days: u64,
+}
+
+impl DecisionLogConfig {
+    /// Whether the log goes to standard output (`path = "-"`): no file, no rotation.
+    pub fn to_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// The operational log's format on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+    /// Human-readable lines (colours only on a terminal).
+    Text,
 }
 
 /// `[outbound]`.

@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 use mfagate::Config;
 use mfagate::cli::{CliError, ConfigFile};
+use mfagate::config::LogFormat;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Run(ConfigFile),
+    Run(RunArgs),
     /// Validate a configuration file: print each problem with its key path, exit 1 on any error
     /// (warnings are printed to standard error and exit 0).
     CheckConfig(ConfigFile),
@@ -32,10 +34,10 @@ enum Command {
     /// Does a token or SAML assertion prove MFA, and what would the gateway answer? Exit 0 MFA
     /// proven, 1 not proven, 2 invalid or not verified, 3 usage.
     Inspect(mfagate::dev::inspect::Args),
-    /// Run a local demo on five ports, printing curl commands to try.
+    /// Run a local demo on six ports, printing curl commands to try.
     ///
-    /// The ports, all on 127.0.0.1: the gateway (:8080) and its admin port (:9090) as the demo
-    /// configuration sets them, a development OIDC identity provider (:8082), a development SAML
+    /// The ports, all on 127.0.0.1: the gateway (:8080), its admin port (:9090) and its private
+    /// admin port for the report (:9091) as the demo configuration sets them, a development OIDC identity provider (:8082), a development SAML
     /// identity provider (:8083) and an echo upstream (:8081).
     Demo {
         /// The demo configuration.
@@ -55,26 +57,69 @@ enum Command {
     DevIdp(mfagate::dev::serve::DevIdpArgs),
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// The operational log on standard error: json or text. Default: `[log] format`, else json
+    /// unless standard error is a terminal.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+}
+
 fn main() -> ExitCode {
     let cli = match mfagate::cli::parse::<Cli>() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    tracing_subscriber::fmt()
+    let terminal = std::io::stderr().is_terminal();
+    let (name, result) = match cli.command {
+        Command::Run(args) => {
+            // The configuration may choose the log's format, so it is read before logging starts
+            // (its problems are printed apart from the log).
+            let result = load(&args.file.path()).and_then(|cfg| {
+                let default = if terminal { LogFormat::Text } else { LogFormat::Json };
+                init_log(args.log_format.or(cfg.log_format).unwrap_or(default), terminal);
+                run(cfg)
+            });
+            ("run", result)
+        }
+        // Its exit code is its verdict (0 MFA proven, 1 not, 2 invalid, 3 usage).
+        Command::Inspect(args) => {
+            init_log(LogFormat::Text, terminal);
+            return mfagate::dev::inspect::main(args);
+        }
+        command => {
+            init_log(LogFormat::Text, terminal);
+            other(command)
+        }
+    };
+    result.map_or_else(|e| e.exit(name), |()| ExitCode::SUCCESS)
+}
+
+/// The operational log on standard error: colours only on a terminal (and not with NO_COLOR).
+fn init_log(format: LogFormat, terminal: bool) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none())
         // Its fallback for a failed write is eprintln!, which panics on a closed standard error.
-        .log_internal_errors(false)
-        .init();
-    let (name, result) = match cli.command {
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Every command but `run`.
+fn other(command: Command) -> (&'static str, Result<(), CliError>) {
+    match command {
+        Command::Run(_) | Command::Inspect(_) => ("run", Err(CliError::Failed("started by main".into()))),
         Command::CheckConfig(file) => ("check-config", check_config(&file.path())),
-        Command::Run(file) => ("run", run(file.path())),
         Command::Report(args) => ("report", mfagate::cli::report::run(args)),
-        // Its exit code is its verdict (0 MFA proven, 1 not, 2 invalid, 3 usage).
-        Command::Inspect(args) => return mfagate::dev::inspect::main(args),
         Command::Demo { config, certs } => (
             "demo",
             runtime(async move {
@@ -93,8 +138,7 @@ fn main() -> ExitCode {
                     .map_err(|e| CliError::Failed(e.to_string()))
             }),
         ),
-    };
-    result.map_or_else(|e| e.exit(name), |()| ExitCode::SUCCESS)
+    }
 }
 
 fn load(path: &Path) -> Result<Config, CliError> {
@@ -113,8 +157,7 @@ fn check_config(path: &Path) -> Result<(), CliError> {
     .map_err(CliError::Output)
 }
 
-fn run(path: PathBuf) -> Result<(), CliError> {
-    let cfg = load(&path)?;
+fn run(cfg: Config) -> Result<(), CliError> {
     for warning in &cfg.warnings {
         tracing::warn!("configuration: {warning}");
     }

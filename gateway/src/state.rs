@@ -68,6 +68,8 @@ pub struct State {
     pub live: Arc<crate::evidence::live::Live>,
     /// Client connection caps and counters.
     pub connections: crate::gate::connection::Connections,
+    /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -75,8 +77,15 @@ impl State {
     pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
-        let live =
-            Arc::new(crate::evidence::live::Live::rebuild(&config.decision_log.path, clock.now_millis()));
+        // Standard output cannot be read back: the live report then starts empty.
+        let live = Arc::new(if config.decision_log.to_stdout() {
+            crate::evidence::live::Live::rebuild(&[], clock.now_millis())
+        } else {
+            crate::evidence::live::Live::rebuild(
+                &crate::evidence::log_files::all_files(&config.decision_log.path),
+                clock.now_millis(),
+            )
+        });
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
@@ -118,14 +127,18 @@ impl State {
             live,
             clock,
             connections,
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
         };
         Ok((Arc::new(state), writer))
     }
 
-    /// Ready when every issuer's keys are loaded and the decision log is writable (unless the
+    /// Ready when not shutting down, every issuer's keys are loaded and the decision log is writable (unless the
     /// configuration fails open). Returns what is not ready.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("shutting down".into());
+        }
         let waiting: Vec<&str> = self.verifier.keys().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));

@@ -36,6 +36,7 @@ pub fn dev_keys() -> Vec<DevKey> {
 pub const CONFIG: &str = r#"
 [listen]
 addr = "127.0.0.1:0"
+shutdown_delay_secs = 0
 shutdown_grace_secs = 5
 
 [decision_log]
@@ -132,6 +133,17 @@ path_prefix = "/down/"
 upstream = "http://127.0.0.1:1"
 "#;
 
+/// The private admin plane's bearer token in the harness.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The `[admin]` section the harness adds (its listeners are bound by the harness itself).
+const ADMIN_SECTION: &str = "[admin]
+addr = \"127.0.0.1:0\"
+private_addr = \"127.0.0.1:0\"
+token_file = \"admin-token\"
+
+[decision_log]";
+
 pub struct Gateway {
     pub idp: DevIdp,
     pub echo: Echo,
@@ -141,6 +153,8 @@ pub struct Gateway {
     /// How a browser reaches the gateway: `http(s)://<public host>:<port>` (also `{gw}`).
     pub base: String,
     pub admin: SocketAddr,
+    /// The private admin listener (report, exports, `/v1/*`), token [`ADMIN_TOKEN`].
+    pub private: SocketAddr,
     pub dir: tempfile::TempDir,
     pub client: Client<HttpConnector, Full<Bytes>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -305,11 +319,17 @@ impl Builder {
         let text = render_config(&text, &idp, &echo, dir.path())
             .replace("{gw}", &base)
             .replace("{saml_sso}", &saml_idp.sso_url());
+        // The private admin plane, with a token, unless the test configures `[admin]` itself.
+        std::fs::write(dir.path().join("admin-token"), ADMIN_TOKEN).unwrap();
+        let text =
+            if text.contains("[admin]") { text } else { text.replacen("[decision_log]", ADMIN_SECTION, 1) };
         let config = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("config: {e}"));
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
+        let private = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let private_addr = private.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let options = Options { clock: clock.clone(), admin: Some(admin) };
+        let options = Options { clock: clock.clone(), admin: Some(admin), private_admin: Some(private) };
         let task = tokio::spawn(serve_with(listener, config, options, async move {
             let _ = rx.await;
         }));
@@ -322,6 +342,7 @@ impl Builder {
             addr,
             base,
             admin: admin_addr,
+            private: private_addr,
             dir,
             client,
             shutdown: Some(tx),
@@ -369,9 +390,17 @@ impl Gateway {
         self.send(self.request(path, token).body(Full::default()).unwrap()).await
     }
 
+    /// GET on the admin plane: health, readiness and metrics on the public listener, the rest on
+    /// the private one with the token.
     pub async fn admin_get(&self, path: &str) -> Reply {
-        let req = Request::get(format!("http://{}{path}", self.admin)).body(Full::default()).unwrap();
-        self.send(req).await
+        let public = ["/healthz", "/readyz", "/metrics"].iter().any(|p| path.starts_with(p));
+        let req = if public {
+            Request::get(format!("http://{}{path}", self.admin))
+        } else {
+            Request::get(format!("http://{}{path}", self.private))
+                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        };
+        self.send(req.body(Full::default()).unwrap()).await
     }
 
     /// A token with the default claims changed by `edit`.

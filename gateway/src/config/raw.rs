@@ -20,6 +20,12 @@ fn default_max_token() -> usize {
 fn default_grace() -> u64 {
     30
 }
+fn default_shutdown_delay() -> u64 {
+    5
+}
+fn default_request_id_header() -> String {
+    "x-request-id".into()
+}
 fn default_queue() -> usize {
     8192
 }
@@ -51,7 +57,7 @@ fn default_amr() -> Vec<String> {
 pub struct RawConfig {
     #[serde(default)]
     listen: RawListen,
-    admin: Option<RawAdmin>,
+    admin: Option<super::admin::RawAdmin>,
     decision_log: RawDecisionLog,
     #[serde(default)]
     outbound: RawOutbound,
@@ -65,6 +71,13 @@ pub struct RawConfig {
     report: Option<RawReport>,
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
+    log: Option<RawLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<super::LogFormat>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -213,6 +226,10 @@ struct RawListen {
     max_token_bytes: usize,
     #[serde(default = "default_grace")]
     shutdown_grace_secs: u64,
+    #[serde(default = "default_shutdown_delay")]
+    shutdown_delay_secs: u64,
+    #[serde(default = "default_request_id_header")]
+    request_id_header: String,
     #[serde(default)]
     trust_forwarded_for: bool,
     #[serde(default)]
@@ -261,6 +278,8 @@ impl Default for RawListen {
             max_header_bytes: default_max_header(),
             max_token_bytes: default_max_token(),
             shutdown_grace_secs: default_grace(),
+            shutdown_delay_secs: default_shutdown_delay(),
+            request_id_header: default_request_id_header(),
             trust_forwarded_for: false,
             headers_with_underscores: UnderscoreHeaders::default(),
             max_connections: default_max_connections(),
@@ -272,31 +291,6 @@ impl Default for RawListen {
             body_read_timeout_secs: default_body_timeout(),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    addr: String,
-    token_file: Option<PathBuf>,
-}
-
-/// Bearer tokens shorter than this could be guessed.
-const MIN_ADMIN_TOKEN: usize = 32;
-
-/// `admin.token_file`: the bearer token the admin listener asks for.
-fn admin_token(p: &mut Problems, file: Option<&Path>, base: &Path) -> Option<Secret> {
-    let key = "admin.token_file";
-    let token = secret::read_file(p, key, &base.join(file?))?;
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        p.add(key, "the token must be printable ASCII without spaces (it is sent as a bearer token)");
-    } else if token.len() < MIN_ADMIN_TOKEN {
-        p.add(
-            key,
-            format!("the token must be at least {MIN_ADMIN_TOKEN} characters (openssl rand -base64 32)"),
-        );
-    }
-    Some(Secret::new(token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,7 +435,7 @@ fn at_least_a_second(p: &mut Problems, path: &str, secs: u64) -> Duration {
 
 /// `host:port`, `[v6]:port`, or `:port` for every IPv4 interface (as nginx's `listen 8080`). A
 /// host name is resolved once, here; its first IPv4 address is taken if it has one.
-fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
+pub(super) fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAddr {
     use std::net::ToSocketAddrs;
     let spelled = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
     if let Ok(addr) = spelled.parse() {
@@ -505,6 +499,16 @@ impl RawConfig {
             max_header_bytes: l.max_header_bytes,
             max_token_bytes: l.max_token_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(l.shutdown_delay_secs),
+            request_id_header: http::HeaderName::from_bytes(l.request_id_header.as_bytes()).unwrap_or_else(
+                |_| {
+                    p.add(
+                        "listen.request_id_header",
+                        format!("not a header name: {:?}", l.request_id_header),
+                    );
+                    http::HeaderName::from_static("x-request-id")
+                },
+            ),
             trust_forwarded_for: l.trust_forwarded_for,
             headers_with_underscores: l.headers_with_underscores,
             max_connections: l.max_connections,
@@ -534,13 +538,20 @@ impl RawConfig {
         if l.max_connections_per_ip == Some(0) {
             p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
         }
-        let admin = self.admin.as_ref().map(|a| parse_addr(&mut p, "admin.addr", &a.addr));
-        let admin_token = self.admin.and_then(|a| admin_token(&mut p, a.token_file.as_deref(), base));
+        let (admin, private_admin) = match self.admin.map(|a| a.validate(&mut p, base)) {
+            Some((addr, private)) => (Some(addr), private),
+            None => (None, None),
+        };
         if self.decision_log.queue == 0 {
             p.add("decision_log.queue", "must be at least 1");
         }
         let decision_log = DecisionLogConfig {
-            path: base.join(&self.decision_log.path),
+            // "-" is standard output, not a file beside the configuration.
+            path: if self.decision_log.path.as_os_str() == "-" {
+                self.decision_log.path.clone()
+            } else {
+                base.join(&self.decision_log.path)
+            },
             on_failure: self.decision_log.on_log_failure,
             queue: self.decision_log.queue.max(1),
             max_bytes: self.decision_log.max_bytes.max(4096),
@@ -713,7 +724,8 @@ impl RawConfig {
         Ok(Config {
             listen,
             admin,
-            admin_token,
+            private_admin,
+            log_format: self.log.and_then(|l| l.format),
             decision_log,
             outbound,
             issuers,

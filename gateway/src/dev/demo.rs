@@ -82,6 +82,8 @@ pub async fn run(
          # Readiness, metrics, and the decisions made so far:\n\
          curl -s http://{admin}/readyz; curl -s http://{admin}/metrics | grep mfagate_requests_total\n\
          tail -n 5 {log}\n\n\
+         # The live report, on the private admin port (DEVELOPMENT ONLY token):\n\
+         curl -s -H \"Authorization: Bearer $(cat examples/demo-admin-token)\" http://{private}/v1/report\n\n\
          Press Ctrl-C to stop.\n",
         idp_url = idp.base_url(),
         saml_url = saml.assertion_url(&config.saml.entity_id),
@@ -94,9 +96,10 @@ pub async fn run(
         ),
         echo_url = echo.url(),
         admin = config.admin.map_or_else(|| "(none)".to_owned(), |a| a.to_string()),
+        private = config.private_admin.as_ref().map_or_else(|| "(none)".to_owned(), |p| p.addr.to_string()),
         log = config.decision_log.path.display(),
     ))
     .map_err(DemoError::Output)?;
-    serve_with(listener, config, Options { clock, admin: None }, shutdown).await?;
+    serve_with(listener, config, Options { clock, admin: None, private_admin: None }, shutdown).await?;
     Ok(())
 }

@@ -45,16 +45,19 @@ pub struct LogWriter {
 }
 
 impl DecisionLog {
-    /// Opens (appends to) the log file and starts the writer.
+    /// Opens (appends to) the log file, or takes standard output, and starts the writer.
     pub fn open(
         cfg: &DecisionLogConfig,
         live: Arc<crate::evidence::live::Live>,
     ) -> std::io::Result<(DecisionLog, LogWriter)> {
-        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file =
-            crate::evidence::log_files::RotatingFile::open(&cfg.path, cfg.max_bytes, cfg.retention_days)?;
+        let file = if cfg.to_stdout() {
+            crate::evidence::log_files::RotatingFile::stdout()
+        } else {
+            if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            crate::evidence::log_files::RotatingFile::open(&cfg.path, cfg.max_bytes, cfg.retention_days)?
+        };
         let (tx, rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let written = Arc::new(AtomicU64::new(0));

@@ -6,7 +6,7 @@ use crate::evidence::record::DecisionRecord;
 use crate::evidence::report::parse_ts_ms;
 use mfagate_policy::report::{Event, MAX_API_ROWS, Report, day_to_date};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 const DAY_MS: u64 = 86_400_000;
@@ -23,12 +23,12 @@ fn lock(m: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
 }
 
 impl Live {
-    /// Rebuilds from the current and rotated files of the log at `path`.
-    pub fn rebuild(path: &Path, now_ms: u64) -> Live {
+    /// Rebuilds from the decision log's files (its current and rotated ones).
+    pub fn rebuild(files: &[PathBuf], now_ms: u64) -> Live {
         let mut report = Report::new(u64::MAX, 0);
         report.start_ms = (now_ms / DAY_MS).saturating_sub(KEEP_DAYS - 1) * DAY_MS;
         report.end_ms = u64::MAX;
-        match crate::evidence::report::fill(&mut report, &crate::evidence::log_files::all_files(path)) {
+        match crate::evidence::report::fill(&mut report, files) {
             Ok(warnings) => {
                 for w in warnings.iter().take(5) {
                     tracing::warn!(warning = %w, "Decision log line skipped while rebuilding the report");

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 const DAY_MS: u64 = 86_400_000;
 
-/// The active file and its rotation state.
+/// The active file and its rotation state (or standard output, which never rotates).
 pub struct RotatingFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Box<dyn Write + Send>>,
+    /// Standard output: no rotation, no retention.
+    stdout: bool,
     day: Option<u64>,
     bytes: u64,
     max_bytes: u64,
@@ -92,10 +94,20 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<Opened> {
     Ok(Opened { reader: Box::new(file), gzip: false, unsupported })
 }
 
+/// Opens `path` for appending. A new file is created with mode 0640 (the log holds personal
+/// data: user names, object ids, addresses); an existing one keeps its mode.
+fn append_to(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    options.open(path)
+}
+
 impl RotatingFile {
     /// Opens (appends to) `path`. Its day is taken from its modification time.
     pub fn open(path: &Path, max_bytes: u64, retention_days: u64) -> std::io::Result<RotatingFile> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = append_to(path)?;
         let meta = file.metadata()?;
         let day = meta
             .modified()
@@ -105,7 +117,8 @@ impl RotatingFile {
             .map(|d| d.as_millis() as u64 / DAY_MS);
         Ok(RotatingFile {
             path: path.to_owned(),
-            out: BufWriter::with_capacity(64 * 1024, file),
+            out: BufWriter::with_capacity(64 * 1024, Box::new(file)),
+            stdout: false,
             day,
             bytes: meta.len(),
             max_bytes,
@@ -113,11 +126,24 @@ impl RotatingFile {
         })
     }
 
+    /// Standard output, for container log collection: never rotated.
+    pub fn stdout() -> RotatingFile {
+        RotatingFile {
+            path: PathBuf::from("-"),
+            out: BufWriter::with_capacity(64 * 1024, Box::new(std::io::stdout())),
+            stdout: true,
+            day: None,
+            bytes: 0,
+            max_bytes: u64::MAX,
+            retention_days: 0,
+        }
+    }
+
     /// Writes one line stamped `ts_ms`, rotating first if the day changed or the file is full.
     pub fn write_line(&mut self, ts_ms: u64, line: &[u8]) -> std::io::Result<()> {
         let day = ts_ms / DAY_MS;
         let new_day = self.day.is_some_and(|d| d != day);
-        if self.bytes > 0 && (new_day || self.bytes + line.len() as u64 > self.max_bytes) {
+        if !self.stdout && self.bytes > 0 && (new_day || self.bytes + line.len() as u64 > self.max_bytes) {
             self.rotate(day)?;
         }
         self.day = Some(day);
@@ -146,8 +172,7 @@ impl RotatingFile {
             n += 1;
         };
         std::fs::rename(&self.path, &target)?;
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
-        self.out = BufWriter::with_capacity(64 * 1024, file);
+        self.out = BufWriter::with_capacity(64 * 1024, Box::new(append_to(&self.path)?));
         self.bytes = 0;
         self.prune(today);
         Ok(())
@@ -224,6 +249,30 @@ mod tests {
                 "decisions.jsonl",
             ]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_files_are_not_world_readable_and_existing_ones_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let mut f = RotatingFile::open(&path, 100, 8).unwrap();
+        // 0640, less whatever the umask removes: never group-writable or readable by others.
+        let created = mode(&path);
+        assert_eq!((created & 0o600, created & 0o037), (0o600, 0), "{created:o}");
+        let day0 = 20_000 * DAY_MS;
+        f.write_line(day0, b"{}\n").unwrap();
+        f.write_line(day0 + DAY_MS, b"{}\n").unwrap();
+        f.flush().unwrap();
+        assert_eq!(mode(&path), created, "the file created by rotation");
+        drop(f);
+        let existing = dir.path().join("existing.jsonl");
+        std::fs::write(&existing, b"").unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let _f = RotatingFile::open(&existing, 100, 8).unwrap();
+        assert_eq!(mode(&existing), 0o604);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct DecisionRecord {
     pub gateway_request_id: String,
     /// `MS-CorrelationId`.
     pub correlation_id: Option<String>,
+    /// The W3C trace id of a valid `traceparent` the client sent (passed upstream unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// "api" (browser routes: "portal").
     pub channel: &'static str,
     /// The route's name.

@@ -1,69 +1,125 @@
-//! The admin listener: /healthz (alive), /readyz (keys loaded, log writable), /metrics.
+//! The admin listeners. The public one: /healthz (alive), /readyz (keys loaded, log writable, not
+//! shutting down), /metrics. The private one serves what holds personal data (the report page,
+//! CSV exports, Partner Center's `/v1/*` shapes, `/v1/report`), only to a caller with the bearer
+//! token (and, when configured, a client certificate, checked by TLS before any byte is read).
+//! Both answer GET and HEAD only.
 
 use crate::body::{Body, full};
 use crate::evidence::metrics::counter;
 use crate::state::State;
-use http::{Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// Which admin listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// Health, readiness, metrics: no authentication.
+    Public,
+    /// The report and its data: the bearer token is required.
+    Private,
+}
+
+/// The challenge sent with a 401 on the private listener.
+const CHALLENGE: &str = "Bearer realm=\"mfagate-admin\"";
+
+type Answer = (StatusCode, &'static str, String);
 
 /// Answers one admin request.
 pub async fn handle<B>(
     state: Arc<State>,
+    plane: Plane,
+    peer: SocketAddr,
     req: Request<B>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let (status, content_type, body) = match req.uri().path() {
+    let path = req.uri().path();
+    if plane == Plane::Private && !authorized(&state, req.headers()) {
+        // Never the header itself: a wrong token may be a real one for something else.
+        let why = if req.headers().contains_key(header::AUTHORIZATION) { "wrong token" } else { "no token" };
+        tracing::warn!(client = %peer, path, why, "Private admin request refused");
+        let mut rsp = respond((StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n".to_owned()));
+        rsp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+        return Ok(rsp);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut rsp =
+            respond((StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".to_owned()));
+        rsp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(rsp);
+    }
+    let answer = match plane {
+        Plane::Public => public(&state, path),
+        Plane::Private => private(&state, path),
+    };
+    Ok(respond(answer.unwrap_or_else(not_found)))
+}
+
+/// Whether the request carries the configured token (when one is configured; a private
+/// listener without one relies on client certificates, which TLS has already checked).
+fn authorized(state: &State, headers: &http::HeaderMap) -> bool {
+    let Some(token) = state.config.private_admin.as_ref().and_then(|p| p.token.as_ref()) else {
+        return state.config.private_admin.is_some();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().split_at_checked(7))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|(_, t)| t.trim_ascii());
+    presented.is_some_and(|t| token.matches(t))
+}
+
+fn not_found() -> Answer {
+    (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned())
+}
+
+fn respond((status, content_type, body): Answer) -> Response<Body> {
+    let mut rsp = Response::new(full(body));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    rsp
+}
+
+fn public(state: &State, path: &str) -> Option<Answer> {
+    Some(match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" => match state.readiness() {
             Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
             Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
         },
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(&state)),
-        "/v1/partnerRequests" => json(state.live.partner_requests(state.clock.now_millis())),
-        "/v1/applicationmfaadoptionstatus" => {
-            let names = |id: &str| state.config.report.application_name(id);
-            json(state.live.application_adoption(state.clock.now_millis(), &names))
-        }
-        "/v1/nonMfaCompliantPartnerPrincipals" => {
-            json(state.live.non_mfa_principals(state.clock.now_millis()))
-        }
-        "/" => {
-            let view = state.live.view(state.clock.now_millis());
-            let names = |id: &str| state.config.report.application_name(id);
-            (
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                crate::evidence::page::render(&view, &state.config.report.declared, &names),
-            )
-        }
-        path if path.starts_with("/exports/") => {
-            let view = state.live.view(state.clock.now_millis());
-            let names = |id: &str| state.config.report.application_name(id);
-            let name = &path["/exports/".len()..];
-            match crate::evidence::report::EXPORT_NAMES.iter().position(|n| *n == name) {
-                Some(i) => {
-                    let body = crate::evidence::report::exports(&view, &names)
-                        .into_iter()
-                        .nth(i)
-                        .unwrap_or_default();
-                    (StatusCode::OK, "text/csv; charset=utf-8", body)
-                }
-                None => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
-            }
-        }
-        "/v1/report" => json(crate::evidence::report::to_json(
-            &state.live.view(state.clock.now_millis()),
-            &state.config.report.declared,
-        )),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
-    };
-    let mut rsp = Response::new(full(body));
-    *rsp.status_mut() = status;
-    rsp.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    Ok(rsp)
+        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(state)),
+        _ => return None,
+    })
 }
 
-fn json(v: serde_json::Value) -> (StatusCode, &'static str, String) {
+fn private(state: &State, path: &str) -> Option<Answer> {
+    let now = state.clock.now_millis();
+    let names = |id: &str| state.config.report.application_name(id);
+    Some(match path {
+        "/v1/partnerRequests" => json(state.live.partner_requests(now)),
+        "/v1/applicationmfaadoptionstatus" => json(state.live.application_adoption(now, &names)),
+        "/v1/nonMfaCompliantPartnerPrincipals" => json(state.live.non_mfa_principals(now)),
+        "/" => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            crate::evidence::page::render(&state.live.view(now), &state.config.report.declared, &names),
+        ),
+        "/v1/report" => {
+            json(crate::evidence::report::to_json(&state.live.view(now), &state.config.report.declared))
+        }
+        path => {
+            let name = path.strip_prefix("/exports/")?;
+            let i = crate::evidence::report::EXPORT_NAMES.iter().position(|n| *n == name)?;
+            let body = crate::evidence::report::exports(&state.live.view(now), &names)
+                .into_iter()
+                .nth(i)
+                .unwrap_or_default();
+            (StatusCode::OK, "text/csv; charset=utf-8", body)
+        }
+    })
+}
+
+fn json(v: serde_json::Value) -> Answer {
     (StatusCode::OK, "application/json", v.to_string())
 }
 

@@ -60,6 +60,18 @@ pub struct Listener {
     pub tls: Option<TlsAcceptor>,
 }
 
+/// What the listener asks of its connections: a graceful close at shutdown, then, once the
+/// grace period is over, to drop whatever is left (each dropped request still gets its record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Serve as usual.
+    Serving,
+    /// Finish the requests in flight, then close.
+    Closing,
+    /// Close now.
+    Cut,
+}
+
 /// How a connection ended.
 enum Ending {
     /// hyper finished; `true` when an idle close had begun.
@@ -74,6 +86,8 @@ enum Ending {
     TlsFailed,
     /// Shutdown, before any request.
     Stopped,
+    /// Still open when the shutdown grace period ended.
+    Cut,
 }
 
 /// Serves one admitted connection until it closes. `stop` asks for a graceful close.
@@ -83,7 +97,7 @@ pub async fn serve(
     stream: TcpStream,
     addr: SocketAddr,
     permit: Permit,
-    mut stop: watch::Receiver<()>,
+    mut stop: watch::Receiver<Stage>,
 ) {
     let origin = Instant::now();
     let activity = Activity::new(origin);
@@ -119,7 +133,7 @@ async fn http<I>(
     peer: Peer,
     activity: &Arc<Activity>,
     permit: &Arc<Permit>,
-    stop: &mut watch::Receiver<()>,
+    stop: &mut watch::Receiver<Stage>,
 ) -> Ending
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -169,12 +183,20 @@ where
             served = conn.as_mut() => return Ending::Served(served, closing.is_some()),
             () = sleep_until(wake) => {}
             () = activity.changed.notified() => {}
-            _ = stop.changed(), if !stopping => {
-                stopping = true;
-                if activity.requests() == 0 {
-                    return Ending::Stopped;
+            changed = stop.changed() => {
+                // A listener gone without a word has stopped for good.
+                let stage = if changed.is_ok() { *stop.borrow_and_update() } else { Stage::Cut };
+                match stage {
+                    Stage::Cut => return Ending::Cut,
+                    Stage::Closing if !stopping => {
+                        stopping = true;
+                        if activity.requests() == 0 {
+                            return Ending::Stopped;
+                        }
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Stage::Closing | Stage::Serving => {}
                 }
-                conn.as_mut().graceful_shutdown();
             }
         }
     }
@@ -200,6 +222,7 @@ async fn settle(state: &State, addr: SocketAddr, activity: &Activity, origin: In
         }
         Ending::Idle | Ending::Served(Ok(()), true) => counters.closed(Closed::Idle),
         Ending::SendTimeout => counters.closed(Closed::SendTimeout),
+        Ending::Cut => counters.closed(Closed::ShutdownGrace),
         Ending::Served(Ok(()), false) | Ending::Stopped => {}
         Ending::TlsFailed => counters.failed(Failure::TlsHandshake),
         Ending::Served(Err(e), _) => match answered_by_hyper(e.as_ref()) {

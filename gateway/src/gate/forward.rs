@@ -158,6 +158,26 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
     }
 }
 
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all
+/// zeros), or `None` when it is not one: only a well-formed id reaches the decision log.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    // Version ff is invalid; a later version may add fields after these four.
+    let later = version != "00" || parts.next().is_none();
+    (hex(version, 2)
+        && version != "ff"
+        && later
+        && hex(trace, 32)
+        && !zero(trace)
+        && hex(parent, 16)
+        && !zero(parent)
+        && hex(flags, 2))
+    .then_some(trace)
+}
+
 /// Removes the gateway's own cookies (session, sign-in state) from what the upstream sees: they
 /// are the gateway's credentials, not the application's.
 pub fn strip_own_cookies(headers: &mut HeaderMap) {
@@ -276,6 +296,27 @@ pub fn upstream_uri(upstream: &Uri, path: &str, query: Option<&str>) -> Option<U
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_well_formed_traceparent_gives_a_trace_id() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(super::trace_id(ok), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        // A later version may append fields.
+        assert!(super::trace_id("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x").is_some());
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736\n-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(super::trace_id(bad), None, "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

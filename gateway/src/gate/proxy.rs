@@ -48,6 +48,7 @@ pub async fn handle(
             .map_or_else(|| gateway_request_id.clone(), str::to_owned),
         gateway_request_id,
         correlation_id: header_text(headers, "ms-correlationid").map(str::to_owned),
+        trace_id: header_text(headers, "traceparent").and_then(forward::trace_id).map(str::to_owned),
         channel: "api",
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
@@ -55,9 +56,15 @@ pub async fn handle(
         principal: Principal::Anonymous.as_str(),
         ..DecisionRecord::default()
     };
+    // Every answer, a refusal or the upstream's, names the request as the log does.
+    let id = http::HeaderValue::from_str(&rec.gateway_request_id).ok();
     // From here every way out writes the record, also when the client leaves mid-way.
     let mut guard = Pending::new(&state, rec, start);
-    Ok(route_and_decide(&state, &mut guard, peer, req).await)
+    let mut rsp = route_and_decide(&state, &mut guard, peer, req).await;
+    if let Some(id) = id {
+        rsp.headers_mut().insert(state.config.listen.request_id_header.clone(), id);
+    }
+    Ok(rsp)
 }
 
 /// What a request must pass before any route sees it: a method and a path that every server
@@ -219,8 +226,16 @@ async fn route_and_decide(
         .flatten();
     let client_upgrade = websocket_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let hold = req.extensions_mut().remove::<crate::gate::connection::Hold>();
-    let forwarding =
-        Forwarding { route, peer, host: host.as_deref(), path: &path, decision: &decision, identity };
+    let request_id = guard.rec.gateway_request_id.clone();
+    let forwarding = Forwarding {
+        route,
+        peer,
+        host: host.as_deref(),
+        path: &path,
+        decision: &decision,
+        identity,
+        request_id: &request_id,
+    };
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
         return guard.fail(Refusal::UpstreamFailed).await;
     };
@@ -554,6 +569,8 @@ struct Forwarding<'a> {
     path: &'a CanonicalPath,
     decision: &'a Decision,
     identity: Option<&'a Identity>,
+    /// The gateway's id for the request, sent upstream in place of any the client sent.
+    request_id: &'a str,
 }
 
 fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Option<Request<Body>> {
@@ -581,6 +598,8 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     forward::set_identity(h, f.decision, f.identity);
     let client_ip = f.peer.addr.ip().to_string();
     forward::set_forwarded(h, chain.as_deref(), &client_ip, f.peer.scheme, original_host.as_deref());
+    let id = http::HeaderValue::from_str(f.request_id).ok()?;
+    h.insert(state.config.listen.request_id_header.clone(), id);
     Some(Request::from_parts(parts, body))
 }
 

@@ -4,8 +4,9 @@
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::gate::connection::Listener;
+use crate::gate::admin::Plane;
 use crate::gate::connection::counters::Failure;
+use crate::gate::connection::{Listener, Stage};
 use crate::state::{StartError, State};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,11 +28,13 @@ pub struct Options {
     pub clock: SharedClock,
     /// An already-bound admin listener; otherwise `[admin].addr` is bound.
     pub admin: Option<TcpListener>,
+    /// An already-bound private admin listener; otherwise `[admin].private_addr` is bound.
+    pub private_admin: Option<TcpListener>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: Arc::new(SystemClock), admin: None }
+        Options { clock: Arc::new(SystemClock), admin: None, private_admin: None }
     }
 }
 
@@ -60,6 +63,23 @@ pub async fn serve_with(
         (None, Some(addr)) => Some(TcpListener::bind(addr).await?),
         (None, None) => None,
     };
+    // A listener handed over without a private_addr to serve is closed, never served.
+    let private = match (&config.private_admin, options.private_admin) {
+        (Some(p), bound) => {
+            let tls = match &p.tls {
+                Some(t) => {
+                    Some(server_tls(&t.cert, &t.key, t.client_ca.as_deref(), vec![b"http/1.1".to_vec()])?)
+                }
+                None => None,
+            };
+            let listener = match bound {
+                Some(l) => l,
+                None => TcpListener::bind(p.addr).await?,
+            };
+            Some((listener, tls))
+        }
+        (None, _) => None,
+    };
     let (state, writer) = State::new(config, options.clock)?;
     let mut background = JoinSet::new();
     for keys in state.verifier.keys() {
@@ -67,19 +87,41 @@ pub async fn serve_with(
     }
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "Admin listening");
-        background.spawn(admin_loop(admin, state.clone()));
+        background.spawn(admin_loop(admin, state.clone(), Plane::Public, None));
+    }
+    match private {
+        Some((listener, tls)) => {
+            tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Private admin listening");
+            background.spawn(admin_loop(listener, state.clone(), Plane::Private, tls));
+        }
+        None => {
+            tracing::warn!("No [admin] private_addr: the report page, CSV exports and /v1/* are not served")
+        }
     }
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Gateway listening");
 
     let http = Arc::new(Listener { builder: connection_builder(&state.config.listen), tls });
-    // Connections hold a receiver: a send asks them to close gracefully, and the sender's
-    // `closed` says when the last one has.
-    let (stop, _) = watch::channel(());
+    // Connections hold a receiver: `Closing` asks them to close gracefully, `Cut` to close now,
+    // and the sender's `closed` says when the last one has.
+    let (stop, _) = watch::channel(Stage::Serving);
     let connections = &state.connections;
     let mut shutdown = std::pin::pin!(shutdown);
+    // Armed by the shutdown signal: until it fires the listener keeps accepting, with /readyz
+    // at 503, so a load balancer notices and stops sending before the port closes.
+    let delay = state.config.listen.shutdown_delay;
+    let drained = tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX)));
+    let mut drained = std::pin::pin!(drained);
+    let mut draining = false;
     loop {
         let (stream, addr) = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown, if !draining => {
+                draining = true;
+                state.draining.store(true, std::sync::atomic::Ordering::Release);
+                drained.as_mut().reset(tokio::time::Instant::now() + delay);
+                tracing::info!(?delay, "Shutdown requested: /readyz answers 503; accepting until the delay ends");
+                continue;
+            }
+            () = &mut drained, if draining => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -113,16 +155,27 @@ pub async fn serve_with(
     }
     drop(listener);
     let grace = state.config.listen.shutdown_grace;
-    tracing::info!(in_flight = stop.receiver_count(), "Shutting down; finishing in-flight requests");
-    let _ = stop.send(());
+    tracing::info!(connections = stop.receiver_count(), "Listener closed; finishing in-flight requests");
+    let _ = stop.send(Stage::Closing);
     if tokio::time::timeout(grace, stop.closed()).await.is_err() {
-        tracing::warn!(?grace, "Shutdown grace period over; closing remaining connections");
+        let cut = stop.receiver_count();
+        tracing::warn!(
+            ?grace,
+            connections = cut,
+            "Shutdown grace period over; closing remaining connections"
+        );
+        let _ = stop.send(Stage::Cut);
+        // Dropped requests write their records as they go; give them a moment to be queued.
+        let _ = tokio::time::timeout(CUT_SETTLE, stop.closed()).await;
     }
     background.abort_all();
     writer.close().await;
     tracing::info!("Stopped");
     Ok(())
 }
+
+/// How long connections cut at the end of the grace period get to queue their records.
+const CUT_SETTLE: Duration = Duration::from_secs(1);
 
 /// HTTP/1 and HTTP/2 settings. hyper's own HTTP/1 header timer is off: `connection::serve`
 /// keeps the header deadline from accept (which hyper's timer, started after protocol detection,
@@ -148,36 +201,80 @@ const HTTP2_MAX_STREAMS: u32 = 100;
 
 /// A rustls acceptor for the listener, offering h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, StartError> {
+    server_tls(cert, key, None, vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+/// A rustls acceptor offering `alpn`; with `client_ca`, clients must present a certificate it
+/// issued.
+fn server_tls(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    alpn: Vec<Vec<u8>>,
+) -> Result<TlsAcceptor, StartError> {
     crate::outbound::install_crypto_provider();
     let bad =
         |what: &Path, e: &dyn std::fmt::Display| StartError::ServerTls(format!("{}: {e}", what.display()));
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| bad(cert, &e))?;
+    let pem_certs = |file: &Path| {
+        CertificateDer::pem_file_iter(file)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad(file, &e))
+    };
+    let certs = pem_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| StartError::ServerTls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(file) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in pem_certs(file)? {
+                roots.add(ca).map_err(|e| bad(file, &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .map_err(|e| bad(file, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config =
+        builder.with_single_cert(certs, key).map_err(|e| StartError::ServerTls(e.to_string()))?;
+    config.alpn_protocols = alpn;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn admin_loop(listener: TcpListener, state: Arc<State>) {
+/// Serves one admin listener: `plane` says which endpoints it has.
+async fn admin_loop(listener: TcpListener, state: Arc<State>, plane: Plane, tls: Option<TlsAcceptor>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let state = state.clone();
+        let (state, tls) = (state.clone(), tls.clone());
         tokio::spawn(async move {
             let header_read_timeout = state.config.listen.header_read_timeout;
-            let service = service_fn(move |req| crate::gate::admin::handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let Some(acceptor) = tls else {
+                return serve_admin(TokioIo::new(stream), state, plane, peer).await;
+            };
+            match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_admin(TokioIo::new(tls), state, plane, peer).await,
+                Ok(Err(e)) => {
+                    tracing::info!(client = %peer, error = %e, "Private admin TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(client = %peer, "Private admin TLS handshake timed out"),
+            }
         });
     }
+}
+
+async fn serve_admin<I>(io: TokioIo<I>, state: Arc<State>, plane: Plane, peer: std::net::SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_read_timeout = state.config.listen.header_read_timeout;
+    let service = service_fn(move |req| crate::gate::admin::handle(state.clone(), plane, peer, req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(io, service)
+        .await;
 }

@@ -18,13 +18,16 @@ pub enum Closed {
     WebsocketIdle,
     /// A response the client stopped reading: no write progress for `idle_timeout_secs`.
     SendTimeout,
+    /// Still open when the shutdown grace period ended.
+    ShutdownGrace,
 }
 
-const CLOSED: [(Closed, &str); 4] = [
+const CLOSED: [(Closed, &str); 5] = [
     (Closed::HeaderTimeout, "header_timeout"),
     (Closed::Idle, "idle"),
     (Closed::WebsocketIdle, "websocket_idle"),
     (Closed::SendTimeout, "send_timeout"),
+    (Closed::ShutdownGrace, "shutdown_grace"),
 ];
 
 /// A connection that failed before or instead of a request.
