@@ -65,6 +65,14 @@ async fn the_package_installs_passes_check_config_runs_as_its_user_and_purges() 
         assert!(unit.lines().any(|l| l == line), "{line} not in {unit_path}");
     }
 
+    // systemd's own parser takes the unit (it needs no running systemd).
+    let verify = Command::new("systemd-analyze").args(["verify", "--man=no", unit_path]).output().unwrap();
+    assert!(
+        verify.status.success() && verify.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
     // The service user owns the log folder; the config is root's, readable by that user only.
     let (uid, gid) = (id("-u"), id("-g"));
     assert_eq!(unit_values(&unit, "User"), ["mfagate"]);
