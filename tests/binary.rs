@@ -138,15 +138,14 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
 
 /// Starts `mfagate run --config <config>` and returns it with the address it listens on.
 pub(crate) fn run(config: &std::path::Path) -> (std::process::Child, String) {
-    let mut command = mfagate();
-    command.args(["run", "--config"]).arg(config);
-    start(command)
-}
-
-/// Starts a command that runs the gateway and returns it with the address it listens on.
-pub(crate) fn start(mut command: Command) -> (std::process::Child, String) {
-    let mut child =
-        command.env("RUST_LOG", "info").env("NO_COLOR", "1").stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = mfagate()
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let rx = lines_of(child.stderr.take().unwrap());
     let addr = loop {
         let line = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("gateway starts");
