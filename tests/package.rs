@@ -31,6 +31,16 @@ impl Drop for Installed {
     }
 }
 
+/// Kills the gateway if the test ends before it is stopped.
+struct Gateway(std::process::Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `Key=value` lines of the installed unit.
 fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
     unit.lines().filter_map(|l| l.strip_prefix(key)?.strip_prefix('=')).collect()
@@ -100,7 +110,7 @@ async fn the_package_installs_passes_check_config_runs_as_its_user_and_purges() 
     assert_eq!(exec, ["/usr/bin/mfagate run --config /etc/mfagate/mfagate.toml"]);
     let group = unit_values(&unit, "Group");
     // Not binary::run: its addr= parsing is for the test configs; here the config names the ports.
-    let mut child = Command::new("setpriv")
+    let child = Command::new("setpriv")
         .arg(format!("--reuid={}", unit_values(&unit, "User")[0]))
         .arg(format!("--regid={}", group[0]))
         .args(["--init-groups", "--no-new-privs", "--"])
@@ -109,7 +119,8 @@ async fn the_package_installs_passes_check_config_runs_as_its_user_and_purges() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = lines_of(child.stderr.take().unwrap());
+    let mut gateway = Gateway(child);
+    let lines = lines_of(gateway.0.stderr.take().unwrap());
     // Text or JSON, the line names the event.
     while !lines
         .recv_timeout(Duration::from_secs(30))
@@ -119,8 +130,8 @@ async fn the_package_installs_passes_check_config_runs_as_its_user_and_purges() 
     assert_eq!(raw(admin, &get("/healthz", None, "")).await, (200, "ok\n".to_owned()));
     // The shipped config forwards nothing; the refusal is recorded in the service user's log.
     assert_eq!(raw(config.listen.addr, &get("/v1/customers", None, "")).await.0, 404);
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    assert!(child.wait().unwrap().success());
+    assert!(Command::new("kill").args(["-TERM", &gateway.0.id().to_string()]).status().unwrap().success());
+    assert!(gateway.0.wait().unwrap().success());
     let log = std::fs::metadata(&config.decision_log.path).unwrap();
     assert_eq!(log.uid(), uid, "written by the service user");
     let records = crate::support::read_log(&config.decision_log.path);
