@@ -5,7 +5,7 @@ use mfagate::dev::echo::Echo;
 use mfagate::dev::idp::{DevIdp, TokenRequest};
 use std::process::{Command, Stdio};
 
-fn mfagate() -> Command {
+pub(crate) fn mfagate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfagate"))
 }
 
