@@ -24,6 +24,7 @@ mod proxy;
 mod report;
 mod review2_findings;
 mod review3_findings;
+mod review5_findings;
 mod review_findings;
 mod saml;
 mod saml_gate;

@@ -56,7 +56,11 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
         Setup::Missing(why) => {
             f.not_checked.push(format!("signature: {why}"));
             f.signature.note = Some(format!("NOT checked: {why}"));
-            let credential = Credential::Token { facts: &claimed.facts, mfa: &defaults, leeway_secs: 60 };
+            // What no issuer accepts needs no key to be refused.
+            let credential = match claimed.refused {
+                Some(why) => Credential::Invalid(why),
+                None => Credential::Token { facts: &claimed.facts, mfa: &defaults, leeway_secs: 60 },
+            };
             let decision = evaluate(&RouteRule::default(), credential, now);
             if no_verify {
                 let route = super::default_route();
@@ -97,8 +101,10 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
             (&claimed.facts, &defaults, 60)
         }
     };
-    let credential = match &verification {
-        Verification::Invalid(why) => Credential::Invalid(*why),
+    let credential = match (&verification, &claimed.refused) {
+        (Verification::Invalid(why), _) | (Verification::Unverifiable, Some(why)) => {
+            Credential::Invalid(*why)
+        }
         _ => Credential::Token { facts, mfa: settings, leeway_secs: leeway },
     };
     let verified = matches!(verification, Verification::Verified(_));
