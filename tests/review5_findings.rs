@@ -57,3 +57,28 @@ fn no_verify_never_proves_mfa_for_a_token_no_issuer_accepts() {
         }
     }
 }
+
+/// A SAML document whose shape the gateway refuses before it looks at any key (no signature, a
+/// SHA-1 signature, a signature that does not cover the assertion) is not "MFA proven" with
+/// `--no-verify`.
+#[test]
+fn no_verify_never_proves_mfa_for_a_saml_shape_the_gateway_refuses() {
+    let s = spec(MULTIPLE_AUTHN);
+    let unsigned = s.to_xml().replace(&signature_template(&s.id), "");
+    let sha1 = signer("saml-idp").sign(&with_sha1(&response_xml("_r1", &unsigned, true))).unwrap();
+    // Two assertions in one Response, as a wrapping attack makes it: only one is what was signed.
+    let signed = signer("saml-idp").sign(&s.to_xml()).unwrap();
+    let wrapped = response_xml("_r1", &format!("{signed}{signed}"), false);
+    let cases = [(unsigned, "bad_signature"), (sha1, "weak_algorithm"), (wrapped, "signature_misplaced")];
+    let b64 = |xml: &str| base64::engine::general_purpose::STANDARD.encode(xml);
+    // A signed document for contrast: --no-verify lets its MFA verdict stand.
+    assert_eq!(inspect(&["--no-verify"], &b64(&signed)).code, 0);
+    for (xml, reason) in &cases {
+        for args in [&["--no-verify", "--json"][..], &["--json"]] {
+            let run = inspect(args, &b64(xml));
+            assert_eq!(run.code, 2, "{reason} {args:?}: {}", run.out);
+            let j = run.json();
+            assert_eq!(j["invalid"]["reason"], *reason, "{j}");
+        }
+    }
+}

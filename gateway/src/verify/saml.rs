@@ -296,6 +296,19 @@ impl SamlVerifier {
         Ok((verified, by))
     }
 
+    /// Why `xml` is refused whatever the IdP's certificates, if it is: too large, a shape the
+    /// checks before any signature refuse (unsigned, a signature that does not cover the one
+    /// assertion), or a SHA-1 or MD5 signature. For `mfagate inspect` when nothing can be verified.
+    pub fn refused_without_keys(&self, xml: &str) -> Option<InvalidReason> {
+        if xml.len() > self.max_bytes || !within_parse_bounds(xml) {
+            return Some(InvalidReason::TooLarge);
+        }
+        match structure::check(xml) {
+            Err(why) => Some(why),
+            Ok(shape) => shape.weak.map(InvalidReason::WeakAlgorithm),
+        }
+    }
+
     /// A grant is verified for the authorization server's audience; API credentials and ACS
     /// posts for our own entity id, with the bearer Recipient checked against our URLs.
     fn verify_uncached(&self, xml: &str, how: &Use) -> Result<SamlVerified, InvalidReason> {

@@ -55,7 +55,11 @@ pub async fn examine(
             f.not_checked.push(format!("signature: {why}"));
             f.signature.note = Some(format!("NOT checked: {why}"));
             f.saml = Some(info(&x, &x.facts, &defaults));
-            let credential = Credential::Saml { facts: &x.facts, mfa: &defaults, leeway_secs: 60 };
+            // What no IdP accepts needs no certificate to be refused.
+            let credential = match ctx.saml_decoder().refused_without_keys(xml) {
+                Some(why) => Credential::Invalid(why),
+                None => Credential::Saml { facts: &x.facts, mfa: &defaults, leeway_secs: 60 },
+            };
             let decision = evaluate(&RouteRule::default(), credential, now);
             if no_verify {
                 let route = super::default_route();
