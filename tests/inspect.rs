@@ -486,8 +486,11 @@ fn saml_without_proven_mfa_bad_signatures_and_inputs() {
     assert_eq!(j["invalid"]["reason"], "bad_signature");
     assert_eq!(j["signature"]["valid"], false);
 
-    // A Response as a browser posts it: a SAMLResponse= form value, URL-encoded.
-    let assertion = signer("saml-idp").sign(&spec(MULTIPLE_AUTHN).to_xml()).unwrap();
+    // A Response as a browser posts it: a SAMLResponse= form value, URL-encoded, answering the
+    // gateway's AuthnRequest (the ACS refuses an IdP-initiated one: review5_findings).
+    let mut solicited = spec(MULTIPLE_AUTHN);
+    solicited.in_response_to = Some("_req1".into());
+    let assertion = signer("saml-idp").sign(&solicited.to_xml()).unwrap();
     let response = sealed(response_xml("_r1", &assertion, false));
     let form: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("SAMLResponse", &response.base64)

@@ -82,3 +82,34 @@ fn no_verify_never_proves_mfa_for_a_saml_shape_the_gateway_refuses() {
         }
     }
 }
+
+/// The ACS refuses every IdP-initiated sign-in (a Response that answers no AuthnRequest of the
+/// gateway's): `sign_in_state_invalid`, whatever the keys. Judged as a sign-in, such a Response
+/// is not "MFA proven"; nor is a sign-in Response under a configuration that has no ACS at all.
+#[test]
+fn a_sign_in_the_acs_would_refuse_is_not_mfa_proven() {
+    let f = Fixture::new();
+    let meta = metadata(&f);
+    let assertion = signer("saml-idp").sign(&spec(MULTIPLE_AUTHN).to_xml()).unwrap();
+    let unsolicited = sealed(response_xml("_r1", &assertion, false));
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLResponse", &unsolicited.base64)
+        .finish();
+    let run = inspect(&["--idp-metadata", &meta, "--json"], &form);
+    assert_eq!(run.code, 2, "{}", run.out);
+    let j = run.never_shows(&unsolicited.secrets()).json();
+    assert_eq!(j["document"]["used_as"], "sign_in");
+    assert_eq!(j["invalid"]["reason"], "sign_in_state_invalid", "{j}");
+    assert!(j["advice"].to_string().contains("IdP-initiated"), "{j}");
+
+    // A sign-in Response (it answers an AuthnRequest), under the test configuration, which has no
+    // acs_url: there is nowhere it signs anyone in, and as a credential it is refused.
+    let mut s = spec(MULTIPLE_AUTHN);
+    s.in_response_to = Some("_req1".into());
+    let sign_in = sealed(response_xml("_r2", &signer("saml-idp").sign(&s.to_xml()).unwrap(), false));
+    let run = inspect(&["--config", &f.arg("mfagate.toml"), "--json"], &sign_in.base64);
+    assert_eq!(run.code, 2, "{}", run.out);
+    let j = run.json();
+    assert_eq!(j["invalid"]["reason"], "sso_response_not_api_credential", "{j}");
+    assert_eq!(answer(&j, "api"), (json!(401), "sso_response_not_api_credential".into()));
+}

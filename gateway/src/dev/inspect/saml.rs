@@ -78,8 +78,11 @@ pub async fn examine(
     let routes = ctx.config.as_ref().map_or_else(|| vec![super::default_route()], |c| c.routes.clone());
     let api = once(&verifier, xml, &Use::Api);
     let grants: Vec<Arc<str>> = routes.iter().filter_map(|r| r.grant_audience.clone()).collect();
+    // A sign-in only where the configuration has an ACS; without one a document is a credential
+    // or nothing.
+    let has_acs = ctx.config.as_ref().is_none_or(|c| c.saml.acs_url.is_some());
     let (used_as, overall) =
-        if form == Form::FormValue || api.as_ref().err() == Some(&InvalidReason::SsoResponse) {
+        if has_acs && (form == Form::FormValue || api.as_ref().err() == Some(&InvalidReason::SsoResponse)) {
             ("sign_in", once(&verifier, xml, &Use::Acs))
         } else if api.as_ref().err() == Some(&InvalidReason::WrongAudience) {
             grants
@@ -118,6 +121,16 @@ pub async fn examine(
         Err(why) => Credential::Invalid(*why),
     };
     f.decide(evaluate(&RouteRule::default(), credential, now), overall.is_ok(), no_verify);
+    // The ACS takes only answers to its own AuthnRequests: an IdP-initiated Response (no
+    // InResponseTo) is refused before it is verified, whatever it proves.
+    let unsolicited = used_as == "sign_in" && overall.as_ref().is_ok_and(|(v, _)| v.in_response_to.is_none());
+    if unsolicited {
+        f.refuse_sign_in(
+            SIGN_IN_STATE_INVALID,
+            "An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS",
+        );
+        f.advice.push(IDP_INITIATED.to_owned());
+    }
     let idp_name = idp_for(&verifier, &x.issuer).map(|i| i.name.clone());
     explain(&mut f, facts, settings, idp_name.as_deref());
     if used_as == "sign_in"
@@ -129,7 +142,7 @@ pub async fn examine(
                 .to_owned(),
         );
     }
-    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, now };
+    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, unsolicited, now };
     let lifetime = ctx.config.as_ref().map_or(8 * 3600, |c| c.session.lifetime_secs);
     let tokens = Verifier::new(Vec::new(), 0, ctx.clock.clone());
     f.routes = routes.iter().map(|r| judge.route(r, &tokens, lifetime, idp_name.as_deref())).collect();
@@ -143,6 +156,8 @@ struct Judge<'a> {
     api: &'a Checked,
     overall: &'a Checked,
     used_as: &'static str,
+    /// A sign-in Response that answers no AuthnRequest: the ACS refuses it.
+    unsolicited: bool,
     now: UnixTime,
 }
 
@@ -166,6 +181,9 @@ impl Judge<'_> {
                     "a browser route: it takes sessions from its own sign-in, not Authorization: SAML \
                          (a script asking for JSON gets 401 login_required)",
                 );
+            }
+            if self.unsolicited {
+                return RouteOutcome::sign_in_failed(route, SIGN_IN_STATE_INVALID);
             }
             return match self.overall {
                 Ok((v, _)) => {
@@ -202,6 +220,14 @@ impl Judge<'_> {
         }
     }
 }
+
+/// The ACS's reason code for a sign-in that answers none of its AuthnRequests.
+const SIGN_IN_STATE_INVALID: &str = "sign_in_state_invalid";
+
+const IDP_INITIATED: &str = "This Response answers no AuthnRequest (no InResponseTo): an IdP-initiated \
+                             sign-in, which the gateway's ACS refuses (sign_in_state_invalid). Start the \
+                             sign-in at the gateway, on a browser route: it sends the AuthnRequest the \
+                             IdP must answer.";
 
 /// The configured IdP whose entity id is `issuer`.
 fn idp_for<'a>(verifier: &'a SamlVerifier, issuer: &str) -> Option<&'a SamlIdp> {
