@@ -113,3 +113,36 @@ fn a_sign_in_the_acs_would_refuse_is_not_mfa_proven() {
     assert_eq!(j["invalid"]["reason"], "sso_response_not_api_credential", "{j}");
     assert_eq!(answer(&j, "api"), (json!(401), "sso_response_not_api_credential".into()));
 }
+
+/// A log with a record and then many bad lines (as a small gzip file logrotate compressed can
+/// expand to: 40 KB gave 20 million lines and 2.8 GB of warnings in memory) keeps a bounded
+/// number of warnings, and counts the rest; `report` still says how many it skipped.
+#[test]
+fn report_warnings_take_bounded_memory_however_many_lines_are_bad() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let record = r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true,"decision":"allow"}"#;
+    let lines = 100_000u64;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    writeln!(gz, "{record}").unwrap();
+    gz.write_all(&b"x\n".repeat(lines as usize)).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 4096, "{}", gz.len());
+    std::fs::write(dir.path().join("decisions.jsonl.1.gz"), gz).unwrap();
+
+    let now = mfagate::evidence::report::parse_ts_ms("2026-01-02T00:00:00Z").unwrap();
+    let (r, warnings) = mfagate::evidence::report::build(&[dir.path().to_owned()], now, 7).unwrap();
+    assert_eq!(r.totals.api_app_user, 1);
+    assert!(warnings.first.len() <= 20, "{} warnings kept", warnings.first.len());
+    assert_eq!(warnings.total, lines);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--now", "2026-01-02T00:00:00Z", "--log"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 21, "{stderr}");
+    assert!(stderr.ends_with(&format!("warning: {} more warnings\n", lines - 20)), "{stderr}");
+}
