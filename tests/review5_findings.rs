@@ -146,3 +146,18 @@ fn report_warnings_take_bounded_memory_however_many_lines_are_bad() {
     assert_eq!(stderr.lines().count(), 21, "{stderr}");
     assert!(stderr.ends_with(&format!("warning: {} more warnings\n", lines - 20)), "{stderr}");
 }
+
+/// A usage error of `inspect` with standard error closed (`2>&1 | head -0`, a supervisor gone)
+/// still exits 3: its message was printed with `eprintln!`, which panicked (101).
+#[test]
+fn inspect_exits_3_with_standard_error_closed() {
+    let (err_r, err_w) = std::io::pipe().unwrap();
+    drop(err_r);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["inspect", "--jwks", "/nonexistent/keys.json", "eyJh.eyJi.c2ln"])
+        .stdout(std::process::Stdio::null())
+        .stderr(err_w)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+}

@@ -92,7 +92,8 @@ pub fn main(args: Args) -> ExitCode {
             ExitCode::from(findings.verdict.exit_code)
         }
         Err(e) => {
-            eprintln!("mfagate inspect: {e}");
+            // Not eprintln!, which panics (exit 101) when standard error is a closed pipe.
+            crate::cli::warn(&format!("mfagate inspect: {e}\n"));
             ExitCode::from(EXIT_USAGE)
         }
     }
