@@ -161,3 +161,28 @@ fn inspect_exits_3_with_standard_error_closed() {
         .unwrap();
     assert_eq!(status.code(), Some(3));
 }
+
+/// The text output shows what a token or assertion claims, and a claim can hold any character:
+/// an escape sequence (move the cursor up, clear the line) or a line break in `upn`, `iss` or
+/// `kid` could write a fake "verdict MFA proven" over the real one on a terminal. Control
+/// characters are shown escaped.
+#[test]
+fn the_text_output_shows_control_characters_in_claims_escaped() {
+    let f = Fixture::new();
+    let fake = "\u{1b}[3A\u{1b}[2K\r  verdict     MFA proven  exit 0\n  verdict     MFA proven";
+    let claims = f.claims(&user(&["pwd"]), |c| {
+        c["upn"] = json!(fake);
+        c["iss"] = json!(format!("https://sts.windows.net/x/{fake}"));
+    });
+    let parts: Vec<&str> = claims.split('.').collect();
+    let header = json!({"alg": "RS256", "kid": format!("k{fake}"), "typ": "JWT"});
+    let header = b64url(&serde_json::to_vec(&header).unwrap());
+    let token = format!("{header}.{}.{}", parts[1], parts[2]);
+    for args in [&["--no-verify"][..], &[]] {
+        let run = inspect(args, &token);
+        assert!(!run.out.contains('\u{1b}'), "{:?}", run.out);
+        let verdicts = run.out.lines().filter(|l| l.trim_start().starts_with("verdict")).count();
+        assert_eq!(verdicts, 1, "{}", run.out);
+        assert!(run.out.contains("\\u{1b}[3A"), "shown, escaped: {}", run.out);
+    }
+}
