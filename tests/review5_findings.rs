@@ -25,7 +25,7 @@ fn forged(header: &str, payload: &Value, signature: &[u8]) -> String {
 /// `alg: none` and HS256 are refused by every issuer the gateway can be configured with (the
 /// configuration refuses HS*, jsonwebtoken knows no `none`), whatever the keys: `--no-verify`
 /// must not turn such a token into "MFA proven" (exit 0). So must a token without `aud` (the
-/// verifier requires it) or without `iss` (no issuer can be chosen).
+/// verifier requires it), without `iss` (no issuer can be chosen), or over `max_token_bytes`.
 #[test]
 fn no_verify_never_proves_mfa_for_a_token_no_issuer_accepts() {
     let f = Fixture::new();
@@ -34,6 +34,8 @@ fn no_verify_never_proves_mfa_for_a_token_no_issuer_accepts() {
     no_aud.as_object_mut().unwrap().remove("aud");
     let mut no_iss = claims.clone();
     no_iss.as_object_mut().unwrap().remove("iss");
+    let mut large = claims.clone();
+    large["padding"] = json!("x".repeat(20 * 1024));
     let cases = [
         (forged(r#"{"alg":"none","typ":"JWT"}"#, &claims, b""), "alg_not_allowed"),
         (
@@ -43,6 +45,8 @@ fn no_verify_never_proves_mfa_for_a_token_no_issuer_accepts() {
         (forged(r#"{"alg":"RS1","typ":"JWT"}"#, &claims, b"sig"), "alg_not_allowed"),
         (f.idp.sign(&no_aud).unwrap(), "wrong_audience"),
         (f.idp.sign(&no_iss).unwrap(), "unknown_issuer"),
+        // Over the gateway's max_token_bytes (16 KiB by default), refused before anything is read.
+        (f.idp.sign(&large).unwrap(), "token_too_large"),
     ];
     // The token as it is verified, for contrast: --no-verify lets its MFA verdict stand.
     assert_eq!(inspect(&["--no-verify"], &f.idp.sign(&claims).unwrap()).code, 0);
