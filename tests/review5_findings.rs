@@ -190,3 +190,22 @@ fn the_text_output_shows_control_characters_in_claims_escaped() {
         assert!(run.out.contains("\\u{1b}[3A"), "shown, escaped: {}", run.out);
     }
 }
+
+/// The development keys of `certs/` are published with their private halves: a configuration
+/// that trusts one (a copied demo configuration, the dev IdP's JWKS, `certs/saml-idp.pem`) lets
+/// anybody sign credentials with `mfagate token mint`. That was silent; the key caches and the
+/// SAML verifier the gateway runs (here through inspect, which runs the same) warn.
+#[test]
+fn trusting_a_published_development_key_is_not_silent() {
+    let f = Fixture::new();
+    let token = f.token(user(&["pwd", "mfa"]));
+    let run = inspect(&["--config", &f.arg("mfagate.toml")], &token);
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    assert!(run.err.contains("published development key"), "{}", run.err);
+    assert!(run.err.contains("dev-rsa-a"), "names the key: {}", run.err);
+
+    let doc = signed(&spec(MULTIPLE_AUTHN));
+    let run = inspect(&["--idp-metadata", &metadata(&f)], &doc.base64);
+    assert_eq!(run.code, 0, "{}{}", run.out, run.err);
+    assert!(run.err.contains("published development certificate"), "{}", run.err);
+}

@@ -136,6 +136,11 @@ impl SamlVerifier {
         max_bytes: usize,
         clock: SharedClock,
     ) -> SamlVerifier {
+        for idp in &idps {
+            if idp.certificates.iter().any(|c| crate::verify::published::is_dev_certificate(c)) {
+                tracing::warn!(idp = %idp.name, "The IdP's certificates include a published development certificate (certs/): anyone can sign assertions it accepts");
+            }
+        }
         SamlVerifier {
             idps,
             audience,
