@@ -559,7 +559,10 @@ mod tests {
         std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
         let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(warnings.first.len(), 1, "{warnings:?}");
-        assert!(warnings.first[0].contains("cut.gz") && warnings.first[0].contains("damaged gzip"), "{warnings:?}");
+        assert!(
+            warnings.first[0].contains("cut.gz") && warnings.first[0].contains("damaged gzip"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
