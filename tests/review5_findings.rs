@@ -209,3 +209,21 @@ fn trusting_a_published_development_key_is_not_silent() {
     assert_eq!(run.code, 0, "{}{}", run.out, run.err);
     assert!(run.err.contains("published development certificate"), "{}", run.err);
 }
+
+/// `mfagate inspect Bearer eyJ...` (a header value pasted without quotes) was a usage error whose
+/// message, clap's, printed the whole token ("unexpected argument 'eyJ...' found") to standard
+/// error, a CI log. The words given are one document, as an `Authorization` line is.
+#[test]
+fn a_header_pasted_without_quotes_is_inspected_and_never_echoed() {
+    let f = Fixture::new();
+    let keys = f.arg("keys.json");
+    let token = f.token(user(&["pwd", "mfa"]));
+    for words in [&["Bearer", token.as_str()][..], &["Authorization:", "Bearer", &token], &["x", &token]] {
+        let args: Vec<&str> =
+            ["--jwks", keys.as_str()].iter().copied().chain(words.iter().copied()).collect();
+        let run = inspect(&args, "");
+        run.never_shows(&secrets(&token));
+        let expected = if words[0] == "x" { 2 } else { 0 };
+        assert_eq!(run.code, expected, "{words:?}: {}{}", run.out, run.err);
+    }
+}
