@@ -227,3 +227,17 @@ fn a_header_pasted_without_quotes_is_inspected_and_never_echoed() {
         assert_eq!(run.code, expected, "{words:?}: {}{}", run.out, run.err);
     }
 }
+
+/// `--log` naming something that is neither a file nor a folder (a device, a FIFO, a process
+/// substitution `<(zcat ...)`) was skipped without a word: the report then showed no traffic
+/// and exited 0, an empty report that looks like a real one. It is skipped with a warning.
+#[test]
+fn report_says_when_a_log_it_was_given_is_not_a_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .args(["report", "--log", "/dev/null", "--days", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/dev/null: skipped: not a file or folder"), "{stderr}");
+}

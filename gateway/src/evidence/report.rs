@@ -133,8 +133,10 @@ pub fn parse_ts_ms(ts: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// Every log file under `paths` (files as given; folders: their files, sorted).
-fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
+/// Every log file under `paths` (files as given; folders: their files, sorted). Anything else
+/// named (a device, a FIFO, a socket) is not read, and said so: a FIFO with no writer would
+/// block forever.
+fn files(paths: &[PathBuf], warnings: &mut Warnings) -> Result<Vec<PathBuf>, ReportError> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|source| ReportError::Read { path: p.clone(), source })?;
@@ -149,8 +151,10 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
             out.extend(found);
         } else if meta.is_file() {
             out.push(p.clone());
+        } else {
+            warnings
+                .push(format!("{}: skipped: not a file or folder (a device, FIFO or socket)", p.display()));
         }
-        // Anything else (a device such as /dev/full, a socket) is not a log file.
     }
     Ok(out)
 }
@@ -168,7 +172,7 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Warni
 /// one that is. Only a file that cannot be opened or read is an error.
 pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Warnings, ReportError> {
     let mut warnings = Warnings::default();
-    for file in files(paths)? {
+    for file in files(paths, &mut warnings)? {
         let opened =
             open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
         if let Some(format) = opened.unsupported {
@@ -530,8 +534,9 @@ mod tests {
         std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
         let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
-        assert_eq!(warnings.first.len(), 1, "{warnings:?}");
-        assert!(warnings.first[0].contains("d.jsonl:2: over-long line"), "{warnings:?}");
+        assert_eq!(warnings.first.len(), 2, "{warnings:?}");
+        assert!(warnings.first[0].contains("/dev/full: skipped: not a file or folder"), "{warnings:?}");
+        assert!(warnings.first[1].contains("d.jsonl:2: over-long line"), "{warnings:?}");
     }
 
     #[test]
