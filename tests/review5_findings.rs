@@ -105,6 +105,10 @@ fn a_sign_in_the_acs_would_refuse_is_not_mfa_proven() {
     assert_eq!(j["document"]["used_as"], "sign_in");
     assert_eq!(j["invalid"]["reason"], "sign_in_state_invalid", "{j}");
     assert!(j["advice"].to_string().contains("IdP-initiated"), "{j}");
+    // Without a key, and --no-verify: the ACS needs none to refuse it.
+    let j = inspect(&["--no-verify", "--json"], &form).json();
+    assert_eq!(j["verdict"]["exit_code"], 2, "{j}");
+    assert_eq!(j["invalid"]["reason"], "sign_in_state_invalid", "{j}");
 
     // A sign-in Response (it answers an AuthnRequest), under the test configuration, which has no
     // acs_url: there is nowhere it signs anyone in, and as a credential it is refused.

@@ -74,10 +74,10 @@ impl Findings {
         }
     }
 
-    /// A verified sign-in Response the ACS refuses all the same, with the ACS's reason code.
+    /// A sign-in Response the ACS refuses whatever its signature, with the ACS's reason code.
     pub fn refuse_sign_in(&mut self, reason: &'static str, description: &'static str) {
         self.invalid = Some(Problem { reason, description });
-        self.verdict = Verdict { exit_code: 2, result: "invalid", verified: true };
+        self.verdict = Verdict { exit_code: 2, result: "invalid", verified: self.verdict.verified };
     }
 
     /// The verdict from the policy's decision under the default route: 0 MFA proven, 1 valid

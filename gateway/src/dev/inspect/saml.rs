@@ -70,6 +70,11 @@ pub async fn examine(
             }
             f.decide(decision, false, no_verify);
             explain(&mut f, &x.facts, &defaults, None);
+            // Posted to the ACS, an IdP-initiated Response needs no key to be refused.
+            if form == Form::FormValue && x.in_response_to.is_none() {
+                f.document.used_as = Some("sign_in");
+                refuse_unsolicited(&mut f);
+            }
             return Ok(f);
         }
     };
@@ -125,11 +130,7 @@ pub async fn examine(
     // InResponseTo) is refused before it is verified, whatever it proves.
     let unsolicited = used_as == "sign_in" && overall.as_ref().is_ok_and(|(v, _)| v.in_response_to.is_none());
     if unsolicited {
-        f.refuse_sign_in(
-            SIGN_IN_STATE_INVALID,
-            "An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS",
-        );
-        f.advice.push(IDP_INITIATED.to_owned());
+        refuse_unsolicited(&mut f);
     }
     let idp_name = idp_for(&verifier, &x.issuer).map(|i| i.name.clone());
     explain(&mut f, facts, settings, idp_name.as_deref());
@@ -228,6 +229,15 @@ const IDP_INITIATED: &str = "This Response answers no AuthnRequest (no InRespons
                              sign-in, which the gateway's ACS refuses (sign_in_state_invalid). Start the \
                              sign-in at the gateway, on a browser route: it sends the AuthnRequest the \
                              IdP must answer.";
+
+/// An IdP-initiated sign-in: refused at the ACS, with what to do instead.
+fn refuse_unsolicited(f: &mut Findings) {
+    f.refuse_sign_in(
+        SIGN_IN_STATE_INVALID,
+        "An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS",
+    );
+    f.advice.push(IDP_INITIATED.to_owned());
+}
 
 /// The configured IdP whose entity id is `issuer`.
 fn idp_for<'a>(verifier: &'a SamlVerifier, issuer: &str) -> Option<&'a SamlIdp> {
