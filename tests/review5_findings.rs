@@ -245,3 +245,28 @@ fn report_says_when_a_log_it_was_given_is_not_a_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/dev/null: skipped: not a file or folder"), "{stderr}");
 }
+
+/// A sign-in starts at a browser route, at its `login` IdP, and the ACS takes only the Response
+/// of that IdP: a sign-in Response from an IdP that no browser route signs in with is refused
+/// there (`saml_idp_mismatch`), however well it verifies.
+#[test]
+fn a_sign_in_from_an_idp_no_browser_route_uses_is_not_mfa_proven() {
+    let f = Fixture::new();
+    f.write_config(
+        "acs.toml",
+        &[(
+            "entity_id = \"https://gateway.contoso.test/saml\"\n",
+            "entity_id = \"https://gateway.contoso.test/saml\"\nacs_url = \"https://gateway.contoso.test/saml/acs\"\n",
+        )],
+        "",
+    );
+    let mut s = spec(MULTIPLE_AUTHN);
+    s.in_response_to = Some("_req1".into());
+    s.recipient = Some("https://gateway.contoso.test/saml/acs".into());
+    let sign_in = sealed(response_xml("_r1", &signer("saml-idp").sign(&s.to_xml()).unwrap(), false));
+    let run = inspect(&["--config", &f.arg("acs.toml"), "--json"], &sign_in.base64);
+    assert_eq!(run.code, 2, "{}{}", run.out, run.err);
+    let j = run.json();
+    assert_eq!(j["document"]["used_as"], "sign_in");
+    assert_eq!(j["invalid"]["reason"], "saml_idp_mismatch", "{j}");
+}

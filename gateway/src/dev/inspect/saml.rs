@@ -6,7 +6,7 @@ use super::advice;
 use super::findings::{CertificateInfo, Findings, LocationInfo, PrincipalInfo, RouteOutcome, SamlInfo, Time};
 use super::input::Form;
 use super::sources::{Context, Setup, UsageError};
-use crate::config::{Channel, RouteConfig, SamlIdp};
+use crate::config::{Channel, Config, RouteConfig, SamlIdp};
 use crate::gate::proxy::{Presented, api_refusal, decide, rule_for, saml_on_route, takes_saml};
 use crate::respond::Refusal;
 use crate::verify::jwt::Verifier;
@@ -73,7 +73,7 @@ pub async fn examine(
             // Posted to the ACS, an IdP-initiated Response needs no key to be refused.
             if form == Form::FormValue && x.in_response_to.is_none() {
                 f.document.used_as = Some("sign_in");
-                refuse_unsolicited(&mut f);
+                refuse_at_acs(&mut f, SIGN_IN_STATE_INVALID);
             }
             return Ok(f);
         }
@@ -126,11 +126,12 @@ pub async fn examine(
         Err(why) => Credential::Invalid(*why),
     };
     f.decide(evaluate(&RouteRule::default(), credential, now), overall.is_ok(), no_verify);
-    // The ACS takes only answers to its own AuthnRequests: an IdP-initiated Response (no
-    // InResponseTo) is refused before it is verified, whatever it proves.
-    let unsolicited = used_as == "sign_in" && overall.as_ref().is_ok_and(|(v, _)| v.in_response_to.is_none());
-    if unsolicited {
-        refuse_unsolicited(&mut f);
+    let acs_refusal = match &overall {
+        Ok((v, _)) if used_as == "sign_in" => acs_refusal(v, &verifier, ctx.config.as_ref()),
+        _ => None,
+    };
+    if let Some(code) = acs_refusal {
+        refuse_at_acs(&mut f, code);
     }
     let idp_name = idp_for(&verifier, &x.issuer).map(|i| i.name.clone());
     explain(&mut f, facts, settings, idp_name.as_deref());
@@ -143,7 +144,7 @@ pub async fn examine(
                 .to_owned(),
         );
     }
-    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, unsolicited, now };
+    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, acs_refusal, now };
     let lifetime = ctx.config.as_ref().map_or(8 * 3600, |c| c.session.lifetime_secs);
     let tokens = Verifier::new(Vec::new(), 0, ctx.clock.clone());
     f.routes = routes.iter().map(|r| judge.route(r, &tokens, lifetime, idp_name.as_deref())).collect();
@@ -157,8 +158,8 @@ struct Judge<'a> {
     api: &'a Checked,
     overall: &'a Checked,
     used_as: &'static str,
-    /// A sign-in Response that answers no AuthnRequest: the ACS refuses it.
-    unsolicited: bool,
+    /// Why the ACS refuses this sign-in Response however well it verifies, if it does.
+    acs_refusal: Option<&'static str>,
     now: UnixTime,
 }
 
@@ -183,8 +184,8 @@ impl Judge<'_> {
                          (a script asking for JSON gets 401 login_required)",
                 );
             }
-            if self.unsolicited {
-                return RouteOutcome::sign_in_failed(route, SIGN_IN_STATE_INVALID);
+            if let Some(code) = self.acs_refusal {
+                return RouteOutcome::sign_in_failed(route, code);
             }
             return match self.overall {
                 Ok((v, _)) => {
@@ -230,13 +231,36 @@ const IDP_INITIATED: &str = "This Response answers no AuthnRequest (no InRespons
                              sign-in at the gateway, on a browser route: it sends the AuthnRequest the \
                              IdP must answer.";
 
-/// An IdP-initiated sign-in: refused at the ACS, with what to do instead.
-fn refuse_unsolicited(f: &mut Findings) {
-    f.refuse_sign_in(
-        SIGN_IN_STATE_INVALID,
-        "An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS",
-    );
-    f.advice.push(IDP_INITIATED.to_owned());
+/// The ACS's reason code for a Response from another IdP than the one the sign-in went to.
+const SAML_IDP_MISMATCH: &str = "saml_idp_mismatch";
+
+const NO_LOGIN: &str = "No browser route signs in with this IdP: a sign-in starts at a browser \
+                        route, at its login IdP, and the ACS takes only that IdP's Response. Set \
+                        login to this [[saml_idp]]'s name on the browser routes it is for.";
+
+/// Why the ACS refuses the verified sign-in Response `v` whatever it proves, if it does: it
+/// answers none of the ACS's AuthnRequests (IdP-initiated); or, under a configuration, no
+/// browser route signs in with its IdP (a sign-in starts at a route's `login`).
+fn acs_refusal(v: &SamlVerified, verifier: &SamlVerifier, config: Option<&Config>) -> Option<&'static str> {
+    if v.in_response_to.is_none() {
+        return Some(SIGN_IN_STATE_INVALID);
+    }
+    let idp = verifier.idp(v.idp_index).map(|i| i.name.as_str());
+    let logs_in = |c: &Config| {
+        c.routes.iter().any(|r| r.channel == Channel::Portal && r.login.as_deref() == idp && idp.is_some())
+    };
+    config.filter(|c| !logs_in(c)).map(|_| SAML_IDP_MISMATCH)
+}
+
+/// A sign-in the ACS refuses with `code`, with what to do instead.
+fn refuse_at_acs(f: &mut Findings, code: &'static str) {
+    let (description, advice) = if code == SIGN_IN_STATE_INVALID {
+        ("An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS", IDP_INITIATED)
+    } else {
+        ("No browser route signs in with this IdP", NO_LOGIN)
+    };
+    f.refuse_sign_in(code, description);
+    f.advice.push(advice.to_owned());
 }
 
 /// The configured IdP whose entity id is `issuer`.
