@@ -347,13 +347,13 @@ pub fn read_unverified(token: &str) -> Result<Claimed, InvalidReason> {
     let audience: Audience = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::Malformed)?;
     let claims: Claims = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::ClaimsInvalid)?;
     let v = build(claims, usize::MAX, "")?;
-    let symmetric = matches!(
+    let unlistable = matches!(
         header.alg.parse::<Algorithm>(),
         Err(_) | Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
     );
     let refused = if routing.iss.is_none() {
         Some(InvalidReason::UnknownIssuer)
-    } else if symmetric {
+    } else if unlistable {
         Some(InvalidReason::AlgorithmNotAllowed)
     } else if audience.aud.is_none() {
         Some(InvalidReason::WrongAudience)
