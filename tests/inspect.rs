@@ -15,22 +15,22 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-const PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+pub(crate) const PASSWORD: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 
 /// What one run printed, and its exit code.
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) out: String,
+    pub(crate) err: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.out).unwrap_or_else(|e| panic!("{e}: {}\n{}", self.out, self.err))
     }
 
     /// Neither output holds any of `secrets` (a token, its signature, an assertion).
-    fn never_shows(&self, secrets: &[&str]) -> &Run {
+    pub(crate) fn never_shows(&self, secrets: &[&str]) -> &Run {
         for s in secrets.iter().filter(|s| s.len() > 8) {
             assert!(
                 !self.out.contains(s) && !self.err.contains(s),
@@ -43,7 +43,7 @@ impl Run {
 }
 
 /// `mfagate inspect ARGS`, the document on standard input.
-fn inspect<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> Run {
+pub(crate) fn inspect<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mfagate"))
         .arg("inspect")
         .args(args)
@@ -65,15 +65,15 @@ fn inspect<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &str) -> Run {
 
 /// A development IdP on a runtime of its own (the binary fetches from it while the test waits),
 /// its JWKS in a file with only `dev-rsa-a`, and a gateway configuration reading that file.
-struct Fixture {
+pub(crate) struct Fixture {
     _rt: tokio::runtime::Runtime,
-    idp: DevIdp,
+    pub(crate) idp: DevIdp,
     echo: Echo,
     dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let (idp, echo) = rt.block_on(async {
             let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
@@ -89,17 +89,17 @@ impl Fixture {
         f
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn arg(&self, name: &str) -> String {
+    pub(crate) fn arg(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
 
     /// The test configuration (`support::CONFIG`) with file key sources only (offline), the
     /// `admin` route taking only the `dev` issuer, `edits` made and `append` at its end.
-    fn write_config(&self, name: &str, edits: &[(&str, &str)], append: &str) {
+    pub(crate) fn write_config(&self, name: &str, edits: &[(&str, &str)], append: &str) {
         let text = render_config(CONFIG, &self.idp, &self.echo, self.dir.path())
             .replace(&format!("jwks_uri = \"{}/keys\"", self.idp.base_url()), "jwks_file = \"keys.json\"")
             .replace("acr_values = \"urn:mfa\"\n", "acr_values = \"urn:mfa\"\nissuers = [\"dev\"]\n");
@@ -108,11 +108,11 @@ impl Fixture {
         std::fs::write(self.path(name), text).unwrap();
     }
 
-    fn token(&self, req: TokenRequest) -> String {
+    pub(crate) fn token(&self, req: TokenRequest) -> String {
         self.idp.mint(&req).unwrap()
     }
 
-    fn claims(&self, req: &TokenRequest, edit: impl FnOnce(&mut Value)) -> String {
+    pub(crate) fn claims(&self, req: &TokenRequest, edit: impl FnOnce(&mut Value)) -> String {
         let mut claims = self.idp.claims(req);
         edit(&mut claims);
         self.idp.sign(&claims).unwrap()
@@ -128,7 +128,7 @@ async fn get(url: &str) -> String {
 }
 
 /// The outcome on the route named `name`.
-fn route<'a>(j: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn route<'a>(j: &'a Value, name: &str) -> &'a Value {
     j["routes"]
         .as_array()
         .unwrap()
@@ -138,17 +138,17 @@ fn route<'a>(j: &'a Value, name: &str) -> &'a Value {
 }
 
 /// A route's status and reason code.
-fn answer(j: &Value, name: &str) -> (Value, String) {
+pub(crate) fn answer(j: &Value, name: &str) -> (Value, String) {
     let r = route(j, name);
     (r["status"].clone(), r["reason"].as_str().unwrap().to_owned())
 }
 
-fn user(amr: &[&str]) -> TokenRequest {
+pub(crate) fn user(amr: &[&str]) -> TokenRequest {
     TokenRequest { amr: Some(amr.iter().map(|a| (*a).to_owned()).collect()), ..TokenRequest::default() }
 }
 
 /// A token and the parts of it that must never be printed: itself and its signature.
-fn secrets(token: &str) -> [&str; 2] {
+pub(crate) fn secrets(token: &str) -> [&str; 2] {
     [token, token.rsplit('.').next().unwrap()]
 }
 
@@ -381,17 +381,17 @@ fn usage_errors_exit_3() {
 }
 
 /// Signed SAML documents and what must never be printed of them.
-struct Signed {
-    xml: String,
-    base64: String,
+pub(crate) struct Signed {
+    pub(crate) xml: String,
+    pub(crate) base64: String,
     signature_value: String,
 }
 
-fn signed(spec: &AssertionSpec) -> Signed {
+pub(crate) fn signed(spec: &AssertionSpec) -> Signed {
     sealed(signer("saml-idp").sign(&spec.to_xml()).unwrap())
 }
 
-fn sealed(xml: String) -> Signed {
+pub(crate) fn sealed(xml: String) -> Signed {
     let start = xml.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
     let end = xml.find("</ds:SignatureValue>").unwrap();
     let signature_value = xml[start..end].trim().to_owned();
@@ -400,18 +400,18 @@ fn sealed(xml: String) -> Signed {
 }
 
 impl Signed {
-    fn secrets(&self) -> [&str; 3] {
+    pub(crate) fn secrets(&self) -> [&str; 3] {
         [&self.xml, &self.base64, &self.signature_value]
     }
 }
 
-fn spec(class_ref: &str) -> AssertionSpec {
+pub(crate) fn spec(class_ref: &str) -> AssertionSpec {
     let mut s = AssertionSpec::new(IDP, SP, SystemClock.unix_secs());
     s.class_ref = Some(class_ref.into());
     s
 }
 
-fn metadata(f: &Fixture) -> String {
+pub(crate) fn metadata(f: &Fixture) -> String {
     let cert = base64::engine::general_purpose::STANDARD.encode(signer("saml-idp").cert_der());
     let xml = format!(
         r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{IDP}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor></md:IDPSSODescriptor></md:EntityDescriptor>"#
@@ -486,8 +486,11 @@ fn saml_without_proven_mfa_bad_signatures_and_inputs() {
     assert_eq!(j["invalid"]["reason"], "bad_signature");
     assert_eq!(j["signature"]["valid"], false);
 
-    // A Response as a browser posts it: a SAMLResponse= form value, URL-encoded.
-    let assertion = signer("saml-idp").sign(&spec(MULTIPLE_AUTHN).to_xml()).unwrap();
+    // A Response as a browser posts it: a SAMLResponse= form value, URL-encoded, answering the
+    // gateway's AuthnRequest (the ACS refuses an IdP-initiated one: review5_findings).
+    let mut solicited = spec(MULTIPLE_AUTHN);
+    solicited.in_response_to = Some("_req1".into());
+    let assertion = signer("saml-idp").sign(&solicited.to_xml()).unwrap();
     let response = sealed(response_xml("_r1", &assertion, false));
     let form: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("SAMLResponse", &response.base64)
@@ -581,7 +584,7 @@ fn a_one_time_assertion_is_judged_on_every_route_without_being_used_up() {
 }
 
 /// Seconds since the epoch, for minting documents the binary judges by the real clock.
-trait UnixSecs {
+pub(crate) trait UnixSecs {
     fn unix_secs(&self) -> u64;
 }
 

@@ -31,6 +31,7 @@ mod request_ids;
 mod review2_findings;
 mod review3_findings;
 mod review4_findings;
+mod review5_findings;
 mod review_findings;
 mod rollout;
 mod saml;

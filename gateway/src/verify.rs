@@ -5,4 +5,5 @@ pub mod grant;
 pub mod jwt;
 pub mod keys;
 pub mod once;
+pub mod published;
 pub mod saml;

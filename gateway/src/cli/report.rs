@@ -8,9 +8,6 @@ use std::path::PathBuf;
 /// The longest window `--days` accepts: ten years of UTC days.
 pub const MAX_DAYS: u64 = 3650;
 
-/// Warnings printed before the rest are only counted.
-const MAX_WARNINGS: usize = 20;
-
 /// `mfagate report`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -62,11 +59,12 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     };
     let (r, warnings) =
         report::build(&args.logs, now_ms, args.days).map_err(|e| CliError::Failed(e.to_string()))?;
-    for w in warnings.iter().take(MAX_WARNINGS) {
+    for w in &warnings.first {
         super::warn(&format!("warning: {w}\n"));
     }
-    if warnings.len() > MAX_WARNINGS {
-        super::warn(&format!("warning: {} more warnings\n", warnings.len() - MAX_WARNINGS));
+    let more = warnings.total.saturating_sub(warnings.first.len() as u64);
+    if more > 0 {
+        super::warn(&format!("warning: {more} more warnings\n"));
     }
     if let Some(dir) = &args.out {
         let names = |id: &str| report_cfg.application_name(id);

@@ -49,9 +49,11 @@ pub struct Args {
     #[arg(long)]
     pub no_verify: bool,
     /// A JWT, or a SAML Response or Assertion (XML, base64, or a SAMLResponse= form value);
-    /// `-` or nothing reads standard input (which keeps it out of shell history).
-    #[arg(value_name = "TOKEN")]
-    pub token: Option<String>,
+    /// `-` or nothing reads standard input (which keeps it out of shell history). Several words
+    /// are one document (`Bearer eyJ...` unquoted).
+    // Not one value: clap's error for a second word would print it (a token) back whole.
+    #[arg(value_name = "TOKEN", num_args = 0..)]
+    pub token: Vec<String>,
 }
 
 impl Args {
@@ -92,7 +94,8 @@ pub fn main(args: Args) -> ExitCode {
             ExitCode::from(findings.verdict.exit_code)
         }
         Err(e) => {
-            eprintln!("mfagate inspect: {e}");
+            // Not eprintln!, which panics (exit 101) when standard error is a closed pipe.
+            crate::cli::warn(&format!("mfagate inspect: {e}\n"));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -100,7 +103,8 @@ pub fn main(args: Args) -> ExitCode {
 
 /// Inspects the document `args` names, reading time from `clock`.
 pub fn run(args: &Args, clock: SharedClock) -> Result<Findings, Usage> {
-    let text = input::read(args.token.as_deref())?;
+    let given = (!args.token.is_empty()).then(|| args.token.join(" "));
+    let text = input::read(given.as_deref())?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Usage::Runtime)?;
     rt.block_on(async {
         let mut ctx = Context::new(args.source(), clock)?;

@@ -30,7 +30,7 @@ impl Live {
         report.end_ms = u64::MAX;
         match crate::evidence::report::fill(&mut report, files) {
             Ok(warnings) => {
-                for w in warnings.iter().take(5) {
+                for w in warnings.first.iter().take(5) {
                     tracing::warn!(warning = %w, "Decision log line skipped while rebuilding the report");
                 }
             }

@@ -66,6 +66,33 @@ struct Line<'a> {
     app_id: Option<Cow<'a, str>>,
 }
 
+/// Warnings kept with their text; the rest are only counted.
+pub const KEPT_WARNINGS: usize = 20;
+
+/// What was skipped while reading: the first [`KEPT_WARNINGS`] warnings and how many there were
+/// in all. Millions of bad lines (a small gzip file expands to them) cost no more memory than 20.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    /// The first warnings, in order.
+    pub first: Vec<String>,
+    /// How many there were.
+    pub total: u64,
+}
+
+impl Warnings {
+    fn push(&mut self, warning: String) {
+        self.total += 1;
+        if self.first.len() < KEPT_WARNINGS {
+            self.first.push(warning);
+        }
+    }
+
+    /// No warning at all.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
 /// The longest decision record accepted (records are a few hundred bytes).
 const MAX_LINE: u64 = 1024 * 1024;
 
@@ -106,8 +133,10 @@ pub fn parse_ts_ms(ts: &str) -> Option<u64> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// Every log file under `paths` (files as given; folders: their files, sorted).
-fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
+/// Every log file under `paths` (files as given; folders: their files, sorted). Anything else
+/// named (a device, a FIFO, a socket) is not read, and said so: a FIFO with no writer would
+/// block forever.
+fn files(paths: &[PathBuf], warnings: &mut Warnings) -> Result<Vec<PathBuf>, ReportError> {
     let mut out = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|source| ReportError::Read { path: p.clone(), source })?;
@@ -122,15 +151,17 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
             out.extend(found);
         } else if meta.is_file() {
             out.push(p.clone());
+        } else {
+            warnings
+                .push(format!("{}: skipped: not a file or folder (a device, FIFO or socket)", p.display()));
         }
-        // Anything else (a device such as /dev/full, a socket) is not a log file.
     }
     Ok(out)
 }
 
 /// Builds the report over the `days` before `now_ms` from every record in `paths`. Returns the
 /// report and warnings (torn or unreadable lines are skipped, never fatal).
-pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<String>), ReportError> {
+pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Warnings), ReportError> {
     let mut report = Report::new(now_ms, days);
     let warnings = fill(&mut report, paths)?;
     Ok((report, warnings))
@@ -139,9 +170,9 @@ pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Vec<S
 /// Adds every record in `paths` to `report`; returns warnings for what was skipped: a file that
 /// is not a decision log (one warning for the file), and torn, over-long or unreadable lines of
 /// one that is. Only a file that cannot be opened or read is an error.
-pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Vec<String>, ReportError> {
-    let mut warnings = Vec::new();
-    for file in files(paths)? {
+pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Warnings, ReportError> {
+    let mut warnings = Warnings::default();
+    for file in files(paths, &mut warnings)? {
         let opened =
             open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
         if let Some(format) = opened.unsupported {
@@ -165,7 +196,7 @@ fn read_records(
     report: &mut Report,
     opened: Opened,
     file: &Path,
-    warnings: &mut Vec<String>,
+    warnings: &mut Warnings,
 ) -> Result<(), ReportError> {
     let mut reader = opened.reader;
     let mut line = Vec::new();
@@ -503,8 +534,9 @@ mod tests {
         std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
         let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("d.jsonl:2: over-long line"), "{warnings:?}");
+        assert_eq!(warnings.first.len(), 2, "{warnings:?}");
+        assert!(warnings.first[0].contains("/dev/full: skipped: not a file or folder"), "{warnings:?}");
+        assert!(warnings.first[1].contains("d.jsonl:2: over-long line"), "{warnings:?}");
     }
 
     #[test]
@@ -531,8 +563,11 @@ mod tests {
         bytes.truncate(bytes.len() - 8); // the CRC and length trailer
         std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
         let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("cut.gz") && warnings[0].contains("damaged gzip"), "{warnings:?}");
+        assert_eq!(warnings.first.len(), 1, "{warnings:?}");
+        assert!(
+            warnings.first[0].contains("cut.gz") && warnings.first[0].contains("damaged gzip"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -560,8 +595,8 @@ mod tests {
             ("other.jsonl", "not a decision record"),
             ("zstd.zst", "compressed with zstd"),
         ];
-        assert_eq!(warnings.len(), expect.len(), "{warnings:#?}");
-        for ((name, why), w) in expect.iter().zip(&warnings) {
+        assert_eq!(warnings.first.len(), expect.len(), "{warnings:#?}");
+        for ((name, why), w) in expect.iter().zip(&warnings.first) {
             assert!(w.contains(&format!("{name}: skipped")) && w.contains(why), "{name}: {w}");
         }
     }
@@ -584,14 +619,14 @@ mod tests {
         .unwrap();
         let (r, warnings) = super::build(std::slice::from_ref(&f), NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
-        assert!(warnings[1].ends_with("d.jsonl:3: unreadable line skipped"), "{warnings:?}");
-        assert!(warnings[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
+        assert_eq!(warnings.first.len(), 3, "{warnings:?}");
+        assert!(warnings.first[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
+        assert!(warnings.first[1].ends_with("d.jsonl:3: unreadable line skipped"), "{warnings:?}");
+        assert!(warnings.first[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
         // A file holding only a record being written is a log with a torn line.
         std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
         let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
-        assert!(warnings[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
+        assert!(warnings.first[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
     }
 
     #[test]

@@ -327,17 +327,40 @@ pub struct Claimed {
     pub identity: Identity,
     /// `xms_cc` ∋ `cp1`.
     pub claims_capable: bool,
+    /// Why every issuer refuses it whatever its keys, if one does (checked in the verifier's
+    /// order): no `iss`; an algorithm no issuer can list (`none`, HS*, which the configuration
+    /// refuses, or a name jsonwebtoken does not know); no `aud`.
+    pub refused: Option<InvalidReason>,
 }
 
 /// Reads a token without verifying it (`mfagate inspect` without a key source): the same strict
 /// compact form, header rules and claim rules as [`Verifier::verify`], but nothing it returns is
 /// proven. Never a credential.
 pub fn read_unverified(token: &str) -> Result<Claimed, InvalidReason> {
+    #[derive(Deserialize)]
+    struct Audience {
+        aud: Option<Value>,
+    }
     let parts = compact::split(token)?;
-    header::read(&parts.header)?;
+    let header = header::read(&parts.header)?;
+    let routing: Routing = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::Malformed)?;
+    let audience: Audience = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::Malformed)?;
     let claims: Claims = serde_json::from_slice(&parts.payload).map_err(|_| InvalidReason::ClaimsInvalid)?;
     let v = build(claims, usize::MAX, "")?;
-    Ok(Claimed { facts: v.facts, identity: v.identity, claims_capable: v.claims_capable })
+    let unlistable = matches!(
+        header.alg.parse::<Algorithm>(),
+        Err(_) | Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+    );
+    let refused = if routing.iss.is_none() {
+        Some(InvalidReason::UnknownIssuer)
+    } else if unlistable {
+        Some(InvalidReason::AlgorithmNotAllowed)
+    } else if audience.aud.is_none() {
+        Some(InvalidReason::WrongAudience)
+    } else {
+        None
+    };
+    Ok(Claimed { facts: v.facts, identity: v.identity, claims_capable: v.claims_capable, refused })
 }
 
 enum Failure {

@@ -245,6 +245,9 @@ impl IssuerKeys {
                 for (kid, key) in by_kid.iter_mut() {
                     if let Some(old) = before.by_kid.get(kid).filter(|old| old.material == key.material) {
                         *key = old.clone();
+                    } else if key.thumbprint.as_deref().is_some_and(crate::verify::published::is_dev_jwk) {
+                        // Said once per key as it appears, not on every refresh.
+                        tracing::warn!(issuer = %self.name, kid = %kid, "The issuer's key set holds a published development key (certs/): anyone can sign tokens it accepts");
                     }
                 }
                 let generation = before.generation + 1;

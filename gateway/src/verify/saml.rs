@@ -136,6 +136,11 @@ impl SamlVerifier {
         max_bytes: usize,
         clock: SharedClock,
     ) -> SamlVerifier {
+        for idp in &idps {
+            if idp.certificates.iter().any(|c| crate::verify::published::is_dev_certificate(c)) {
+                tracing::warn!(idp = %idp.name, "The IdP's certificates include a published development certificate (certs/): anyone can sign assertions it accepts");
+            }
+        }
         SamlVerifier {
             idps,
             audience,
@@ -294,6 +299,19 @@ impl SamlVerifier {
         let count = self.idps.get(verified.idp_index).map_or(0, |idp| idp.certificates.len());
         let by = (0..count).find(|&i| self.verify_with(xml, how, Some(i)).is_ok()).unwrap_or_default();
         Ok((verified, by))
+    }
+
+    /// Why `xml` is refused whatever the IdP's certificates, if it is: too large, a shape the
+    /// checks before any signature refuse (unsigned, a signature that does not cover the one
+    /// assertion), or a SHA-1 or MD5 signature. For `mfagate inspect` when nothing can be verified.
+    pub fn refused_without_keys(&self, xml: &str) -> Option<InvalidReason> {
+        if xml.len() > self.max_bytes || !within_parse_bounds(xml) {
+            return Some(InvalidReason::TooLarge);
+        }
+        match structure::check(xml) {
+            Err(why) => Some(why),
+            Ok(shape) => shape.weak.map(InvalidReason::WeakAlgorithm),
+        }
     }
 
     /// A grant is verified for the authorization server's audience; API credentials and ACS

@@ -74,6 +74,12 @@ impl Findings {
         }
     }
 
+    /// A sign-in Response the ACS refuses whatever its signature, with the ACS's reason code.
+    pub fn refuse_sign_in(&mut self, reason: &'static str, description: &'static str) {
+        self.invalid = Some(Problem { reason, description });
+        self.verdict = Verdict { exit_code: 2, result: "invalid", verified: self.verdict.verified };
+    }
+
     /// The verdict from the policy's decision under the default route: 0 MFA proven, 1 valid
     /// without proven MFA (App-only included), 2 refused, or not verified unless `no_verify`.
     pub fn decide(&mut self, decision: Decision, verified: bool, no_verify: bool) {

@@ -7,7 +7,7 @@ use super::sources::{Context, Setup, UsageError};
 use crate::config::{Channel, RouteConfig};
 use crate::gate::proxy::{Presented, api_refusal, bearer, decide, rule_for, token_on_route};
 use crate::respond::Refusal;
-use crate::verify::jwt::{CacheCounters, Verification, Verifier, compact, read_unverified};
+use crate::verify::jwt::{CacheCounters, Claimed, Verification, Verifier, compact, read_unverified};
 use mfagate_policy::{
     Credential, MfaGap, MfaProof, MfaSettings, Principal, RouteRule, TokenFacts, UnixTime, classify_by,
     evaluate, mfa_proof,
@@ -38,6 +38,10 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
     f.signature.alg = text(&header, "alg");
     f.signature.kid = text(&header, "kid");
     let claimed = match read_unverified(token) {
+        // The gateway refuses a token over its size before it reads it.
+        Ok(c) if token.len() > ctx.max_token_bytes() => {
+            Claimed { refused: Some(mfagate_policy::InvalidReason::TooLarge), ..c }
+        }
         Ok(c) => c,
         Err(why) => {
             f.refuse(why);
@@ -56,7 +60,11 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
         Setup::Missing(why) => {
             f.not_checked.push(format!("signature: {why}"));
             f.signature.note = Some(format!("NOT checked: {why}"));
-            let credential = Credential::Token { facts: &claimed.facts, mfa: &defaults, leeway_secs: 60 };
+            // What no issuer accepts needs no key to be refused.
+            let credential = match claimed.refused {
+                Some(why) => Credential::Invalid(why),
+                None => Credential::Token { facts: &claimed.facts, mfa: &defaults, leeway_secs: 60 },
+            };
             let decision = evaluate(&RouteRule::default(), credential, now);
             if no_verify {
                 let route = super::default_route();
@@ -97,8 +105,10 @@ pub async fn examine(ctx: &mut Context, token: &str, no_verify: bool) -> Result<
             (&claimed.facts, &defaults, 60)
         }
     };
-    let credential = match &verification {
-        Verification::Invalid(why) => Credential::Invalid(*why),
+    let credential = match (&verification, &claimed.refused) {
+        (Verification::Invalid(why), _) | (Verification::Unverifiable, Some(why)) => {
+            Credential::Invalid(*why)
+        }
         _ => Credential::Token { facts, mfa: settings, leeway_secs: leeway },
     };
     let verified = matches!(verification, Verification::Verified(_));

@@ -6,7 +6,7 @@ use super::advice;
 use super::findings::{CertificateInfo, Findings, LocationInfo, PrincipalInfo, RouteOutcome, SamlInfo, Time};
 use super::input::Form;
 use super::sources::{Context, Setup, UsageError};
-use crate::config::{Channel, RouteConfig, SamlIdp};
+use crate::config::{Channel, Config, RouteConfig, SamlIdp};
 use crate::gate::proxy::{Presented, api_refusal, decide, rule_for, saml_on_route, takes_saml};
 use crate::respond::Refusal;
 use crate::verify::jwt::Verifier;
@@ -55,7 +55,11 @@ pub async fn examine(
             f.not_checked.push(format!("signature: {why}"));
             f.signature.note = Some(format!("NOT checked: {why}"));
             f.saml = Some(info(&x, &x.facts, &defaults));
-            let credential = Credential::Saml { facts: &x.facts, mfa: &defaults, leeway_secs: 60 };
+            // What no IdP accepts needs no certificate to be refused.
+            let credential = match ctx.saml_decoder().refused_without_keys(xml) {
+                Some(why) => Credential::Invalid(why),
+                None => Credential::Saml { facts: &x.facts, mfa: &defaults, leeway_secs: 60 },
+            };
             let decision = evaluate(&RouteRule::default(), credential, now);
             if no_verify {
                 let route = super::default_route();
@@ -66,6 +70,11 @@ pub async fn examine(
             }
             f.decide(decision, false, no_verify);
             explain(&mut f, &x.facts, &defaults, None);
+            // Posted to the ACS, an IdP-initiated Response needs no key to be refused.
+            if form == Form::FormValue && x.in_response_to.is_none() {
+                f.document.used_as = Some("sign_in");
+                refuse_at_acs(&mut f, SIGN_IN_STATE_INVALID);
+            }
             return Ok(f);
         }
     };
@@ -74,8 +83,11 @@ pub async fn examine(
     let routes = ctx.config.as_ref().map_or_else(|| vec![super::default_route()], |c| c.routes.clone());
     let api = once(&verifier, xml, &Use::Api);
     let grants: Vec<Arc<str>> = routes.iter().filter_map(|r| r.grant_audience.clone()).collect();
+    // A sign-in only where the configuration has an ACS; without one a document is a credential
+    // or nothing.
+    let has_acs = ctx.config.as_ref().is_none_or(|c| c.saml.acs_url.is_some());
     let (used_as, overall) =
-        if form == Form::FormValue || api.as_ref().err() == Some(&InvalidReason::SsoResponse) {
+        if has_acs && (form == Form::FormValue || api.as_ref().err() == Some(&InvalidReason::SsoResponse)) {
             ("sign_in", once(&verifier, xml, &Use::Acs))
         } else if api.as_ref().err() == Some(&InvalidReason::WrongAudience) {
             grants
@@ -114,6 +126,13 @@ pub async fn examine(
         Err(why) => Credential::Invalid(*why),
     };
     f.decide(evaluate(&RouteRule::default(), credential, now), overall.is_ok(), no_verify);
+    let acs_refusal = match &overall {
+        Ok((v, _)) if used_as == "sign_in" => acs_refusal(v, &verifier, ctx.config.as_ref()),
+        _ => None,
+    };
+    if let Some(code) = acs_refusal {
+        refuse_at_acs(&mut f, code);
+    }
     let idp_name = idp_for(&verifier, &x.issuer).map(|i| i.name.clone());
     explain(&mut f, facts, settings, idp_name.as_deref());
     if used_as == "sign_in"
@@ -125,7 +144,7 @@ pub async fn examine(
                 .to_owned(),
         );
     }
-    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, now };
+    let judge = Judge { verifier: &verifier, xml, api: &api, overall: &overall, used_as, acs_refusal, now };
     let lifetime = ctx.config.as_ref().map_or(8 * 3600, |c| c.session.lifetime_secs);
     let tokens = Verifier::new(Vec::new(), 0, ctx.clock.clone());
     f.routes = routes.iter().map(|r| judge.route(r, &tokens, lifetime, idp_name.as_deref())).collect();
@@ -139,6 +158,8 @@ struct Judge<'a> {
     api: &'a Checked,
     overall: &'a Checked,
     used_as: &'static str,
+    /// Why the ACS refuses this sign-in Response however well it verifies, if it does.
+    acs_refusal: Option<&'static str>,
     now: UnixTime,
 }
 
@@ -162,6 +183,9 @@ impl Judge<'_> {
                     "a browser route: it takes sessions from its own sign-in, not Authorization: SAML \
                          (a script asking for JSON gets 401 login_required)",
                 );
+            }
+            if let Some(code) = self.acs_refusal {
+                return RouteOutcome::sign_in_failed(route, code);
             }
             return match self.overall {
                 Ok((v, _)) => {
@@ -197,6 +221,46 @@ impl Judge<'_> {
             None => outcome,
         }
     }
+}
+
+/// The ACS's reason code for a sign-in that answers none of its AuthnRequests.
+const SIGN_IN_STATE_INVALID: &str = "sign_in_state_invalid";
+
+const IDP_INITIATED: &str = "This Response answers no AuthnRequest (no InResponseTo): an IdP-initiated \
+                             sign-in, which the gateway's ACS refuses (sign_in_state_invalid). Start the \
+                             sign-in at the gateway, on a browser route: it sends the AuthnRequest the \
+                             IdP must answer.";
+
+/// The ACS's reason code for a Response from another IdP than the one the sign-in went to.
+const SAML_IDP_MISMATCH: &str = "saml_idp_mismatch";
+
+const NO_LOGIN: &str = "No browser route signs in with this IdP: a sign-in starts at a browser \
+                        route, at its login IdP, and the ACS takes only that IdP's Response. Set \
+                        login to this [[saml_idp]]'s name on the browser routes it is for.";
+
+/// Why the ACS refuses the verified sign-in Response `v` whatever it proves, if it does: it
+/// answers none of the ACS's AuthnRequests (IdP-initiated); or, under a configuration, no
+/// browser route signs in with its IdP (a sign-in starts at a route's `login`).
+fn acs_refusal(v: &SamlVerified, verifier: &SamlVerifier, config: Option<&Config>) -> Option<&'static str> {
+    if v.in_response_to.is_none() {
+        return Some(SIGN_IN_STATE_INVALID);
+    }
+    let idp = verifier.idp(v.idp_index).map(|i| i.name.as_str());
+    let logs_in = |c: &Config| {
+        c.routes.iter().any(|r| r.channel == Channel::Portal && r.login.as_deref() == idp && idp.is_some())
+    };
+    config.filter(|c| !logs_in(c)).map(|_| SAML_IDP_MISMATCH)
+}
+
+/// A sign-in the ACS refuses with `code`, with what to do instead.
+fn refuse_at_acs(f: &mut Findings, code: &'static str) {
+    let (description, advice) = if code == SIGN_IN_STATE_INVALID {
+        ("An IdP-initiated sign-in (a Response to no AuthnRequest) is refused at the ACS", IDP_INITIATED)
+    } else {
+        ("No browser route signs in with this IdP", NO_LOGIN)
+    };
+    f.refuse_sign_in(code, description);
+    f.advice.push(advice.to_owned());
 }
 
 /// The configured IdP whose entity id is `issuer`.

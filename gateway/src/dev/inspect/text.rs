@@ -96,7 +96,7 @@ pub fn render(f: &Findings, paint: Paint, now: u64) -> String {
     line(&mut out, "signature", &signature(f, paint));
     if let Some(iss) = &f.issuer.claimed {
         let configured = f.issuer.configured.as_ref().map_or(String::new(), |c| format!("  (as \"{c}\")"));
-        line(&mut out, "issuer", &format!("{iss}{configured}"));
+        line(&mut out, "issuer", &format!("{}{configured}", shown(iss)));
     }
     if let Some(used) = f.document.used_as {
         let how = match used {
@@ -130,7 +130,7 @@ pub fn render(f: &Findings, paint: Paint, now: u64) -> String {
     if let Some(s) = &f.saml {
         line(&mut out, "statements", "");
         let mut row = |name: &str, value: String| {
-            let _ = writeln!(out, "  {:<LABEL$}{name:<24}{value}", "");
+            let _ = writeln!(out, "  {:<LABEL$}{name:<24}{}", "", shown(&value));
         };
         row("assertion ID", s.assertion_id.clone());
         row("audience", s.audiences.join(", "));
@@ -182,16 +182,16 @@ fn signature(f: &Findings, paint: Paint) -> String {
     }
     let mut by = Vec::new();
     if let Some(kid) = &s.kid {
-        by.push(format!("kid {kid}"));
+        by.push(format!("kid {}", shown(kid)));
     }
     if let Some(alg) = &s.alg {
-        by.push(alg.clone());
+        by.push(shown(alg));
     }
     if let Some(t) = &s.key_thumbprint {
         by.push(format!("JWK thumbprint {t}"));
     }
     if let Some(c) = &s.certificate {
-        by.push(format!("certificate {}", c.subject.as_deref().unwrap_or("(no subject)")));
+        by.push(format!("certificate {}", shown(c.subject.as_deref().unwrap_or("(no subject)"))));
         by.push(format!("SHA-256 {}", c.sha256));
         if let Some(n) = &c.not_after {
             by.push(format!("valid until {n}"));
@@ -208,7 +208,7 @@ fn signature(f: &Findings, paint: Paint) -> String {
 fn mfa(f: &Findings, paint: Paint) -> String {
     let m = &f.mfa;
     let decided = match (&m.decided_by, &m.value) {
-        (Some(by), Some(v)) => format!(": {by} has \"{v}\""),
+        (Some(by), Some(v)) => format!(": {by} has \"{}\"", shown(v)),
         (Some(by), None) => format!(", decided by {by}"),
         _ => String::new(),
     };
@@ -247,7 +247,7 @@ fn route(r: &RouteOutcome, paint: Paint, name: usize, prefix: usize) -> String {
 
 fn value_text(v: &Value, now: u64) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => shown(s),
         Value::Array(items) => {
             format!("[{}]", items.iter().map(|i| value_text(i, now)).collect::<Vec<_>>().join(", "))
         }
@@ -259,6 +259,15 @@ fn value_text(v: &Value, now: u64) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Text from the document (or its key source) as shown: control characters escaped, so that an
+/// escape sequence or a line break in a claim cannot move the cursor or write a line of its own
+/// (a fake verdict over the real one).
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
 }
 
 fn time_text(t: &Time, now: u64) -> String {
