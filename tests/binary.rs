@@ -129,6 +129,30 @@ async fn run_serves_until_sigterm_and_flushes_the_log() {
     crate::hostile::check_traversal_records(traversals, &expected);
 }
 
+/// The unit's `ExecReload` sends SIGHUP: the gateway must log it and keep serving, not die of the
+/// signal's default action.
+#[tokio::test]
+async fn sighup_is_logged_and_the_gateway_keeps_serving() {
+    let f = fixture(|text| text).await;
+    let mut running = start(&f.config, &[]);
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let logged = loop {
+        let line =
+            running.stderr.recv_timeout(std::time::Duration::from_secs(30)).expect("the SIGHUP is logged");
+        if line.contains("SIGHUP") {
+            break line;
+        }
+    };
+    assert!(logged.contains("not supported yet"), "{logged}");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let rsp = client.get(format!("http://{}/v1/x", running.addr).parse().unwrap()).await.unwrap();
+    assert_eq!(rsp.status(), http::StatusCode::UNAUTHORIZED, "still serving after SIGHUP");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(running.child.wait().unwrap().success());
+}
+
 /// What `mfagate run` needs around it: a development IdP and an echo upstream on the real
 /// clock, and a folder holding the configuration.
 pub(crate) struct Fixture {

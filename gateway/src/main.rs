@@ -162,6 +162,7 @@ fn run(cfg: Config) -> Result<(), CliError> {
         tracing::warn!("configuration: {warning}");
     }
     runtime(async move {
+        ignore_reload_signal();
         let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
             .await
             .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", cfg.listen.addr)))?;
@@ -175,6 +176,21 @@ fn runtime(work: impl std::future::Future<Output = Result<(), CliError>>) -> Res
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
         .block_on(work)
+}
+
+/// SIGHUP (the unit's `ExecReload`) must not kill the gateway with the default action. Reloading
+/// the configuration in place is not built yet: until it is, the signal is logged and ignored.
+fn ignore_reload_signal() {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP: reloading the configuration in place is not supported yet; restart to apply changes"
+                );
+            }
+        });
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when it
