@@ -45,3 +45,36 @@ fn a_type_error_never_quotes_a_value_from_the_environment() {
         assert!(err.contains("${MFAGATE_SESSION_KEY}"), "the error says what was written: {err}");
     }
 }
+
+/// A status from a new connection to `addr` (none if the port is closed), so no pooled
+/// connection of the harness answers for a listener that is gone.
+async fn fresh_get(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path).header("host", addr.to_string());
+    let rsp =
+        send.send_request(req.body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap()).await.ok()?;
+    Some(rsp.status().as_u16())
+}
+
+/// `shutdown_delay_secs` took any u64, and SIGTERM added it to the clock: a delay past what an
+/// instant holds panicked the serve loop at the signal, closing the listener at once (the drain
+/// the setting asks for) and skipping the flush of the decision log.
+#[tokio::test]
+async fn a_huge_shutdown_delay_still_drains() {
+    let mut g = crate::support::gateway()
+        .replace("shutdown_delay_secs = 0", &format!("shutdown_delay_secs = {}", i64::MAX))
+        .start()
+        .await;
+    g.wait_ready().await;
+    g.signal_shutdown();
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fresh_get(g.admin, "/readyz").await != Some(503) {
+        assert!(std::time::Instant::now() < bound, "/readyz never answered 503");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The delay is still running: the gateway port answers (401: no token).
+    assert_eq!(fresh_get(g.addr, "/v1/x").await, Some(401), "the listener closed at the signal");
+}

@@ -117,7 +117,10 @@ pub async fn serve_with(
             () = &mut shutdown, if !draining => {
                 draining = true;
                 state.draining.store(true, std::sync::atomic::Ordering::Release);
-                drained.as_mut().reset(tokio::time::Instant::now() + delay);
+                // A delay past what an instant holds keeps the far-off end set above (no panic).
+                if let Some(end) = tokio::time::Instant::now().checked_add(delay) {
+                    drained.as_mut().reset(end);
+                }
                 tracing::info!(?delay, "Shutdown requested: /readyz answers 503; accepting until the delay ends");
                 continue;
             }
