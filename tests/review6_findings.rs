@@ -78,3 +78,36 @@ async fn a_huge_shutdown_delay_still_drains() {
     // The delay is still running: the gateway port answers (401: no token).
     assert_eq!(fresh_get(g.addr, "/v1/x").await, Some(401), "the listener closed at the signal");
 }
+
+/// The admin listeners took every connection offered, with no cap: a flood on the admin port
+/// (reachable from the cluster network for the probes) held file descriptors for the header
+/// timeout each and could leave the gateway's own listener none. Past the cap a connection is
+/// closed at accept, and a slot freed serves again.
+#[tokio::test]
+async fn admin_listeners_cap_their_connections() {
+    use tokio::io::AsyncReadExt;
+    let g = crate::support::gateway().start().await;
+    for addr in [g.admin, g.private] {
+        let mut held = Vec::new();
+        for _ in 0..mfagate::gate::server::ADMIN_MAX_CONNECTIONS {
+            held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // The slots are taken when the listener accepts: wait for the cap to be reached.
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(3), extra.read(&mut byte)).await;
+            if matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+                break;
+            }
+            assert!(std::time::Instant::now() < bound, "{addr}: a connection past the cap was kept open");
+        }
+        drop(held);
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while fresh_get(addr, "/healthz").await.is_none() {
+            assert!(std::time::Instant::now() < bound, "{addr}: freed slots never served again");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
