@@ -111,3 +111,30 @@ async fn admin_listeners_cap_their_connections() {
         }
     }
 }
+
+/// `examples/production.toml` is "a complete production configuration", and its folder ships
+/// public values: session keys (anyone can seal a portal session with them, MFA claims
+/// included), the private admin token (the report's personal data) and a TLS key. check-config
+/// said "ok" without a word, though it warns for the development keys of `certs/` and the
+/// demo's session key. Each is a warning at its key path now.
+#[test]
+fn the_examples_published_secrets_are_warned_about() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+        .arg("check-config")
+        .arg(repo.join("examples/production.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings only");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in ["session.keys_file", "admin.token_file", "listen.tls_key", ".client_secret_file"] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with("warning: ")
+                && l.contains(key)
+                && l.contains("published with mfagate: DEVELOPMENT ONLY")),
+            "no warning at {key}: {stderr}"
+        );
+    }
+    let demo = mfagate::Config::load(&repo.join("examples/demo.toml")).unwrap();
+    assert!(demo.warnings.iter().any(|w| w.starts_with("admin.token_file: ")), "{:?}", demo.warnings);
+}

@@ -141,6 +141,7 @@ fn session_keys(
         if let Err(e) = super::session_key_bytes(k.expose()) {
             p.add(key, format!("session key {i}: {e}"));
         }
+        super::files::warn_if_published_example(p, key, k.expose().trim().as_bytes());
         if k.expose().trim() == super::files::DEMO_SESSION_KEY {
             p.warn(key, format!("session key {i} is the demo's published key: DEVELOPMENT ONLY"));
         }
@@ -788,6 +789,9 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
         raw.client_secret_file.as_deref(),
         base,
     );
+    if let Some(s) = &client_secret {
+        super::files::warn_if_published_example(p, &at("client_secret_file"), s.expose().trim().as_bytes());
+    }
     let client = match (raw.client_id, client_secret) {
         (Some(client_id), Some(client_secret)) => {
             let authorization_endpoint = raw
