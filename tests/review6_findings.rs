@@ -138,3 +138,32 @@ fn the_examples_published_secrets_are_warned_about() {
     let demo = mfagate::Config::load(&repo.join("examples/demo.toml")).unwrap();
     assert!(demo.warnings.iter().any(|w| w.starts_with("admin.token_file: ")), "{:?}", demo.warnings);
 }
+
+/// `[listen] request_id_header` took any header name, and the id is set after the gateway's own
+/// headers: `x-auth-principal` (or `x-auth-mfa`, `x-forwarded-for`, `authorization`, `host`) put
+/// a random id in place of the verified identity or the client address the upstream reads, and
+/// on the answer `set-cookie` or `content-length` replaced the upstream's. Such names are refused.
+#[test]
+fn the_request_id_header_cannot_be_one_the_gateway_owns() {
+    let with =
+        |name: &str| BASE.replace("[listen]\n", &format!("[listen]\nrequest_id_header = \"{name}\"\n"));
+    let none = |_: &str| None;
+    for name in [
+        "X-Auth-Principal",
+        "x-auth-mfa",
+        "x-forwarded-for",
+        "authorization",
+        "host",
+        "set-cookie",
+        "content-length",
+    ] {
+        let err = mfagate::Config::from_toml_with_env(&with(name), Path::new("."), &none)
+            .map(|_| ())
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains("listen.request_id_header"), "{name}: {err}");
+    }
+    for name in ["x-request-id", "x-correlation-id"] {
+        assert!(mfagate::Config::from_toml_with_env(&with(name), Path::new("."), &none).is_ok(), "{name}");
+    }
+}
