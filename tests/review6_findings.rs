@@ -167,3 +167,28 @@ fn the_request_id_header_cannot_be_one_the_gateway_owns() {
         assert!(mfagate::Config::from_toml_with_env(&with(name), Path::new("."), &none).is_ok(), "{name}");
     }
 }
+
+/// Not a finding, a suspicion checked: hyper serves each HTTP/2 stream on a task of its own, so
+/// a forwarded request could outlive the connection cut at the end of the grace, and the flush
+/// of the decision log. It does not: the cut resets the streams and the request is recorded
+/// (499) as HTTP/1's is (`rollout`).
+#[tokio::test]
+async fn an_http2_request_open_when_the_grace_ends_is_cut_and_recorded() {
+    let mut g =
+        crate::support::gateway().replace("shutdown_grace_secs = 5", "shutdown_grace_secs = 1").start().await;
+    let h2: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let req = g.request("/v1/x/hang", Some(&g.token(|_| {}))).body(Default::default()).unwrap();
+    let pending = tokio::spawn(h2.request(req));
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while g.echo.hits() == 0 {
+        assert!(std::time::Instant::now() < bound, "the request never reached the upstream");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let log = tokio::time::timeout(std::time::Duration::from_secs(10), g.stop()).await.expect("stopped");
+    let cut = log.iter().find(|r| r["path"] == "/v1/x/hang").expect("the cut HTTP/2 request is recorded");
+    assert_eq!((cut["status"].as_u64(), cut["reason"].as_str()), (Some(499), Some("mfa_satisfied")));
+    assert!(pending.await.unwrap().is_err(), "the hanging request was cut");
+}
