@@ -32,6 +32,7 @@ mod review2_findings;
 mod review3_findings;
 mod review4_findings;
 mod review5_findings;
+mod review6_findings;
 mod review_findings;
 mod rollout;
 mod saml;

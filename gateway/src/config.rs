@@ -448,16 +448,27 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let mut p = Problems::default();
-        env::substitute(&mut table, env, &mut p);
+        let replaced = env::substitute(&mut table, env, &mut p);
         if p.has_errors() {
             return Err(ConfigError::Invalid(p));
         }
         let raw: RawConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
             // Without variables, the text's own error says which line.
             let spanned = (!text.contains("${")).then(|| toml::from_str::<RawConfig>(text).err()).flatten();
-            ConfigError::Parse(spanned.unwrap_or(e).to_string())
+            ConfigError::Parse(env::redact(&spanned.unwrap_or(e).to_string(), &replaced))
         })?;
-        raw.validate(base)
+        let redact = |m: &str| env::redact(m, &replaced);
+        match raw.validate(base) {
+            Ok(mut c) => {
+                c.warnings = c.warnings.iter().map(|w| redact(w)).collect();
+                Ok(c)
+            }
+            Err(ConfigError::Invalid(mut p)) => {
+                p.rewrite(redact);
+                Err(ConfigError::Invalid(p))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The issuer with this name.

@@ -418,6 +418,13 @@ impl Gateway {
         self.dir.path().join("decisions.jsonl")
     }
 
+    /// Sends the shutdown signal without waiting for the drain to end.
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the gateway (graceful shutdown) and returns the decision log.
     pub async fn stop(&mut self) -> Vec<Value> {
         if let Some(tx) = self.shutdown.take() {

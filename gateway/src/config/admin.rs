@@ -137,6 +137,7 @@ fn read_token(p: &mut Problems, file: &Path) -> Option<AdminToken> {
                 );
                 return None;
             }
+            super::files::warn_if_published_example(p, key, token);
             Some(AdminToken::new(token))
         }
     }

@@ -6,10 +6,33 @@
 use super::problems::{Problems, entry};
 
 /// Replaces `${NAME}` in every string of `table`; each failure is an error at its key path.
-pub(crate) fn substitute(table: &mut toml::Table, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) {
+/// Returns each replaced string with what was written, for [`redact`].
+pub(crate) fn substitute(
+    table: &mut toml::Table,
+    env: &dyn Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Vec<(String, String)> {
+    let mut replaced = Vec::new();
     for (key, value) in table.iter_mut() {
-        walk(value, key, key, env, p);
+        walk(value, key, key, env, p, &mut replaced);
     }
+    replaced
+}
+
+/// `message` with every replaced string put back as written (`${NAME}`): a deserializer's
+/// error quotes a value it cannot take, and one from the environment may be a secret.
+pub(crate) fn redact(message: &str, replaced: &[(String, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = replaced
+        .iter()
+        .filter(|(value, _)| !value.is_empty())
+        .flat_map(|(value, written)| {
+            // serde quotes a string with Rust escapes (`string "a\"b"`).
+            let escaped = (value.escape_debug().to_string(), written.escape_debug().to_string());
+            [(value.clone(), written.clone()), escaped]
+        })
+        .collect();
+    pairs.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+    pairs.iter().fold(message.to_owned(), |m, (value, written)| m.replace(value.as_str(), written))
 }
 
 fn walk(
@@ -18,10 +41,14 @@ fn walk(
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
     p: &mut Problems,
+    replaced: &mut Vec<(String, String)>,
 ) {
     match value {
         toml::Value::String(s) => match expand(s, env) {
-            Ok(Some(expanded)) => *s = expanded,
+            Ok(Some(expanded)) => {
+                let written = std::mem::replace(s, expanded.clone());
+                replaced.push((expanded, written));
+            }
             Ok(None) => {}
             Err(e) => p.add(path, e),
         },
@@ -33,12 +60,12 @@ fn walk(
                     Some(name) => format!("{}{}", path.strip_suffix(key).unwrap_or(""), entry(key, i, &name)),
                     None => format!("{path}[{i}]"),
                 };
-                walk(item, key, &at, env, p);
+                walk(item, key, &at, env, p, replaced);
             }
         }
         toml::Value::Table(table) => {
             for (k, v) in table.iter_mut() {
-                walk(v, k, &format!("{path}.{k}"), env, p);
+                walk(v, k, &format!("{path}.{k}"), env, p, replaced);
             }
         }
         _ => {}

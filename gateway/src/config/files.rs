@@ -24,6 +24,26 @@ const DEVELOPMENT: [(&str, &str); 11] = [
     ("server.pem", "f352a7f1f957f2ef6cc1cb8f84eaeada560b9566227bd1ab32573df1f026704e"),
 ];
 
+/// SHA-256 of what `examples/` publishes for development: its TLS key (DER) and its secrets (the
+/// value as the gateway reads it). A configuration copied from an example must not use them
+/// unwarned: the session keys seal portal sessions, the admin token opens the report.
+const EXAMPLES: [(&str, &str); 6] = [
+    ("examples/production/tls.key", "1f70188957692a365251b82b88b82d83f8bdb5c08314e40a5ddcba3c5bb70733"),
+    ("examples/production/session.keys", "d638662080308989bbc976dedf1cd57bea858536e5b927d93a060b4c8463d913"),
+    ("examples/production/session.keys", "2ef6d158b9ab0fea190a2eb8ed8d3f15d3ec53061c14839410f3880d72565f06"),
+    ("examples/production/admin.token", "0330ac8fa875ddaba80168fa5128bc5ea5b1b8e9f906e9fd30249fe417ae4dbb"),
+    ("examples/production/client.secret", "1cde6817f9cd178ee0129551d45762fb4843e7b082fe8e8442c63dd4eca2a04a"),
+    ("examples/demo-admin-token", "ca5c1ee1503fc839be4235f0de9ad3f3fca82e7c075409c28d1847be69de894c"),
+];
+
+/// Warns at `key` if `value` (a secret, or a key's DER) is one `examples/` publishes.
+pub(crate) fn warn_if_published_example(p: &mut Problems, key: &str, value: &[u8]) {
+    let hash = hex_sha256(value);
+    if let Some((name, _)) = EXAMPLES.iter().find(|(_, h)| *h == hash) {
+        p.warn(key, format!("this is {name}, published with mfagate: DEVELOPMENT ONLY"));
+    }
+}
+
 /// The session key `examples/demo.toml` publishes.
 pub(crate) const DEMO_SESSION_KEY: &str = "ZGVtby1vbmx5LWtleS1kZW1vLW9ubHkta2V5LWRlbW8=";
 
@@ -79,6 +99,7 @@ pub(crate) fn tls_pair(p: &mut Problems, cert: &Path, key: &Path) {
     };
     warn_if_development(p, "listen.tls_cert", certs.iter().map(|c| c.as_ref()));
     warn_if_development(p, "listen.tls_key", [private.secret_der()]);
+    warn_if_published_example(p, "listen.tls_key", private.secret_der());
     crate::outbound::install_crypto_provider();
     if let Err(e) = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, private) {
         p.add("listen.tls_key", format!("{}: does not go with listen.tls_cert: {e}", key.display()));
@@ -128,6 +149,25 @@ mod tests {
             return Vec::new();
         };
         iter.filter_map(Result::ok).map(|(_, der)| der).collect()
+    }
+
+    #[test]
+    fn the_examples_list_matches_examples() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let key = std::fs::read(examples.join(EXAMPLES[0].0)).unwrap();
+        let der = PrivateKeyDer::from_pem_slice(&key).unwrap();
+        let mut values = vec![der.secret_der().to_vec()];
+        let keys = std::fs::read_to_string(examples.join(EXAMPLES[1].0)).unwrap();
+        values.extend(keys.lines().filter(|l| !l.starts_with('#')).map(|l| l.as_bytes().to_vec()));
+        for (name, _) in &EXAMPLES[3..] {
+            values.push(std::fs::read_to_string(examples.join(name)).unwrap().trim().as_bytes().to_vec());
+        }
+        let hashes: Vec<String> = values.iter().map(|v| hex_sha256(v)).collect();
+        assert_eq!(
+            hashes,
+            EXAMPLES.map(|(_, h)| h.to_owned()),
+            "a file of examples/ changed: update EXAMPLES"
+        );
     }
 
     #[test]

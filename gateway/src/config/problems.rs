@@ -19,6 +19,13 @@ impl Problems {
         self.warnings.push(format!("{path}: {msg}"));
     }
 
+    /// Every error and warning rewritten by `f` (values from the environment put back as written).
+    pub(crate) fn rewrite(&mut self, f: impl Fn(&str) -> String) {
+        for m in self.errors.iter_mut().chain(self.warnings.iter_mut()) {
+            *m = f(m);
+        }
+    }
+
     /// Whether any error was found.
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()

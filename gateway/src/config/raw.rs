@@ -141,6 +141,7 @@ fn session_keys(
         if let Err(e) = super::session_key_bytes(k.expose()) {
             p.add(key, format!("session key {i}: {e}"));
         }
+        super::files::warn_if_published_example(p, key, k.expose().trim().as_bytes());
         if k.expose().trim() == super::files::DEMO_SESSION_KEY {
             p.warn(key, format!("session key {i} is the demo's published key: DEVELOPMENT ONLY"));
         }
@@ -454,6 +455,40 @@ pub(super) fn parse_addr(p: &mut Problems, path: &str, value: &str) -> SocketAdd
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// `listen.request_id_header`: a header name the gateway does not set or read itself (the id
+/// is set last, upstream and on the answer, and would replace it).
+fn request_id_header(p: &mut Problems, value: &str) -> http::HeaderName {
+    let key = "listen.request_id_header";
+    let Ok(name) = http::HeaderName::from_bytes(value.as_bytes()) else {
+        p.add(key, format!("not a header name: {value:?}"));
+        return http::HeaderName::from_static("x-request-id");
+    };
+    let owned = [
+        "host",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "location",
+        "www-authenticate",
+        "traceparent",
+        "tracestate",
+        "forwarded",
+    ];
+    if name.as_str().starts_with("x-auth-")
+        || name.as_str().starts_with("x-forwarded-")
+        || name.as_str().starts_with("sec-")
+        || owned.contains(&name.as_str())
+    {
+        p.add(key, format!("{name} is a header the gateway sets or reads itself: name another"));
+    }
+    name
+}
+
 fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
     match value.parse::<Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => uri,
@@ -500,15 +535,7 @@ impl RawConfig {
             max_token_bytes: l.max_token_bytes,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
             shutdown_delay: Duration::from_secs(l.shutdown_delay_secs),
-            request_id_header: http::HeaderName::from_bytes(l.request_id_header.as_bytes()).unwrap_or_else(
-                |_| {
-                    p.add(
-                        "listen.request_id_header",
-                        format!("not a header name: {:?}", l.request_id_header),
-                    );
-                    http::HeaderName::from_static("x-request-id")
-                },
-            ),
+            request_id_header: request_id_header(&mut p, &l.request_id_header),
             trust_forwarded_for: l.trust_forwarded_for,
             headers_with_underscores: l.headers_with_underscores,
             max_connections: l.max_connections,
@@ -788,6 +815,9 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
         raw.client_secret_file.as_deref(),
         base,
     );
+    if let Some(s) = &client_secret {
+        super::files::warn_if_published_example(p, &at("client_secret_file"), s.expose().trim().as_bytes());
+    }
     let client = match (raw.client_id, client_secret) {
         (Some(client_id), Some(client_secret)) => {
             let authorization_endpoint = raw

@@ -117,7 +117,10 @@ pub async fn serve_with(
             () = &mut shutdown, if !draining => {
                 draining = true;
                 state.draining.store(true, std::sync::atomic::Ordering::Release);
-                drained.as_mut().reset(tokio::time::Instant::now() + delay);
+                // A delay past what an instant holds keeps the far-off end set above (no panic).
+                if let Some(end) = tokio::time::Instant::now().checked_add(delay) {
+                    drained.as_mut().reset(end);
+                }
                 tracing::info!(?delay, "Shutdown requested: /readyz answers 503; accepting until the delay ends");
                 continue;
             }
@@ -242,15 +245,25 @@ fn server_tls(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Connections one admin listener serves at once. Past it a new one is closed at accept: a
+/// flood on an admin port must not take the file descriptors the gateway's listener needs.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
 /// Serves one admin listener: `plane` says which endpoints it has.
 async fn admin_loop(listener: TcpListener, state: Arc<State>, plane: Plane, tls: Option<TlsAcceptor>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(client = %peer, ?plane, "Admin connection refused: cap reached");
+            continue;
+        };
         let (state, tls) = (state.clone(), tls.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let header_read_timeout = state.config.listen.header_read_timeout;
             let Some(acceptor) = tls else {
                 return serve_admin(TokioIo::new(stream), state, plane, peer).await;
