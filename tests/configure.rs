@@ -10,12 +10,12 @@ fn mfagate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfagate"))
 }
 
-const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub(crate) const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY_B: &str = "YW5vdGhlci0zMi1ieXRlLXNlc3Npb24ta2V5LWhlcmU=";
 const TOKEN: &str = "k7Qx2b9LmN4pR8sT1vW6yZ3cF5hJ0dG2aE7uI9oP4q=";
 
 /// A valid configuration: one issuer, one API route to this machine, no warnings.
-const BASE: &str = r#"
+pub(crate) const BASE: &str = r#"
 [listen]
 addr = "127.0.0.1:0"
 [decision_log]

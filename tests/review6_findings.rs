@@ -3,23 +3,7 @@
 
 use std::path::Path;
 
-const BASE: &str = r#"
-[listen]
-addr = "127.0.0.1:0"
-[decision_log]
-path = "decisions.jsonl"
-[[issuer]]
-name = "entra"
-issuer = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"
-jwks_uri = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
-audiences = ["api://partner"]
-[[route]]
-name = "api"
-path_prefix = "/v1/"
-upstream = "http://127.0.0.1:3000"
-"#;
-
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+use crate::configure::{BASE, KEY_A as KEY};
 
 /// `keys = "${SESSION_KEY}"` (a string where a list belongs, an easy slip) made the type error
 /// quote the value taken from the environment: the session key went to check-config's output
