@@ -176,3 +176,31 @@ async fn an_http2_request_open_when_the_grace_ends_is_cut_and_recorded() {
     assert_eq!((cut["status"].as_u64(), cut["reason"].as_str()), (Some(499), Some("mfa_satisfied")));
     assert!(pending.await.unwrap().is_err(), "the hanging request was cut");
 }
+
+/// Left open by the sixth review: a private admin listener other hosts can reach, without TLS,
+/// sends its token and the report in the clear. check-config says so (a warning: a TLS-terminating
+/// sidecar may sit in front of it).
+#[test]
+fn a_private_listener_off_loopback_without_tls_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), "k7Qx2b9LmN4pR8sT1vW6yZ3cF5hJ0dG2\n").unwrap();
+    let check = |private: &str| {
+        let text = format!(
+            "{BASE}[admin]\naddr = \"127.0.0.1:0\"\nprivate_addr = \"{private}\"\ntoken_file = \"admin.token\"\n"
+        );
+        let file = dir.path().join("mfagate.toml");
+        std::fs::write(&file, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_mfagate"))
+            .arg("check-config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let open = check("0.0.0.0:0");
+    assert_eq!(open.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&open.stderr);
+    assert!(err.contains("warning: admin.private_addr: reachable from other hosts without TLS"), "{err}");
+    let local = check("127.0.0.1:0");
+    assert_eq!(local.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&local.stderr).contains("admin.private_addr"));
+}

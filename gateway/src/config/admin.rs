@@ -116,6 +116,12 @@ impl RawAdmin {
                 "the private admin listener serves personal data: set token_file, private_client_ca, or both",
             );
         }
+        if tls.is_none() && !private_addr.ip().is_loopback() {
+            p.warn(
+                "admin.private_addr",
+                "reachable from other hosts without TLS: the bearer token and the personal data travel in the clear (set private_tls_cert and private_tls_key)",
+            );
+        }
         (addr, Some(PrivateAdmin { addr: private_addr, token: token.flatten(), tls }))
     }
 }
