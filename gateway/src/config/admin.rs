@@ -126,27 +126,23 @@ impl RawAdmin {
     }
 }
 
-/// The token in `file`, without surrounding whitespace (a trailing newline is usual).
+/// The token in `file` (read as every secret file is), without surrounding whitespace.
 fn read_token(p: &mut Problems, file: &Path) -> Option<AdminToken> {
     let key = "admin.token_file";
-    match std::fs::read(file) {
-        Err(e) => {
-            p.add(key, format!("cannot read {}: {e}", file.display()));
-            None
-        }
-        Ok(bytes) => {
-            let token = bytes.trim_ascii();
-            if token.len() < MIN_TOKEN_BYTES || !token.iter().all(u8::is_ascii_graphic) {
-                p.add(
-                    key,
-                    format!("{}: the token must be at least {MIN_TOKEN_BYTES} printable ASCII characters, without spaces", file.display()),
-                );
-                return None;
-            }
-            super::files::warn_if_published_example(p, key, token);
-            Some(AdminToken::new(token))
-        }
+    let text = super::secret::read_file(p, key, file)?;
+    let token = text.trim().as_bytes();
+    if token.len() < MIN_TOKEN_BYTES || !token.iter().all(u8::is_ascii_graphic) {
+        p.add(
+            key,
+            format!(
+                "{}: the token must be at least {MIN_TOKEN_BYTES} printable ASCII characters, without spaces",
+                file.display()
+            ),
+        );
+        return None;
     }
+    super::files::warn_if_published_example(p, key, token);
+    Some(AdminToken::new(token))
 }
 
 #[cfg(test)]
