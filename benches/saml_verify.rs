@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
             leeway_secs: 60,
             sso_url: None,
             accept_sso_responses_as_api: false,
+            metadata_url: None,
         };
         SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock.clone())
     };

@@ -28,6 +28,7 @@ fn verifier(clock: std::sync::Arc<ManualClock>) -> SamlVerifier {
         leeway_secs: 60,
         sso_url: None,
         accept_sso_responses_as_api: false,
+        metadata_url: None,
     };
     SamlVerifier::new(vec![idp], SP.into(), Vec::new(), 64 * 1024, clock)
 }

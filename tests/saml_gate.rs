@@ -20,6 +20,7 @@ fn verifier(accept_sso_responses_as_api: bool) -> SamlVerifier {
         leeway_secs: 60,
         sso_url: None,
         accept_sso_responses_as_api,
+        metadata_url: None,
     };
     SamlVerifier::new(vec![idp], SP.into(), vec![ACS.into()], 64 * 1024, mfagate::clock::ManualClock::at(T0))
         .with_acs_url(Some(ACS.into()))

@@ -33,6 +33,7 @@ fn verifier(certificate: &[u8]) -> SamlVerifier {
         // Some seeds answer a sign-in (InResponseTo): taken here so that the deep paths stay
         // reachable; the refusal of SSO Responses at the API is tested in tests/saml_gate.rs.
         accept_sso_responses_as_api: true,
+        metadata_url: None,
     };
     SamlVerifier::new(vec![idp], SAML_SP.into(), Vec::new(), 64 * 1024, ManualClock::at(T0))
 }

@@ -98,7 +98,8 @@ impl State {
                 clock.clone(),
             )
             .with_max_pending(config.saml.max_pending_verifications)
-            .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string)),
+            .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string))
+            .with_metadata_client(&client),
         );
         let sealer = crate::browser::session::Sealer::new(&config.session.keys)?;
         let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
@@ -142,6 +143,11 @@ impl State {
         let waiting: Vec<&str> = self.verifier.keys().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));
+        }
+        let waiting: Vec<&str> =
+            self.saml.certificates().filter(|c| !c.is_loaded()).map(|c| c.name()).collect();
+        if !waiting.is_empty() {
+            return Err(format!("waiting for SAML metadata: {}", waiting.join(", ")));
         }
         if !self.log.is_healthy()
             && self.config.decision_log.on_failure == crate::config::OnLogFailure::Closed

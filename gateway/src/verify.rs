@@ -6,4 +6,5 @@ pub mod jwt;
 pub mod keys;
 pub mod once;
 pub mod published;
+pub(crate) mod refresh;
 pub mod saml;

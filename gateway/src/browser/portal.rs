@@ -137,8 +137,12 @@ pub fn sign_in(
         nonce: String::new(),
         verifier: String::new(),
     };
-    let (location, back) = if let Some(idp) = state.saml.idp_named(login_name) {
-        (saml_location(state, idp.sso_url.as_deref()?, &login, now.0, ask_mfa)?, Return::CrossSitePost)
+    let (location, back) = if state.saml.idp_named(login_name).is_some() {
+        // None until the IdP's metadata is fetched: readiness waits for it.
+        (
+            saml_location(state, &state.saml.sso_url(login_name)?, &login, now.0, ask_mfa)?,
+            Return::CrossSitePost,
+        )
     } else {
         login.nonce = crate::ids::random_token()?;
         login.verifier = format!("{}{}", crate::ids::random_token()?, crate::ids::random_token()?);

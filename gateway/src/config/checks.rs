@@ -88,6 +88,15 @@ pub(crate) fn warnings(
                 ),
             );
         }
+        if let Some(m) = idp.metadata_url.as_ref().filter(|m| plain_http_off_host(&m.url)) {
+            p.warn(
+                format!("{head}.metadata_url"),
+                format!(
+                    "{} is plain http:// to another host: its certificates could be replaced in transit",
+                    m.url
+                ),
+            );
+        }
     }
     for (i, r) in routes.iter().enumerate() {
         let head = entry("route", i, &r.name);

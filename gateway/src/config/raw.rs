@@ -197,6 +197,11 @@ struct RawSamlIdp {
     #[serde(default)]
     certificates: Vec<PathBuf>,
     metadata: Option<PathBuf>,
+    metadata_url: Option<String>,
+    #[serde(default = "default_refetch")]
+    min_refetch_interval_secs: u64,
+    #[serde(default = "default_refresh")]
+    refresh_interval_secs: u64,
     #[serde(default = "default_leeway")]
     leeway_secs: u64,
     #[serde(default = "default_locations")]
@@ -690,7 +695,7 @@ impl RawConfig {
                     "a portal route needs login = \"<saml_idp or issuer name>\"",
                 ),
                 (Some(_), Some(idp), _) => {
-                    if idp.sso_url.is_none() {
+                    if idp.sso_url.is_none() && idp.metadata_url.is_none() {
                         p.add(
                             format!("{head}.login"),
                             format!("saml_idp {:?} has no sso_url (or metadata)", idp.name),
@@ -1054,6 +1059,23 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
             Err(e) => p.add(at("metadata"), e),
         }
     }
+    let metadata_url = raw.metadata_url.as_ref().map(|url| {
+        if raw.metadata.is_some() || !raw.certificates.is_empty() {
+            p.add(at("metadata_url"), "the one source of certificates: not with metadata or certificates");
+        }
+        if raw.entity_id.is_none() {
+            // Pinned: a fetched document naming another entity is refused, not trusted.
+            p.add(at("entity_id"), "required with metadata_url (the fetched metadata must name it)");
+        }
+        if raw.refresh_interval_secs < 60 {
+            p.add(at("refresh_interval_secs"), "at least 60");
+        }
+        super::saml_idp::MetadataUrl {
+            url: parse_url(p, &at("metadata_url"), url),
+            refresh_interval: Duration::from_secs(raw.refresh_interval_secs),
+            min_refetch_interval: Duration::from_secs(raw.min_refetch_interval_secs),
+        }
+    });
     for (j, file) in raw.certificates.iter().enumerate() {
         let loaded = rustls_pki_types::CertificateDer::pem_file_iter(base.join(file))
             .and_then(|it| it.collect::<Result<Vec<_>, _>>());
@@ -1063,8 +1085,8 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
             Err(e) => p.add(format!("{head}.certificates[{j}]"), format!("{}: {e}", file.display())),
         }
     }
-    if certificates.is_empty() {
-        p.add(at("certificates"), "no signing certificate (certificates or metadata)");
+    if certificates.is_empty() && metadata_url.is_none() {
+        p.add(at("certificates"), "no signing certificate (certificates, metadata or metadata_url)");
     }
     super::files::warn_if_development(p, &at("certificates"), certificates.iter().map(Vec::as_slice));
     let entity_id = entity_id.unwrap_or_else(|| {
@@ -1098,6 +1120,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
         leeway_secs: raw.leeway_secs,
         sso_url,
         accept_sso_responses_as_api: raw.accept_sso_responses_as_api,
+        metadata_url,
     }
 }
 

@@ -22,6 +22,20 @@ pub struct SamlIdp {
     /// Accept this IdP's browser sign-in Responses (made for our ACS) as `Authorization: SAML`
     /// credentials too. Off by default: a Response copied out of a browser is not an API key.
     pub accept_sso_responses_as_api: bool,
+    /// Certificates (and the SSO URL, unless `sso_url` is set) fetched from this URL and
+    /// refreshed, instead of `certificates`.
+    pub metadata_url: Option<MetadataUrl>,
+}
+
+/// `metadata_url` and its schedule (the rules of an issuer's key set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataUrl {
+    /// Where the metadata is.
+    pub url: http::Uri,
+    /// Fetched again this often (or as its `Cache-Control: max-age` says, within bounds).
+    pub refresh_interval: std::time::Duration,
+    /// At most one early fetch (for an assertion no certificate verifies) per interval.
+    pub min_refetch_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for SamlIdp {

@@ -517,21 +517,34 @@ fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> R
 /// The IdP's metadata: its entity id, signing certificate and HTTP-Redirect SSO endpoint, at the
 /// host the request named (so it stays right behind a port mapping).
 fn metadata<B>(inner: &IdpInner, req: &http::Request<B>) -> String {
-    use base64::Engine;
     let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let cert = base64::engine::general_purpose::STANDARD.encode(inner.signer.cert_der());
+    metadata_document(&inner.entity_id, &[inner.signer.cert_der()], &format!("http://{host}/sso"))
+}
+
+/// IdP metadata naming `entity_id`, its signing certificates (DER) and its HTTP-Redirect SSO URL.
+pub fn metadata_document(entity_id: &str, certificates: &[&[u8]], sso_url: &str) -> String {
+    use base64::Engine;
+    let keys: String = certificates
+        .iter()
+        .map(|der| {
+            let cert = base64::engine::general_purpose::STANDARD.encode(der);
+            format!(
+                r#"
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </md:KeyDescriptor>"#
+            )
+        })
+        .collect();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
-  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">
-    <md:KeyDescriptor use="signing">
-      <ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
-    </md:KeyDescriptor>
-    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="http://{host}/sso"/>
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="false">{keys}
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
 "#,
-        entity = escape(&inner.entity_id),
-        host = escape(host),
+        entity = escape(entity_id),
+        sso = escape(sso_url),
     )
 }

@@ -147,6 +147,24 @@ fn render(state: &State) -> String {
         ));
     }
     counter(&mut out, "mfagate_jwks_fetch_total", "Key-set fetches by issuer and result.", &fetches);
+    let mut fetches = Vec::new();
+    for certs in state.saml.certificates().filter(|c| c.is_fetched()) {
+        let n = certs.name();
+        fetches.push((format!("{{idp=\"{n}\",result=\"ok\"}}"), certs.counters.ok.load(Relaxed)));
+        fetches.push((format!("{{idp=\"{n}\",result=\"failed\"}}"), certs.counters.failed.load(Relaxed)));
+        fetches.push((
+            format!("{{idp=\"{n}\",result=\"rate_limited\"}}"),
+            certs.counters.refetch_limited.load(Relaxed),
+        ));
+    }
+    if !fetches.is_empty() {
+        counter(
+            &mut out,
+            "mfagate_saml_metadata_fetch_total",
+            "SAML metadata fetches by IdP and result.",
+            &fetches,
+        );
+    }
     counter(
         &mut out,
         "mfagate_decision_log_lines_total",

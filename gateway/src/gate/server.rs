@@ -85,6 +85,9 @@ pub async fn serve_with(
     for keys in state.verifier.keys() {
         background.spawn(keys.clone().run());
     }
+    for certs in state.saml.certificates().filter(|c| c.is_fetched()) {
+        background.spawn(certs.clone().run());
+    }
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "Admin listening");
         background.spawn(admin_loop(admin, state.clone(), Plane::Public, None));

@@ -5,7 +5,8 @@
 use crate::clock::SharedClock;
 use crate::config::{IssuerConfig, KeySource};
 use crate::outbound::{FetchError, HttpClient, get_small};
-use http::{HeaderMap, Uri};
+use crate::verify::refresh::Early;
+use http::Uri;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use std::collections::HashMap;
@@ -15,8 +16,6 @@ use std::time::Duration;
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DOCUMENT: usize = 1024 * 1024;
-const MAX_CACHE_AGE: Duration = Duration::from_secs(24 * 3600);
-const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A verification key from a JWKS.
 pub struct VerifyKey {
@@ -124,7 +123,7 @@ pub struct IssuerKeys {
     discovered_issuer: Mutex<Option<String>>,
     last_error: Mutex<Option<String>>,
     loaded: AtomicBool,
-    last_fetch_ms: AtomicU64,
+    last_fetch: crate::verify::refresh::LastFetch,
     refetch: tokio::sync::Mutex<()>,
     /// Fetch counters.
     pub counters: KeyCounters,
@@ -146,7 +145,7 @@ impl IssuerKeys {
             discovered_issuer: Mutex::new(None),
             last_error: Mutex::new(None),
             loaded: AtomicBool::new(false),
-            last_fetch_ms: AtomicU64::new(0),
+            last_fetch: Default::default(),
             refetch: tokio::sync::Mutex::new(()),
             counters: KeyCounters::default(),
         })
@@ -214,15 +213,13 @@ impl IssuerKeys {
                 None => Lookup::Unknown,
             };
         }
-        let now = self.clock.now_millis();
-        let last = self.last_fetch_ms.load(Ordering::Acquire);
-        let loaded = self.is_loaded();
-        if loaded && last != 0 && now.saturating_sub(last) < self.min_refetch.as_millis() as u64 {
-            self.counters.refetch_limited.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Unknown;
-        }
-        if !loaded && last != 0 && now.saturating_sub(last) < 1000 {
-            return Lookup::Unavailable;
+        match self.last_fetch.early(self.clock.now_millis(), self.min_refetch, self.is_loaded()) {
+            Early::Allowed => {}
+            Early::Limited => {
+                self.counters.refetch_limited.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Unknown;
+            }
+            Early::TooSoon => return Lookup::Unavailable,
         }
         tracing::info!(issuer = %self.name, "Unknown key id; refetching keys");
         let _ = self.refresh_now().await;
@@ -236,7 +233,7 @@ impl IssuerKeys {
     /// Fetches now and swaps in the new keys if they are usable. Returns the Cache-Control max-age.
     pub async fn refresh_now(&self) -> Result<Option<Duration>, KeyFetchError> {
         // Stamp before the call, so a slow or failing IdP cannot be hammered meanwhile.
-        self.last_fetch_ms.store(self.clock.now_millis().max(1), Ordering::Release);
+        self.last_fetch.stamp(self.clock.now_millis());
         match self.fetch().await {
             Ok((mut by_kid, max_age)) => {
                 let before = self.snapshot();
@@ -337,30 +334,25 @@ impl IssuerKeys {
             .await
             .map_err(|source| KeyFetchError::Fetch { what: "jwks", source })?;
         let keys = parse_jwks(&body)?;
-        Ok((keys, max_age(&headers)))
+        Ok((keys, crate::verify::refresh::max_age(&headers)))
     }
 
     /// Keeps the keys fresh until the task is dropped: retries with backoff until the first
     /// load, then refreshes on schedule (Cache-Control max-age within bounds).
     pub async fn run(self: Arc<Self>) {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let wait = match self.refresh_now().await {
-                Ok(max_age) => {
-                    backoff = Duration::from_secs(1);
-                    next_refresh(max_age, self.min_refetch, self.refresh)
-                }
-                Err(_) => {
-                    if !self.is_loaded() {
-                        tracing::warn!(issuer = %self.name, retry_in = ?backoff, "Issuer keys unavailable; not ready until they load");
-                    }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(RETRY_MAX);
-                    wait
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
+        let this = self.clone();
+        crate::verify::refresh::run(
+            &self.name,
+            "issuer keys",
+            self.min_refetch,
+            self.refresh,
+            || self.is_loaded(),
+            || {
+                let this = this.clone();
+                async move { this.refresh_now().await.map_err(drop) }
+            },
+        )
+        .await;
     }
 }
 
@@ -385,11 +377,6 @@ async fn read_key_file(path: std::path::PathBuf) -> Result<Vec<u8>, KeyFetchErro
 
 /// When to refresh next: the JWKS's Cache-Control max-age, kept between the refetch interval
 /// (at least a minute) and a day; the configured interval when there is none.
-fn next_refresh(max_age: Option<Duration>, min_refetch: Duration, configured: Duration) -> Duration {
-    let floor = min_refetch.max(Duration::from_secs(60));
-    max_age.map_or(configured, |age| age.clamp(floor, MAX_CACHE_AGE.max(floor)))
-}
-
 /// Parses a JWKS, keeping the usable signature keys; refuses a set with none.
 fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchError> {
     #[derive(serde::Deserialize)]
@@ -424,14 +411,6 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
     Ok(out)
 }
 
-fn max_age(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::CACHE_CONTROL)?.to_str().ok()?;
-    value.split(',').find_map(|d| {
-        let (k, v) = d.trim().split_once('=')?;
-        (k.eq_ignore_ascii_case("max-age")).then(|| v.trim().parse().ok().map(Duration::from_secs))?
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,25 +425,6 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert!(keys["e"].accepts(Algorithm::ES256));
         assert!(!keys["e"].accepts(Algorithm::RS256));
-    }
-
-    #[test]
-    fn refresh_follows_cache_control_within_bounds() {
-        let m = Duration::from_secs;
-        assert_eq!(next_refresh(None, m(300), m(3600)), m(3600));
-        assert_eq!(next_refresh(Some(m(7200)), m(300), m(3600)), m(7200));
-        assert_eq!(next_refresh(Some(m(0)), m(300), m(3600)), m(300), "no-cache is not a hot loop");
-        assert_eq!(next_refresh(Some(m(10)), m(0), m(3600)), m(60));
-        assert_eq!(next_refresh(Some(m(10 * 86400)), m(300), m(3600)), m(86400));
-    }
-
-    #[test]
-    fn cache_control_max_age() {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::CACHE_CONTROL, "public, max-age=3600".parse().unwrap());
-        assert_eq!(max_age(&h), Some(Duration::from_secs(3600)));
-        h.insert(http::header::CACHE_CONTROL, "no-cache".parse().unwrap());
-        assert_eq!(max_age(&h), None);
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 pub(crate) mod c14n;
 pub(crate) mod dsig;
 mod extract;
+pub mod idp_certs;
 mod saml1;
 pub(crate) mod structure;
 mod transforms;
@@ -22,6 +23,7 @@ use crate::clock::SharedClock;
 use crate::config::{DEFAULT_MAX_PENDING, SamlIdp};
 use crate::verify::jwt::{Identity, sha256};
 use base64::Engine;
+use idp_certs::IdpCertificates;
 use mfagate_policy::{InvalidReason, SamlFacts};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use std::sync::Arc;
@@ -91,11 +93,15 @@ pub struct SamlVerified {
     pub in_response_to: Option<String>,
     /// `OneTimeUse` / `DoNotCacheCondition`: accepted once even as an API credential.
     pub one_time_use: bool,
+    /// The generation of the IdP's certificates that verified it.
+    pub cert_generation: u64,
 }
 
 /// Verifies SAML assertions for the configured IdPs.
 pub struct SamlVerifier {
     idps: Vec<SamlIdp>,
+    /// Each IdP's certificates in force, in the order of `idps`.
+    certs: Vec<Arc<IdpCertificates>>,
     audience: String,
     recipients: Vec<String>,
     max_bytes: usize,
@@ -136,12 +142,8 @@ impl SamlVerifier {
         max_bytes: usize,
         clock: SharedClock,
     ) -> SamlVerifier {
-        for idp in &idps {
-            if idp.certificates.iter().any(|c| crate::verify::published::is_dev_certificate(c)) {
-                tracing::warn!(idp = %idp.name, "The IdP's certificates include a published development certificate (certs/): anyone can sign assertions it accepts");
-            }
-        }
         SamlVerifier {
+            certs: idps.iter().map(|idp| IdpCertificates::new(idp, None, clock.clone())).collect(),
             idps,
             audience,
             recipients,
@@ -186,6 +188,38 @@ impl SamlVerifier {
         self
     }
 
+    /// IdPs with a `metadata_url` fetch it with `client` (without one, they never load).
+    pub fn with_metadata_client(mut self, client: &crate::outbound::HttpClient) -> SamlVerifier {
+        self.certs = self
+            .idps
+            .iter()
+            .map(|idp| IdpCertificates::new(idp, Some(client.clone()), self.clock.clone()))
+            .collect();
+        self
+    }
+
+    /// Each IdP's certificates, in configuration order.
+    pub fn certificates(&self) -> impl Iterator<Item = &Arc<IdpCertificates>> {
+        self.certs.iter()
+    }
+
+    /// The certificate at `cert` of the IdP at `index`, as in force now.
+    pub fn certificate(&self, index: usize, cert: usize) -> Option<Vec<u8>> {
+        self.certs.get(index)?.snapshot().0.ders.get(cert).cloned()
+    }
+
+    /// The SSO URL for browser sign-in: configured, or from the IdP's metadata once fetched.
+    pub fn sso_url(&self, idp_name: &str) -> Option<String> {
+        let index = self.idps.iter().position(|i| i.name == idp_name)?;
+        let configured = self.idps.get(index)?.sso_url.clone();
+        configured.or_else(|| self.certs.get(index)?.snapshot().0.sso_url.clone())
+    }
+
+    /// A cached verification still stands: its IdP's certificates have not changed since.
+    fn current(&self, hit: &SamlVerified) -> bool {
+        self.certs.get(hit.idp_index).is_some_and(|c| c.generation() == hit.cert_generation)
+    }
+
     /// The IdP at `index`.
     pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
         self.idps.get(index)
@@ -220,9 +254,27 @@ impl SamlVerifier {
         let xml = self.decode(encoded)?;
         if how == Use::Api
             && let Some(hit) = self.by_digest.get(&sha256(xml.as_bytes()))
+            && self.current(&hit)
         {
             return Ok(hit);
         }
+        let (verified, xml) = self.verify_on_pool(xml, how.clone()).await?;
+        // A rollover the metadata already shows: fetch it early (rate-limited), then try again.
+        if matches!(verified, Err(InvalidReason::BadSignature))
+            && let Some(certs) = self.fetched_signer(&xml)
+            && certs.refetch_for_unknown_signer().await
+        {
+            return self.verify_on_pool(xml, how).await?.0.map_err(Unverified::Invalid);
+        }
+        verified.map_err(Unverified::Invalid)
+    }
+
+    /// One verification on the blocking pool, under the queue and CPU permits.
+    async fn verify_on_pool(
+        self: &Arc<Self>,
+        xml: String,
+        how: Use,
+    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String), Unverified> {
         let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| Unverified::Busy)?;
         let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| Unverified::Busy)?;
         let this = Arc::clone(self);
@@ -230,11 +282,20 @@ impl SamlVerifier {
         tokio::task::spawn_blocking(move || {
             let verified = this.verify(&xml, how);
             drop((permit, place));
-            verified
+            (verified, xml)
         })
         .await
-        .unwrap_or(Err(InvalidReason::Malformed))
-        .map_err(Unverified::Invalid)
+        .map_err(|_| Unverified::Invalid(InvalidReason::Malformed))
+    }
+
+    /// The certificates of the IdP `xml` names as its issuer, when they come from metadata.
+    fn fetched_signer(&self, xml: &str) -> Option<&Arc<IdpCertificates>> {
+        if !self.certs.iter().any(|c| c.is_fetched()) {
+            return None;
+        }
+        let issuer = structure::check(xml).ok()?.issuer;
+        let index = self.idps.iter().position(|idp| idp.entity_id == issuer)?;
+        self.certs.get(index).filter(|c| c.is_fetched())
     }
 
     /// The XML of a base64 (or base64url) document, as every verification path decodes it.
@@ -262,6 +323,7 @@ impl SamlVerifier {
         let digest = sha256(xml.as_bytes());
         if how == Use::Api
             && let Some(hit) = self.by_digest.get(&digest)
+            && self.current(&hit)
         {
             return Ok(hit);
         }
@@ -296,7 +358,7 @@ impl SamlVerifier {
             return Err(InvalidReason::TooLarge);
         }
         let verified = self.verify_uncached(xml, how)?;
-        let count = self.idps.get(verified.idp_index).map_or(0, |idp| idp.certificates.len());
+        let count = self.certs.get(verified.idp_index).map_or(0, |c| c.snapshot().0.ders.len());
         let by = (0..count).find(|&i| self.verify_with(xml, how, Some(i)).is_ok()).unwrap_or_default();
         Ok((verified, by))
     }
@@ -340,9 +402,11 @@ impl SamlVerifier {
             tracing::warn!(idp = %idp.name, algorithm = weak.uri(), "SAML signature refused: weak algorithm");
             return Err(InvalidReason::WeakAlgorithm(weak));
         }
+        let (in_force, cert_generation) =
+            self.certs.get(idp_index).map(|c| c.snapshot()).ok_or(InvalidReason::UnknownIssuer)?;
         let trusted = match only {
-            None => &idp.certificates[..],
-            Some(i) => idp.certificates.get(i..=i).ok_or(InvalidReason::BadSignature)?,
+            None => &in_force.ders[..],
+            Some(i) => in_force.ders.get(i..=i).ok_or(InvalidReason::BadSignature)?,
         };
         let x = match shape.version {
             structure::Version::Saml2 => {
@@ -378,7 +442,7 @@ impl SamlVerifier {
         if *how == Use::Api && sso && !idp.accept_sso_responses_as_api {
             return Err(InvalidReason::SsoResponse);
         }
-        Ok(x.into_verified(idp, idp_index))
+        Ok(x.into_verified(idp, idp_index, cert_generation))
     }
 }
 

@@ -111,7 +111,7 @@ pub async fn examine(
             f.signature.valid = Some(true);
             let idp = signer(v);
             f.issuer.configured = idp.map(|i| i.name.clone());
-            f.signature.certificate = idp.and_then(|i| i.certificates.get(*cert)).map(|der| certificate(der));
+            f.signature.certificate = verifier.certificate(v.idp_index, *cert).map(|der| certificate(&der));
             (&v.facts, idp.map_or(&defaults, |i| &i.mfa), idp.map_or(60, |i| i.leeway_secs))
         }
         Err(why) => {

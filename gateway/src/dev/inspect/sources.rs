@@ -233,6 +233,7 @@ impl Context {
         let max = self.max_assertion_bytes();
         match self.source.clone() {
             Source::Config(_) => {
+                let client = self.client()?;
                 let Some(c) = &self.config else { return Ok(Setup::Missing("no configuration".into())) };
                 let verifier = SamlVerifier::new(
                     c.saml_idps.clone(),
@@ -241,7 +242,14 @@ impl Context {
                     max,
                     self.clock.clone(),
                 )
-                .with_acs_url(c.saml.acs_url.as_ref().map(ToString::to_string));
+                .with_acs_url(c.saml.acs_url.as_ref().map(ToString::to_string))
+                .with_metadata_client(&client);
+                // As the gateway would before it is ready: an IdP's metadata_url, read once.
+                for certs in verifier.certificates().filter(|c| c.is_fetched()) {
+                    if let Err(e) = certs.refresh_now().await {
+                        return Ok(Setup::Missing(format!("saml_idp {:?}: {e}", certs.name())));
+                    }
+                }
                 Ok(Setup::Ready(verifier, vec![REPLAY.to_owned()]))
             }
             Source::IdpMetadata(location) => {
@@ -271,6 +279,7 @@ impl Context {
                     leeway_secs: 60,
                     sso_url: meta.sso_redirect_url,
                     accept_sso_responses_as_api: false,
+                    metadata_url: None,
                 };
                 let verifier = SamlVerifier::new(
                     vec![idp],

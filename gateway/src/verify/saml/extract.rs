@@ -143,7 +143,7 @@ impl Extracted {
     }
 
     /// The verified assertion, named for the IdP that signed it.
-    pub fn into_verified(self, idp: &SamlIdp, idp_index: usize) -> SamlVerified {
+    pub fn into_verified(self, idp: &SamlIdp, idp_index: usize, cert_generation: u64) -> SamlVerified {
         let identity = self.identity(&idp.name);
         SamlVerified {
             identity,
@@ -151,6 +151,7 @@ impl Extracted {
             assertion_id: self.id,
             in_response_to: self.in_response_to,
             one_time_use: self.one_time_use,
+            cert_generation,
             facts: self.facts,
         }
     }
