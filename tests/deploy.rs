@@ -253,7 +253,11 @@ fn the_kubernetes_manifests_parse_and_their_probes_and_ports_match_the_config_th
     // Every file the config names is a key of the mounted Secret; the log is on a writable volume
     // (the root file system is read-only).
     let (cert, key) = c.listen.tls.clone().expect("TLS in the pod");
-    for f in [cert, key] {
+    let private = c.private_admin.clone().expect("a private admin listener");
+    let private_tls = private.tls.clone().expect("TLS on the private admin listener");
+    // check-config read the token from the Secret's admin.token.
+    assert!(private.token.is_some(), "a bearer token for the private admin listener");
+    for f in [cert, key, private_tls.cert, private_tls.key] {
         let name = f.strip_prefix(at(secret_dir)).unwrap().to_str().unwrap().to_owned();
         assert!(keys.contains(&name.as_str()), "{name} is not in the Secret");
     }
@@ -276,6 +280,7 @@ fn the_kubernetes_manifests_parse_and_their_probes_and_ports_match_the_config_th
         assert_eq!(port(&get["port"]), u64::from(admin.port()), "{probe}");
         assert!(get["scheme"].is_null() || get["scheme"] == "HTTP", "the admin listener is plain HTTP");
     }
+    assert_eq!(port(&Value::from("private-admin")), u64::from(private.addr.port()));
     let service_ports = service["spec"]["ports"].as_sequence().unwrap();
     assert_eq!(service_ports.len(), 1, "the Service exposes the gateway, not the admin port");
     assert_eq!(port(&service_ports[0]["targetPort"]), u64::from(c.listen.addr.port()));

@@ -124,3 +124,35 @@ async fn requests_still_open_when_the_grace_ends_are_cut_and_recorded() {
     // Decided and forwarded, then cut: 499, the status of a request whose client went away.
     assert_eq!((cut["status"].as_u64(), cut["reason"].as_str()), (Some(499), Some("mfa_satisfied")));
 }
+
+#[tokio::test]
+async fn answers_while_draining_close_keep_alive_connections() {
+    let mut g = gateway().replace("shutdown_delay_secs = 0", "shutdown_delay_secs = 30").start().await;
+    let token = g.token(|_| {});
+    let stream = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let host = g.addr.to_string();
+    let request = |path: &str| {
+        http::Request::get(path)
+            .header("host", host.as_str())
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let before = send.send_request(request("/v1/before")).await.unwrap();
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().get("connection").is_none(), "keep-alive while serving");
+    g.signal_shutdown();
+    let bound = Instant::now() + Duration::from_secs(10);
+    while g.admin_get("/readyz").await.status != 503 {
+        assert!(Instant::now() < bound, "never draining");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let during = send.send_request(request("/v1/during")).await.unwrap();
+    assert_eq!(during.status(), 200, "still served during the delay");
+    assert_eq!(during.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
+    // The gateway closes the connection after that answer.
+    tokio::time::timeout(Duration::from_secs(10), conn).await.expect("connection closed").unwrap().unwrap();
+}

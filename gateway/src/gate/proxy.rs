@@ -59,10 +59,19 @@ pub async fn handle(
     // Every answer, a refusal or the upstream's, names the request as the log does.
     let id = http::HeaderValue::from_str(&rec.gateway_request_id).ok();
     // From here every way out writes the record, also when the client leaves mid-way.
+    let http1 = req.version() < http::Version::HTTP_2;
     let mut guard = Pending::new(&state, rec, start);
     let mut rsp = route_and_decide(&state, &mut guard, peer, req).await;
     if let Some(id) = id {
         rsp.headers_mut().insert(state.config.listen.request_id_header.clone(), id);
+    }
+    // Draining: a keep-alive client reconnects, and the balancer sends it to another instance
+    // (HTTP/2 clients get GOAWAY when the listener closes).
+    if http1
+        && rsp.status() != http::StatusCode::SWITCHING_PROTOCOLS
+        && state.draining.load(std::sync::atomic::Ordering::Acquire)
+    {
+        rsp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     Ok(rsp)
 }
