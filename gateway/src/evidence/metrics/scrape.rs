@@ -22,7 +22,11 @@ pub fn render(state: &State) -> String {
     decision_log(&mut t, state);
     saml_queue(&mut t, state);
     t.family("mfagate_build_info", Kind::Gauge, "Always 1; the labels name the build.");
-    t.sample("mfagate_build_info", &[("version", VERSION), ("commit", COMMIT.unwrap_or("unknown"))], 1u64);
+    t.sample(
+        "mfagate_build_info",
+        &[("version", VERSION), ("commit", COMMIT.filter(|c| !c.is_empty()).unwrap_or("unknown"))],
+        1u64,
+    );
     state.connections.counters.render(&state.connections.limits, &mut out);
     super::process::render(&mut out);
     out
