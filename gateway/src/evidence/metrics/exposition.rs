@@ -1,5 +1,8 @@
 //! The Prometheus text exposition format (0.0.4), written by hand: one `# HELP` and `# TYPE`
 //! per family before its samples, label values escaped, `+Inf` spelled as Prometheus reads it.
+//! Not the `prometheus-client` crate: its histograms take a mutex on every observation and its
+//! labelled families a read lock and a hash per lookup, where the request path here only adds to
+//! atomics it found by index; the format itself is this small.
 
 use std::fmt::Write;
 
