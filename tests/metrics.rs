@@ -207,7 +207,8 @@ fn the_parser_refuses_what_prometheus_would() {
 
 #[tokio::test]
 async fn the_scrape_is_valid_counts_each_request_and_every_family_is_in_the_readme() {
-    let g = gateway().start().await;
+    let saml = "entity_id = \"https://gateway.contoso.test/saml\"";
+    let g = gateway().replace(saml, &format!("{saml}\nmax_pending_verifications = 7")).start().await;
     let token = g.token(|_| {});
     assert_eq!(g.get("/v1/x", None).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(g.get("/v1/x", Some(&token)).await.status, StatusCode::OK);
@@ -258,7 +259,7 @@ async fn the_scrape_is_valid_counts_each_request_and_every_family_is_in_the_read
     assert!(s.value("mfagate_decision_log_queue_depth", &[]) <= 8192.0);
     assert_eq!(s.value("mfagate_decision_log_write_errors_total", &[]), 0.0);
     assert_eq!(s.value("mfagate_saml_verifications_pending", &[]), 0.0);
-    assert!(s.value("mfagate_saml_verifications_max_pending", &[]) >= 1.0);
+    assert_eq!(s.value("mfagate_saml_verifications_max_pending", &[]), 7.0);
     assert_eq!(s.value("mfagate_saml_verifications_refused_total", &[]), 0.0);
     assert!(s.value("mfagate_connections_open", &[]) >= 1.0, "the test client's keep-alive connection");
 
