@@ -21,6 +21,7 @@ mod interop;
 mod jwt_cases;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod ops_logs;
 mod package;
 mod page;

@@ -120,7 +120,7 @@ impl State {
             used_states: crate::verify::once::UsedOnce::new(clock.clone()),
             saml,
             routes: RouteTable::new(&config.routes),
-            metrics: Metrics::new(config.routes.iter().map(|r| r.name.clone()).collect()),
+            metrics: Metrics::new(&config.routes),
             verifier,
             client,
             log,

@@ -682,6 +682,10 @@ impl RawConfig {
                 // By index: the name is what is ambiguous.
                 p.add(format!("route[{i}].name"), format!("duplicate name {:?}", r.name));
             }
+            if r.name == crate::evidence::metrics::NO_ROUTE {
+                // /metrics labels requests no route matched `route="none"`.
+                p.add(format!("route[{i}].name"), "\"none\" is reserved for requests that match no route");
+            }
         }
         super::checks::duplicate_prefixes(&mut p, &routes);
         super::checks::warnings(&mut p, &issuers, &saml_idps, &routes);

@@ -36,6 +36,8 @@ pub struct DecisionLog {
     healthy: Arc<AtomicBool>,
     /// Lines written.
     pub written: Arc<AtomicU64>,
+    /// Writes (a batch and its flush) that failed.
+    pub write_errors: Arc<AtomicU64>,
 }
 
 /// Waits for the writer to flush and stop.
@@ -61,9 +63,20 @@ impl DecisionLog {
         let (tx, rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let written = Arc::new(AtomicU64::new(0));
-        let (h, w) = (healthy.clone(), written.clone());
-        let thread = tokio::task::spawn_blocking(move || write_loop(rx, file, &h, &w, &live));
-        Ok((DecisionLog { tx: tx.clone(), healthy, written }, LogWriter { tx, thread }))
+        let write_errors = Arc::new(AtomicU64::new(0));
+        let (h, w, e) = (healthy.clone(), written.clone(), write_errors.clone());
+        let thread = tokio::task::spawn_blocking(move || write_loop(rx, file, &h, (&w, &e), &live));
+        Ok((DecisionLog { tx: tx.clone(), healthy, written, write_errors }, LogWriter { tx, thread }))
+    }
+
+    /// Records queued and not yet taken by the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity().saturating_sub(self.tx.capacity())
+    }
+
+    /// The queue's size.
+    pub fn queue_capacity(&self) -> usize {
+        self.tx.max_capacity()
     }
 
     /// Whether the last write succeeded.
@@ -125,7 +138,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Msg>,
     mut out: crate::evidence::log_files::RotatingFile,
     healthy: &AtomicBool,
-    written: &AtomicU64,
+    (written, errors): (&AtomicU64, &AtomicU64),
     live: &crate::evidence::live::Live,
 ) {
     let mut closing = false;
@@ -162,6 +175,7 @@ fn write_loop(
                 }
             }
             Err(e) => {
+                errors.fetch_add(1, Ordering::Relaxed);
                 if healthy.swap(false, Ordering::AcqRel) {
                     tracing::error!(error = %e, "Decision log write failed");
                 }

@@ -5,12 +5,10 @@
 //! Both answer GET and HEAD only.
 
 use crate::body::{Body, full};
-use crate::evidence::metrics::counter;
 use crate::state::State;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Which admin listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,55 +122,5 @@ fn json(v: serde_json::Value) -> Answer {
 }
 
 fn render(state: &State) -> String {
-    let mut out = String::new();
-    state.metrics.render(&mut out);
-    let c = &state.cache_counters;
-    counter(
-        &mut out,
-        "mfagate_token_cache_total",
-        "Verified-token cache lookups.",
-        &[
-            ("{result=\"hit\"}".into(), c.hits.load(Relaxed)),
-            ("{result=\"miss\"}".into(), c.misses.load(Relaxed)),
-        ],
-    );
-    let mut fetches = Vec::new();
-    for keys in state.verifier.keys() {
-        let n = keys.name();
-        fetches.push((format!("{{issuer=\"{n}\",result=\"ok\"}}"), keys.counters.ok.load(Relaxed)));
-        fetches.push((format!("{{issuer=\"{n}\",result=\"failed\"}}"), keys.counters.failed.load(Relaxed)));
-        fetches.push((
-            format!("{{issuer=\"{n}\",result=\"rate_limited\"}}"),
-            keys.counters.refetch_limited.load(Relaxed),
-        ));
-    }
-    counter(&mut out, "mfagate_jwks_fetch_total", "Key-set fetches by issuer and result.", &fetches);
-    let mut fetches = Vec::new();
-    for certs in state.saml.certificates().filter(|c| c.is_fetched()) {
-        let n = certs.name();
-        fetches.push((format!("{{idp=\"{n}\",result=\"ok\"}}"), certs.counters.ok.load(Relaxed)));
-        fetches.push((format!("{{idp=\"{n}\",result=\"failed\"}}"), certs.counters.failed.load(Relaxed)));
-        fetches.push((
-            format!("{{idp=\"{n}\",result=\"rate_limited\"}}"),
-            certs.counters.refetch_limited.load(Relaxed),
-        ));
-    }
-    if !fetches.is_empty() {
-        counter(
-            &mut out,
-            "mfagate_saml_metadata_fetch_total",
-            "SAML metadata fetches by IdP and result.",
-            &fetches,
-        );
-    }
-    counter(
-        &mut out,
-        "mfagate_decision_log_lines_total",
-        "Decision records written.",
-        &[(String::new(), state.log.written.load(Relaxed))],
-    );
-    state.connections.counters.render(&state.connections.limits, &mut out);
-    let healthy = u64::from(state.log.is_healthy());
-    out.push_str(&format!("# HELP mfagate_decision_log_healthy 1 when the last write succeeded.\n# TYPE mfagate_decision_log_healthy gauge\nmfagate_decision_log_healthy {healthy}\n"));
-    out
+    crate::evidence::metrics::scrape::render(state)
 }

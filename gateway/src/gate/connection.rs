@@ -275,6 +275,6 @@ async fn record(state: &State, addr: SocketAddr, refusal: &Refusal<'_>, origin: 
         mfa: None,
         outcome: Decided::Deny,
     };
-    state.metrics.observe(&labels, latency_us);
+    state.metrics.observe(&labels, &rec);
     state.log.record(rec).await;
 }

@@ -40,6 +40,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let start = Instant::now();
+    let _in_flight = state.metrics.in_flight();
     let headers = req.headers();
     let gateway_request_id = crate::ids::request_id();
     let rec = DecisionRecord {
@@ -257,7 +258,9 @@ async fn route_and_decide(
         return guard.fail(Refusal::UpstreamBusy).await;
     };
     let slot = (address_slot, global_slot);
+    let asked = Instant::now();
     let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
+    state.metrics.observe_upstream(Some(index), asked.elapsed());
     let mut rsp = match sent {
         Err(_) => return guard.fail(Refusal::UpstreamTimeout).await,
         Ok(Err(e)) => {
@@ -672,7 +675,7 @@ impl<'a> Pending<'a> {
         let mut rec = std::mem::take(&mut self.rec);
         rec.status = status;
         rec.latency_us = self.start.elapsed().as_micros() as u64;
-        self.state.metrics.observe(&self.labels, rec.latency_us);
+        self.state.metrics.observe(&self.labels, &rec);
         Some(rec)
     }
 
@@ -690,6 +693,7 @@ impl<'a> Pending<'a> {
     /// recorded as a denial with the refusal's reason.
     async fn refuse(&mut self, refusal: Refusal<'_>) -> Response<Body> {
         if !matches!(refusal, Refusal::Policy { .. }) {
+            self.labels.outcome = Outcome::Deny;
             self.rec.decision = Outcome::Deny.as_str();
             self.rec.reason = refusal.code();
             self.rec.enforced = true;

@@ -107,6 +107,8 @@ pub struct KeyCounters {
     pub failed: AtomicU64,
     /// Unknown-kid refetches that were skipped by the rate limit.
     pub refetch_limited: AtomicU64,
+    /// When the last fetch succeeded, Unix milliseconds (0: never).
+    last_ok_ms: AtomicU64,
 }
 
 /// One issuer's keys.
@@ -175,6 +177,16 @@ impl IssuerKeys {
     /// Why the last fetch failed, if it did.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// When the keys were last fetched successfully, Unix milliseconds.
+    pub fn last_success_ms(&self) -> Option<u64> {
+        Some(self.counters.last_ok_ms.load(Ordering::Acquire)).filter(|ms| *ms != 0)
+    }
+
+    /// How many keys the current set holds.
+    pub fn key_count(&self) -> usize {
+        self.snapshot().by_kid.len()
     }
 
     /// Whether keys have been loaded at least once.
@@ -255,6 +267,7 @@ impl IssuerKeys {
                 }
                 self.loaded.store(true, Ordering::Release);
                 self.counters.ok.fetch_add(1, Ordering::Relaxed);
+                self.counters.last_ok_ms.store(self.clock.now_millis().max(1), Ordering::Release);
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = None;
                 }

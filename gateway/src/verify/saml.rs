@@ -110,6 +110,9 @@ pub struct SamlVerifier {
     seen_ids: moka::sync::Cache<String, Arc<Seen>>,
     cpu: Arc<tokio::sync::Semaphore>,
     queue: Arc<tokio::sync::Semaphore>,
+    max_pending: usize,
+    /// First sights refused because the queue was full.
+    busy: std::sync::atomic::AtomicU64,
     acs_url: Option<String>,
     clock: SharedClock,
 }
@@ -170,6 +173,8 @@ impl SamlVerifier {
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
             queue: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_PENDING)),
+            max_pending: DEFAULT_MAX_PENDING,
+            busy: Default::default(),
             acs_url: None,
             clock,
         }
@@ -177,8 +182,24 @@ impl SamlVerifier {
 
     /// At most `max` first sights waiting for or in verification at once; more are [`Unverified::Busy`].
     pub fn with_max_pending(mut self, max: usize) -> SamlVerifier {
-        self.queue = Arc::new(tokio::sync::Semaphore::new(max.min(tokio::sync::Semaphore::MAX_PERMITS)));
+        self.max_pending = max.min(tokio::sync::Semaphore::MAX_PERMITS);
+        self.queue = Arc::new(tokio::sync::Semaphore::new(self.max_pending));
         self
+    }
+
+    /// First sights waiting for or in verification now.
+    pub fn pending(&self) -> usize {
+        self.max_pending.saturating_sub(self.queue.available_permits())
+    }
+
+    /// The cap on [`SamlVerifier::pending`].
+    pub fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
+    /// First sights refused because the queue was full, so far.
+    pub fn busy_refusals(&self) -> u64 {
+        self.busy.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Our ACS URL: an assertion whose bearer Recipient names it is a browser sign-in Response,
@@ -275,7 +296,10 @@ impl SamlVerifier {
         xml: String,
         how: Use,
     ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String), Unverified> {
-        let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| Unverified::Busy)?;
+        let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
+            self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Unverified::Busy
+        })?;
         let permit = Arc::clone(&self.cpu).acquire_owned().await.map_err(|_| Unverified::Busy)?;
         let this = Arc::clone(self);
         // The permits go with the work: a client that leaves does not free them early.
@@ -479,8 +503,11 @@ mod tests {
             SamlVerifier::new(Vec::new(), "sp".into(), Vec::new(), 64 * 1024, clock).with_max_pending(1),
         );
         let held = Arc::clone(&v.queue).try_acquire_owned().unwrap();
+        assert_eq!((v.pending(), v.max_pending(), v.busy_refusals()), (1, 1, 0));
         assert_eq!(v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ()), Err(Unverified::Busy));
+        assert_eq!(v.busy_refusals(), 1, "counted for /metrics");
         drop(held);
+        assert_eq!(v.pending(), 0);
         // Looked at once there is room (and refused for what it is).
         let r = v.verify_base64_off_worker("PHg+", Use::Api).await.map(|_| ());
         assert!(matches!(r, Err(Unverified::Invalid(_))), "{r:?}");
