@@ -1,0 +1,132 @@
+//! Review 7 findings (SAML `metadata_url`, draining, the Kubernetes manifests): each test shows
+//! behaviour that is wrong for the security boundary and fails until it is fixed.
+
+use crate::saml::{IDP, signer};
+use crate::saml_metadata::{MetadataServer, assertion, metadata, readiness, status};
+use crate::support::gateway;
+use http::StatusCode;
+use mfagate::dev::saml_idp::metadata_document;
+use std::path::Path;
+use std::time::Duration;
+
+const STATIC_ADFS: &str = "[[saml_idp]]\nname = \"adfs\"\nentity_id = \"https://idp.contoso.test/adfs/services/trust\"\ncertificates = [\"{certs}/saml-idp.pem\"]";
+
+/// Two IdPs naming one entity id: the first in the file takes every assertion, the other is dead.
+#[test]
+fn review7_two_saml_idps_with_one_entity_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/saml-idp.pem");
+    let toml = format!(
+        "[decision_log]\npath = \"/dev/null\"\n[saml]\nentity_id = \"https://gw.test/saml\"\n\
+         [[route]]\nname = \"api\"\npath_prefix = \"/\"\nupstream = \"http://127.0.0.1:9\"\n\
+         [[saml_idp]]\nname = \"legacy\"\nentity_id = \"{IDP}\"\ncertificates = [\"{}\"]\n\
+         [[saml_idp]]\nname = \"adfs\"\nentity_id = \"{IDP}\"\nmetadata_url = \"https://idp.test/md.xml\"\n",
+        pem.display()
+    );
+    let loaded = mfagate::Config::from_toml(&toml, dir.path());
+    assert!(loaded.is_err(), "two [[saml_idp]] with entity_id {IDP:?} were accepted");
+}
+
+/// The consequence: a static IdP listed before a metadata IdP of the same entity keeps a
+/// certificate the metadata withdrew, and the metadata's own certificate never verifies (no early
+/// fetch either: the issuer resolves to the static IdP).
+#[tokio::test]
+async fn review7_a_metadata_idp_shadowed_by_a_static_idp_of_the_same_entity_never_verifies() {
+    let server = MetadataServer::start(200, metadata(IDP, &["saml-untrusted"])).await;
+    let two = format!(
+        "[[saml_idp]]\nname = \"legacy\"\nentity_id = \"{IDP}\"\ncertificates = [\"{{certs}}/saml-idp.pem\"]\n\n\
+         [[saml_idp]]\nname = \"adfs\"\nentity_id = \"{IDP}\"\nmetadata_url = \"{}\"",
+        server.url()
+    );
+    let g = gateway().replace(STATIC_ADFS, &two).no_wait().start().await;
+    readiness(&g, StatusCode::OK).await;
+    assert_eq!(
+        status(&g, &assertion(&g, "saml-untrusted")).await,
+        StatusCode::OK,
+        "the certificate adfs's metadata names is refused: the static IdP of the same entity shadows it"
+    );
+}
+
+/// An SSO URL read from fetched metadata goes into the browser's Location unchecked, while a
+/// configured `sso_url` must be http(s).
+#[tokio::test]
+async fn review7_an_sso_url_from_metadata_must_be_http_or_https() {
+    use crate::support::browser::Browser;
+    let server = MetadataServer::start(503, "down".into()).await;
+    let g = gateway()
+        .saml_sign_in()
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
+            &format!("metadata_url = \"{}\"", server.url()),
+        )
+        .append(crate::portal::SESSION)
+        .append(crate::portal::SAML_ROUTE)
+        .no_wait()
+        .start()
+        .await;
+    let cert = signer("saml-idp").cert_der().to_vec();
+    server.set(200, metadata_document(IDP, &[&cert], "javascript:alert(document.domain)//"));
+    g.clock.advance(Duration::from_secs(2));
+    assert_eq!(status(&g, &assertion(&g, "saml-idp")).await, StatusCode::OK, "metadata fetched early");
+    let mut b = Browser::new();
+    let to_idp = b.get(&format!("http://{}/app/x", g.addr)).await;
+    if let Some(location) = to_idp.headers.get("location") {
+        let location = location.to_str().unwrap();
+        assert!(
+            location.starts_with("https://") || location.starts_with("http://"),
+            "the browser is sent to {location:?}"
+        );
+    }
+}
+
+/// `min_refetch_interval_secs = 0` is accepted: every assertion with a bad signature naming the
+/// IdP makes the gateway fetch the IdP's metadata (an unauthenticated request amplifier).
+#[tokio::test]
+async fn review7_bad_assertions_cannot_make_one_metadata_fetch_each() {
+    let server = MetadataServer::start(200, metadata(IDP, &["saml-idp"])).await;
+    let g = gateway()
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]",
+            &format!("metadata_url = \"{}\"\nmin_refetch_interval_secs = 0", server.url()),
+        )
+        .no_wait()
+        .start()
+        .await;
+    readiness(&g, StatusCode::OK).await;
+    let before = server.fetches();
+    for _ in 0..10 {
+        assert_eq!(status(&g, &assertion(&g, "saml-untrusted")).await, StatusCode::UNAUTHORIZED);
+    }
+    let made = server.fetches() - before;
+    assert!(made <= 1, "10 unauthenticated requests made {made} metadata fetches");
+}
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap()
+}
+
+/// The private admin plane (report, CSV exports, /v1/*: personal data) listens on every pod
+/// address, so every pod in the cluster reaches it; `kubectl port-forward`, the documented way in,
+/// connects to the pod's loopback and needs no more.
+#[test]
+fn review7_the_private_admin_listener_is_not_on_the_pod_network() {
+    let configmap = repo_file("deploy/kubernetes/configmap.yaml");
+    let line = configmap
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("private_addr"))
+        .expect("a private_addr in the ConfigMap");
+    let addr: std::net::SocketAddr = line.split('"').nth(1).unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{line}: reachable from every pod of the cluster");
+}
+
+/// Following the kustomization's instructions (`kubectl create secret tls`) makes a Secret without
+/// `admin.token`: the pod then never starts (token_file unreadable).
+#[test]
+fn review7_the_kustomization_says_how_to_make_the_secret_the_config_needs() {
+    let kustomization = repo_file("deploy/kubernetes/kustomization.yaml");
+    assert!(
+        !kustomization.contains("kubectl create secret tls"),
+        "kustomization.yaml says `kubectl create secret tls`: no admin.token key"
+    );
+}
