@@ -130,3 +130,79 @@ fn review7_the_kustomization_says_how_to_make_the_secret_the_config_needs() {
         "kustomization.yaml says `kubectl create secret tls`: no admin.token key"
     );
 }
+
+/// A metadata server whose first answer (`stale`) waits until released; later ones are `fresh`
+/// at once: an answer that was slow in flight while a newer one came back.
+async fn slow_then_fast(stale: String, fresh: String) -> (String, std::sync::Arc<tokio::sync::Notify>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/md.xml", listener.local_addr().unwrap());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let first = std::sync::Arc::new(AtomicBool::new(true));
+    let (gate, bodies) = (release.clone(), std::sync::Arc::new((stale, fresh)));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let (gate, first, bodies) = (gate.clone(), first.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                    let (gate, first, bodies) = (gate.clone(), first.clone(), bodies.clone());
+                    async move {
+                        let body = if first.swap(false, Ordering::SeqCst) {
+                            gate.notified().await;
+                            bodies.0.clone()
+                        } else {
+                            bodies.1.clone()
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(body),
+                        )))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+            });
+        }
+    });
+    (url, release)
+}
+
+/// The scheduled fetch and an early fetch run at once (they do not share the single flight): the
+/// one that answers last wins, even when it is the older document. A certificate the newer
+/// metadata withdrew is trusted again until the next refresh.
+#[tokio::test]
+async fn review7_a_slow_stale_metadata_answer_does_not_bring_back_a_withdrawn_certificate() {
+    let (url, release) =
+        slow_then_fast(metadata(IDP, &["saml-idp"]), metadata(IDP, &["saml-untrusted"])).await;
+    let g = gateway()
+        .replace("certificates = [\"{certs}/saml-idp.pem\"]", &format!("metadata_url = \"{url}\""))
+        .no_wait()
+        .start()
+        .await;
+    // The scheduled first fetch is in flight (held); an assertion fetches early and gets the
+    // current metadata, which names only the new certificate.
+    g.clock.advance(Duration::from_secs(2));
+    let new = assertion(&g, "saml-untrusted");
+    let mut loaded = false;
+    for _ in 0..200 {
+        if status(&g, &new).await == StatusCode::OK {
+            loaded = true;
+            break;
+        }
+        g.clock.advance(Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(loaded, "the early fetch never loaded the current metadata");
+    let old = assertion(&g, "saml-idp");
+    assert_eq!(status(&g, &old).await, StatusCode::UNAUTHORIZED, "withdrawn");
+    // The slow scheduled fetch now answers with the older document.
+    release.notify_one();
+    for _ in 0..100 {
+        assert_eq!(
+            status(&g, &old).await,
+            StatusCode::UNAUTHORIZED,
+            "the withdrawn certificate verifies again: the stale answer replaced the newer metadata"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
