@@ -206,3 +206,27 @@ async fn review7_a_slow_stale_metadata_answer_does_not_bring_back_a_withdrawn_ce
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Metadata past its `validUntil` (SAML metadata 2.0, 2.3.1: the expiration time of the metadata)
+/// is used anyway: a replayed or long-stale copy brings back certificates the IdP has withdrawn.
+#[tokio::test]
+async fn review7_expired_metadata_is_not_trusted() {
+    let expired = metadata(IDP, &["saml-idp"]).replacen(
+        " entityID=",
+        " validUntil=\"2020-01-01T00:00:00Z\" entityID=",
+        1,
+    );
+    assert!(expired.contains("validUntil"));
+    let server = MetadataServer::start(200, expired).await;
+    let g = gateway()
+        .replace("certificates = [\"{certs}/saml-idp.pem\"]", &format!("metadata_url = \"{}\"", server.url()))
+        .no_wait()
+        .start()
+        .await;
+    g.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        status(&g, &assertion(&g, "saml-idp")).await,
+        StatusCode::UNAUTHORIZED,
+        "an assertion verified with a certificate from metadata that expired in 2020"
+    );
+}
