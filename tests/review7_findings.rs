@@ -230,3 +230,20 @@ async fn review7_expired_metadata_is_not_trusted() {
         "an assertion verified with a certificate from metadata that expired in 2020"
     );
 }
+
+/// A request whose head is still arriving when the drain starts is dropped without an answer or a
+/// decision record (`connection.rs`: `Stage::Closing` with no request yet is `Ending::Stopped`,
+/// which `settle` does not record), where the same head cut by the header timeout is recorded.
+#[tokio::test]
+async fn review7_a_request_head_arriving_when_the_drain_starts_is_recorded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut g = gateway().start().await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"GET /v1/partial HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    // Let the gateway read the first bytes of the head (there is no event to wait for).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = g.stop().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    assert!(!log.is_empty(), "no decision record; the client got {:?}", String::from_utf8_lossy(&answer));
+}
