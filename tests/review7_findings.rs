@@ -132,14 +132,19 @@ fn review7_the_kustomization_says_how_to_make_the_secret_the_config_needs() {
 }
 
 /// A metadata server whose first answer (`stale`) waits until released; later ones are `fresh`
-/// at once: an answer that was slow in flight while a newer one came back.
-async fn slow_then_fast(stale: String, fresh: String) -> (String, std::sync::Arc<tokio::sync::Notify>) {
+/// at once: an answer that was slow in flight while a newer one came back. The second notify says
+/// the first request has arrived.
+async fn slow_then_fast(
+    stale: String,
+    fresh: String,
+) -> (String, std::sync::Arc<tokio::sync::Notify>, std::sync::Arc<tokio::sync::Notify>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/md.xml", listener.local_addr().unwrap());
     let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
     let first = std::sync::Arc::new(AtomicBool::new(true));
-    let (gate, bodies) = (release.clone(), std::sync::Arc::new((stale, fresh)));
+    let (gate, bodies) = (release.clone(), std::sync::Arc::new((stale, fresh, arrived.clone())));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -149,6 +154,7 @@ async fn slow_then_fast(stale: String, fresh: String) -> (String, std::sync::Arc
                     let (gate, first, bodies) = (gate.clone(), first.clone(), bodies.clone());
                     async move {
                         let body = if first.swap(false, Ordering::SeqCst) {
+                            bodies.2.notify_one();
                             gate.notified().await;
                             bodies.0.clone()
                         } else {
@@ -164,7 +170,7 @@ async fn slow_then_fast(stale: String, fresh: String) -> (String, std::sync::Arc
             });
         }
     });
-    (url, release)
+    (url, release, arrived)
 }
 
 /// The scheduled fetch and an early fetch run at once (they do not share the single flight): the
@@ -172,7 +178,7 @@ async fn slow_then_fast(stale: String, fresh: String) -> (String, std::sync::Arc
 /// metadata withdrew is trusted again until the next refresh.
 #[tokio::test]
 async fn review7_a_slow_stale_metadata_answer_does_not_bring_back_a_withdrawn_certificate() {
-    let (url, release) =
+    let (url, release, _) =
         slow_then_fast(metadata(IDP, &["saml-idp"]), metadata(IDP, &["saml-untrusted"])).await;
     let g = gateway()
         .replace("certificates = [\"{certs}/saml-idp.pem\"]", &format!("metadata_url = \"{url}\""))
@@ -246,4 +252,31 @@ async fn review7_a_request_head_arriving_when_the_drain_starts_is_recorded() {
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
     assert!(!log.is_empty(), "no decision record; the client got {:?}", String::from_utf8_lossy(&answer));
+}
+
+/// An assertion that arrives while the scheduled fetch is in flight is refused at once (the
+/// in-flight fetch stamped the rate limit: `TooSoon` / `Limited`) instead of waiting for that
+/// fetch, which brings the certificate that verifies it. This is also why
+/// `saml_metadata::browser_sign_in_goes_to_the_sso_url_the_metadata_names` fails now and then.
+#[tokio::test]
+async fn review7_an_assertion_waits_for_the_fetch_in_flight() {
+    let good = metadata(IDP, &["saml-idp"]);
+    let (url, release, arrived) = slow_then_fast(good.clone(), good).await;
+    let g = gateway()
+        .replace("certificates = [\"{certs}/saml-idp.pem\"]", &format!("metadata_url = \"{url}\""))
+        .no_wait()
+        .start()
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified()).await.expect("the first fetch");
+    let doc = assertion(&g, "saml-idp");
+    let g = std::sync::Arc::new(g);
+    let asking = {
+        let g = g.clone();
+        tokio::spawn(async move { status(&g, &doc).await })
+    };
+    // Give the request time to reach the early-fetch decision while the fetch is still held.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    release.notify_one();
+    let got = tokio::time::timeout(Duration::from_secs(10), asking).await.expect("answered").unwrap();
+    assert_eq!(got, StatusCode::OK, "refused while the fetch with its certificate was in flight");
 }
