@@ -13,14 +13,14 @@ use std::time::Duration;
 
 /// A metadata server whose answer the test sets.
 #[derive(Clone)]
-struct MetadataServer {
+pub(crate) struct MetadataServer {
     addr: std::net::SocketAddr,
     answer: Arc<Mutex<(u16, String)>>,
     fetches: Arc<AtomicU64>,
 }
 
 impl MetadataServer {
-    async fn start(status: u16, body: String) -> MetadataServer {
+    pub(crate) async fn start(status: u16, body: String) -> MetadataServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = MetadataServer {
             addr: listener.local_addr().unwrap(),
@@ -52,20 +52,20 @@ impl MetadataServer {
         server
     }
 
-    fn set(&self, status: u16, body: String) {
+    pub(crate) fn set(&self, status: u16, body: String) {
         *self.answer.lock().unwrap() = (status, body);
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/FederationMetadata.xml", self.addr)
     }
 
-    fn fetches(&self) -> u64 {
+    pub(crate) fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::SeqCst)
     }
 }
 
-fn metadata(entity: &str, signers: &[&str]) -> String {
+pub(crate) fn metadata(entity: &str, signers: &[&str]) -> String {
     let certs: Vec<Vec<u8>> = signers.iter().map(|s| signer(s).cert_der().to_vec()).collect();
     let refs: Vec<&[u8]> = certs.iter().map(Vec::as_slice).collect();
     metadata_document(entity, &refs, "https://idp.contoso.test/adfs/ls/")
@@ -84,14 +84,14 @@ async fn start(url: &str) -> Gateway {
 }
 
 /// An MFA assertion signed by `by`, valid for an hour from the gateway clock's now.
-fn assertion(g: &Gateway, by: &str) -> String {
+pub(crate) fn assertion(g: &Gateway, by: &str) -> String {
     use mfagate::clock::Clock;
     let mut spec = AssertionSpec::new(IDP, SP, g.clock.unix().0);
     spec.not_on_or_after = spec.issued + 3600;
     signer(by).sign(&spec.to_xml()).unwrap()
 }
 
-async fn status(g: &Gateway, xml: &str) -> StatusCode {
+pub(crate) async fn status(g: &Gateway, xml: &str) -> StatusCode {
     use base64::Engine;
     let header = format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml));
     let req = g.request("/v1/x", None).header("authorization", header).body(Default::default()).unwrap();
@@ -110,7 +110,7 @@ async fn readiness_says(g: &Gateway, want: StatusCode, says: &str) {
     panic!("readyz never answered {want} with {says:?}");
 }
 
-async fn readiness(g: &Gateway, want: StatusCode) {
+pub(crate) async fn readiness(g: &Gateway, want: StatusCode) {
     readiness_says(g, want, "").await
 }
 

@@ -34,6 +34,7 @@ mod review3_findings;
 mod review4_findings;
 mod review5_findings;
 mod review6_findings;
+mod review7_findings;
 mod review_findings;
 mod rollout;
 mod saml;
