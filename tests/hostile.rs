@@ -393,13 +393,17 @@ async fn a_client_that_leaves_during_a_key_fetch_still_gets_its_line() {
         "\n[[issuer]]\nname = \"stall\"\nissuer = \"https://stall.test/\"\njwks_uri = \"http://{key_server}/keys\"\naudiences = [\"api://mfagate-demo\"]\nmin_refetch_interval_secs = 0\n"
     );
     let mut g = gateway().append(&issuer).start().await;
+    // Early fetches are at most one a second, even at min_refetch_interval_secs = 0.
+    g.clock.advance(std::time::Duration::from_secs(2));
     let token = g.token(|c| c["iss"] = Value::from("https://stall.test/"));
     let req = g.request("/v1/x", Some(&token)).body(Default::default()).unwrap();
     let client = g.client.clone();
     let call = tokio::spawn(async move { client.request(req).await });
     // The unknown kid sends the gateway to the key server, which never answers.
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while accepted.load(Ordering::SeqCst) < 2 {
-        tokio::task::yield_now().await;
+        assert!(std::time::Instant::now() < bound, "no refetch");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     call.abort();
     let _ = call.await;

@@ -79,14 +79,10 @@ pub(crate) fn warnings(
         if !routes.iter().any(|r| uses(r, &idp.name, true)) {
             p.warn(&head, "no route accepts its assertions or signs users in with it");
         }
+        // Refused, not warned: the first would take every assertion, and the other's certificates
+        // (or the metadata withdrawing one) would never count.
         if let Some(first) = saml_idps[..i].iter().find(|o| o.entity_id == idp.entity_id) {
-            p.warn(
-                format!("{head}.entity_id"),
-                format!(
-                    "the same entity id as saml_idp {:?}, which takes every such assertion first",
-                    first.name
-                ),
-            );
+            p.add(format!("{head}.entity_id"), format!("the same entity id as saml_idp {:?}", first.name));
         }
         if let Some(m) = idp.metadata_url.as_ref().filter(|m| plain_http_off_host(&m.url)) {
             p.warn(

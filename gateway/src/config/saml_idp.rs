@@ -59,9 +59,14 @@ pub struct IdpMetadata {
     pub entity_id: String,
     /// DER certificates from signing (or unspecified-use) key descriptors.
     pub signing_certificates: Vec<Vec<u8>>,
-    /// The HTTP-Redirect SingleSignOnService location.
+    /// The HTTP-Redirect SingleSignOnService location (an absolute http(s) URL).
     pub sso_redirect_url: Option<String>,
+    /// `validUntil`, seconds since the epoch: past it the document is not to be trusted.
+    pub valid_until: Option<i64>,
 }
+
+/// More signing certificates than any rollover needs: each is tried on a bad signature.
+pub const MAX_METADATA_CERTIFICATES: usize = 16;
 
 /// Reads an IdP metadata file.
 pub fn read_metadata(path: &Path) -> Result<IdpMetadata, String> {
@@ -84,6 +89,13 @@ pub fn parse_metadata(text: &str) -> Result<IdpMetadata, String> {
         .flat_map(|d| d.single_sign_on_services.iter())
         .find(|s| s.binding == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect")
         .map(|s| s.location.clone());
+    // It becomes the browser's Location: an absolute http(s) URL, as a configured sso_url must be.
+    if let Some(url) = &sso_redirect_url {
+        let uri: http::Uri = url.parse().map_err(|_| format!("SSO location is not a URL: {url:?}"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+            return Err(format!("SSO location is not an http(s) URL: {url:?}"));
+        }
+    }
     for idp in entity.idp_sso_descriptors.iter().flatten() {
         for kd in &idp.key_descriptors {
             if kd.key_use.as_deref().is_some_and(|u| !u.is_empty() && u != "signing") {
@@ -101,5 +113,9 @@ pub fn parse_metadata(text: &str) -> Result<IdpMetadata, String> {
     if signing_certificates.is_empty() {
         return Err("metadata has no IDPSSODescriptor signing certificate".into());
     }
-    Ok(IdpMetadata { entity_id, signing_certificates, sso_redirect_url })
+    if signing_certificates.len() > MAX_METADATA_CERTIFICATES {
+        return Err(format!("more than {MAX_METADATA_CERTIFICATES} signing certificates"));
+    }
+    let valid_until = entity.valid_until.map(|t| t.timestamp());
+    Ok(IdpMetadata { entity_id, signing_certificates, sso_redirect_url, valid_until })
 }

@@ -161,7 +161,14 @@ where
     let (header, idle) = (listen.header_read_timeout, listen.idle_timeout);
     let mut closing: Option<Instant> = None;
     let mut stopping = false;
+    // Draining began while a first request head was arriving: it is served (or times out, and is
+    // recorded) instead of being dropped unanswered; then the connection closes gracefully.
+    let mut head_pending = false;
     loop {
+        if head_pending && activity.requests() > 0 {
+            head_pending = false;
+            conn.as_mut().graceful_shutdown();
+        }
         let now = Instant::now();
         let wake = match closing {
             // A graceful close that does not finish (an HTTP/2 peer that never acknowledges the
@@ -190,10 +197,14 @@ where
                     Stage::Cut => return Ending::Cut,
                     Stage::Closing if !stopping => {
                         stopping = true;
-                        if activity.requests() == 0 {
+                        if activity.requests() == 0 && !activity.began_http1_request() {
                             return Ending::Stopped;
                         }
-                        conn.as_mut().graceful_shutdown();
+                        if activity.requests() == 0 {
+                            head_pending = true;
+                        } else {
+                            conn.as_mut().graceful_shutdown();
+                        }
                     }
                     Stage::Closing | Stage::Serving => {}
                 }
@@ -222,7 +233,14 @@ async fn settle(state: &State, addr: SocketAddr, activity: &Activity, origin: In
         }
         Ending::Idle | Ending::Served(Ok(()), true) => counters.closed(Closed::Idle),
         Ending::SendTimeout => counters.closed(Closed::SendTimeout),
-        Ending::Cut => counters.closed(Closed::ShutdownGrace),
+        Ending::Cut => {
+            counters.closed(Closed::ShutdownGrace);
+            // A first head still arriving when the grace ended: not answered in time, as a header
+            // timeout is (requests already started are recorded by their own guards).
+            if activity.requests() == 0 && activity.began_http1_request() {
+                record(state, addr, &Refusal::HeaderTimeout, origin).await;
+            }
+        }
         Ending::Served(Ok(()), false) | Ending::Stopped => {}
         Ending::TlsFailed => counters.failed(Failure::TlsHandshake),
         Ending::Served(Err(e), _) => match answered_by_hyper(e.as_ref()) {

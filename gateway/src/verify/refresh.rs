@@ -73,6 +73,9 @@ impl LastFetch {
     pub(crate) fn early(&self, now_ms: u64, min_refetch: Duration, loaded: bool) -> Early {
         let last = self.millis();
         let since = now_ms.saturating_sub(last);
+        // Even with `min_refetch_interval_secs = 0`: bad credentials are unauthenticated, and
+        // each early fetch is a request to the issuer.
+        let min_refetch = min_refetch.max(Duration::from_secs(1));
         if loaded && last != 0 && u128::from(since) < min_refetch.as_millis() {
             Early::Limited
         } else if !loaded && last != 0 && since < 1000 {
@@ -130,5 +133,7 @@ mod tests {
         assert_eq!(last.early(6_000, m(300), false), Early::Allowed, "not loaded: once a second");
         assert_eq!(last.early(6_000, m(300), true), Early::Limited);
         assert_eq!(last.early(305_000, m(300), true), Early::Allowed);
+        assert_eq!(last.early(5_500, m(0), true), Early::Limited, "at most one a second, even at 0");
+        assert_eq!(last.early(6_000, m(0), true), Early::Allowed);
     }
 }

@@ -279,10 +279,9 @@ impl SamlVerifier {
         {
             return Ok(hit);
         }
-        let (verified, xml) = self.verify_on_pool(xml, how.clone()).await?;
+        let (verified, xml, signer) = self.verify_on_pool(xml, how.clone()).await?;
         // A rollover the metadata already shows: fetch it early (rate-limited), then try again.
-        if matches!(verified, Err(InvalidReason::BadSignature))
-            && let Some(certs) = self.fetched_signer(&xml)
+        if let Some(certs) = signer.and_then(|i| self.certs.get(i))
             && certs.refetch_for_unknown_signer().await
         {
             return self.verify_on_pool(xml, how).await?.0.map_err(Unverified::Invalid);
@@ -290,12 +289,13 @@ impl SamlVerifier {
         verified.map_err(Unverified::Invalid)
     }
 
-    /// One verification on the blocking pool, under the queue and CPU permits.
+    /// One verification on the blocking pool, under the queue and CPU permits; on a bad
+    /// signature, also the index of the issuer's IdP when its certificates come from metadata.
     async fn verify_on_pool(
         self: &Arc<Self>,
         xml: String,
         how: Use,
-    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String), Unverified> {
+    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String, Option<usize>), Unverified> {
         let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
             self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Unverified::Busy
@@ -305,21 +305,25 @@ impl SamlVerifier {
         // The permits go with the work: a client that leaves does not free them early.
         tokio::task::spawn_blocking(move || {
             let verified = this.verify(&xml, how);
+            let signer = match verified {
+                Err(InvalidReason::BadSignature) => this.fetched_signer(&xml),
+                _ => None,
+            };
             drop((permit, place));
-            (verified, xml)
+            (verified, xml, signer)
         })
         .await
         .map_err(|_| Unverified::Invalid(InvalidReason::Malformed))
     }
 
-    /// The certificates of the IdP `xml` names as its issuer, when they come from metadata.
-    fn fetched_signer(&self, xml: &str) -> Option<&Arc<IdpCertificates>> {
+    /// The index of the IdP `xml` names as its issuer, when its certificates come from metadata.
+    fn fetched_signer(&self, xml: &str) -> Option<usize> {
         if !self.certs.iter().any(|c| c.is_fetched()) {
             return None;
         }
         let issuer = structure::check(xml).ok()?.issuer;
         let index = self.idps.iter().position(|idp| idp.entity_id == issuer)?;
-        self.certs.get(index).filter(|c| c.is_fetched())
+        self.certs.get(index).filter(|c| c.is_fetched()).map(|_| index)
     }
 
     /// The XML of a base64 (or base64url) document, as every verification path decodes it.
@@ -426,8 +430,8 @@ impl SamlVerifier {
             tracing::warn!(idp = %idp.name, algorithm = weak.uri(), "SAML signature refused: weak algorithm");
             return Err(InvalidReason::WeakAlgorithm(weak));
         }
-        let (in_force, cert_generation) =
-            self.certs.get(idp_index).map(|c| c.snapshot()).ok_or(InvalidReason::UnknownIssuer)?;
+        let in_force = self.certs.get(idp_index).map(|c| c.snapshot()).ok_or(InvalidReason::UnknownIssuer)?;
+        let (in_force, cert_generation) = (&in_force.0, in_force.1);
         let trusted = match only {
             None => &in_force.ders[..],
             Some(i) => in_force.ders.get(i..=i).ok_or(InvalidReason::BadSignature)?,

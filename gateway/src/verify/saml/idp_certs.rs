@@ -9,7 +9,7 @@ use crate::config::{MetadataUrl, SamlIdp, parse_metadata};
 use crate::outbound::{FetchError, HttpClient, send_small};
 use crate::verify::keys::KeyCounters;
 use crate::verify::refresh::{Early, LastFetch};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -43,12 +43,14 @@ pub struct IdpCertificates {
     source: Option<MetadataUrl>,
     client: Option<HttpClient>,
     clock: SharedClock,
-    current: RwLock<Arc<Certificates>>,
-    /// Bumped when the set changes: verifications cached under an older set are done again.
-    generation: AtomicU64,
+    /// The set and its generation, read and written as one: the generation is bumped when the
+    /// set changes, and verifications cached under an older one are done again.
+    current: RwLock<Arc<(Certificates, u64)>>,
     loaded: AtomicBool,
     last_fetch: LastFetch,
-    early: tokio::sync::Mutex<()>,
+    /// Every fetch, scheduled or early, runs under this: answers are applied in order, and an
+    /// early caller waits for the fetch in flight instead of being refused for it.
+    fetching: tokio::sync::Mutex<()>,
     last_error: Mutex<Option<String>>,
     /// Fetch counters.
     pub counters: KeyCounters,
@@ -66,10 +68,9 @@ impl IdpCertificates {
             source: idp.metadata_url.clone(),
             client,
             clock,
-            current: RwLock::new(Arc::new(fixed)),
-            generation: AtomicU64::new(0),
+            current: RwLock::new(Arc::new((fixed, 0))),
             last_fetch: LastFetch::default(),
-            early: tokio::sync::Mutex::new(()),
+            fetching: tokio::sync::Mutex::new(()),
             last_error: Mutex::new(None),
             counters: KeyCounters::default(),
         })
@@ -92,7 +93,14 @@ impl IdpCertificates {
 
     /// The set's generation.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.read().1
+    }
+
+    fn read(&self) -> Arc<(Certificates, u64)> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Why the last fetch failed, if it did.
@@ -101,27 +109,28 @@ impl IdpCertificates {
     }
 
     /// The certificates in force, and their generation.
-    pub fn snapshot(&self) -> (Arc<Certificates>, u64) {
-        let set = match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        (set, self.generation())
+    pub fn snapshot(&self) -> Arc<(Certificates, u64)> {
+        self.read()
     }
 
-    /// Fetches the metadata now; good certificates stay when it fails.
+    /// Fetches the metadata now (after any fetch in flight); good certificates stay when it fails.
     pub async fn refresh_now(&self) -> Result<Option<Duration>, MetadataError> {
+        let _one = self.fetching.lock().await;
+        self.fetch_and_apply().await
+    }
+
+    async fn fetch_and_apply(&self) -> Result<Option<Duration>, MetadataError> {
         self.last_fetch.stamp(self.clock.now_millis());
         match self.fetch().await {
             Ok((fresh, max_age)) => {
-                let (before, _) = self.snapshot();
-                if *before != fresh {
-                    warn_if_development(&self.name, &fresh.ders, &before.ders);
+                let before = self.read();
+                if before.0 != fresh {
+                    warn_if_development(&self.name, &fresh.ders, &before.0.ders);
+                    let next = Arc::new((fresh, before.1 + 1));
                     match self.current.write() {
-                        Ok(mut guard) => *guard = Arc::new(fresh),
-                        Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+                        Ok(mut guard) => *guard = next,
+                        Err(poisoned) => *poisoned.into_inner() = next,
                     }
-                    self.generation.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(idp = %self.name, "SAML metadata loaded: signing certificates changed");
                 }
                 self.loaded.store(true, Ordering::Release);
@@ -147,7 +156,8 @@ impl IdpCertificates {
     pub async fn refetch_for_unknown_signer(&self) -> bool {
         let Some(source) = &self.source else { return false };
         let before = self.generation();
-        let _guard = self.early.lock().await;
+        // Behind the fetch in flight, if any: what it brought may verify the assertion.
+        let _one = self.fetching.lock().await;
         if self.generation() != before {
             return true;
         }
@@ -160,7 +170,7 @@ impl IdpCertificates {
             Early::TooSoon => return false,
         }
         tracing::info!(idp = %self.name, "No certificate verifies an assertion; fetching the metadata again");
-        let _ = self.refresh_now().await;
+        let _ = self.fetch_and_apply().await;
         self.generation() != before
     }
 
@@ -175,6 +185,10 @@ impl IdpCertificates {
         let (headers, body) = send_small(client, req, FETCH_TIMEOUT, MAX_DOCUMENT).await?;
         let text = std::str::from_utf8(&body).map_err(|_| MetadataError::Garbage("not UTF-8".into()))?;
         let meta = parse_metadata(text).map_err(MetadataError::Garbage)?;
+        // A stale copy (replayed, or cached too long) would bring back withdrawn certificates.
+        if meta.valid_until.is_some_and(|t| t <= self.clock.unix().0 as i64) {
+            return Err(MetadataError::Garbage("expired (validUntil is past)".into()));
+        }
         // The configured entity id is the pin: metadata for another entity is not this IdP's.
         if meta.entity_id != self.entity_id {
             return Err(MetadataError::Garbage(format!(
