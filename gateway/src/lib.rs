@@ -28,6 +28,7 @@ pub mod gate;
 pub mod ids;
 pub mod markup;
 pub mod outbound;
+pub mod reload;
 pub mod respond;
 pub mod state;
 pub mod verify;

@@ -12,6 +12,7 @@ pub mod limits;
 use crate::evidence::metrics::Labels;
 use crate::evidence::record::DecisionRecord;
 use crate::gate::proxy::Peer;
+use crate::reload::Current;
 use crate::respond::Refusal;
 use crate::state::State;
 use activity::{Activity, Due, Metered, Tracked};
@@ -28,7 +29,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 /// The caps and the counters, shared by the listener, the tunnels and /metrics.
 #[derive(Debug)]
@@ -52,12 +52,10 @@ pub struct Hold {
     _permit: Arc<Permit>,
 }
 
-/// How a listener serves its connections.
+/// How a listener serves its connections (TLS comes from the generation in service at accept).
 pub struct Listener {
     /// HTTP/1 and HTTP/2 settings.
     pub builder: auto::Builder<TokioExecutor>,
-    /// TLS termination, if any.
-    pub tls: Option<TlsAcceptor>,
 }
 
 /// What the listener asks of its connections: a graceful close at shutdown, then, once the
@@ -90,9 +88,11 @@ enum Ending {
     Cut,
 }
 
-/// Serves one admitted connection until it closes. `stop` asks for a graceful close.
+/// Serves one admitted connection until it closes. `stop` asks for a graceful close. The
+/// connection's TLS and deadlines come from the generation in service when it was accepted;
+/// each request takes the generation in service when it starts.
 pub async fn serve(
-    state: Arc<State>,
+    current: Arc<Current>,
     listener: Arc<Listener>,
     stream: TcpStream,
     addr: SocketAddr,
@@ -102,10 +102,11 @@ pub async fn serve(
     let origin = Instant::now();
     let activity = Activity::new(origin);
     let permit = Arc::new(permit);
-    let ending = match &listener.tls {
+    let state = current.load();
+    let ending = match &state.tls {
         None => {
             let peer = Peer { addr, scheme: "http" };
-            http(&state, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
+            http(&current, &state, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
         }
         Some(acceptor) => {
             let deadline = origin + state.config.listen.header_read_timeout;
@@ -117,7 +118,7 @@ pub async fn serve(
                 }
                 Ok(Ok(tls)) => {
                     let peer = Peer { addr, scheme: "https" };
-                    http(&state, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
+                    http(&current, &state, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
                 }
             }
         }
@@ -126,7 +127,9 @@ pub async fn serve(
 }
 
 /// Runs hyper on `io` under the deadlines.
+#[allow(clippy::too_many_arguments)]
 async fn http<I>(
+    current: &Arc<Current>,
     state: &Arc<State>,
     builder: &auto::Builder<TokioExecutor>,
     io: I,
@@ -139,13 +142,13 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
-        let (state, activity, hold) = (state.clone(), activity.clone(), Hold { _permit: permit.clone() });
+        let (current, activity, hold) = (current.clone(), activity.clone(), Hold { _permit: permit.clone() });
         service_fn(move |mut req: http::Request<Incoming>| {
             let request = activity.request_started(req.version() == http::Version::HTTP_2);
             if crate::gate::forward::is_upgrade(req.headers()) {
                 req.extensions_mut().insert(hold.clone());
             }
-            let state = state.clone();
+            let state = current.load();
             async move {
                 let rsp = match crate::gate::proxy::handle(state, peer, req).await {
                     Ok(rsp) => rsp,

@@ -137,7 +137,7 @@ async fn route_and_decide(
     let route = &routes[index];
     guard.rec.route = Some(route.name.clone());
     guard.rec.operation = format!("{} {}", guard.rec.method, route.path_prefix);
-    guard.labels.route = Some(index);
+    guard.labels.route = Some(state.metric_route(index));
     guard.labels.portal = route.channel == Channel::Portal;
     if path.has_parameters() && !route.allow_path_parameters {
         return guard.refuse(Refusal::BadRequest(BadRequest::Path(PathError::Parameters))).await;
@@ -196,7 +196,7 @@ async fn route_and_decide(
     let route = &routes[index];
     guard.rec.route = Some(route.name.clone());
     guard.rec.operation = format!("{} {}", guard.rec.method, route.path_prefix);
-    guard.labels.route = Some(index);
+    guard.labels.route = Some(state.metric_route(index));
     fill(&mut guard.rec, &decision, identity);
     // Where it stands for the policy's `no_token`, also when the route forwards (report-only).
     let none_because = none_because.filter(|_| decision.reason == Reason::NoToken);

@@ -186,6 +186,15 @@ impl SamlVerifier {
         self
     }
 
+    /// Shares `previous`'s replay memory (assertion ids seen, one-time and grant uses included)
+    /// and its CPU slots: a reloaded configuration must not accept again what was used before.
+    /// Its verified-document cache is not shared, so nothing verified under older rules is reused.
+    pub fn remembering(mut self, previous: &SamlVerifier) -> SamlVerifier {
+        self.seen_ids = previous.seen_ids.clone();
+        self.cpu = previous.cpu.clone();
+        self
+    }
+
     /// The IdP at `index`.
     pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
         self.idps.get(index)
