@@ -261,8 +261,17 @@ async fn a_file_edit_reloads_issuers_keeps_fetched_keys_and_reuses_no_decision_o
     metric_reaches(&admin, "mfagate_config_generation", 3.0).await;
     metric_reaches(&admin, "mfagate_jwks_fetch_total{issuer=\"added\",result=\"ok\"}", 1.0).await;
     assert_eq!(f.idp.jwks_fetches(), fetches + 1, "only the new issuer fetched");
-    assert!(load.finish().await >= 40);
+    // An issuer added whose keys cannot load: readiness stays as it was for the others.
+    let unreachable = added.replacen(
+        "[[issuer]]",
+        "[[issuer]]\nname = \"unreachable\"\nissuer = \"https://unreachable.test/\"\njwks_uri = \"http://127.0.0.1:1/keys\"\naudiences = [\"api://unreachable\"]\n\n[[issuer]]",
+        1,
+    );
+    replace_file(&f.config, &unreachable);
+    metric_reaches(&admin, "mfagate_config_generation", 4.0).await;
+    metric_reaches(&admin, "mfagate_jwks_fetch_total{issuer=\"unreachable\",result=\"failed\"}", 1.0).await;
     assert_eq!(get(&c, &format!("http://{admin}/readyz"), &[]).await.0, 200);
+    assert!(load.finish().await >= 40);
     stop(running);
 }
 
@@ -296,25 +305,15 @@ fn new_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
     (cert, key_file)
 }
 
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    mfagate::outbound::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(certs().join("ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// A TLS connection to `addr`: the certificate it presented, and an HTTP/1 sender on it.
 async fn tls_connection(addr: &str) -> (Vec<u8>, Sender) {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tls_connector().connect("localhost".try_into().unwrap(), tcp).await.unwrap();
+    let tls = crate::connections::tls_connector(&[b"http/1.1"])
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
     let presented = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
     let (send, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
@@ -353,7 +352,7 @@ async fn a_new_certificate_serves_new_connections_while_open_ones_go_on() {
     let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
     until_ready(&admin).await;
     let (first, mut kept) = tls_connection(&addr).await;
-    assert_eq!(first, der(&certs().join("server.pem")));
+    assert!(first == der(&certs().join("server.pem")), "the running certificate first");
     // Load: one keep-alive TLS connection opened before the reload, requests one after another.
     let done = Arc::new(AtomicUsize::new(0));
     let stop_load = Arc::new(AtomicBool::new(false));
@@ -391,7 +390,7 @@ async fn a_new_certificate_serves_new_connections_while_open_ones_go_on() {
     metric_reaches(&admin, "mfagate_config_generation", 2.0).await;
     advance(20).await;
     let (presented, mut fresh) = tls_connection(&addr).await;
-    assert_eq!(presented, der(&cert), "a new connection gets the new certificate");
+    assert!(presented == der(&cert), "a new connection gets the new certificate");
     assert_eq!(send(&mut fresh, "/public/x").await, 200);
     stop_load.store(true, Ordering::Relaxed);
     let statuses = load.await.unwrap();

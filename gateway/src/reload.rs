@@ -261,6 +261,47 @@ fn without_values(message: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn kept_key_sets_keep_their_task_removed_ones_stop_new_ones_start() {
+        let issuer = |n: &str| {
+            format!(
+                "[[issuer]]\nname = \"{n}\"\nissuer = \"https://{n}.test/\"\njwks_uri = \"https://{n}.test/keys\"\naudiences = [\"api://x\"]\n"
+            )
+        };
+        let text =
+            format!("[decision_log]\npath = \"d.jsonl\"\n{}{}{}", issuer("a"), issuer("b"), issuer("c"));
+        let cfg = Config::from_toml(&text, Path::new(".")).unwrap();
+        let client = crate::outbound::client(None, Duration::from_secs(1)).unwrap();
+        let clock: crate::clock::SharedClock = crate::clock::ManualClock::at(0);
+        let keys = |i: usize| IssuerKeys::new(&cfg.issuers[i], client.clone(), clock.clone());
+        let (a, b) = (keys(0), keys(1));
+        let verifier = |sets: Vec<(usize, Arc<IssuerKeys>)>| {
+            Verifier::new(
+                sets.into_iter().map(|(i, k)| (cfg.issuers[i].clone(), k)).collect(),
+                10,
+                clock.clone(),
+            )
+        };
+        let mut tasks = KeyTasks::default();
+        tasks.sync(&verifier(vec![(0, a.clone()), (1, b.clone())]));
+        let (kept, removed) = (tasks.running[0].1.abort_handle(), tasks.running[1].1.abort_handle());
+        tasks.sync(&verifier(vec![(0, a.clone()), (2, keys(2))]));
+        assert_eq!(tasks.running.len(), 2);
+        assert!(Arc::ptr_eq(&tasks.running[0].0, &a) && tasks.running[0].1.id() == kept.id());
+        for _ in 0..100 {
+            if removed.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(removed.is_finished() && !kept.is_finished());
+        drop(tasks);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(kept.is_finished(), "dropping the tasks stops them");
+    }
+
     #[test]
     fn a_parse_error_is_logged_without_the_quoted_line_or_values() {
         let text = "[session]\nkeys = \"c2VjcmV0LXNlc3Npb24ta2V5LTAxMjM0NTY3ODkwMTIz\"\n";
