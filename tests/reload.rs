@@ -211,6 +211,61 @@ async fn sighup_reloads_routes_under_load_and_a_bad_file_is_refused_while_the_ol
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_the_configuration_it_started_with() {
+    let f = reloadable(|t| t).await;
+    let running = start(&f.config, &["--no-watch-config"]);
+    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
+    until_ready(&admin).await;
+    let token = f.idp.mint(&TokenRequest::default()).unwrap();
+    let bearer = format!("Bearer {token}");
+    let in_flight = {
+        let (url, bearer) = (format!("http://{addr}/v1/in-flight/wait"), bearer.clone());
+        tokio::spawn(async move { get(&client(), &url, &[("authorization", &bearer)]).await.0 })
+    };
+    let bound = Instant::now() + Duration::from_secs(30);
+    while f.echo.hits() == 0 {
+        assert!(Instant::now() < bound, "the request never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Its route goes away while it waits upstream.
+    std::fs::write(&f.config, edit_config(&f.config, "path_prefix = \"/v1/\"", "path_prefix = \"/v9/\""))
+        .unwrap();
+    hup(&running);
+    metric_reaches(&admin, "mfagate_config_generation", 2.0).await;
+    assert_eq!(get(&client(), &format!("http://{addr}/v1/x"), &[("authorization", &bearer)]).await.0, 404);
+    f.echo.release(1);
+    assert_eq!(in_flight.await.unwrap(), 200, "the request in flight finished as it started");
+    stop(running);
+    let log = read_log(&f.dir.path().join("decisions.jsonl"));
+    let record = log.iter().find(|r| r["path"] == "/v1/in-flight/wait").expect("recorded");
+    assert_eq!((record["route"].as_str(), record["status"].as_u64()), (Some("api"), Some(200)));
+}
+
+/// Readiness never turns 200 on a reload that replaces the key sets it was waiting for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_not_ready_yet_waits_for_the_issuers_a_reload_brings() {
+    let f = reloadable(|t| t).await;
+    f.idp.set_available(false);
+    let running = start(&f.config, &["--no-watch-config"]);
+    let admin = running.admin.clone().unwrap();
+    let readyz = format!("http://{admin}/readyz");
+    assert_eq!(get(&client(), &readyz, &[]).await.0, 503);
+    let keys = format!("jwks_uri = \"{}/keys\"", f.idp.base_url());
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(
+        &f.config,
+        text.replace(&keys, &format!("jwks_uri = \"{}/keys?moved=1\"", f.idp.base_url())),
+    )
+    .unwrap();
+    hup(&running);
+    metric_reaches(&admin, "mfagate_config_generation", 2.0).await;
+    assert_eq!(get(&client(), &readyz, &[]).await.0, 503, "still waiting for keys");
+    f.idp.set_available(true);
+    until_ready(&admin).await;
+    stop(running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_edit_reloads_issuers_keeps_fetched_keys_and_reuses_no_decision_of_the_old_rules() {
     let f = reloadable(|t| t).await;
     let running = start(&f.config, &[]);

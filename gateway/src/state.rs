@@ -58,8 +58,10 @@ pub struct State {
     /// Token verification (its verified-token cache is this generation's only: a decision made
     /// under older rules is never reused).
     pub verifier: Verifier,
-    /// The issuer key sets readiness waits for: all at start; after a reload only those still
-    /// configured with the same fetch settings (an issuer added by a reload loads meanwhile).
+    /// The issuer key sets readiness waits for: all at start; after a reload those still
+    /// configured with the same fetch settings, and new ones only while the awaited ones have
+    /// not all loaded yet (once ready, an issuer added by a reload loads without taking the
+    /// gateway out of its load balancer).
     pub awaited: Vec<Arc<crate::verify::keys::IssuerKeys>>,
     /// SAML assertion verification (its replay memory is shared by every generation).
     pub saml: Arc<crate::verify::saml::SamlVerifier>,
@@ -156,8 +158,13 @@ impl State {
         };
         let issuers = config.issuers.iter().map(|cfg| (cfg.clone(), keys(cfg))).collect();
         let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, self.clock.clone());
-        let awaited =
-            verifier.keys().filter(|k| self.awaited.iter().any(|old| Arc::ptr_eq(old, k))).cloned().collect();
+        // Loaded once is loaded for good: a ready gateway stays ready for the issuers it had.
+        let ready = self.awaited.iter().all(|k| k.is_loaded());
+        let awaited = verifier
+            .keys()
+            .filter(|k| !ready || self.awaited.iter().any(|old| Arc::ptr_eq(old, k)))
+            .cloned()
+            .collect();
         let saml = Arc::new(saml_verifier(&config, self.clock.clone()).remembering(&self.saml));
         Ok(State {
             sealer: crate::browser::session::Sealer::new(&config.session.keys)?,
