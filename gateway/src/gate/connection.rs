@@ -102,14 +102,19 @@ pub async fn serve(
     let origin = Instant::now();
     let activity = Activity::new(origin);
     let permit = Arc::new(permit);
-    let state = current.load();
-    let ending = match &state.tls {
+    // What the connection needs of its generation, not the generation: a long-lived connection
+    // must not keep a replaced configuration (and its caches) alive.
+    let (listen, tls) = {
+        let state = current.load();
+        (state.config.listen.clone(), state.tls.clone())
+    };
+    let ending = match &tls {
         None => {
             let peer = Peer { addr, scheme: "http" };
-            http(&current, &state, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
+            http(&current, &listen, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
         }
         Some(acceptor) => {
-            let deadline = origin + state.config.listen.header_read_timeout;
+            let deadline = origin + listen.header_read_timeout;
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Err(_) => Ending::HeaderTimeout,
                 Ok(Err(e)) => {
@@ -118,19 +123,18 @@ pub async fn serve(
                 }
                 Ok(Ok(tls)) => {
                     let peer = Peer { addr, scheme: "https" };
-                    http(&current, &state, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
+                    http(&current, &listen, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
                 }
             }
         }
     };
-    settle(&state, addr, &activity, origin, ending).await;
+    settle(&current.load(), addr, &activity, origin, ending).await;
 }
 
-/// Runs hyper on `io` under the deadlines.
-#[allow(clippy::too_many_arguments)]
+/// Runs hyper on `io` under the deadlines of `listen` (the connection's generation).
 async fn http<I>(
     current: &Arc<Current>,
-    state: &Arc<State>,
+    listen: &crate::config::Listen,
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     peer: Peer,
@@ -160,7 +164,6 @@ where
     };
     let io = TokioIo::new(Metered::new(io, activity.clone()));
     let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, service));
-    let listen = &state.config.listen;
     let (header, idle) = (listen.header_read_timeout, listen.idle_timeout);
     let mut closing: Option<Instant> = None;
     let mut stopping = false;

@@ -112,7 +112,9 @@ pub async fn serve_with(
     // Connections hold a receiver: `Closing` asks them to close gracefully, `Cut` to close now,
     // and the sender's `closed` says when the last one has.
     let (stop, _) = watch::channel(Stage::Serving);
-    let connections = &state.connections;
+    // Only what outlives generations is kept here: the first one is let go once replaced.
+    let (connections, shutting_down) = (state.connections.clone(), state.draining.clone());
+    drop(state);
     let mut shutdown = std::pin::pin!(shutdown);
     // Armed by the shutdown signal: until it fires the listener keeps accepting, with /readyz
     // at 503, so a load balancer notices and stops sending before the port closes.
@@ -123,7 +125,7 @@ pub async fn serve_with(
         let (stream, addr) = tokio::select! {
             () = &mut shutdown, if !draining => {
                 draining = true;
-                state.draining.store(true, std::sync::atomic::Ordering::Release);
+                shutting_down.store(true, std::sync::atomic::Ordering::Release);
                 let delay = current.load().config.listen.shutdown_delay;
                 // A delay past what an instant holds keeps the far-off end set above (no panic).
                 if let Some(end) = tokio::time::Instant::now().checked_add(delay) {
