@@ -104,17 +104,17 @@ pub async fn serve(
     let permit = Arc::new(permit);
     // What the connection needs of its generation, not the generation: a long-lived connection
     // must not keep a replaced configuration (and its caches) alive.
-    let (listen, tls) = {
+    let (header_read_timeout, tls) = {
         let state = current.load();
-        (state.config.listen.clone(), state.tls.clone())
+        (state.config.listen.header_read_timeout, state.tls.clone())
     };
     let ending = match &tls {
         None => {
             let peer = Peer { addr, scheme: "http" };
-            http(&current, &listen, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
+            http(&current, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
         }
         Some(acceptor) => {
-            let deadline = origin + listen.header_read_timeout;
+            let deadline = origin + header_read_timeout;
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Err(_) => Ending::HeaderTimeout,
                 Ok(Err(e)) => {
@@ -123,7 +123,7 @@ pub async fn serve(
                 }
                 Ok(Ok(tls)) => {
                     let peer = Peer { addr, scheme: "https" };
-                    http(&current, &listen, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
+                    http(&current, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
                 }
             }
         }
@@ -131,10 +131,9 @@ pub async fn serve(
     settle(&current.load(), addr, &activity, origin, ending).await;
 }
 
-/// Runs hyper on `io` under the deadlines of `listen` (the connection's generation).
+/// Runs hyper on `io` under the deadlines of the generation in service when it starts.
 async fn http<I>(
     current: &Arc<Current>,
-    listen: &crate::config::Listen,
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     peer: Peer,
@@ -164,7 +163,10 @@ where
     };
     let io = TokioIo::new(Metered::new(io, activity.clone()));
     let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, service));
-    let (header, idle) = (listen.header_read_timeout, listen.idle_timeout);
+    let (header, idle) = {
+        let listen = &current.load().config.listen;
+        (listen.header_read_timeout, listen.idle_timeout)
+    };
     let mut closing: Option<Instant> = None;
     let mut stopping = false;
     loop {
