@@ -453,6 +453,33 @@ async fn a_new_certificate_serves_new_connections_while_open_ones_go_on() {
     stop(running);
 }
 
+/// A certificate renewed in place (same file names, as a Kubernetes Secret or cert-manager does):
+/// the file watch reloads it without a SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_renewed_in_place_is_picked_up_by_the_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+    std::fs::copy(certs().join("server.pem"), &cert).unwrap();
+    std::fs::copy(certs().join("server.key"), &key).unwrap();
+    let tls = format!(
+        "shutdown_grace_secs = 5\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let f = reloadable(|t| t.replace("shutdown_grace_secs = 5", &tls)).await;
+    let running = start(&f.config, &[]);
+    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
+    until_ready(&admin).await;
+    let (next_cert, next_key) = new_certificate(f.dir.path());
+    std::fs::rename(&next_key, &key).unwrap();
+    std::fs::rename(&next_cert, &cert).unwrap();
+    metric_reaches(&admin, "mfagate_config_generation", 2.0).await;
+    let (presented, mut fresh) = tls_connection(&addr).await;
+    assert!(presented == der(&cert), "a new connection gets the renewed certificate");
+    assert_eq!(send(&mut fresh, "/public/x").await, 200);
+    stop(running);
+}
+
 const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 

@@ -112,8 +112,9 @@ impl Drop for KeyTasks {
 /// Reloads on every trigger until the channel closes or the task is aborted (at shutdown).
 pub async fn run(current: Arc<Current>, mut keys: KeyTasks, reloading: Reloading) {
     let Reloading { path, watch, triggers: (sender, mut triggers) } = reloading;
-    let _watcher = if watch { watch::start(&path, sender) } else { None };
-    let mut last = std::fs::read(&path).ok();
+    let mut files = watched(&path, &current.load().config);
+    let mut watcher = if watch { watch::start(&files, sender.clone()) } else { None };
+    let mut last = contents(&files);
     while let Some(mut trigger) = triggers.recv().await {
         if trigger == Trigger::File {
             let until = tokio::time::Instant::now() + MOST;
@@ -136,14 +137,38 @@ pub async fn run(current: Arc<Current>, mut keys: KeyTasks, reloading: Reloading
         }
         // An event that left the bytes as they were (a touch, a save without change) is no
         // reload; SIGHUP always is.
-        let bytes = std::fs::read(&path).ok();
-        if trigger == Trigger::File && bytes.is_some() && bytes == last {
+        let now = contents(&files);
+        if trigger == Trigger::File && now == last {
             tracing::debug!("Configuration file event without a change; not reloaded");
             continue;
         }
-        last = bytes;
-        let _ = reload(&current, &mut keys, &path, trigger).await;
+        last = now;
+        if reload(&current, &mut keys, &path, trigger).await.is_ok() {
+            // The certificate may have moved: watch where the configuration now points.
+            let next = watched(&path, &current.load().config);
+            if watch && next != files {
+                drop(watcher.take());
+                watcher = watch::start(&next, sender.clone());
+                last = contents(&next);
+            }
+            files = next;
+        }
     }
+}
+
+/// The files whose change reloads: the configuration and the listener's certificate and key
+/// (a Kubernetes Secret or cert-manager renews them in place).
+fn watched(path: &Path, config: &Config) -> Vec<PathBuf> {
+    let mut files = vec![path.to_owned()];
+    if let Some((cert, key)) = &config.listen.tls {
+        files.extend([cert.clone(), key.clone()]);
+    }
+    files
+}
+
+/// What the watched files hold now (`None` for one that cannot be read).
+fn contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+    files.iter().map(|f| std::fs::read(f).ok()).collect()
 }
 
 /// Why a reload was refused (each reason was logged).

@@ -1,6 +1,7 @@
-//! Watching the configuration file. Its folder is watched, not the file: editors save by writing
-//! a new file and renaming it over the old one, and a Kubernetes ConfigMap volume swaps a
-//! `..data` symlink, and a watch on the old file would see neither.
+//! Watching the configuration file (and the certificate it names). Their folders are watched,
+//! not the files: editors save by writing a new file and renaming it over the old one, and a
+//! Kubernetes ConfigMap or Secret volume swaps a `..data` symlink, and a watch on the old file
+//! would see neither.
 
 use super::Trigger;
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -8,15 +9,17 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::Sender;
 
-/// Watches the folder of `config` (and of the file a symlink names); every event that may have
-/// changed it sends [`Trigger::File`]. `None` (logged) when the platform refuses: SIGHUP still
-/// reloads. The watch lasts as long as the returned watcher.
-pub fn start(config: &Path, triggers: Sender<Trigger>) -> Option<notify::RecommendedWatcher> {
-    let mut places = vec![place(config)];
-    if let Ok(target) = std::fs::canonicalize(config) {
-        let target = place(&target);
-        if !places.contains(&target) {
-            places.push(target);
+/// Watches the folder of each of `files` (and of the file a symlink names); every event that
+/// may have changed one sends [`Trigger::File`]. `None` (logged) when the platform refuses:
+/// SIGHUP still reloads. The watch lasts as long as the returned watcher.
+pub fn start(files: &[PathBuf], triggers: Sender<Trigger>) -> Option<notify::RecommendedWatcher> {
+    let mut places = Vec::new();
+    for file in files {
+        let target = std::fs::canonicalize(file).ok().map(|t| place(&t));
+        for p in std::iter::once(place(file)).chain(target) {
+            if !places.contains(&p) {
+                places.push(p);
+            }
         }
     }
     let names: Vec<OsString> = places.iter().map(|(_, name)| name.clone()).collect();
@@ -37,13 +40,17 @@ pub fn start(config: &Path, triggers: Sender<Trigger>) -> Option<notify::Recomme
             return None;
         }
     };
-    for (folder, _) in &places {
+    let mut folders: Vec<&PathBuf> = places.iter().map(|(folder, _)| folder).collect();
+    folders.sort();
+    folders.dedup();
+    for folder in folders {
         if let Err(e) = watcher.watch(folder, RecursiveMode::NonRecursive) {
             tracing::warn!(folder = %folder.display(), error = %e, "Cannot watch the configuration folder; reload with SIGHUP");
             return None;
         }
     }
-    tracing::info!(file = %config.display(), "Watching the configuration file for changes");
+    let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    tracing::info!(files = %shown.join(", "), "Watching the configuration for changes");
     Some(watcher)
 }
 
