@@ -67,6 +67,15 @@ async fn until_ready(admin: &str) {
     }
 }
 
+/// The test configuration's gateway, run with `args`, once ready: its address and admin address.
+async fn ready(args: &[&str]) -> (Fixture, Running, String, String) {
+    let f = reloadable(|t| t).await;
+    let running = start(&f.config, args);
+    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
+    until_ready(&admin).await;
+    (f, running, addr, admin)
+}
+
 fn hup(running: &Running) {
     let pid = running.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
@@ -158,10 +167,7 @@ const ADDED_ROUTE: &str = "[[route]]\nname = \"added\"\npath_prefix = \"/added/\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_routes_under_load_and_a_bad_file_is_refused_while_the_old_serves() {
-    let f = reloadable(|t| t).await;
-    let running = start(&f.config, &["--no-watch-config"]);
-    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
-    until_ready(&admin).await;
+    let (f, running, addr, admin) = ready(&["--no-watch-config"]).await;
     assert_eq!(generation(&admin).await, 1.0);
     assert_eq!(metric(&admin, "mfagate_config_last_reload_success").await, Some(1.0));
     let c = client();
@@ -212,10 +218,7 @@ async fn sighup_reloads_routes_under_load_and_a_bad_file_is_refused_while_the_ol
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_on_the_configuration_it_started_with() {
-    let f = reloadable(|t| t).await;
-    let running = start(&f.config, &["--no-watch-config"]);
-    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
-    until_ready(&admin).await;
+    let (f, running, addr, admin) = ready(&["--no-watch-config"]).await;
     let token = f.idp.mint(&TokenRequest::default()).unwrap();
     let bearer = format!("Bearer {token}");
     let in_flight = {
@@ -267,10 +270,7 @@ async fn a_gateway_not_ready_yet_waits_for_the_issuers_a_reload_brings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_edit_reloads_issuers_keeps_fetched_keys_and_reuses_no_decision_of_the_old_rules() {
-    let f = reloadable(|t| t).await;
-    let running = start(&f.config, &[]);
-    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
-    until_ready(&admin).await;
+    let (f, running, addr, admin) = ready(&[]).await;
     let c = client();
     let url = format!("http://{addr}/v1/x");
     // Accepted twice: the second answer comes from the verified-token cache.
@@ -543,10 +543,7 @@ async fn rotated_session_keys_keep_sessions_and_a_removed_key_ends_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_time_assertion_used_before_a_reload_is_refused_after_it() {
     use base64::Engine;
-    let f = reloadable(|t| t).await;
-    let running = start(&f.config, &["--no-watch-config"]);
-    let (addr, admin) = (running.addr.clone(), running.admin.clone().unwrap());
-    until_ready(&admin).await;
+    let (f, running, addr, admin) = ready(&["--no-watch-config"]).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let spec = mfagate::dev::saml_idp::AssertionSpec::new(crate::saml::IDP, crate::saml::SP, now);
     let once = crate::saml::signer("saml-idp")
