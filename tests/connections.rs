@@ -139,7 +139,7 @@ async fn silent_and_partial_preface_connections_are_closed_after_the_header_time
 }
 
 /// A TLS client trusting `certs/ca.pem`, offering these ALPN protocols.
-fn tls_connector(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+pub(crate) fn tls_connector(alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     mfagate::outbound::install_crypto_provider();

@@ -27,6 +27,7 @@ mod package;
 mod page;
 mod portal;
 mod proxy;
+mod reload;
 mod report;
 mod request_ids;
 mod review2_findings;

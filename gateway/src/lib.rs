@@ -14,6 +14,7 @@
 //! - [`body`], [`outbound`], [`respond`]: shared plumbing: bodies, the outbound HTTP client, and
 //!   the one table from each refusal to its status and challenge.
 //! - [`state`]: the running gateway's shared state, built from the config (the composition root).
+//! - [`reload`]: SIGHUP and the file watch build the next [`state::State`] and swap it in.
 
 pub mod body;
 pub mod browser;
@@ -28,6 +29,7 @@ pub mod gate;
 pub mod ids;
 pub mod markup;
 pub mod outbound;
+pub mod reload;
 pub mod respond;
 pub mod state;
 pub mod verify;

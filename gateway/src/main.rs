@@ -65,6 +65,9 @@ struct RunArgs {
     /// unless standard error is a terminal.
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Do not watch the configuration file for changes (SIGHUP still reloads it).
+    #[arg(long)]
+    no_watch_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
             let result = load(&args.file.path()).and_then(|cfg| {
                 let default = if terminal { LogFormat::Text } else { LogFormat::Json };
                 init_log(args.log_format.or(cfg.log_format).unwrap_or(default), terminal);
-                run(cfg)
+                run(cfg, args.file.path(), !args.no_watch_config)
             });
             ("run", result)
         }
@@ -157,16 +160,21 @@ fn check_config(path: &Path) -> Result<(), CliError> {
     .map_err(CliError::Output)
 }
 
-fn run(cfg: Config) -> Result<(), CliError> {
+fn run(cfg: Config, path: PathBuf, watch: bool) -> Result<(), CliError> {
     for warning in &cfg.warnings {
         tracing::warn!("configuration: {warning}");
     }
     runtime(async move {
-        ignore_reload_signal();
+        let triggers = mfagate::reload::triggers();
+        reload_on_hangup(triggers.0.clone());
         let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
             .await
             .map_err(|e| CliError::Failed(format!("cannot listen on {}: {e}", cfg.listen.addr)))?;
-        mfagate::serve(listener, cfg, shutdown_signal()).await.map_err(|e| CliError::Failed(e.to_string()))
+        let reload = Some(mfagate::reload::Reloading { path, watch, triggers });
+        let options = mfagate::Options { reload, ..mfagate::Options::default() };
+        mfagate::serve_with(listener, cfg, options, shutdown_signal())
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))
     })
 }
 
@@ -178,19 +186,21 @@ fn runtime(work: impl std::future::Future<Output = Result<(), CliError>>) -> Res
         .block_on(work)
 }
 
-/// SIGHUP (the unit's `ExecReload`) must not kill the gateway with the default action. Reloading
-/// the configuration in place is not built yet: until it is, the signal is logged and ignored.
-fn ignore_reload_signal() {
+/// SIGHUP (the unit's `ExecReload`) reloads the configuration. The handler is installed before
+/// the listener is bound, so an early SIGHUP is a reload, not the signal's default action (exit).
+fn reload_on_hangup(triggers: tokio::sync::mpsc::Sender<mfagate::reload::Trigger>) {
     #[cfg(unix)]
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::warn!(
-                    "SIGHUP: reloading the configuration in place is not supported yet; restart to apply changes"
-                );
+                tracing::info!("SIGHUP: reloading the configuration");
+                // Full: a reload is already waiting, and it reads the file as it is now.
+                let _ = triggers.try_send(mfagate::reload::Trigger::Signal);
             }
         });
     }
+    #[cfg(not(unix))]
+    drop(triggers);
 }
 
 /// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when it

@@ -1,13 +1,18 @@
-//! Everything a request needs, built once from a validated configuration.
+//! Everything a request needs. A `State` is one generation of the configuration: a reload builds
+//! the next from the new configuration and swaps it in (`crate::reload`). What must outlive a
+//! generation (the clock, the outbound client, the decision log, counters, connection caps, the
+//! draining flag and every accepted-once memory) is shared between generations behind an `Arc`,
+//! so a reload neither resets counters nor opens a replay window.
 
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::evidence::decision_log::{DecisionLog, LogWriter};
-use crate::evidence::metrics::Metrics;
+use crate::evidence::metrics::{ConfigReloads, Metrics};
 use crate::gate::routes::RouteTable;
 use crate::outbound::{self, HttpClient};
 use crate::verify::jwt::{CacheCounters, Verifier};
 use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
 
 /// Verified-token cache size (entries).
 const TOKEN_CACHE_CAPACITY: u64 = 100_000;
@@ -40,36 +45,51 @@ pub enum StartError {
     Descriptors(#[from] crate::gate::connection::limits::NoDescriptors),
 }
 
-/// Shared state of a running gateway.
+/// Shared state of a running gateway: one configuration generation.
 pub struct State {
     /// The configuration.
     pub config: Config,
+    /// Which reload built this (1 at start).
+    pub generation: u64,
     /// Route match order.
     pub routes: RouteTable,
-    /// Token verification.
+    /// Token verification (its verified-token cache is this generation's only: a decision made
+    /// under older rules is never reused).
     pub verifier: Verifier,
-    /// SAML assertion verification.
+    /// The issuer key sets readiness waits for: all at start; after a reload those still
+    /// configured with the same fetch settings, and new ones only while the awaited ones have
+    /// not all loaded yet (once ready, an issuer added by a reload loads without taking the
+    /// gateway out of its load balancer).
+    pub awaited: Vec<Arc<crate::verify::keys::IssuerKeys>>,
+    /// The SAML IdP certificates readiness waits for (those from a `metadata_url`), by the rule
+    /// of [`State::awaited`].
+    pub awaited_saml: Vec<Arc<crate::verify::saml::idp_certs::IdpCertificates>>,
+    /// SAML assertion verification (its replay memory is shared by every generation).
     pub saml: Arc<crate::verify::saml::SamlVerifier>,
     /// Session and sign-in cookies.
     pub sealer: crate::browser::session::Sealer,
+    /// The listener's TLS, if any (new connections take it from the generation they start in).
+    pub tls: Option<TlsAcceptor>,
     /// Sign-in states already used (OIDC callbacks, ACS posts): each is accepted once.
-    pub used_states: crate::verify::once::UsedOnce,
+    pub used_states: Arc<crate::verify::once::UsedOnce>,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
     pub log: DecisionLog,
-    /// Request metrics.
+    /// Request metrics, bound to this generation's routes (series kept by route name).
     pub metrics: Metrics,
+    /// Configuration generation and reload results, for /metrics.
+    pub reloads: Arc<ConfigReloads>,
     /// Token cache counters.
-    pub cache_counters: CacheCounters,
+    pub cache_counters: Arc<CacheCounters>,
     /// Wall clock.
     pub clock: SharedClock,
     /// The report, live.
     pub live: Arc<crate::evidence::live::Live>,
     /// Client connection caps and counters.
-    pub connections: crate::gate::connection::Connections,
+    pub connections: Arc<crate::gate::connection::Connections>,
     /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
-    pub draining: std::sync::atomic::AtomicBool,
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl State {
@@ -89,19 +109,7 @@ impl State {
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
-        let saml = Arc::new(
-            crate::verify::saml::SamlVerifier::new(
-                config.saml_idps.clone(),
-                config.saml.entity_id.clone(),
-                config.saml.recipients.clone(),
-                config.saml.max_assertion_bytes,
-                clock.clone(),
-            )
-            .with_max_pending(config.saml.max_pending_verifications)
-            .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string))
-            .with_metadata_client(&client),
-        );
-        let sealer = crate::browser::session::Sealer::new(&config.session.keys)?;
+        let saml = Arc::new(saml_verifier(&config, &client, clock.clone()));
         let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
         let connections = crate::gate::connection::Connections {
             limits: crate::gate::connection::limits::Limits::new(
@@ -115,23 +123,80 @@ impl State {
                 config.listen.max_connections_per_ip,
             ),
         };
+        let reloads = Arc::new(ConfigReloads::started(clock.now_millis() / 1000));
+        let awaited_saml = saml.certificates().filter(|c| c.is_fetched()).cloned().collect();
         let state = State {
-            sealer,
-            used_states: crate::verify::once::UsedOnce::new(clock.clone()),
+            sealer: crate::browser::session::Sealer::new(&config.session.keys)?,
+            tls: listener_tls(&config)?,
+            generation: 1,
+            used_states: Arc::new(crate::verify::once::UsedOnce::new(clock.clone())),
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(&config.routes),
+            reloads,
+            awaited: verifier.keys().cloned().collect(),
+            awaited_saml,
             verifier,
             client,
             log,
-            cache_counters: CacheCounters::default(),
+            cache_counters: Arc::default(),
             live,
             clock,
-            connections,
-            draining: std::sync::atomic::AtomicBool::new(false),
+            connections: Arc::new(connections),
+            draining: Arc::default(),
             config,
         };
         Ok((Arc::new(state), writer))
+    }
+
+    /// The next generation from `config`, sharing everything that outlives a generation. Key
+    /// sets of issuers whose fetch settings are unchanged are kept (no new fetch); the
+    /// verified-token and SAML document caches start empty; the replay memories carry over.
+    pub fn next(&self, config: Config) -> Result<State, StartError> {
+        let keys = |cfg: &crate::config::IssuerConfig| {
+            self.verifier.keys().find(|k| k.fetches_as(cfg)).cloned().unwrap_or_else(|| {
+                crate::verify::keys::IssuerKeys::new(cfg, self.client.clone(), self.clock.clone())
+            })
+        };
+        let issuers = config.issuers.iter().map(|cfg| (cfg.clone(), keys(cfg))).collect();
+        let verifier = Verifier::new(issuers, TOKEN_CACHE_CAPACITY, self.clock.clone());
+        // Loaded once is loaded for good: a ready gateway stays ready for the issuers and IdPs it
+        // had; while not ready yet, it waits for the new ones too.
+        let ready =
+            self.awaited.iter().all(|k| k.is_loaded()) && self.awaited_saml.iter().all(|c| c.is_loaded());
+        let awaited = verifier
+            .keys()
+            .filter(|k| !ready || self.awaited.iter().any(|old| Arc::ptr_eq(old, k)))
+            .cloned()
+            .collect();
+        let saml = Arc::new(saml_verifier(&config, &self.client, self.clock.clone()).remembering(&self.saml));
+        let awaited_saml = saml
+            .certificates()
+            .filter(|c| c.is_fetched())
+            .filter(|c| !ready || self.awaited_saml.iter().any(|old| Arc::ptr_eq(old, c)))
+            .cloned()
+            .collect();
+        Ok(State {
+            sealer: crate::browser::session::Sealer::new(&config.session.keys)?,
+            tls: listener_tls(&config)?,
+            generation: self.generation + 1,
+            used_states: self.used_states.clone(),
+            saml,
+            routes: RouteTable::new(&config.routes),
+            metrics: self.metrics.rebind(&config.routes),
+            reloads: self.reloads.clone(),
+            awaited,
+            awaited_saml,
+            verifier,
+            client: self.client.clone(),
+            log: self.log.clone(),
+            cache_counters: self.cache_counters.clone(),
+            live: self.live.clone(),
+            clock: self.clock.clone(),
+            connections: self.connections.clone(),
+            draining: self.draining.clone(),
+            config,
+        })
     }
 
     /// Ready when not shutting down, every issuer's keys are loaded and the decision log is writable (unless the
@@ -140,9 +205,14 @@ impl State {
         if self.draining.load(std::sync::atomic::Ordering::Acquire) {
             return Err("shutting down".into());
         }
-        let waiting: Vec<&str> = self.verifier.keys().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
+        let waiting: Vec<&str> = self.awaited.iter().filter(|k| !k.is_loaded()).map(|k| k.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for issuer keys: {}", waiting.join(", ")));
+        }
+        let waiting: Vec<&str> =
+            self.awaited_saml.iter().filter(|c| !c.is_loaded()).map(|c| c.name()).collect();
+        if !waiting.is_empty() {
+            return Err(format!("waiting for SAML metadata: {}", waiting.join(", ")));
         }
         let waiting: Vec<&str> =
             self.saml.certificates().filter(|c| !c.is_loaded()).map(|c| c.name()).collect();
@@ -155,5 +225,31 @@ impl State {
             return Err("decision log is not writable".into());
         }
         Ok(())
+    }
+}
+
+/// The SAML verifier `config` describes.
+fn saml_verifier(
+    config: &Config,
+    client: &HttpClient,
+    clock: SharedClock,
+) -> crate::verify::saml::SamlVerifier {
+    crate::verify::saml::SamlVerifier::new(
+        config.saml_idps.clone(),
+        config.saml.entity_id.clone(),
+        config.saml.recipients.clone(),
+        config.saml.max_assertion_bytes,
+        clock,
+    )
+    .with_max_pending(config.saml.max_pending_verifications)
+    .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string))
+    .with_metadata_client(client)
+}
+
+/// The listener's TLS acceptor, read from the certificate and key files now.
+fn listener_tls(config: &Config) -> Result<Option<TlsAcceptor>, StartError> {
+    match &config.listen.tls {
+        Some((cert, key)) => Ok(Some(crate::gate::server::tls_acceptor(cert, key)?)),
+        None => Ok(None),
     }
 }

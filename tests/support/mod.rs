@@ -329,7 +329,8 @@ impl Builder {
         let private = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let private_addr = private.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let options = Options { clock: clock.clone(), admin: Some(admin), private_admin: Some(private) };
+        let options =
+            Options { clock: clock.clone(), admin: Some(admin), private_admin: Some(private), reload: None };
         let task = tokio::spawn(serve_with(listener, config, options, async move {
             let _ = rx.await;
         }));

@@ -100,6 +100,7 @@ pub async fn run(
         log = config.decision_log.path.display(),
     ))
     .map_err(DemoError::Output)?;
-    serve_with(listener, config, Options { clock, admin: None, private_admin: None }, shutdown).await?;
+    serve_with(listener, config, Options { clock, admin: None, private_admin: None, reload: None }, shutdown)
+        .await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ pub mod exposition;
 pub mod histogram;
 pub mod process;
 pub mod reasons;
+pub mod reloads;
 pub mod scrape;
 
 use crate::config::RouteConfig;
@@ -14,6 +15,7 @@ use crate::evidence::record::DecisionRecord;
 use exposition::{Kind, Text};
 use histogram::{Histogram, Layout};
 use mfagate_policy::{Outcome, Principal};
+pub use reloads::ConfigReloads;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};

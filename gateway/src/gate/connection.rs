@@ -12,6 +12,7 @@ pub mod limits;
 use crate::evidence::metrics::Labels;
 use crate::evidence::record::DecisionRecord;
 use crate::gate::proxy::Peer;
+use crate::reload::Current;
 use crate::respond::Refusal;
 use crate::state::State;
 use activity::{Activity, Due, Metered, Tracked};
@@ -28,7 +29,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 /// The caps and the counters, shared by the listener, the tunnels and /metrics.
 #[derive(Debug)]
@@ -52,12 +52,10 @@ pub struct Hold {
     _permit: Arc<Permit>,
 }
 
-/// How a listener serves its connections.
+/// How a listener serves its connections (TLS comes from the generation in service at accept).
 pub struct Listener {
     /// HTTP/1 and HTTP/2 settings.
     pub builder: auto::Builder<TokioExecutor>,
-    /// TLS termination, if any.
-    pub tls: Option<TlsAcceptor>,
 }
 
 /// What the listener asks of its connections: a graceful close at shutdown, then, once the
@@ -90,9 +88,11 @@ enum Ending {
     Cut,
 }
 
-/// Serves one admitted connection until it closes. `stop` asks for a graceful close.
+/// Serves one admitted connection until it closes. `stop` asks for a graceful close. The
+/// connection's TLS and deadlines come from the generation in service when it was accepted;
+/// each request takes the generation in service when it starts.
 pub async fn serve(
-    state: Arc<State>,
+    current: Arc<Current>,
     listener: Arc<Listener>,
     stream: TcpStream,
     addr: SocketAddr,
@@ -102,13 +102,19 @@ pub async fn serve(
     let origin = Instant::now();
     let activity = Activity::new(origin);
     let permit = Arc::new(permit);
-    let ending = match &listener.tls {
+    // What the connection needs of its generation, not the generation: a long-lived connection
+    // must not keep a replaced configuration (and its caches) alive.
+    let (header_read_timeout, tls) = {
+        let state = current.load();
+        (state.config.listen.header_read_timeout, state.tls.clone())
+    };
+    let ending = match &tls {
         None => {
             let peer = Peer { addr, scheme: "http" };
-            http(&state, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
+            http(&current, &listener.builder, stream, peer, &activity, &permit, &mut stop).await
         }
         Some(acceptor) => {
-            let deadline = origin + state.config.listen.header_read_timeout;
+            let deadline = origin + header_read_timeout;
             match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                 Err(_) => Ending::HeaderTimeout,
                 Ok(Err(e)) => {
@@ -117,17 +123,17 @@ pub async fn serve(
                 }
                 Ok(Ok(tls)) => {
                     let peer = Peer { addr, scheme: "https" };
-                    http(&state, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
+                    http(&current, &listener.builder, tls, peer, &activity, &permit, &mut stop).await
                 }
             }
         }
     };
-    settle(&state, addr, &activity, origin, ending).await;
+    settle(&current.load(), addr, &activity, origin, ending).await;
 }
 
-/// Runs hyper on `io` under the deadlines.
+/// Runs hyper on `io` under the deadlines of the generation in service when it starts.
 async fn http<I>(
-    state: &Arc<State>,
+    current: &Arc<Current>,
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     peer: Peer,
@@ -139,13 +145,13 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
-        let (state, activity, hold) = (state.clone(), activity.clone(), Hold { _permit: permit.clone() });
+        let (current, activity, hold) = (current.clone(), activity.clone(), Hold { _permit: permit.clone() });
         service_fn(move |mut req: http::Request<Incoming>| {
             let request = activity.request_started(req.version() == http::Version::HTTP_2);
             if crate::gate::forward::is_upgrade(req.headers()) {
                 req.extensions_mut().insert(hold.clone());
             }
-            let state = state.clone();
+            let state = current.load();
             async move {
                 let rsp = match crate::gate::proxy::handle(state, peer, req).await {
                     Ok(rsp) => rsp,
@@ -157,8 +163,10 @@ where
     };
     let io = TokioIo::new(Metered::new(io, activity.clone()));
     let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(io, service));
-    let listen = &state.config.listen;
-    let (header, idle) = (listen.header_read_timeout, listen.idle_timeout);
+    let (header, idle) = {
+        let listen = &current.load().config.listen;
+        (listen.header_read_timeout, listen.idle_timeout)
+    };
     let mut closing: Option<Instant> = None;
     let mut stopping = false;
     // Draining began while a first request head was arriving: it is served (or times out, and is

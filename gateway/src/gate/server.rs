@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::gate::admin::Plane;
 use crate::gate::connection::counters::Failure;
 use crate::gate::connection::{Listener, Stage};
+use crate::reload::{Current, KeyTasks};
 use crate::state::{StartError, State};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,11 +31,13 @@ pub struct Options {
     pub admin: Option<TcpListener>,
     /// An already-bound private admin listener; otherwise `[admin].private_addr` is bound.
     pub private_admin: Option<TcpListener>,
+    /// Reload the configuration from this file on its triggers (`run` sets it).
+    pub reload: Option<crate::reload::Reloading>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { clock: Arc::new(SystemClock), admin: None, private_admin: None }
+        Options { clock: Arc::new(SystemClock), admin: None, private_admin: None, reload: None }
     }
 }
 
@@ -54,10 +57,6 @@ pub async fn serve_with(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let tls = match &config.listen.tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
-        None => None,
-    };
     let admin = match (options.admin, config.admin) {
         (Some(l), _) => Some(l),
         (None, Some(addr)) => Some(TcpListener::bind(addr).await?),
@@ -81,37 +80,44 @@ pub async fn serve_with(
         (None, _) => None,
     };
     let (state, writer) = State::new(config, options.clock)?;
+    let current = Arc::new(Current::new(state.clone()));
     let mut background = JoinSet::new();
-    for keys in state.verifier.keys() {
-        background.spawn(keys.clone().run());
-    }
-    for certs in state.saml.certificates().filter(|c| c.is_fetched()) {
-        background.spawn(certs.clone().run());
-    }
+    let mut keys = KeyTasks::default();
+    keys.sync(&state);
+    // Without reloading, the refresh tasks live until `serve` returns.
+    let _keys = match options.reload {
+        Some(reloading) => {
+            background.spawn(crate::reload::run(current.clone(), keys, reloading));
+            None
+        }
+        None => Some(keys),
+    };
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "Admin listening");
-        background.spawn(admin_loop(admin, state.clone(), Plane::Public, None));
+        background.spawn(admin_loop(admin, current.clone(), Plane::Public, None));
     }
     match private {
         Some((listener, tls)) => {
             tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Private admin listening");
-            background.spawn(admin_loop(listener, state.clone(), Plane::Private, tls));
+            background.spawn(admin_loop(listener, current.clone(), Plane::Private, tls));
         }
         None => {
             tracing::warn!("No [admin] private_addr: the report page, CSV exports and /v1/* are not served")
         }
     }
-    tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "Gateway listening");
+    tracing::info!(addr = %listener.local_addr()?, tls = state.tls.is_some(), "Gateway listening");
 
-    let http = Arc::new(Listener { builder: connection_builder(&state.config.listen), tls });
+    // Restart-only settings (`reload::fixed`): the builder and the caps keep the first generation's.
+    let http = Arc::new(Listener { builder: connection_builder(&state.config.listen) });
     // Connections hold a receiver: `Closing` asks them to close gracefully, `Cut` to close now,
     // and the sender's `closed` says when the last one has.
     let (stop, _) = watch::channel(Stage::Serving);
-    let connections = &state.connections;
+    // Only what outlives generations is kept here: the first one is let go once replaced.
+    let (connections, shutting_down) = (state.connections.clone(), state.draining.clone());
+    drop(state);
     let mut shutdown = std::pin::pin!(shutdown);
     // Armed by the shutdown signal: until it fires the listener keeps accepting, with /readyz
     // at 503, so a load balancer notices and stops sending before the port closes.
-    let delay = state.config.listen.shutdown_delay;
     let drained = tokio::time::sleep(Duration::from_secs(u64::from(u32::MAX)));
     let mut drained = std::pin::pin!(drained);
     let mut draining = false;
@@ -119,7 +125,8 @@ pub async fn serve_with(
         let (stream, addr) = tokio::select! {
             () = &mut shutdown, if !draining => {
                 draining = true;
-                state.draining.store(true, std::sync::atomic::Ordering::Release);
+                shutting_down.store(true, std::sync::atomic::Ordering::Release);
+                let delay = current.load().config.listen.shutdown_delay;
                 // A delay past what an instant holds keeps the far-off end set above (no panic).
                 if let Some(end) = tokio::time::Instant::now().checked_add(delay) {
                     drained.as_mut().reset(end);
@@ -151,7 +158,7 @@ pub async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         tokio::spawn(crate::gate::connection::serve(
-            state.clone(),
+            current.clone(),
             http.clone(),
             stream,
             addr,
@@ -160,7 +167,7 @@ pub async fn serve_with(
         ));
     }
     drop(listener);
-    let grace = state.config.listen.shutdown_grace;
+    let grace = current.load().config.listen.shutdown_grace;
     tracing::info!(connections = stop.receiver_count(), "Listener closed; finishing in-flight requests");
     let _ = stop.send(Stage::Closing);
     if tokio::time::timeout(grace, stop.closed()).await.is_err() {
@@ -253,7 +260,7 @@ fn server_tls(
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// Serves one admin listener: `plane` says which endpoints it has.
-async fn admin_loop(listener: TcpListener, state: Arc<State>, plane: Plane, tls: Option<TlsAcceptor>) {
+async fn admin_loop(listener: TcpListener, current: Arc<Current>, plane: Plane, tls: Option<TlsAcceptor>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -264,15 +271,15 @@ async fn admin_loop(listener: TcpListener, state: Arc<State>, plane: Plane, tls:
             tracing::debug!(client = %peer, ?plane, "Admin connection refused: cap reached");
             continue;
         };
-        let (state, tls) = (state.clone(), tls.clone());
+        let (current, tls) = (current.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let header_read_timeout = state.config.listen.header_read_timeout;
+            let header_read_timeout = current.load().config.listen.header_read_timeout;
             let Some(acceptor) = tls else {
-                return serve_admin(TokioIo::new(stream), state, plane, peer).await;
+                return serve_admin(TokioIo::new(stream), current, plane, peer).await;
             };
             match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve_admin(TokioIo::new(tls), state, plane, peer).await,
+                Ok(Ok(tls)) => serve_admin(TokioIo::new(tls), current, plane, peer).await,
                 Ok(Err(e)) => {
                     tracing::info!(client = %peer, error = %e, "Private admin TLS handshake failed")
                 }
@@ -282,12 +289,12 @@ async fn admin_loop(listener: TcpListener, state: Arc<State>, plane: Plane, tls:
     }
 }
 
-async fn serve_admin<I>(io: TokioIo<I>, state: Arc<State>, plane: Plane, peer: std::net::SocketAddr)
+async fn serve_admin<I>(io: TokioIo<I>, current: Arc<Current>, plane: Plane, peer: std::net::SocketAddr)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let header_read_timeout = state.config.listen.header_read_timeout;
-    let service = service_fn(move |req| crate::gate::admin::handle(state.clone(), plane, peer, req));
+    let header_read_timeout = current.load().config.listen.header_read_timeout;
+    let service = service_fn(move |req| crate::gate::admin::handle(current.load(), plane, peer, req));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)

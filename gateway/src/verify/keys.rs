@@ -153,6 +153,15 @@ impl IssuerKeys {
         })
     }
 
+    /// Whether these keys are fetched as `cfg` says (same name, source and schedule): a reload
+    /// keeps them, with what they already fetched, instead of fetching again.
+    pub fn fetches_as(&self, cfg: &IssuerConfig) -> bool {
+        self.name == cfg.name
+            && self.source == cfg.keys
+            && self.min_refetch == cfg.min_refetch_interval
+            && self.refresh == cfg.refresh_interval
+    }
+
     /// The issuer's configured name.
     pub fn name(&self) -> &str {
         &self.name

@@ -241,6 +241,22 @@ impl SamlVerifier {
         self.certs.get(hit.idp_index).is_some_and(|c| c.generation() == hit.cert_generation)
     }
 
+    /// Shares `previous`'s replay memory (assertion ids seen, one-time and grant uses included)
+    /// and its CPU slots: a reloaded configuration must not accept again what was used before.
+    /// Its verified-document cache is not shared, so nothing verified under older rules is reused.
+    /// An IdP whose metadata is fetched the same way keeps the certificates already fetched (and
+    /// its refresh task goes on).
+    pub fn remembering(mut self, previous: &SamlVerifier) -> SamlVerifier {
+        self.seen_ids = previous.seen_ids.clone();
+        self.cpu = previous.cpu.clone();
+        for (idp, certs) in self.idps.iter().zip(self.certs.iter_mut()) {
+            if let Some(kept) = previous.certs.iter().find(|old| old.is_fetched() && old.fetches_as(idp)) {
+                *certs = kept.clone();
+            }
+        }
+        self
+    }
+
     /// The IdP at `index`.
     pub fn idp(&self, index: usize) -> Option<&SamlIdp> {
         self.idps.get(index)

@@ -14,6 +14,7 @@ pub fn render(state: &State) -> String {
     let mut out = String::new();
     state.metrics.render(&mut out);
     let mut t = Text::new(&mut out);
+    state.reloads.render(&mut t);
     let c = &state.cache_counters;
     t.family("mfagate_token_cache_total", Kind::Counter, "Verified-token cache lookups.");
     t.sample("mfagate_token_cache_total", &[("result", "hit")], c.hits.load(Relaxed));

@@ -81,6 +81,11 @@ impl IdpCertificates {
         &self.name
     }
 
+    /// Whether `idp` (a reloaded configuration's) names the same IdP fetched the same way.
+    pub fn fetches_as(&self, idp: &SamlIdp) -> bool {
+        self.name == idp.name && self.entity_id == idp.entity_id && self.source == idp.metadata_url
+    }
+
     /// Whether the certificates come from a URL (and so need [`IdpCertificates::run`]).
     pub fn is_fetched(&self) -> bool {
         self.source.is_some()
