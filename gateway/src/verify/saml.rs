@@ -297,8 +297,8 @@ impl SamlVerifier {
         }
         let (verified, xml, signer) = self.verify_on_pool(xml, how.clone()).await?;
         // A rollover the metadata already shows: fetch it early (rate-limited), then try again.
-        if let Some(certs) = signer.and_then(|i| self.certs.get(i))
-            && certs.refetch_for_unknown_signer().await
+        if let Some((certs, seen)) = signer.and_then(|(i, seen)| Some((self.certs.get(i)?, seen)))
+            && certs.refetch_for_unknown_signer(seen).await
         {
             return self.verify_on_pool(xml, how).await?.0.map_err(Unverified::Invalid);
         }
@@ -306,12 +306,13 @@ impl SamlVerifier {
     }
 
     /// One verification on the blocking pool, under the queue and CPU permits; on a bad
-    /// signature, also the index of the issuer's IdP when its certificates come from metadata.
+    /// signature, also the index of the issuer's IdP when its certificates come from metadata,
+    /// with the generation of the certificates that failed.
     async fn verify_on_pool(
         self: &Arc<Self>,
         xml: String,
         how: Use,
-    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String, Option<usize>), Unverified> {
+    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String, Option<(usize, u64)>), Unverified> {
         let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
             self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Unverified::Busy
@@ -320,9 +321,13 @@ impl SamlVerifier {
         let this = Arc::clone(self);
         // The permits go with the work: a client that leaves does not free them early.
         tokio::task::spawn_blocking(move || {
+            // Read before: a fetch that lands during the verification must count as new.
+            let generations: Vec<u64> = this.certs.iter().map(|c| c.generation()).collect();
             let verified = this.verify(&xml, how);
             let signer = match verified {
-                Err(InvalidReason::BadSignature) => this.fetched_signer(&xml),
+                Err(InvalidReason::BadSignature) => {
+                    this.fetched_signer(&xml).and_then(|i| Some((i, *generations.get(i)?)))
+                }
                 _ => None,
             };
             drop((permit, place));

@@ -156,16 +156,17 @@ impl IdpCertificates {
         }
     }
 
-    /// An early fetch after an assertion of this IdP verified with no certificate in force, if
-    /// the rate limit allows one (single flight). Whether the certificates changed.
-    pub async fn refetch_for_unknown_signer(&self) -> bool {
+    /// An early fetch after an assertion of this IdP verified with none of the certificates of
+    /// generation `seen`, if the rate limit allows one (single flight). Whether the certificates
+    /// are now others than those.
+    pub async fn refetch_for_unknown_signer(&self, seen: u64) -> bool {
         let Some(source) = &self.source else { return false };
-        let before = self.generation();
         // Behind the fetch in flight, if any: what it brought may verify the assertion.
         let _one = self.fetching.lock().await;
-        if self.generation() != before {
+        if self.generation() != seen {
             return true;
         }
+        let before = seen;
         match self.last_fetch.early(self.clock.now_millis(), source.min_refetch_interval, self.is_loaded()) {
             Early::Allowed => {}
             Early::Limited => {
