@@ -37,3 +37,4 @@ mod review_findings;
 mod rollout;
 mod saml;
 mod saml_gate;
+mod traces;

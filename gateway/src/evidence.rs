@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod page;
 pub mod record;
 pub mod report;
+pub mod traces;

@@ -38,6 +38,9 @@ pub enum StartError {
     /// The open-files limit leaves no room for client connections.
     #[error(transparent)]
     Descriptors(#[from] crate::gate::connection::limits::NoDescriptors),
+    /// The OTLP span exporter could not be built.
+    #[error(transparent)]
+    Traces(#[from] crate::evidence::traces::TraceSetupError),
 }
 
 /// Shared state of a running gateway.
@@ -70,6 +73,8 @@ pub struct State {
     pub connections: crate::gate::connection::Connections,
     /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
     pub draining: std::sync::atomic::AtomicBool,
+    /// OTLP span export, when `[traces]` is configured.
+    pub traces: Option<crate::evidence::traces::Traces>,
 }
 
 impl State {
@@ -101,6 +106,8 @@ impl State {
             .with_acs_url(config.saml.acs_url.as_ref().map(ToString::to_string)),
         );
         let sealer = crate::browser::session::Sealer::new(&config.session.keys)?;
+        let traces =
+            config.traces.as_ref().map(|t| crate::evidence::traces::Traces::start(t, client.clone()));
         let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
         let connections = crate::gate::connection::Connections {
             limits: crate::gate::connection::limits::Limits::new(
@@ -128,6 +135,7 @@ impl State {
             clock,
             connections,
             draining: std::sync::atomic::AtomicBool::new(false),
+            traces: traces.transpose()?,
             config,
         };
         Ok((Arc::new(state), writer))

@@ -126,6 +126,9 @@ fn json(v: serde_json::Value) -> Answer {
 fn render(state: &State) -> String {
     let mut out = String::new();
     state.metrics.render(&mut out);
+    if let Some(traces) = &state.traces {
+        traces.render(&mut out);
+    }
     let c = &state.cache_counters;
     counter(
         &mut out,

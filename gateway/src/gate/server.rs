@@ -173,6 +173,9 @@ pub async fn serve_with(
     }
     background.abort_all();
     writer.close().await;
+    if let Some(traces) = &state.traces {
+        traces.shutdown(grace).await;
+    }
     tracing::info!("Stopped");
     Ok(())
 }
