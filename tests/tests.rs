@@ -38,3 +38,4 @@ mod rollout;
 mod saml;
 mod saml_gate;
 mod traces;
+mod xmlsec_log;

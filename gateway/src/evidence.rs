@@ -9,3 +9,4 @@ pub mod page;
 pub mod record;
 pub mod report;
 pub mod traces;
+pub mod xmlsec_log;
