@@ -263,3 +263,59 @@ fn check_config_refuses_bad_traces_settings() {
     let traces = cfg.traces.unwrap();
     assert_eq!((traces.service_name.as_str(), traces.sample_ratio, traces.max_queue), ("mfagate", 1.0, 2048));
 }
+
+#[tokio::test]
+async fn key_fetches_and_saml_verifications_are_child_spans_of_their_request() {
+    let (addr, got) = receiver().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let headers_file = secrets.path().join("otlp-headers");
+    std::fs::write(&headers_file, format!("x-api-key: {API_KEY}\n")).unwrap();
+    let mut g =
+        gateway().published(&["dev-rsa-a"]).append(&traces_section(addr, &headers_file)).start().await;
+    // The IdP rotates: a token signed with the new key makes the request fetch the key set.
+    g.idp.publish(&["dev-rsa-a", "dev-rsa-b"]);
+    g.idp.sign_with("dev-rsa-b");
+    g.clock.advance(Duration::from_secs(301));
+    let traced = |trace: &str, path: &str| {
+        g.request(path, None).header("traceparent", format!("00-{trace}-{CALLER_SPAN}-01"))
+    };
+    const KEYS: &str = "11111111111111111111111111111111";
+    let req = traced(KEYS, "/v1/rotated").header("authorization", format!("Bearer {}", g.token(|_| {})));
+    assert_eq!(g.send(req.body(Default::default()).unwrap()).await.status, 200);
+
+    // A SAML assertion with a broken signature.
+    let spec = mfagate::dev::saml_idp::AssertionSpec::new(
+        "https://idp.contoso.test/adfs/services/trust",
+        "https://gateway.contoso.test/saml",
+        T0,
+    );
+    let read = |ext: &str| std::fs::read(certs().join(format!("saml-idp.{ext}"))).unwrap();
+    let signer = mfagate::dev::saml_idp::DevSamlSigner::from_pem(&read("key"), &read("pem")).unwrap();
+    let tampered = signer
+        .sign(&spec.to_xml())
+        .unwrap()
+        .replace("adele@contoso.test</saml:AttributeValue>", "mallory@contoso.test</saml:AttributeValue>");
+    const SAML: &str = "22222222222222222222222222222222";
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&tampered)
+    };
+    let req = traced(SAML, "/v1/saml").header("authorization", format!("SAML {encoded}"));
+    assert_eq!(g.send(req.body(Default::default()).unwrap()).await.status, 401);
+
+    let child_of_request = |r: &Received, trace: &str, name: &str| {
+        let server =
+            r.spans.iter().find(|(_, s)| hex(&s.trace_id) == trace && s.kind == SpanKind::Server as i32)?;
+        let child = r.spans.iter().find(|(_, s)| hex(&s.trace_id) == trace && s.name == name)?;
+        (child.1.parent_span_id == server.1.span_id).then(|| child.1.clone())
+    };
+    let fetch = wait_for(&got, |r| child_of_request(r, KEYS, "issuer.keys.fetch")).await;
+    assert_eq!(attr(&fetch, "mfagate.issuer").as_deref(), Some("dev"));
+    let verify = wait_for(&got, |r| child_of_request(r, SAML, "saml.verify")).await;
+    assert_eq!(attr(&verify, "mfagate.error").as_deref(), Some("bad_signature"));
+    let everything = format!("{:?}", got.lock().unwrap().spans);
+    for secret in [&encoded[..40], "mallory@contoso.test", "adele@contoso.test"] {
+        assert!(!everything.contains(secret), "{secret} in a span");
+    }
+    g.stop().await;
+}
