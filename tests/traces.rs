@@ -319,3 +319,67 @@ async fn key_fetches_and_saml_verifications_are_child_spans_of_their_request() {
     }
     g.stop().await;
 }
+
+/// A `/metrics` counter of `mfagate_trace_spans_total`.
+fn spans_counted(metrics: &str, result: &str) -> u64 {
+    let prefix = format!("mfagate_trace_spans_total{{result=\"{result}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_collector_that_never_answers_costs_no_request_and_the_dropped_spans_are_counted() {
+    // Accepts connections and never reads or answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let headers_file = dir.path().join("h");
+    std::fs::write(&headers_file, "x-api-key: k\n").unwrap();
+    let section =
+        traces_section(addr, &headers_file) + "max_batch = 1\nmax_queue = 1\nexport_timeout_secs = 30\n";
+    let mut g = gateway().append(&section).start().await;
+    let token = g.token(|_| {});
+    for _ in 0..5 {
+        let answered =
+            tokio::time::timeout(Duration::from_secs(5), g.get("/v1/while-stuck", Some(&token))).await;
+        assert_eq!(answered.expect("answered while the collector hangs").status, 200);
+    }
+    // Two spans a request (server, upstream call), one export stuck, one span queued: the rest dropped.
+    let metrics = g.admin_get("/metrics").await.body;
+    assert!(spans_counted(&metrics, "dropped") >= 5, "{metrics}");
+    assert_eq!(spans_counted(&metrics, "exported"), 0, "{metrics}");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn spans_still_queued_are_sent_on_shutdown() {
+    let (addr, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let headers_file = dir.path().join("h");
+    std::fs::write(&headers_file, "x-api-key: k\n").unwrap();
+    // A batch interval no test waits for: only the shutdown can send the span.
+    let section =
+        traces_section(addr, &headers_file).replace("batch_interval_ms = 20", "batch_interval_ms = 3600000");
+    let mut g = gateway().append(&section).start().await;
+    let req = g.request("/v1/last", None).header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"));
+    assert_eq!(g.send(req.body(Default::default()).unwrap()).await.status, 401);
+    assert!(got.lock().unwrap().spans.is_empty(), "sent before the batch interval");
+    g.stop().await;
+    let spans = &got.lock().unwrap().spans;
+    assert!(
+        spans
+            .iter()
+            .any(|(_, s)| hex(&s.trace_id) == TRACE
+                && attr(s, "mfagate.reason").as_deref() == Some("no_token")),
+        "{spans:?}"
+    );
+}
