@@ -41,3 +41,5 @@ mod rollout;
 mod saml;
 mod saml_gate;
 mod saml_metadata;
+mod traces;
+mod xmlsec_log;

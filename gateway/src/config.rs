@@ -18,6 +18,7 @@ mod problems;
 mod raw;
 mod saml_idp;
 mod secret;
+mod traces;
 
 pub use admin::{AdminToken, PrivateAdmin, PrivateTls};
 pub use problems::Problems;
@@ -28,6 +29,7 @@ pub use saml_idp::{
     read_metadata,
 };
 pub use secret::Secret;
+pub use traces::TracesConfig;
 
 /// `[listen] max_token_bytes` by default.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -98,6 +100,8 @@ pub struct Config {
     pub oidc_callback: Option<Uri>,
     /// `[report]`: what the status report cannot observe.
     pub report: ReportConfig,
+    /// `[traces]`: OTLP span export, off when absent.
+    pub traces: Option<TracesConfig>,
     /// What loaded but looks wrong, each `key.path: message` (`run` logs them).
     pub warnings: Vec<String>,
 }

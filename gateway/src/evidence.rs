@@ -8,3 +8,5 @@ pub mod metrics;
 pub mod page;
 pub mod record;
 pub mod report;
+pub mod traces;
+pub mod xmlsec_log;

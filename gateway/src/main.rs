@@ -7,6 +7,7 @@ use mfagate::config::LogFormat;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 // mimalloc: the request path allocates small, short-lived strings and header maps, where glibc's
 // allocator cost about a sixth of each request's instructions (callgrind, benches/load.toml).
@@ -82,18 +83,29 @@ fn main() -> ExitCode {
             // (its problems are printed apart from the log).
             let result = load(&args.file.path()).and_then(|cfg| {
                 let default = if terminal { LogFormat::Text } else { LogFormat::Json };
-                init_log(args.log_format.or(cfg.log_format).unwrap_or(default), terminal);
-                run(cfg, args.file.path(), !args.no_watch_config)
+                // xmlsec's raw error lines become log events (evidence/xmlsec_log.rs).
+                let capture = mfagate::evidence::xmlsec_log::capture();
+                let writer = match &capture {
+                    Ok(c) => BoxMakeWriter::new(c.original()),
+                    Err(_) => BoxMakeWriter::new(std::io::stderr),
+                };
+                init_log(args.log_format.or(cfg.log_format).unwrap_or(default), terminal, writer);
+                if let Err(e) = &capture {
+                    tracing::warn!(error = %e, "xmlsec's errors stay raw on standard error");
+                }
+                let result = run(cfg, args.file.path(), !args.no_watch_config);
+                drop(capture);
+                result
             });
             ("run", result)
         }
         // Its exit code is its verdict (0 MFA proven, 1 not, 2 invalid, 3 usage).
         Command::Inspect(args) => {
-            init_log(LogFormat::Text, terminal);
+            init_log(LogFormat::Text, terminal, BoxMakeWriter::new(std::io::stderr));
             return mfagate::dev::inspect::main(args);
         }
         command => {
-            init_log(LogFormat::Text, terminal);
+            init_log(LogFormat::Text, terminal, BoxMakeWriter::new(std::io::stderr));
             other(command)
         }
     };
@@ -101,13 +113,13 @@ fn main() -> ExitCode {
 }
 
 /// The operational log on standard error: colours only on a terminal (and not with NO_COLOR).
-fn init_log(format: LogFormat, terminal: bool) {
+fn init_log(format: LogFormat, terminal: bool, writer: BoxMakeWriter) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none())
         // Its fallback for a failed write is eprintln!, which panics on a closed standard error.
         .log_internal_errors(false);

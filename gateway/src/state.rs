@@ -43,6 +43,9 @@ pub enum StartError {
     /// The open-files limit leaves no room for client connections.
     #[error(transparent)]
     Descriptors(#[from] crate::gate::connection::limits::NoDescriptors),
+    /// The OTLP span exporter could not be built.
+    #[error(transparent)]
+    Traces(#[from] crate::evidence::traces::TraceSetupError),
 }
 
 /// Shared state of a running gateway: one configuration generation.
@@ -90,6 +93,9 @@ pub struct State {
     pub connections: Arc<crate::gate::connection::Connections>,
     /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// OTLP span export, when `[traces]` is configured (each generation its own exporter; the
+    /// replaced one sends what it holds and ends).
+    pub traces: Option<crate::evidence::traces::Traces>,
 }
 
 impl State {
@@ -110,6 +116,8 @@ impl State {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
         let saml = Arc::new(saml_verifier(&config, &client, clock.clone()));
+        let traces =
+            config.traces.as_ref().map(|t| crate::evidence::traces::Traces::start(t, client.clone()));
         let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
         let connections = crate::gate::connection::Connections {
             limits: crate::gate::connection::limits::Limits::new(
@@ -144,6 +152,7 @@ impl State {
             clock,
             connections: Arc::new(connections),
             draining: Arc::default(),
+            traces: traces.transpose()?,
             config,
         };
         Ok((Arc::new(state), writer))
@@ -195,6 +204,11 @@ impl State {
             clock: self.clock.clone(),
             connections: self.connections.clone(),
             draining: self.draining.clone(),
+            traces: config
+                .traces
+                .as_ref()
+                .map(|t| crate::evidence::traces::Traces::start(t, self.client.clone()))
+                .transpose()?,
             config,
         })
     }

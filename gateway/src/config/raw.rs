@@ -72,6 +72,7 @@ pub struct RawConfig {
     #[serde(default, rename = "saml_idp")]
     saml_idps: Vec<RawSamlIdp>,
     log: Option<RawLog>,
+    traces: Option<super::traces::RawTraces>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -494,7 +495,7 @@ fn request_id_header(p: &mut Problems, value: &str) -> http::HeaderName {
     name
 }
 
-fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
+pub(super) fn parse_url(p: &mut Problems, path: &str, value: &str) -> Uri {
     match value.parse::<Uri>() {
         Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => uri,
         _ => {
@@ -570,6 +571,7 @@ impl RawConfig {
         if l.max_connections_per_ip == Some(0) {
             p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
         }
+        let traces = self.traces.map(|t| t.validate(&mut p, base));
         let (admin, private_admin) = match self.admin.map(|a| a.validate(&mut p, base)) {
             Some((addr, private)) => (Some(addr), private),
             None => (None, None),
@@ -771,6 +773,7 @@ impl RawConfig {
             session,
             oidc_callback,
             report,
+            traces,
             warnings: p.warnings().to_vec(),
         })
     }

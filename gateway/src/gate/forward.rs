@@ -161,6 +161,22 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
 /// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase, ids not all
 /// zeros), or `None` when it is not one: only a well-formed id reaches the decision log.
 pub fn trace_id(traceparent: &str) -> Option<&str> {
+    parse_traceparent(traceparent).map(|t| t.trace_id)
+}
+
+/// The fields of a well-formed W3C `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent<'a> {
+    /// 32 lowercase hex digits.
+    pub trace_id: &'a str,
+    /// The caller's span: 16 lowercase hex digits.
+    pub parent_id: &'a str,
+    /// 2 hex digits; bit 0 is "sampled".
+    pub flags: &'a str,
+}
+
+/// A `traceparent` read as [`trace_id`] reads it (the rules are in one place).
+pub fn parse_traceparent(traceparent: &str) -> Option<TraceParent<'_>> {
     let mut parts = traceparent.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -175,7 +191,7 @@ pub fn trace_id(traceparent: &str) -> Option<&str> {
         && hex(parent, 16)
         && !zero(parent)
         && hex(flags, 2))
-    .then_some(trace)
+    .then_some(TraceParent { trace_id: trace, parent_id: parent, flags })
 }
 
 /// Removes the gateway's own cookies (session, sign-in state) from what the upstream sees: they

@@ -6,6 +6,7 @@ use crate::clock::rfc3339_millis;
 use crate::config::{Channel, OnLogFailure, RouteConfig, UnderscoreHeaders};
 use crate::evidence::metrics::Labels;
 use crate::evidence::record::DecisionRecord;
+use crate::evidence::traces::{ChildSpan, RequestSpan};
 use crate::gate::forward;
 use crate::gate::routes::HostError;
 use crate::respond::{BadRequest, Refusal, refuse, status};
@@ -20,6 +21,7 @@ use mfagate_policy::{
     AuthRequirement, Credential, Decision, InvalidReason, Outcome, Principal, Reason, RouteRule, UnixTime,
     evaluate,
 };
+use opentelemetry::context::FutureExt as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,7 @@ pub async fn handle(
     let _in_flight = state.metrics.in_flight();
     let headers = req.headers();
     let gateway_request_id = crate::ids::request_id();
+    let span = state.traces.as_ref().map(|t| t.request_span(headers, &gateway_request_id));
     let rec = DecisionRecord {
         ts: rfc3339_millis(state.clock.now_millis()),
         request_id: header_text(headers, "ms-requestid")
@@ -62,7 +65,14 @@ pub async fn handle(
     // From here every way out writes the record, also when the client leaves mid-way.
     let http1 = req.version() < http::Version::HTTP_2;
     let mut guard = Pending::new(&state, rec, start);
-    let mut rsp = route_and_decide(&state, &mut guard, peer, req).await;
+    // A traced request runs in its span's context: verification opens child spans from it.
+    let mut rsp = match span.as_ref().map(RequestSpan::context) {
+        Some(cx) => {
+            guard.span = span;
+            route_and_decide(&state, &mut guard, peer, req).with_context(cx).await
+        }
+        None => route_and_decide(&state, &mut guard, peer, req).await,
+    };
     if let Some(id) = id {
         rsp.headers_mut().insert(state.config.listen.request_id_header.clone(), id);
     }
@@ -237,6 +247,10 @@ async fn route_and_decide(
     let client_upgrade = websocket_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let hold = req.extensions_mut().remove::<crate::gate::connection::Hold>();
     let request_id = guard.rec.gateway_request_id.clone();
+    let (mut call, traceparent) = match &guard.span {
+        Some(span) => span.upstream_call(&route.name),
+        None => (ChildSpan::default(), None),
+    };
     let forwarding = Forwarding {
         route,
         peer,
@@ -245,6 +259,7 @@ async fn route_and_decide(
         decision: &decision,
         identity,
         request_id: &request_id,
+        traceparent: traceparent.as_ref(),
     };
     let Some(upstream_req) = upstream_request(state, &forwarding, req) else {
         return guard.fail(Refusal::UpstreamFailed).await;
@@ -261,6 +276,8 @@ async fn route_and_decide(
     let asked = Instant::now();
     let sent = tokio::time::timeout(route.upstream_timeout, state.client.request(upstream_req)).await;
     state.metrics.observe_upstream(Some(index), asked.elapsed());
+    call.upstream_result(&sent);
+    drop(call);
     let mut rsp = match sent {
         Err(_) => return guard.fail(Refusal::UpstreamTimeout).await,
         Ok(Err(e)) => {
@@ -583,6 +600,8 @@ struct Forwarding<'a> {
     identity: Option<&'a Identity>,
     /// The gateway's id for the request, sent upstream in place of any the client sent.
     request_id: &'a str,
+    /// The upstream call's span as `traceparent`, when traced (else the client's passes).
+    traceparent: Option<&'a http::HeaderValue>,
 }
 
 fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Option<Request<Body>> {
@@ -612,6 +631,9 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
     forward::set_forwarded(h, chain.as_deref(), &client_ip, f.peer.scheme, original_host.as_deref());
     let id = http::HeaderValue::from_str(f.request_id).ok()?;
     h.insert(state.config.listen.request_id_header.clone(), id);
+    if let Some(traceparent) = f.traceparent {
+        h.insert(http::HeaderName::from_static("traceparent"), traceparent.clone());
+    }
     Some(Request::from_parts(parts, body))
 }
 
@@ -647,6 +669,7 @@ struct Pending<'a> {
     labels: Labels,
     start: Instant,
     written: bool,
+    span: Option<RequestSpan>,
 }
 
 impl<'a> Pending<'a> {
@@ -665,7 +688,7 @@ impl<'a> Pending<'a> {
             enforced: true,
             ..rec
         };
-        Pending { state, rec, labels, start, written: false }
+        Pending { state, rec, labels, start, written: false, span: None }
     }
 
     fn take(&mut self, status: u16) -> Option<DecisionRecord> {
@@ -676,6 +699,9 @@ impl<'a> Pending<'a> {
         rec.status = status;
         rec.latency_us = self.start.elapsed().as_micros() as u64;
         self.state.metrics.observe(&self.labels, &rec);
+        if let Some(span) = self.span.take() {
+            span.end(&rec, self.labels.route.and_then(|i| self.state.config.routes.get(i)));
+        }
         Some(rec)
     }
 

@@ -183,6 +183,10 @@ pub async fn serve_with(
     }
     background.abort_all();
     writer.close().await;
+    // The generation in service at the end holds the exporter of the spans still queued.
+    if let Some(traces) = &current.load().traces {
+        traces.shutdown(grace).await;
+    }
     tracing::info!("Stopped");
     Ok(())
 }

@@ -255,6 +255,8 @@ impl IssuerKeys {
     pub async fn refresh_now(&self) -> Result<Option<Duration>, KeyFetchError> {
         // Stamp before the call, so a slow or failing IdP cannot be hammered meanwhile.
         self.last_fetch.stamp(self.clock.now_millis());
+        // A child of the request that asked for an unknown key id (none for a scheduled refresh).
+        let mut span = crate::evidence::traces::child("issuer.keys.fetch", &[("mfagate.issuer", &self.name)]);
         match self.fetch().await {
             Ok((mut by_kid, max_age)) => {
                 let before = self.snapshot();
@@ -284,6 +286,7 @@ impl IssuerKeys {
             }
             Err(e) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                span.fail("key_fetch_failed");
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = Some(e.to_string());
                 }

@@ -288,6 +288,21 @@ impl SamlVerifier {
         encoded: &str,
         how: Use,
     ) -> Result<Arc<SamlVerified>, Unverified> {
+        let mut span = crate::evidence::traces::child("saml.verify", &[]);
+        let verified = self.verify_queued(encoded, how).await;
+        match &verified {
+            Ok(_) => {}
+            Err(Unverified::Busy) => span.fail("saml_busy"),
+            Err(Unverified::Invalid(why)) => span.fail(why.code()),
+        }
+        verified
+    }
+
+    async fn verify_queued(
+        self: &Arc<Self>,
+        encoded: &str,
+        how: Use,
+    ) -> Result<Arc<SamlVerified>, Unverified> {
         let xml = self.decode(encoded)?;
         if how == Use::Api
             && let Some(hit) = self.by_digest.get(&sha256(xml.as_bytes()))

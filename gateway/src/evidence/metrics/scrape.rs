@@ -30,6 +30,9 @@ pub fn render(state: &State) -> String {
         1u64,
     );
     state.connections.counters.render(&state.connections.limits, &mut out);
+    if let Some(traces) = &state.traces {
+        traces.render(&mut out);
+    }
     super::process::render(&mut out);
     out
 }
