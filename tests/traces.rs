@@ -383,3 +383,32 @@ async fn spans_still_queued_are_sent_on_shutdown() {
         "{spans:?}"
     );
 }
+
+#[tokio::test]
+async fn the_binary_exports_spans_to_the_configured_collector() {
+    use crate::binary::{Fixture, fixture, start};
+    let (addr, got) = receiver().await;
+    let Fixture { idp, config, dir: _dir, .. } = fixture(|text| {
+        format!("{text}\n[traces]\nendpoint = \"http://{addr}/v1/traces\"\nbatch_interval_ms = 20\n")
+    })
+    .await;
+    let mut running = start(&config, &[]);
+    let token = idp.mint(&mfagate::dev::idp::TokenRequest::default()).unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = http::Request::get(format!("http://{}/v1/binary", running.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(client.request(req).await.unwrap().status(), 200);
+    let server = wait_for(&got, |r| {
+        r.spans.iter().map(|(_, s)| s).find(|s| s.kind == SpanKind::Server as i32).cloned()
+    })
+    .await;
+    assert_eq!(hex(&server.trace_id), TRACE);
+    assert_eq!(hex(&server.parent_span_id), CALLER_SPAN);
+    assert_eq!(attr(&server, "mfagate.decision").as_deref(), Some("allow"));
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
+}
