@@ -31,17 +31,7 @@ fn review7_two_saml_idps_with_one_entity_id_are_refused() {
 async fn review7_an_sso_url_from_metadata_must_be_http_or_https() {
     use crate::support::browser::Browser;
     let server = MetadataServer::start(503, "down".into()).await;
-    let g = gateway()
-        .saml_sign_in()
-        .replace(
-            "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
-            &format!("metadata_url = \"{}\"", server.url()),
-        )
-        .append(crate::portal::SESSION)
-        .append(crate::portal::SAML_ROUTE)
-        .no_wait()
-        .start()
-        .await;
+    let g = crate::saml_metadata::portal_signing_in_with(&server).await;
     let cert = signer("saml-idp").cert_der().to_vec();
     server.set(200, metadata_document(IDP, &[&cert], "javascript:alert(document.domain)//"));
     g.clock.advance(Duration::from_secs(2));

@@ -206,11 +206,9 @@ fn metadata_url_is_the_one_source_and_pins_the_entity_id() {
     );
 }
 
-#[tokio::test]
-async fn browser_sign_in_goes_to_the_sso_url_the_metadata_names() {
-    use crate::support::browser::Browser;
-    let server = MetadataServer::start(503, "down".into()).await;
-    let g = gateway()
+/// A portal signing in at `adfs`, whose certificates and SSO URL come from `server`.
+pub(crate) async fn portal_signing_in_with(server: &MetadataServer) -> Gateway {
+    gateway()
         .saml_sign_in()
         .replace(
             "certificates = [\"{certs}/saml-idp.pem\"]\nsso_url = \"{saml_sso}\"",
@@ -220,7 +218,14 @@ async fn browser_sign_in_goes_to_the_sso_url_the_metadata_names() {
         .append(crate::portal::SAML_ROUTE)
         .no_wait()
         .start()
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn browser_sign_in_goes_to_the_sso_url_the_metadata_names() {
+    use crate::support::browser::Browser;
+    let server = MetadataServer::start(503, "down".into()).await;
+    let g = portal_signing_in_with(&server).await;
     let cert = signer("saml-idp").cert_der().to_vec();
     server.set(200, metadata_document(IDP, &[&cert], &g.saml_idp.sso_url()));
     g.clock.advance(Duration::from_secs(2));

@@ -102,6 +102,19 @@ pub struct Labels {
     pub outcome: Outcome,
 }
 
+impl Labels {
+    /// A request before anything is known of it: no route, anonymous, denied.
+    pub fn undecided() -> Labels {
+        Labels {
+            route: None,
+            portal: false,
+            principal: Principal::Anonymous,
+            mfa: None,
+            outcome: Outcome::Deny,
+        }
+    }
+}
+
 /// Counts a request in flight until dropped.
 pub struct InFlight<'a>(&'a AtomicI64);
 
@@ -372,13 +385,7 @@ mod tests {
     #[test]
     fn a_reason_no_list_holds_is_counted_as_other() {
         let m = Metrics::new(&routes(&[("a", 5)]));
-        let labels = Labels {
-            route: None,
-            portal: false,
-            principal: Principal::Anonymous,
-            mfa: None,
-            outcome: Outcome::Deny,
-        };
+        let labels = Labels::undecided();
         let rec = DecisionRecord { decision: "deny", reason: "made_up", status: 404, ..Default::default() };
         m.observe(&labels, &rec);
         let s = text(&m);

@@ -674,13 +674,7 @@ struct Pending<'a> {
 
 impl<'a> Pending<'a> {
     fn new(state: &'a State, rec: DecisionRecord, start: Instant) -> Pending<'a> {
-        let labels = Labels {
-            route: None,
-            portal: false,
-            principal: Principal::Anonymous,
-            mfa: None,
-            outcome: Outcome::Deny,
-        };
+        let labels = Labels::undecided();
         // What a record says if the client leaves before anything is decided.
         let rec = DecisionRecord {
             decision: Outcome::Deny.as_str(),
