@@ -1,0 +1,97 @@
+//! Review 8 (hot reload, traces, xmlsec's standard error, metrics): each test shows one finding
+//! through the real gateway and fails until it is fixed.
+
+use crate::saml::{IDP, SP, signer};
+use crate::support::*;
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use std::time::Duration;
+
+/// The private admin plane guarded by a token; a reload that moves it to client certificates
+/// (TLS and `private_client_ca`, no token) keeps the running plain listener (its TLS is
+/// restart-only) and takes the new file's "no token": personal data served to anyone.
+#[tokio::test]
+async fn a_reload_to_client_certificates_leaves_the_private_admin_plane_open() {
+    let g = gateway().reloadable().start().await;
+    let report = format!("http://{}/v1/report", g.private);
+    let anonymous = || http::Request::get(&report).body(Full::<Bytes>::default()).unwrap();
+    assert_eq!(g.send(anonymous()).await.status, StatusCode::UNAUTHORIZED, "the premise: a token is needed");
+    let c = certs().display().to_string();
+    let applied = g
+        .reload(|t| {
+            t.replace(
+                "token_file = \"admin-token\"",
+                &format!(
+                    "private_tls_cert = \"{c}/server.pem\"\nprivate_tls_key = \"{c}/server.key\"\nprivate_client_ca = \"{c}/ca.pem\""
+                ),
+            )
+        })
+        .await;
+    assert!(applied, "the new file alone is a valid configuration");
+    let rsp = g.send(anonymous()).await;
+    assert_eq!(
+        rsp.status,
+        StatusCode::UNAUTHORIZED,
+        "after the reload the private plane answers without a token or a client certificate: {}",
+        rsp.body.chars().take(200).collect::<String>()
+    );
+}
+
+/// A `OneTimeUse` assertion's replay entry lives until NotOnOrAfter plus the leeway of the
+/// generation that saw it. A reload that widens `leeway_secs` makes the new generation accept the
+/// assertion for longer than its entry lives: once the entry has gone, the assertion is accepted
+/// a second time.
+#[tokio::test]
+async fn a_reload_widening_the_saml_leeway_reopens_a_used_one_time_assertion() {
+    use base64::Engine;
+    let g = gateway()
+        .reloadable()
+        .replace(
+            "certificates = [\"{certs}/saml-idp.pem\"]",
+            "certificates = [\"{certs}/saml-idp.pem\"]\nleeway_secs = 0",
+        )
+        .start()
+        .await;
+    let mut spec = mfagate::dev::saml_idp::AssertionSpec::new(IDP, SP, T0);
+    // Valid for one second, so its replay entry (which moka expires on real time) goes soon.
+    spec.not_on_or_after = T0 + 1;
+    let once = signer("saml-idp")
+        .sign(&spec.to_xml().replace("</saml:Conditions>", "<saml:OneTimeUse/></saml:Conditions>"))
+        .unwrap();
+    let header = format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(once));
+    let call = || g.request("/v1/x", None).header("authorization", &header).body(Full::default()).unwrap();
+    assert_eq!(g.send(call()).await.status, StatusCode::OK, "first use");
+    assert_eq!(g.send(call()).await.status, StatusCode::UNAUTHORIZED, "the premise: a replay is refused");
+    g.clock.advance(Duration::from_secs(2));
+    // The replay entry was set to live one second (NotOnOrAfter + leeway 0) from its insertion.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        g.send(call()).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the premise: expired without a reload"
+    );
+    assert!(g.reload(|t| t.replace("leeway_secs = 0", "leeway_secs = 120")).await, "reload applied");
+    let rsp = g.send(call()).await;
+    assert_eq!(rsp.status, StatusCode::UNAUTHORIZED, "a used OneTimeUse assertion was accepted again");
+}
+
+/// Once ready, a reload that adds an IdP whose `metadata_url` is not answering must not take the
+/// gateway out of its load balancer (README: readiness does not wait for what a reload adds);
+/// `State::readiness` still checks every IdP's certificates, the new one included.
+#[tokio::test]
+async fn a_reload_adding_an_unreachable_metadata_idp_turns_a_ready_gateway_unready() {
+    let g = gateway().reloadable().start().await;
+    assert_eq!(g.admin_get("/readyz").await.status, StatusCode::OK);
+    let added = "\n[[saml_idp]]\nname = \"partner\"\nentity_id = \"https://partner.test/idp\"\nmetadata_url = \"http://127.0.0.1:1/metadata\"\n";
+    assert!(
+        g.reload(|t| {
+            let at = t.find("[[route]]").unwrap();
+            format!("{}{added}\n{}", &t[..at], &t[at..])
+        })
+        .await,
+        "reload applied"
+    );
+    let rsp = g.admin_get("/readyz").await;
+    assert_eq!(rsp.status, StatusCode::OK, "a ready gateway left its balancer: {}", rsp.body);
+}
