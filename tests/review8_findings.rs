@@ -95,3 +95,51 @@ async fn a_reload_adding_an_unreachable_metadata_idp_turns_a_ready_gateway_unrea
     let rsp = g.admin_get("/readyz").await;
     assert_eq!(rsp.status, StatusCode::OK, "a ready gateway left its balancer: {}", rsp.body);
 }
+
+/// A WebSocket tunnel opened on a route that needs no credential outlives a reload that makes
+/// the route require one: bytes still flow to the upstream under the removed rule, for as long as
+/// the tunnel is not idle (only a restart ends it), while a new upgrade is refused.
+#[tokio::test]
+async fn a_websocket_tunnel_outlives_a_reload_that_closes_its_route() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const UPGRADE: &str = "GET /public/socket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    const BOUND: Duration = Duration::from_secs(10);
+    let g = gateway().reloadable().start().await;
+    let mut tunnel = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    tunnel.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(BOUND, tunnel.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        g.reload(|t| {
+            // The route `public` loses its `auth = "none"`.
+            let at = t.find("name = \"public\"").unwrap();
+            let (head, tail) = t.split_at(at);
+            format!("{head}{}", tail.replacen("auth = \"none\"\n", "", 1))
+        })
+        .await,
+        "reload applied"
+    );
+    assert_eq!(
+        g.get("/public/x", None).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the route now needs a token"
+    );
+    let after = tokio::net::TcpStream::connect(g.addr).await;
+    let mut fresh = after.unwrap();
+    fresh.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(BOUND, fresh.read(&mut buf)).await.unwrap().unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 401"),
+        "a new upgrade is refused: {}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    tunnel.write_all(b"after the reload").await.unwrap();
+    let mut echoed = vec![0u8; 16];
+    let passed = tokio::time::timeout(Duration::from_secs(2), tunnel.read_exact(&mut echoed)).await;
+    assert!(
+        !matches!(passed, Ok(Ok(_))),
+        "the tunnel still carries bytes to the upstream under the rule a reload removed: {:?}",
+        String::from_utf8_lossy(&echoed)
+    );
+}
