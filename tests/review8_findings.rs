@@ -143,3 +143,27 @@ async fn a_websocket_tunnel_outlives_a_reload_that_closes_its_route() {
         String::from_utf8_lossy(&echoed)
     );
 }
+
+/// A request's method, whatever the client sends, becomes the server span's name and its
+/// `http.request.method` attribute, unbounded: up to `max_header_bytes` twice in every span held
+/// in the export queue (2,048 of them by default) while the collector is slow.
+#[tokio::test]
+async fn a_client_chosen_method_of_kilobytes_becomes_the_span_name() {
+    use crate::traces::{receiver, traces_section, wait_for};
+    let (addr, got) = receiver().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let headers_file = secrets.path().join("otlp-headers");
+    std::fs::write(&headers_file, "x-api-key: k\n").unwrap();
+    let g = gateway().append(&traces_section(addr, &headers_file)).start().await;
+    let method = "M".repeat(12_000);
+    let req = g
+        .request("/v1/x", None)
+        .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+        .body(Full::default())
+        .unwrap();
+    let rsp = g.send(req).await;
+    assert_eq!(rsp.status, StatusCode::UNAUTHORIZED);
+    let name =
+        wait_for(&got, |r| r.spans.iter().map(|(_, s)| s.name.clone()).find(|n| n.starts_with("MMM"))).await;
+    assert!(name.len() <= 256, "a span named by the client: {} bytes", name.len());
+}
