@@ -167,3 +167,33 @@ async fn a_client_chosen_method_of_kilobytes_becomes_the_span_name() {
         wait_for(&got, |r| r.spans.iter().map(|(_, s)| s.name.clone()).find(|n| n.starts_with("MMM"))).await;
     assert!(name.len() <= 256, "a span named by the client: {} bytes", name.len());
 }
+
+/// `sample_ratio = 0` samples nothing the gateway starts, but any caller's `traceparent` with the
+/// sampled flag makes every one of its requests a sampled trace: an unauthenticated client decides
+/// how many spans the gateway exports (or pushes others' out of the bounded queue).
+#[tokio::test]
+async fn an_anonymous_callers_sampled_flag_overrides_a_zero_sample_ratio() {
+    use crate::traces::{receiver, traces_section, wait_for};
+    let (addr, got) = receiver().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let headers_file = secrets.path().join("otlp-headers");
+    std::fs::write(&headers_file, "x-api-key: k\n").unwrap();
+    let section = traces_section(addr, &headers_file) + "sample_ratio = 0.0\n";
+    let g = gateway().append(&section).start().await;
+    for i in 0..20 {
+        let parent = format!("00-{:032x}-00f067aa0ba902b7-01", i + 1);
+        let req = g.request("/v1/x", None).header("traceparent", parent).body(Full::default()).unwrap();
+        assert_eq!(g.send(req).await.status, StatusCode::UNAUTHORIZED);
+    }
+    // Unsampled spans are never queued: any span received was sampled on the caller's word.
+    let exported = tokio::time::timeout(
+        Duration::from_secs(3),
+        wait_for(&got, |r| (r.spans.len() >= 20).then_some(r.spans.len())),
+    )
+    .await;
+    assert!(
+        exported.is_err(),
+        "sample_ratio 0, yet an anonymous caller had {:?} spans exported",
+        exported.ok()
+    );
+}
