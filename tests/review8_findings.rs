@@ -197,3 +197,42 @@ async fn an_anonymous_callers_sampled_flag_overrides_a_zero_sample_ratio() {
         exported.ok()
     );
 }
+
+/// A browser session names its IdP by configured name only. A reload that points that name at
+/// another IdP (a new entity id and certificate: the old IdP retired, say compromised) keeps
+/// every session it signed in with MFA: they are judged on the old IdP's word until they expire,
+/// unlike tokens, which are verified again under the new rules.
+#[tokio::test]
+async fn sessions_from_an_idp_a_reload_replaced_are_still_accepted() {
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let portal = format!(
+        "\n[session]\nkeys = [\"{KEY}\"]\nsecure = false\n\n[[route]]\nname = \"portal\"\npath_prefix = \"/app/\"\nupstream = \"{{echo}}\"\nchannel = \"portal\"\nlogin = \"adfs\"\n"
+    );
+    let g = gateway().reloadable().saml_sign_in().append(&portal).start().await;
+    let session = mfagate::browser::session::Session {
+        sub: "00000000-0000-4000-8000-0000000b0001".into(),
+        tid: Some(tenant().into()),
+        upn: Some("adele@contoso.test".into()),
+        mfa: true,
+        auth_time: T0,
+        exp: T0 + 3600,
+        idp: "adfs".into(),
+    };
+    let name = mfagate::browser::session::SESSION_COOKIE;
+    let sealer = mfagate::browser::session::Sealer::new(&[KEY.into()]).unwrap();
+    let cookie = format!("{name}={}", sealer.seal(name, &session).unwrap());
+    let call = || g.request("/app/x", None).header("cookie", &cookie).body(Full::default()).unwrap();
+    assert_eq!(g.send(call()).await.status, StatusCode::OK, "the premise: the session is valid");
+    let applied = g
+        .reload(|t| {
+            t.replace(
+                "entity_id = \"https://idp.contoso.test/adfs/services/trust\"",
+                "entity_id = \"https://new-idp.test/\"",
+            )
+            .replace("/saml-idp.pem\"]", "/saml-untrusted.pem\"]")
+        })
+        .await;
+    assert!(applied, "reload applied");
+    let rsp = g.send(call()).await;
+    assert_ne!(rsp.status, StatusCode::OK, "a session from the replaced IdP still opens the application");
+}
