@@ -36,6 +36,7 @@ mod review4_findings;
 mod review5_findings;
 mod review6_findings;
 mod review7_findings;
+mod review8_findings;
 mod review_findings;
 mod rollout;
 mod saml;

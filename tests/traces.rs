@@ -20,13 +20,13 @@ const API_KEY: &str = "otlp-api-key-never-logged";
 
 /// What the receiver got: each span with its resource's attributes, and each export's headers.
 #[derive(Default)]
-struct Received {
-    spans: Vec<(Vec<KeyValue>, Span)>,
-    headers: Vec<http::HeaderMap>,
+pub struct Received {
+    pub spans: Vec<(Vec<KeyValue>, Span)>,
+    pub headers: Vec<http::HeaderMap>,
 }
 
 /// An OTLP/HTTP receiver: POST /v1/traces, protobuf `ExportTraceServiceRequest`.
-async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
+pub async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got = Arc::new(Mutex::new(Received::default()));
@@ -75,7 +75,7 @@ async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
 }
 
 /// Waits (at most 10 s) until `pick` finds what it looks for among the received spans.
-async fn wait_for<T>(got: &Mutex<Received>, pick: impl Fn(&Received) -> Option<T>) -> T {
+pub async fn wait_for<T>(got: &Mutex<Received>, pick: impl Fn(&Received) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(found) = pick(&got.lock().unwrap()) {
@@ -103,7 +103,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn traces_section(addr: std::net::SocketAddr, headers_file: &std::path::Path) -> String {
+pub fn traces_section(addr: std::net::SocketAddr, headers_file: &std::path::Path) -> String {
     format!(
         "\n[traces]\nendpoint = \"http://{addr}/v1/traces\"\nheaders_file = \"{}\"\nbatch_interval_ms = 20\n",
         headers_file.display()

@@ -159,6 +159,8 @@ pub struct Gateway {
     pub client: Client<HttpConnector, Full<Bytes>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), mfagate::StartError>>>,
+    /// With [`Builder::reloadable`]: the configuration file and where reload triggers go.
+    pub reload: Option<(PathBuf, tokio::sync::mpsc::Sender<mfagate::reload::Trigger>)>,
 }
 
 pub struct Reply {
@@ -191,6 +193,7 @@ pub struct Builder {
     idp_setup: Vec<fn(&DevIdp)>,
     scheme: &'static str,
     host: &'static str,
+    reloadable: bool,
 }
 
 pub fn gateway() -> Builder {
@@ -203,6 +206,7 @@ pub fn gateway() -> Builder {
         idp_setup: Vec::new(),
         scheme: "http",
         host: "127.0.0.1",
+        reloadable: false,
     }
 }
 
@@ -282,6 +286,13 @@ impl Builder {
         self
     }
 
+    /// The configuration is written to `mfagate.toml` in the test folder and reloaded from it on
+    /// [`Gateway::reload`] (no file watch).
+    pub fn reloadable(mut self) -> Self {
+        self.reloadable = true;
+        self
+    }
+
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
         self
@@ -329,8 +340,24 @@ impl Builder {
         let private = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let private_addr = private.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let options =
-            Options { clock: clock.clone(), admin: Some(admin), private_admin: Some(private), reload: None };
+        let (reloading, reload) = if self.reloadable {
+            let path = dir.path().join("mfagate.toml");
+            std::fs::write(&path, &text).unwrap();
+            let triggers = mfagate::reload::triggers();
+            let sender = triggers.0.clone();
+            (
+                Some(mfagate::reload::Reloading { path: path.clone(), watch: false, triggers }),
+                Some((path, sender)),
+            )
+        } else {
+            (None, None)
+        };
+        let options = Options {
+            clock: clock.clone(),
+            admin: Some(admin),
+            private_admin: Some(private),
+            reload: reloading,
+        };
         let task = tokio::spawn(serve_with(listener, config, options, async move {
             let _ = rx.await;
         }));
@@ -348,6 +375,7 @@ impl Builder {
             client,
             shutdown: Some(tx),
             task: Some(task),
+            reload,
         };
         if self.wait_ready {
             gw.wait_ready().await;
@@ -357,6 +385,31 @@ impl Builder {
 }
 
 impl Gateway {
+    /// Rewrites the configuration file with `edit`, sends a SIGHUP-like trigger and waits (at
+    /// most 10 s) until the reload is done: `true` if it was applied, `false` if refused.
+    pub async fn reload(&self, edit: impl FnOnce(String) -> String) -> bool {
+        let (path, sender) = self.reload.as_ref().expect("built with reloadable()");
+        let text = edit(std::fs::read_to_string(path).unwrap());
+        std::fs::write(path, text).unwrap();
+        let count = |body: &str| -> f64 {
+            body.lines()
+                .filter(|l| l.starts_with("mfagate_config_reloads_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let before = count(&self.admin_get("/metrics").await.body);
+        sender.send(mfagate::reload::Trigger::Signal).await.unwrap();
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let body = self.admin_get("/metrics").await.body;
+            if count(&body) > before {
+                return body.contains("mfagate_config_last_reload_success 1");
+            }
+            assert!(std::time::Instant::now() < bound, "the reload never finished");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until /readyz answers 200 (keys loaded); fails after 10 s.
     pub async fn wait_ready(&self) {
         for _ in 0..1000 {
