@@ -512,6 +512,10 @@ async fn rotated_session_keys_keep_sessions_and_a_removed_key_ends_them() {
         auth_time: now,
         exp: now + 3600,
         idp: "adfs".into(),
+        idp_fingerprint: mfagate::browser::session::idp_fingerprint(
+            &mfagate::Config::load(&f.config).unwrap(),
+            "adfs",
+        ),
     };
     let name = mfagate::browser::session::SESSION_COOKIE;
     let sealer = mfagate::browser::session::Sealer::new(&[KEY_A.into()]).unwrap();

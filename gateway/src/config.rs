@@ -25,8 +25,8 @@ pub use problems::Problems;
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
 pub use saml_idp::{
-    DEFAULT_MAX_ASSERTION_BYTES, DEFAULT_MAX_PENDING, IdpMetadata, MetadataUrl, SamlIdp, parse_metadata,
-    read_metadata,
+    DEFAULT_MAX_ASSERTION_BYTES, DEFAULT_MAX_PENDING, IdpMetadata, MAX_LEEWAY_SECS, MetadataUrl, SamlIdp,
+    parse_metadata, read_metadata,
 };
 pub use secret::Secret;
 pub use traces::TracesConfig;

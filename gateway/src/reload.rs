@@ -38,10 +38,11 @@ impl Current {
     }
 
     fn store(&self, next: Arc<State>) {
-        match self.state.write() {
-            Ok(mut guard) => *guard = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
-        }
+        let replaced = match self.state.write() {
+            Ok(mut guard) => std::mem::replace(&mut *guard, next),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), next),
+        };
+        replaced.retire();
     }
 }
 
@@ -267,6 +268,12 @@ fn build(running: &State, path: &Path) -> Result<State, ()> {
             field,
             "Configuration reload: this setting changes only on restart; the running value is kept"
         );
+    }
+    // What will be in force, running values kept: the private plane must still ask for a token
+    // or a client certificate.
+    if let Some(why) = config.private_admin.as_ref().and_then(|p| p.unauthenticated()) {
+        tracing::error!(file = %path.display(), problem = %format!("admin.private_addr: {why}"), "Configuration reload refused");
+        return Err(());
     }
     running.next(config).map_err(|e| {
         tracing::error!(file = %path.display(), problem = %e, "Configuration reload refused");

@@ -93,6 +93,9 @@ pub struct State {
     pub connections: Arc<crate::gate::connection::Connections>,
     /// Set when shutdown begins: /readyz answers 503 from then on, so balancers stop sending.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when a reload replaces this generation: what outlives its requests (WebSocket
+    /// tunnels) ends, so nothing goes on under rules no longer in force.
+    pub retired: tokio::sync::watch::Sender<bool>,
     /// OTLP span export, when `[traces]` is configured (each generation its own exporter; the
     /// replaced one sends what it holds and ends).
     pub traces: Option<crate::evidence::traces::Traces>,
@@ -153,6 +156,7 @@ impl State {
             connections: Arc::new(connections),
             draining: Arc::default(),
             traces: traces.transpose()?,
+            retired: tokio::sync::watch::Sender::new(false),
             config,
         };
         Ok((Arc::new(state), writer))
@@ -209,8 +213,14 @@ impl State {
                 .as_ref()
                 .map(|t| crate::evidence::traces::Traces::start(t, self.client.clone()))
                 .transpose()?,
+            retired: tokio::sync::watch::Sender::new(false),
             config,
         })
+    }
+
+    /// Marks this generation replaced (see [`State::retired`]).
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
     }
 
     /// Ready when not shutting down, every issuer's keys are loaded and the decision log is writable (unless the
@@ -225,11 +235,6 @@ impl State {
         }
         let waiting: Vec<&str> =
             self.awaited_saml.iter().filter(|c| !c.is_loaded()).map(|c| c.name()).collect();
-        if !waiting.is_empty() {
-            return Err(format!("waiting for SAML metadata: {}", waiting.join(", ")));
-        }
-        let waiting: Vec<&str> =
-            self.saml.certificates().filter(|c| !c.is_loaded()).map(|c| c.name()).collect();
         if !waiting.is_empty() {
             return Err(format!("waiting for SAML metadata: {}", waiting.join(", ")));
         }

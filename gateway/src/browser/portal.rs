@@ -4,7 +4,7 @@
 
 use crate::body::{Body, full};
 use crate::browser::oidc;
-use crate::browser::session::{Cookies, LoginState, Return, Session, cookie};
+use crate::browser::session::{Cookies, LoginState, Return, Session, cookie, idp_fingerprint};
 use crate::clock::rfc3339_millis;
 use crate::config::RouteConfig;
 use crate::evidence::record::DecisionRecord;
@@ -50,7 +50,9 @@ pub fn session(state: &State, route: &RouteConfig, headers: &HeaderMap) -> Route
     let name = cookies(state).session();
     match cookie(headers, name).and_then(|c| state.sealer.open::<Session>(name, c)) {
         None => RouteSession::None,
-        Some(s) if accepts(route, &s.idp) => RouteSession::Accepted(s),
+        Some(s) if accepts(route, &s.idp) && s.idp_fingerprint == idp_fingerprint(&state.config, &s.idp) => {
+            RouteSession::Accepted(s)
+        }
         Some(_) => RouteSession::OtherIdp,
     }
 }
@@ -456,6 +458,7 @@ fn complete_sign_in(
         auth_time: now.0,
         exp: now.0 + state.config.session.lifetime_secs,
         idp: id.issuer.clone(),
+        idp_fingerprint: idp_fingerprint(&state.config, &id.issuer),
     };
     let cookies = cookies(state);
     let Some(sealed) = state.sealer.seal(cookies.session(), &session) else {

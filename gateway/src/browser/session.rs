@@ -88,6 +88,25 @@ pub struct Session {
     pub exp: u64,
     /// The identity provider's configured name.
     pub idp: String,
+    /// What the IdP of that name was when the user signed in (its identity and MFA rules): a
+    /// reload that replaces it ends the sessions it made.
+    #[serde(default)]
+    pub idp_fingerprint: String,
+}
+
+/// The identity and MFA rules of the IdP or issuer named `name` in `config`: what a session it
+/// made stands on. Certificates and keys are left out (a rollover keeps sessions).
+pub fn idp_fingerprint(config: &crate::config::Config, name: &str) -> String {
+    let described = if let Some(idp) = config.saml_idps.iter().find(|i| i.name == name) {
+        format!("saml\0{}\0{:?}", idp.entity_id, idp.mfa)
+    } else if let Some(i) = config.issuers.iter().find(|i| i.name == name) {
+        format!("oidc\0{}\0{:?}\0{:?}", i.issuer, i.tenants, i.mfa)
+    } else {
+        return String::new();
+    };
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(&crate::verify::jwt::sha256(described.as_bytes())[..16])
 }
 
 /// A sign-in in progress, and the loop guard's memory.
@@ -217,7 +236,16 @@ mod tests {
     const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
     fn session() -> Session {
-        Session { sub: "u".into(), tid: None, upn: None, mfa: true, auth_time: 1, exp: 2, idp: "adfs".into() }
+        Session {
+            sub: "u".into(),
+            tid: None,
+            upn: None,
+            mfa: true,
+            auth_time: 1,
+            exp: 2,
+            idp: "adfs".into(),
+            idp_fingerprint: String::new(),
+        }
     }
 
     #[test]

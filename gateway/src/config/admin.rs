@@ -33,6 +33,19 @@ pub struct PrivateAdmin {
     pub tls: Option<PrivateTls>,
 }
 
+const UNAUTHENTICATED: &str =
+    "the private admin listener serves personal data: set token_file, private_client_ca, or both";
+
+impl PrivateAdmin {
+    /// Why these settings, as they will be in force, leave the listener open to anyone: neither a
+    /// token nor client certificates (a reload keeps the running TLS, so the file alone is not
+    /// enough to tell).
+    pub fn unauthenticated(&self) -> Option<&'static str> {
+        let client_certs = self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        (self.token.is_none() && !client_certs).then_some(UNAUTHENTICATED)
+    }
+}
+
 /// TLS on the private admin listener.
 #[derive(Debug, Clone)]
 pub struct PrivateTls {
@@ -111,10 +124,7 @@ impl RawAdmin {
         };
         let client_certs = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         if token.is_none() && !client_certs {
-            p.add(
-                "admin.private_addr",
-                "the private admin listener serves personal data: set token_file, private_client_ca, or both",
-            );
+            p.add("admin.private_addr", UNAUTHENTICATED);
         }
         if tls.is_none() && !private_addr.ip().is_loopback() {
             p.warn(

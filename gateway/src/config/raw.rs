@@ -815,7 +815,7 @@ fn issuer(p: &mut Problems, i: usize, raw: RawIssuer, base: &Path) -> IssuerConf
     if raw.mfa_amr.is_empty() && raw.mfa_acrs.is_empty() {
         p.add(at("mfa_amr"), "no value would ever prove MFA");
     }
-    if raw.leeway_secs > 300 {
+    if raw.leeway_secs > super::MAX_LEEWAY_SECS {
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
     let secret_given = raw.client_secret.is_some() || raw.client_secret_file.is_some();
@@ -1115,7 +1115,7 @@ fn saml_idp(p: &mut Problems, i: usize, raw: RawSamlIdp, base: &Path) -> super::
             None => p.add(format!("{head}.mfa_locations[{j}]"), format!("unknown location {location:?}")),
         }
     }
-    if raw.leeway_secs > 300 {
+    if raw.leeway_secs > super::MAX_LEEWAY_SECS {
         p.add(at("leeway_secs"), "at most 300 (five minutes)");
     }
     let sso_url = raw.sso_url.map(|u| parse_url(p, &at("sso_url"), &u).to_string()).or(sso_from_metadata);

@@ -47,6 +47,9 @@ impl std::fmt::Debug for SamlIdp {
     }
 }
 
+/// The most clock skew an IdP may be given (`leeway_secs`).
+pub const MAX_LEEWAY_SECS: u64 = 300;
+
 /// First sights waiting for or in verification at once, by default.
 pub const DEFAULT_MAX_PENDING: usize = 256;
 

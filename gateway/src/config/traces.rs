@@ -52,7 +52,7 @@ pub struct TracesConfig {
     pub endpoint: http::Uri,
     /// `service.name` of the resource.
     pub service_name: String,
-    /// Share of new traces sampled (0 to 1); a request with a `traceparent` follows its sampled flag.
+    /// Share of requests sampled (0 to 1), decided on the trace id; a caller's sampled flag is ignored.
     pub sample_ratio: f64,
     /// Headers sent with every export (an API key): secret, never logged.
     pub headers: Vec<(String, Secret)>,

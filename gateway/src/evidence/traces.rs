@@ -88,7 +88,9 @@ impl Traces {
         tokio::spawn(export_loop(rx, exporter, batching, counters.clone(), stopped, finished));
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sample_ratio))))
+            // The gateway's ratio alone decides, on the trace id: a caller's sampled flag is
+            // untrusted input and must not set how much the gateway exports.
+            .with_sampler(Sampler::TraceIdRatioBased(cfg.sample_ratio))
             .with_span_processor(Queue { tx, counters: counters.clone() })
             .build();
         let tracer = provider.tracer("mfagate");
@@ -195,8 +197,9 @@ impl RequestSpan {
     /// the client address, the issuer or who the principal is.
     pub fn end(self, rec: &DecisionRecord, route: Option<&RouteConfig>) {
         let span = self.cx.span();
+        let method = known_method(&rec.method);
         let mut attrs = vec![
-            KeyValue::new("http.request.method", rec.method.clone()),
+            KeyValue::new("http.request.method", method),
             KeyValue::new("http.response.status_code", i64::from(rec.status)),
             KeyValue::new("mfagate.channel", rec.channel),
             KeyValue::new("mfagate.decision", rec.decision),
@@ -208,9 +211,9 @@ impl RequestSpan {
             Some(route) => {
                 attrs.push(KeyValue::new("mfagate.route", route.name.clone()));
                 attrs.push(KeyValue::new("http.route", route.path_prefix.clone()));
-                span.update_name(format!("{} {}", rec.method, route.path_prefix));
+                span.update_name(format!("{method} {}", route.path_prefix));
             }
-            None => span.update_name(rec.method.clone()),
+            None => span.update_name(method),
         }
         if let Some(mfa) = rec.mfa {
             attrs.push(KeyValue::new("mfagate.mfa", mfa));
@@ -393,4 +396,11 @@ impl opentelemetry_http::HttpClient for Collector {
         };
         tokio::time::timeout(self.timeout, work).await.map_err(|_| "collector timed out")?
     }
+}
+
+/// A method as OpenTelemetry's HTTP conventions name it: a standard one as sent, anything else
+/// `_OTHER` (a client's extension method is neither bounded nor ours to export).
+fn known_method(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }

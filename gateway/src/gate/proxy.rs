@@ -297,7 +297,12 @@ async fn route_and_decide(
             return guard.fail(Refusal::UpstreamFailed).await;
         }
         let upstream_upgrade = hyper::upgrade::on(&mut rsp);
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, state.clone(), (hold, slot)));
+        let tunnel_state = Tunnel {
+            idle: state.config.listen.websocket_idle_timeout,
+            connections: state.connections.clone(),
+            retired: state.retired.subscribe(),
+        };
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade, tunnel_state, (hold, slot)));
         guard.finish(rsp.status().as_u16()).await;
         return rsp.map(|b| b.boxed());
     }
@@ -640,10 +645,20 @@ fn upstream_request(state: &State, f: &Forwarding<'_>, req: Request<Body>) -> Op
 /// Joins the two sides of an upgrade until either closes or no byte moves either way for
 /// `websocket_idle_timeout`. `_hold` keeps the client connection's slot under the caps, and the
 /// tunnel's upstream slot.
+/// What a WebSocket tunnel keeps of its generation (not the generation itself, so a replaced
+/// one is let go).
+struct Tunnel {
+    idle: std::time::Duration,
+    connections: Arc<crate::gate::connection::Connections>,
+    /// Becomes true when a reload replaces the generation that allowed the tunnel: it closes,
+    /// and the client's next upgrade is decided under the rules in force.
+    retired: tokio::sync::watch::Receiver<bool>,
+}
+
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    state: Arc<State>,
+    mut state: Tunnel,
     _hold: (Option<crate::gate::connection::Hold>, impl Send),
 ) {
     use crate::gate::connection::activity::{LastRead, Metered, until_idle};
@@ -656,8 +671,20 @@ async fn tunnel(
     // pings of their own), and must keep its tunnel.
     let mut upstream = Metered::new(hyper_util::rt::TokioIo::new(upstream), last.clone());
     let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-    if until_idle(copy, &last, state.config.listen.websocket_idle_timeout).await.is_none() {
-        state.connections.counters.closed(crate::gate::connection::counters::Closed::WebsocketIdle);
+    tokio::select! {
+        done = until_idle(copy, &last, state.idle) => if done.is_none() {
+            state.connections.counters.closed(crate::gate::connection::counters::Closed::WebsocketIdle);
+        },
+        () = retired(&mut state.retired) => {
+            tracing::info!("WebSocket tunnel closed: the configuration that allowed it was reloaded");
+        }
+    }
+}
+
+/// Resolves when the generation is retired (never if it is dropped without being replaced).
+async fn retired(signal: &mut tokio::sync::watch::Receiver<bool>) {
+    if signal.wait_for(|retired| *retired).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -164,7 +164,7 @@ impl SamlVerifier {
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
             // Replay entries live as long as the assertion could be accepted (NotOnOrAfter plus
-            // the leeway), however long that is.
+            // the most leeway a configuration may give), however long that is.
             seen_ids: moka::sync::Cache::builder()
                 .max_capacity(500_000)
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
@@ -398,8 +398,10 @@ impl SamlVerifier {
         // A bearer document may be presented again; an assertion ID in another document, at the
         // ACS, or marked one-time, may not.
         let reusable = how == Use::Api && !verified.one_time_use;
-        let leeway = self.idps.get(verified.idp_index).map_or(0, |idp| idp.leeway_secs);
-        let until = mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(leeway));
+        // Remembered for the most leeway any configuration may give, not this one's: a reload
+        // that widens it must not find the entry gone while the assertion is acceptable again.
+        let until =
+            mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(crate::config::MAX_LEEWAY_SECS));
         // Check and record in one step: two copies verified at once cannot both be the first.
         let entry = self
             .seen_ids
