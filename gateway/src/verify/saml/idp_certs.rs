@@ -98,7 +98,11 @@ impl IdpCertificates {
 
     /// The set's generation.
     pub fn generation(&self) -> u64 {
-        self.read().1
+        // On every cached SAML request: read under the lock, no Arc clone.
+        match self.current.read() {
+            Ok(guard) => guard.1,
+            Err(poisoned) => poisoned.into_inner().1,
+        }
     }
 
     fn read(&self) -> Arc<(Certificates, u64)> {
