@@ -10,6 +10,7 @@ mod admin_plane;
 mod binary;
 mod chromium;
 mod cli;
+mod cluster;
 mod configure;
 mod connections;
 mod deploy;

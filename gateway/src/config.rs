@@ -12,6 +12,7 @@ use std::time::Duration;
 
 mod admin;
 mod checks;
+mod cluster;
 mod env;
 mod files;
 mod problems;
@@ -21,6 +22,7 @@ mod secret;
 mod traces;
 
 pub use admin::{AdminToken, PrivateAdmin, PrivateTls};
+pub use cluster::{ClusterConfig, OnClusterFailure};
 pub use problems::Problems;
 pub use raw::RawConfig;
 pub(crate) use raw::is_guid;
@@ -102,6 +104,8 @@ pub struct Config {
     pub report: ReportConfig,
     /// `[traces]`: OTLP span export, off when absent.
     pub traces: Option<TracesConfig>,
+    /// `[cluster]`: shared one-time state and the fleet report on Redis, off when absent.
+    pub cluster: Option<ClusterConfig>,
     /// What loaded but looks wrong, each `key.path: message` (`run` logs them).
     pub warnings: Vec<String>,
 }

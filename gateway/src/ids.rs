@@ -23,9 +23,15 @@ fn hex_into(bytes: &[u8], out: &mut Vec<u8>) {
 /// authorization codes, SAML request IDs. `None` if the generator fails: callers refuse then,
 /// never fall back to a predictable value.
 pub fn random_token() -> Option<String> {
-    let mut out = Vec::with_capacity(32);
-    hex_into(&csprng::<16>()?, &mut out);
-    String::from_utf8(out).ok()
+    Some(hex(&csprng::<16>()?))
+}
+
+/// Bytes as lower-case hex digits.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    hex_into(bytes, &mut out);
+    // Hex digits are ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// SplitMix64's finalizer: a bijection on u64 that spreads every input bit.

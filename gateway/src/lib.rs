@@ -20,6 +20,7 @@ pub mod body;
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod evidence;

@@ -68,6 +68,9 @@ pub enum Refusal<'a> {
     SamlNotAccepted,
     /// The SAML verification queue is full (`[saml] max_pending_verifications`).
     SamlBusy,
+    /// A one-time check (an assertion's first sight, a grant, a sign-in state) cannot reach the
+    /// fleet's memory (`[cluster] on_failure = "closed"`).
+    OnceUnavailable,
 }
 
 /// `Retry-After` on every 503, seconds.
@@ -98,6 +101,7 @@ impl Refusal<'_> {
             Refusal::SessionFromOtherIdp => "session_idp_mismatch",
             Refusal::SamlNotAccepted => "saml_not_accepted",
             Refusal::SamlBusy => "saml_busy",
+            Refusal::OnceUnavailable => "one_time_check_unavailable",
         }
     }
 }
@@ -156,7 +160,10 @@ fn table(refusal: &Refusal<'_>) -> (StatusCode, Option<String>, Option<&'static 
             Refusal::UpstreamFailed => S::BAD_GATEWAY,
             Refusal::UpstreamTimeout => S::GATEWAY_TIMEOUT,
             Refusal::UpstreamBusy => S::SERVICE_UNAVAILABLE,
-            Refusal::LogUnavailable | Refusal::SamlBusy | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
+            Refusal::LogUnavailable
+            | Refusal::SamlBusy
+            | Refusal::OnceUnavailable
+            | Refusal::Policy { .. } => S::SERVICE_UNAVAILABLE,
             Refusal::SignIn | Refusal::SessionFromOtherIdp => S::FOUND,
             Refusal::MfaLoopGuard => S::FORBIDDEN,
             Refusal::LoginRequired | Refusal::SamlNotAccepted => S::UNAUTHORIZED,

@@ -46,6 +46,9 @@ pub enum StartError {
     /// The OTLP span exporter could not be built.
     #[error(transparent)]
     Traces(#[from] crate::evidence::traces::TraceSetupError),
+    /// The Redis client could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterSetupError),
 }
 
 /// Shared state of a running gateway: one configuration generation.
@@ -73,8 +76,11 @@ pub struct State {
     pub sealer: crate::browser::session::Sealer,
     /// The listener's TLS, if any (new connections take it from the generation they start in).
     pub tls: Option<TlsAcceptor>,
-    /// Sign-in states already used (OIDC callbacks, ACS posts): each is accepted once.
-    pub used_states: Arc<crate::verify::once::UsedOnce>,
+    /// What may be used once: sign-in states (OIDC callbacks, ACS posts) here, and SAML
+    /// assertion ids through [`State::saml`]. In the fleet's Redis when clustered.
+    pub once: Arc<crate::verify::once::Once>,
+    /// `[cluster]`: the shared store, when configured.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -102,8 +108,9 @@ pub struct State {
 }
 
 impl State {
-    /// Builds the state; key fetching starts when the returned tasks are spawned.
-    pub fn new(config: Config, clock: SharedClock) -> Result<(Arc<State>, LogWriter), StartError> {
+    /// Builds the state; key fetching starts when the returned tasks are spawned. `port` is the
+    /// listener's, naming this instance in a cluster by default.
+    pub fn new(config: Config, clock: SharedClock, port: u16) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
         // Standard output cannot be read back: the live report then starts empty.
@@ -118,7 +125,13 @@ impl State {
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
-        let saml = Arc::new(saml_verifier(&config, &client, clock.clone()));
+        let cluster =
+            config.cluster.as_ref().map(|c| crate::cluster::Cluster::connect(c, port)).transpose()?;
+        let once = Arc::new(match &cluster {
+            Some(cluster) => crate::verify::once::Once::shared(cluster.clone(), clock.clone()),
+            None => crate::verify::once::Once::new(clock.clone()),
+        });
+        let saml = Arc::new(saml_verifier(&config, &client, clock.clone()).with_once(once.clone()));
         let traces =
             config.traces.as_ref().map(|t| crate::evidence::traces::Traces::start(t, client.clone()));
         let max_connections = crate::gate::connection::limits::fd_budget(config.listen.max_connections)?;
@@ -140,7 +153,8 @@ impl State {
             sealer: crate::browser::session::Sealer::new(&config.session.keys)?,
             tls: listener_tls(&config)?,
             generation: 1,
-            used_states: Arc::new(crate::verify::once::UsedOnce::new(clock.clone())),
+            once,
+            cluster,
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(&config.routes),
@@ -193,7 +207,8 @@ impl State {
             sealer: crate::browser::session::Sealer::new(&config.session.keys)?,
             tls: listener_tls(&config)?,
             generation: self.generation + 1,
-            used_states: self.used_states.clone(),
+            once: self.once.clone(),
+            cluster: self.cluster.clone(),
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: self.metrics.rebind(&config.routes),

@@ -13,6 +13,8 @@ pub struct Browser {
     pub cookies: BTreeMap<String, String>,
     /// Every response seen: (status, url).
     pub trail: Vec<(u16, String)>,
+    /// URLs starting with the first are sent to the second: a load balancer's choice.
+    pub via: Option<(String, String)>,
 }
 
 pub struct Page {
@@ -42,11 +44,22 @@ fn origin(url: &str) -> String {
 impl Browser {
     pub fn new() -> Browser {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Browser { client, cookies: BTreeMap::new(), trail: Vec::new() }
+        Browser { client, cookies: BTreeMap::new(), trail: Vec::new(), via: None }
+    }
+
+    /// Sends what goes to `public` to `actual` from now on.
+    pub fn via(&mut self, public: &str, actual: &str) {
+        self.via = Some((public.to_owned(), actual.to_owned()));
     }
 
     async fn send(&mut self, method: Method, url: &str, body: Option<String>, accept: &str) -> Page {
-        let mut b = Request::builder().method(method).uri(url).header("accept", accept);
+        let target = match &self.via {
+            Some((public, actual)) if url.starts_with(public.as_str()) => {
+                format!("{actual}{}", &url[public.len()..])
+            }
+            _ => url.to_owned(),
+        };
+        let mut b = Request::builder().method(method).uri(&target).header("accept", accept);
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             b = b.header("cookie", jar.join("; "));
@@ -74,7 +87,12 @@ impl Browser {
 
     /// Opens a page as a browser would: redirects followed, the IdP's form submitted.
     pub async fn open(&mut self, url: &str) -> Page {
-        let mut page = self.send(Method::GET, url, None, "text/html").await;
+        let page = self.send(Method::GET, url, None, "text/html").await;
+        self.open_page(page).await
+    }
+
+    /// Goes on from `page` as a browser would: redirects followed, auto-posting forms submitted.
+    pub async fn open_page(&mut self, mut page: Page) -> Page {
         for _ in 0..20 {
             if page.status == StatusCode::FOUND || page.status == StatusCode::SEE_OTHER {
                 let location = page.headers["location"].to_str().unwrap().to_owned();

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod chromium;
+pub mod redis;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -194,6 +195,10 @@ pub struct Builder {
     scheme: &'static str,
     host: &'static str,
     reloadable: bool,
+    /// `{gw}`, when not this instance's own address (a fleet behind one name).
+    public_base: Option<String>,
+    /// Another instance whose identity providers, upstream and clock this one shares.
+    beside: Option<(DevIdp, Echo, mfagate::dev::saml_idp::DevSamlIdp, Arc<ManualClock>)>,
 }
 
 pub fn gateway() -> Builder {
@@ -207,6 +212,8 @@ pub fn gateway() -> Builder {
         scheme: "http",
         host: "127.0.0.1",
         reloadable: false,
+        beside: None,
+        public_base: None,
     }
 }
 
@@ -298,26 +305,31 @@ impl Builder {
         self
     }
 
-    pub async fn start(self) -> Gateway {
-        let clock = ManualClock::at(T0);
-        let idp = DevIdp::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock.clone())
-            .unwrap();
-        idp.set_available(self.idp_up);
-        if let Some(kids) = &self.published {
-            idp.publish(kids);
-        }
-        for setup in &self.idp_setup {
-            setup(&idp);
-        }
-        let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
-        let saml_signer = crate::saml::signer("saml-idp");
-        let saml_idp = mfagate::dev::saml_idp::DevSamlIdp::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            saml_signer,
-            crate::saml::IDP,
-            clock.clone(),
-        )
-        .unwrap();
+    /// Another instance of the same deployment: `other`'s identity providers, upstream and clock
+    /// (its own listeners, folder and decision log).
+    pub fn beside(mut self, other: &Gateway) -> Self {
+        self.beside =
+            Some((other.idp.clone(), other.echo.clone(), other.saml_idp.clone(), other.clock.clone()));
+        self
+    }
+
+    /// Browsers reach this instance as `base` (`{gw}`): several instances behind one name, as
+    /// behind a load balancer. The test sends to each instance's own address.
+    pub fn public_base(mut self, base: &str) -> Self {
+        self.public_base = Some(base.to_owned());
+        self
+    }
+
+    /// `[cluster]` on `redis`, with these extra lines.
+    pub fn cluster(self, redis: &redis::RedisServer, extra: &str) -> Self {
+        self.append(&format!("\n[cluster]\nredis = \"{}\"\nkey_prefix = \"test:\"\n{extra}\n", redis.url()))
+    }
+
+    pub async fn start(mut self) -> Gateway {
+        let (idp, echo, saml_idp, clock) = match self.beside.take() {
+            Some(shared) => shared,
+            None => self.servers().await,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -326,7 +338,10 @@ impl Builder {
             assert!(text.contains(from.as_str()), "config has no {from:?}");
             text = text.replace(from.as_str(), to);
         }
-        let base = format!("{}://{}:{}", self.scheme, self.host, addr.port());
+        let base = self
+            .public_base
+            .clone()
+            .unwrap_or_else(|| format!("{}://{}:{}", self.scheme, self.host, addr.port()));
         let text = render_config(&text, &idp, &echo, dir.path())
             .replace("{gw}", &base)
             .replace("{saml_sso}", &saml_idp.sso_url());
@@ -381,6 +396,32 @@ impl Builder {
             gw.wait_ready().await;
         }
         gw
+    }
+}
+
+impl Builder {
+    /// The identity providers and the upstream, on a fresh clock.
+    async fn servers(&self) -> (DevIdp, Echo, mfagate::dev::saml_idp::DevSamlIdp, Arc<ManualClock>) {
+        let clock = ManualClock::at(T0);
+        let idp = DevIdp::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), dev_keys(), clock.clone())
+            .unwrap();
+        idp.set_available(self.idp_up);
+        if let Some(kids) = &self.published {
+            idp.publish(kids);
+        }
+        for setup in &self.idp_setup {
+            setup(&idp);
+        }
+        let echo = Echo::start(TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let saml_signer = crate::saml::signer("saml-idp");
+        let saml_idp = mfagate::dev::saml_idp::DevSamlIdp::start(
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            saml_signer,
+            crate::saml::IDP,
+            clock.clone(),
+        )
+        .unwrap();
+        (idp, echo, saml_idp, clock)
     }
 }
 

@@ -377,7 +377,8 @@ pub async fn acs(
             rec.detail = why.detail();
             return sign_in_failure(rec, why.code());
         }
-        Err(Unverified::Busy) => return busy(rec),
+        Err(Unverified::Busy) => return busy(rec, crate::respond::Refusal::SamlBusy),
+        Err(Unverified::Unavailable) => return busy(rec, crate::respond::Refusal::OnceUnavailable),
     };
     // The IdP the sign-in went to must be the one that answered: another trusted IdP's
     // Response (for a request it never saw) does not sign anyone in to this route.
@@ -391,8 +392,8 @@ pub async fn acs(
     if let Some(why) = time_window(verified.facts.expires, verified.facts.not_before, idp.leeway_secs, now) {
         return sign_in_failure(rec, why.code());
     }
-    if !state.used_states.first_use(&login.relay, UnixTime(login.exp)) {
-        return sign_in_failure(rec, "sign_in_state_replayed");
+    if let Some(refused) = first_use(state, rec, &login.relay, login.exp).await {
+        return refused;
     }
     let mfa = evaluate_saml_mfa(&verified.facts, &idp.mfa) == MfaOutcome::Proven;
     complete_sign_in(state, rec, &login, &verified.identity, mfa, Return::CrossSitePost)
@@ -424,9 +425,22 @@ fn resubmit(state: &State, rec: &mut DecisionRecord, response: &str, relay: &str
     rsp
 }
 
-/// The SAML verification queue is full: 503, try again shortly.
-fn busy(rec: &mut DecisionRecord) -> Response<Body> {
-    let refusal = crate::respond::Refusal::SamlBusy;
+/// A sign-in state's one use: `Some` answer when it was used before, or when the fleet's
+/// memory cannot say (`[cluster] on_failure = "closed"`).
+async fn first_use(state: &State, rec: &mut DecisionRecord, relay: &str, exp: u64) -> Option<Response<Body>> {
+    use crate::verify::once::{Claim, Kind, Use as Once};
+    let once =
+        Once { kind: Kind::SignIn, value: relay, digest: [0; 32], reusable: false, until: UnixTime(exp) };
+    match state.once.claim(&once).await {
+        Ok(Claim::First) => None,
+        Ok(Claim::Again | Claim::Replayed) => Some(sign_in_failure(rec, "sign_in_state_replayed")),
+        Err(_) => Some(busy(rec, crate::respond::Refusal::OnceUnavailable)),
+    }
+}
+
+/// The SAML verification queue is full, or the fleet's one-time memory is unreachable: 503,
+/// try again shortly.
+fn busy(rec: &mut DecisionRecord, refusal: crate::respond::Refusal<'static>) -> Response<Body> {
     let status = crate::respond::status(&refusal);
     rec.decision = "deny";
     rec.enforced = true;
@@ -434,7 +448,7 @@ fn busy(rec: &mut DecisionRecord) -> Response<Body> {
     rec.status = status.as_u16();
     let mut rsp = html_response(
         status,
-        "<!doctype html><html><body><h1>Busy</h1><p>Too many sign-ins at once. Reload this page in a moment.</p></body></html>".into(),
+        "<!doctype html><html><body><h1>Busy</h1><p>The sign-in cannot be completed right now. Reload this page in a moment.</p></body></html>".into(),
     );
     rsp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(crate::respond::RETRY_AFTER_SECS));
     rsp
@@ -507,10 +521,10 @@ pub async fn oidc_callback(
     else {
         return sign_in_failure(rec, "sign_in_state_invalid");
     };
-    // Used once in this process, before anything is done for it: a replayed callback, or the
-    // same one twice at once, never reaches the token endpoint a second time.
-    if !state.used_states.first_use(&login.relay, UnixTime(login.exp)) {
-        return sign_in_failure(rec, "sign_in_state_replayed");
+    // Used once (in the fleet, when clustered), before anything is done for it: a replayed
+    // callback, or the same one twice at once, never reaches the token endpoint a second time.
+    if let Some(refused) = first_use(state, rec, &login.relay, login.exp).await {
+        return refused;
     }
     if field("error").is_some() {
         return sign_in_failure(rec, "sign_in_refused_by_idp");

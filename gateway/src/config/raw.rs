@@ -73,6 +73,7 @@ pub struct RawConfig {
     saml_idps: Vec<RawSamlIdp>,
     log: Option<RawLog>,
     traces: Option<super::traces::RawTraces>,
+    cluster: Option<super::cluster::RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -572,6 +573,7 @@ impl RawConfig {
             p.add("listen.max_connections_per_ip", "must be at least 1 (leave it out for no cap)");
         }
         let traces = self.traces.map(|t| t.validate(&mut p, base));
+        let cluster = self.cluster.map(|c| c.validate(&mut p, base));
         let (admin, private_admin) = match self.admin.map(|a| a.validate(&mut p, base)) {
             Some((addr, private)) => (Some(addr), private),
             None => (None, None),
@@ -774,6 +776,7 @@ impl RawConfig {
             oidc_callback,
             report,
             traces,
+            cluster,
             warnings: p.warnings().to_vec(),
         })
     }

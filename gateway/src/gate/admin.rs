@@ -81,10 +81,17 @@ fn respond((status, content_type, body): Answer) -> Response<Body> {
 fn public(state: &State, path: &str) -> Option<Answer> {
     Some(match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" => match state.readiness() {
-            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
-        },
+        "/readyz" => {
+            // Redis is reported, not required: while it is down JWT routes still serve.
+            let cluster =
+                state.cluster.as_ref().map(|c| format!("{}\n", c.status_line())).unwrap_or_default();
+            match state.readiness() {
+                Ok(()) => (StatusCode::OK, "text/plain", format!("ready\n{cluster}")),
+                Err(why) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n{cluster}"))
+                }
+            }
+        }
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", render(state)),
         _ => return None,
     })

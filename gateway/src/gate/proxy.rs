@@ -201,6 +201,7 @@ async fn route_and_decide(
         };
         match presented {
             Presented::SamlBusy => return guard.refuse(Refusal::SamlBusy).await,
+            Presented::OnceUnavailable => return guard.refuse(Refusal::OnceUnavailable).await,
             Presented::SamlNotAccepted => none_because = Some(Refusal::SamlNotAccepted),
             _ => {}
         }
@@ -352,6 +353,8 @@ pub enum Presented {
     SamlNotAccepted,
     /// A SAML assertion not verified because the verification queue is full.
     SamlBusy,
+    /// A SAML assertion verified, but the fleet's one-time memory could not be asked.
+    OnceUnavailable,
 }
 
 async fn credential(state: &State, route: &RouteConfig, headers: &HeaderMap) -> Presented {
@@ -418,6 +421,7 @@ pub fn saml_on_route(
         Ok(v) => Presented::Saml(Ok(v)),
         Err(Unverified::Invalid(why)) => Presented::Saml(Err(why)),
         Err(Unverified::Busy) => Presented::SamlBusy,
+        Err(Unverified::Unavailable) => Presented::OnceUnavailable,
     }
 }
 
@@ -547,9 +551,10 @@ pub fn decide<'a>(
     presented: &'a Presented,
 ) -> Decided<'a> {
     let (credential, identity, claims_capable) = match presented {
-        Presented::Nothing | Presented::SamlNotAccepted | Presented::SamlBusy => {
-            (Credential::None, None, false)
-        }
+        Presented::Nothing
+        | Presented::SamlNotAccepted
+        | Presented::SamlBusy
+        | Presented::OnceUnavailable => (Credential::None, None, false),
         Presented::Token(Verification::Invalid(why)) | Presented::Saml(Err(why)) => {
             (Credential::Invalid(*why), None, false)
         }

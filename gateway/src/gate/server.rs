@@ -79,7 +79,7 @@ pub async fn serve_with(
         }
         (None, _) => None,
     };
-    let (state, writer) = State::new(config, options.clock)?;
+    let (state, writer) = State::new(config, options.clock, listener.local_addr()?.port())?;
     let current = Arc::new(Current::new(state.clone()));
     let mut background = JoinSet::new();
     let mut keys = KeyTasks::default();
@@ -92,6 +92,9 @@ pub async fn serve_with(
         }
         None => Some(keys),
     };
+    if let Some(cluster) = &state.cluster {
+        background.spawn(cluster.clone().watch());
+    }
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "Admin listening");
         background.spawn(admin_loop(admin, current.clone(), Plane::Public, None));

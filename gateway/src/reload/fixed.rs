@@ -1,6 +1,7 @@
 //! Settings a running gateway cannot change in place: the sockets it has bound, the caps sized
 //! at start, the connection settings built into its listeners, the decision log it has open and
-//! the outbound client. A reload keeps their running values and names each one that differs.
+//! the outbound client and the cluster's Redis connection. A reload keeps their running values
+//! and names each one that differs.
 
 use crate::config::Config;
 
@@ -79,6 +80,10 @@ pub fn keep_running(running: &Config, next: &mut Config) -> Vec<&'static str> {
     let (was, now) = (&running.outbound, &mut next.outbound);
     if keep("outbound", was.ca_file != now.ca_file || was.connect_timeout != now.connect_timeout) {
         *now = was.clone();
+    }
+    // The Redis connection and the fleet's key space are shared by every generation.
+    if keep("cluster", running.cluster != next.cluster) {
+        next.cluster.clone_from(&running.cluster);
     }
     changed
 }

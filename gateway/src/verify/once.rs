@@ -1,51 +1,199 @@
-//! Values accepted once in this process (a sign-in's `state`), remembered until they would
-//! expire anyway. The cookie that carries a state is cleared after use, but a copy of the old
-//! cookie and callback URL could be replayed, or sent twice at once: the first use wins here,
-//! atomically, before any work is done for it.
+//! What may be used only once, or only in one document: SAML assertion ids (with the digest of
+//! the document that first carried them), one-time assertions, RFC 7522 grants, ACS posts and
+//! sign-in `state` values. Each is remembered until it could no longer be accepted anyway.
+//!
+//! Alone, an instance remembers in memory. With `[cluster]`, Redis is the memory of the fleet:
+//! a first sight costs one round trip (a script that reads and sets in one step), and what Redis
+//! confirmed is also kept here, so a second sight on this instance costs none. Check and record
+//! are always one step: of two concurrent uses, on one instance or two, exactly one is first.
 
 use crate::clock::{Expires, SharedClock, UntilExpiry};
+use crate::cluster::Cluster;
+use crate::config::OnClusterFailure;
+use crate::ids::hex;
+use crate::verify::jwt::sha256;
 use mfagate_policy::UnixTime;
 use std::sync::Arc;
 
-/// Values remembered at once, at most. A state is remembered only after its sealed cookie and
-/// the callback agree, so each entry costs an attacker a sign-in start and a callback; past this
-/// many within a state's ten minutes, some are forgotten before they expire.
+/// Values remembered locally at once, at most. A sign-in state is remembered only after its
+/// sealed cookie and the callback agree, and an assertion id only after its signature verified,
+/// so each entry costs an attacker real work; past this many, some are forgotten early.
 const CAPACITY: u64 = 500_000;
 
-struct Until(UnixTime);
+/// The least time a shared entry is kept, so a clock skew of a few hundred milliseconds between
+/// this instance and Redis cannot drop it before it is read.
+const MIN_TTL_MS: u64 = 1_000;
 
-impl Expires for Until {
+/// What is being used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A SAML assertion id.
+    Assertion,
+    /// A browser sign-in's state (OIDC `state`, SAML `RelayState`).
+    SignIn,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Assertion => "saml",
+            Kind::SignIn => "state",
+        }
+    }
+}
+
+/// One use of a value.
+#[derive(Debug, Clone, Copy)]
+pub struct Use<'a> {
+    /// What it is.
+    pub kind: Kind,
+    /// The value (an assertion id, a state).
+    pub value: &'a str,
+    /// The digest of the document that carries it (zero for a state).
+    pub digest: [u8; 32],
+    /// Whether the same document may be used again (a bearer assertion): only another document
+    /// with the same value is then a replay.
+    pub reusable: bool,
+    /// Until when the value could be accepted.
+    pub until: UnixTime,
+}
+
+/// The verdict on one use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Never seen: accepted, and now remembered.
+    First,
+    /// The same reusable document again: accepted.
+    Again,
+    /// Used before (in another document, or a value used once): refused.
+    Replayed,
+}
+
+/// The shared memory cannot be reached and `on_failure = "closed"`: the use is refused (503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the shared one-time memory is unreachable")]
+pub struct Unavailable;
+
+struct Seen {
+    digest: [u8; 32],
+    until: UnixTime,
+}
+
+impl Expires for Seen {
     fn expires(&self) -> UnixTime {
-        self.0
+        self.until
     }
 }
 
-/// Values seen, each until its expiry.
-pub struct UsedOnce {
-    seen: moka::sync::Cache<String, Arc<Until>>,
+impl Seen {
+    fn judge(&self, use_: &Use<'_>) -> Claim {
+        if use_.reusable && self.digest == use_.digest { Claim::Again } else { Claim::Replayed }
+    }
 }
 
-impl std::fmt::Debug for UsedOnce {
+/// The one-time memory of this instance, and of the fleet when clustered.
+pub struct Once {
+    local: moka::sync::Cache<String, Arc<Seen>>,
+    shared: Option<Arc<Cluster>>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Once {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UsedOnce({} entries)", self.seen.entry_count())
+        write!(f, "Once({} local entries, shared: {})", self.local.entry_count(), self.shared.is_some())
     }
 }
 
-impl UsedOnce {
-    /// An empty set whose entries expire by `clock`.
-    pub fn new(clock: SharedClock) -> UsedOnce {
-        UsedOnce {
-            seen: moka::sync::Cache::builder()
+/// The script behind a shared check: the value already stored, or nil after storing ours.
+/// One round trip, atomic on the server, one key (so it also runs on Redis Cluster and Valkey).
+const CLAIM: &str = "local old = redis.call('GET', KEYS[1]) \
+    if old then return old end \
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+    return false";
+
+impl Once {
+    /// A memory of this instance only.
+    pub fn new(clock: SharedClock) -> Once {
+        Once {
+            local: moka::sync::Cache::builder()
                 .max_capacity(CAPACITY)
-                .expire_after(UntilExpiry(clock))
+                .expire_after(UntilExpiry(clock.clone()))
                 .build(),
+            shared: None,
+            clock,
         }
     }
 
-    /// Records `value` (valid until `until`); true only for its first use. Check and record are
-    /// one step: of two concurrent uses, exactly one is the first.
-    pub fn first_use(&self, value: &str, until: UnixTime) -> bool {
-        self.seen.entry(value.to_owned()).or_insert_with(|| Arc::new(Until(until))).is_fresh()
+    /// A memory shared with the fleet through `cluster`.
+    pub fn shared(cluster: Arc<Cluster>, clock: SharedClock) -> Once {
+        Once { shared: Some(cluster), ..Once::new(clock) }
+    }
+
+    fn local_key(use_: &Use<'_>) -> String {
+        format!("{}:{}", use_.kind.tag(), use_.value)
+    }
+
+    /// Decides from this instance's memory alone, recording a first use.
+    pub fn claim_local(&self, use_: &Use<'_>) -> Claim {
+        let seen = Arc::new(Seen { digest: use_.digest, until: use_.until });
+        let entry = self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+        if entry.is_fresh() { Claim::First } else { entry.value().judge(use_) }
+    }
+
+    /// Decides for the whole fleet when clustered (one round trip on a first sight here), else
+    /// as [`Once::claim_local`].
+    pub async fn claim(&self, use_: &Use<'_>) -> Result<Claim, Unavailable> {
+        let Some(cluster) = &self.shared else { return Ok(self.claim_local(use_)) };
+        // Entries here were confirmed by Redis (or made while falling back): a second sight on
+        // this instance needs no round trip.
+        if let Some(seen) = self.local.get(&Self::local_key(use_)) {
+            return Ok(seen.judge(use_));
+        }
+        match self.claim_shared(cluster, use_).await {
+            Ok(claim) => {
+                if claim != Claim::Replayed {
+                    let seen = Arc::new(Seen { digest: use_.digest, until: use_.until });
+                    self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+                }
+                Ok(claim)
+            }
+            Err(_) => match cluster.on_failure() {
+                OnClusterFailure::Closed => {
+                    cluster.refused();
+                    Err(Unavailable)
+                }
+                OnClusterFailure::Local => {
+                    cluster.fell_back();
+                    Ok(self.claim_local(use_))
+                }
+            },
+        }
+    }
+
+    async fn claim_shared(&self, cluster: &Cluster, use_: &Use<'_>) -> Result<Claim, crate::cluster::Down> {
+        // Hashed: a key of bounded length whatever the value, and no value in Redis's keyspace.
+        let key = cluster.key(&format!("once:{}:{}", use_.kind.tag(), hex(&sha256(use_.value.as_bytes()))));
+        let now_ms = self.clock.now_millis();
+        let ttl_ms = use_.until.0.saturating_mul(1000).saturating_sub(now_ms).max(MIN_TTL_MS);
+        let script = redis::Script::new(CLAIM);
+        let mut invocation = script.key(key);
+        invocation.arg(hex(&use_.digest)).arg(ttl_ms);
+        cluster.checking();
+        let mut old: redis::RedisResult<Option<String>> =
+            invocation.invoke_async(&mut cluster.connection()).await;
+        // A connection found broken (Redis restarted since the last use) is made again by the
+        // manager: one more try, so the first check after an outage is not refused for it. A
+        // timeout is not tried again: a silent Redis costs one timeout, not two.
+        if old.as_ref().is_err_and(|e| e.is_connection_dropped() || e.is_connection_refusal()) {
+            cluster.checking();
+            old = invocation.invoke_async(&mut cluster.connection()).await;
+        }
+        // Anything but our own digest under the key (another program's value) never matches.
+        Ok(match cluster.record(old)? {
+            None => Claim::First,
+            Some(old) if use_.reusable && old == hex(&use_.digest) => Claim::Again,
+            Some(_) => Claim::Replayed,
+        })
     }
 }
 
@@ -53,20 +201,42 @@ impl UsedOnce {
 mod tests {
     use super::*;
 
+    fn state(value: &str) -> Use<'_> {
+        Use { kind: Kind::SignIn, value, digest: [0; 32], reusable: false, until: UnixTime(1_600) }
+    }
+
     #[test]
     fn a_value_is_used_once_even_from_many_threads() {
-        let once = Arc::new(UsedOnce::new(crate::clock::ManualClock::at(1_000)));
+        let once = Arc::new(Once::new(crate::clock::ManualClock::at(1_000)));
         let firsts: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     let once = once.clone();
-                    s.spawn(move || usize::from(once.first_use("state-1", UnixTime(1_600))))
+                    s.spawn(move || usize::from(once.claim_local(&state("state-1")) == Claim::First))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(firsts, 1);
-        assert!(!once.first_use("state-1", UnixTime(1_600)));
-        assert!(once.first_use("state-2", UnixTime(1_600)));
+        assert_eq!(once.claim_local(&state("state-1")), Claim::Replayed);
+        assert_eq!(once.claim_local(&state("state-2")), Claim::First);
+    }
+
+    #[test]
+    fn a_reusable_document_may_come_again_but_not_its_id_in_another() {
+        let once = Once::new(crate::clock::ManualClock::at(1_000));
+        let doc = |digest: u8, reusable| Use {
+            kind: Kind::Assertion,
+            value: "_a1",
+            digest: [digest; 32],
+            reusable,
+            until: UnixTime(1_600),
+        };
+        assert_eq!(once.claim_local(&doc(1, true)), Claim::First);
+        assert_eq!(once.claim_local(&doc(1, true)), Claim::Again);
+        assert_eq!(once.claim_local(&doc(2, true)), Claim::Replayed);
+        assert_eq!(once.claim_local(&doc(1, false)), Claim::Replayed);
+        // Kinds do not share values: a state equal to an assertion id is another thing.
+        assert_eq!(once.claim_local(&state("_a1")), Claim::First);
     }
 }

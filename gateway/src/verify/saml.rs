@@ -22,6 +22,7 @@ mod transforms;
 use crate::clock::SharedClock;
 use crate::config::{DEFAULT_MAX_PENDING, SamlIdp};
 use crate::verify::jwt::{Identity, sha256};
+use crate::verify::once::{Claim, Kind, Once, Use as OnceUse};
 use base64::Engine;
 use idp_certs::IdpCertificates;
 use mfagate_policy::{InvalidReason, SamlFacts};
@@ -70,6 +71,9 @@ pub enum Unverified {
     /// Too many first sights are waiting already (`[saml] max_pending_verifications`): it was
     /// not looked at, and may be sent again shortly.
     Busy,
+    /// Verified, but the fleet's one-time memory cannot be reached to say whether it was used
+    /// before (`[cluster] on_failure = "closed"`): refused, and may be sent again shortly.
+    Unavailable,
 }
 
 impl From<InvalidReason> for Unverified {
@@ -97,6 +101,35 @@ pub struct SamlVerified {
     pub cert_generation: u64,
 }
 
+/// A document after every check but the replay memory's.
+enum Checked {
+    /// A bearer document verified before.
+    Cached(Arc<SamlVerified>),
+    /// Verified now, with its digest: the replay memory decides next.
+    Fresh(Arc<SamlVerified>, [u8; 32]),
+}
+
+/// A bearer document may be presented again; an assertion at the ACS, in a grant, or marked
+/// one-time, may not.
+fn reusable(verified: &SamlVerified, how: &Use) -> bool {
+    *how == Use::Api && !verified.one_time_use
+}
+
+/// The use of `verified`'s id that the replay memory judges. It is remembered for the most
+/// leeway any configuration may give, not this one's: a reload that widens it must not find the
+/// entry gone while the assertion is acceptable again.
+fn once_use<'a>(verified: &'a SamlVerified, digest: [u8; 32], how: &Use) -> OnceUse<'a> {
+    OnceUse {
+        kind: Kind::Assertion,
+        value: &verified.assertion_id,
+        digest,
+        reusable: reusable(verified, how),
+        until: mfagate_policy::UnixTime(
+            verified.facts.expires.0.saturating_add(crate::config::MAX_LEEWAY_SECS),
+        ),
+    }
+}
+
 /// Verifies SAML assertions for the configured IdPs.
 pub struct SamlVerifier {
     idps: Vec<SamlIdp>,
@@ -107,7 +140,9 @@ pub struct SamlVerifier {
     max_bytes: usize,
     allowed: Vec<AllowedSignatureAlgorithm>,
     by_digest: moka::sync::Cache<[u8; 32], Arc<SamlVerified>>,
-    seen_ids: moka::sync::Cache<String, Arc<Seen>>,
+    /// Assertion ids seen (and one-time and grant uses), shared by every generation and, when
+    /// clustered, by the fleet.
+    once: Arc<Once>,
     cpu: Arc<tokio::sync::Semaphore>,
     queue: Arc<tokio::sync::Semaphore>,
     max_pending: usize,
@@ -115,18 +150,6 @@ pub struct SamlVerifier {
     busy: std::sync::atomic::AtomicU64,
     acs_url: Option<String>,
     clock: SharedClock,
-}
-
-/// An assertion ID seen: in which document, and until when the policy could still accept it.
-struct Seen {
-    digest: [u8; 32],
-    until: mfagate_policy::UnixTime,
-}
-
-impl crate::clock::Expires for Seen {
-    fn expires(&self) -> mfagate_policy::UnixTime {
-        self.until
-    }
 }
 
 impl crate::clock::Expires for SamlVerified {
@@ -163,12 +186,7 @@ impl SamlVerifier {
                 .max_capacity(50_000)
                 .expire_after(crate::clock::UntilExpiry(clock.clone()))
                 .build(),
-            // Replay entries live as long as the assertion could be accepted (NotOnOrAfter plus
-            // the most leeway a configuration may give), however long that is.
-            seen_ids: moka::sync::Cache::builder()
-                .max_capacity(500_000)
-                .expire_after(crate::clock::UntilExpiry(clock.clone()))
-                .build(),
+            once: Arc::new(Once::new(clock.clone())),
             cpu: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
@@ -184,6 +202,13 @@ impl SamlVerifier {
     pub fn with_max_pending(mut self, max: usize) -> SamlVerifier {
         self.max_pending = max.min(tokio::sync::Semaphore::MAX_PERMITS);
         self.queue = Arc::new(tokio::sync::Semaphore::new(self.max_pending));
+        self
+    }
+
+    /// Remembers assertion ids in `once` (the gateway's, shared with sign-in states and, when
+    /// clustered, with the fleet).
+    pub fn with_once(mut self, once: Arc<Once>) -> SamlVerifier {
+        self.once = once;
         self
     }
 
@@ -247,7 +272,7 @@ impl SamlVerifier {
     /// An IdP whose metadata is fetched the same way keeps the certificates already fetched (and
     /// its refresh task goes on).
     pub fn remembering(mut self, previous: &SamlVerifier) -> SamlVerifier {
-        self.seen_ids = previous.seen_ids.clone();
+        self.once = previous.once.clone();
         self.cpu = previous.cpu.clone();
         for (idp, certs) in self.idps.iter().zip(self.certs.iter_mut()) {
             if let Some(kept) = previous.certs.iter().find(|old| old.is_fetched() && old.fetches_as(idp)) {
@@ -293,6 +318,7 @@ impl SamlVerifier {
         match &verified {
             Ok(_) => {}
             Err(Unverified::Busy) => span.fail("saml_busy"),
+            Err(Unverified::Unavailable) => span.fail("one_time_check_unavailable"),
             Err(Unverified::Invalid(why)) => span.fail(why.code()),
         }
         verified
@@ -310,14 +336,26 @@ impl SamlVerifier {
         {
             return Ok(hit);
         }
-        let (verified, xml, signer) = self.verify_on_pool(xml, how.clone()).await?;
+        let (mut checked, xml, signer) = self.verify_on_pool(xml, how.clone()).await?;
         // A rollover the metadata already shows: fetch it early (rate-limited), then try again.
         if let Some((certs, seen)) = signer.and_then(|(i, seen)| Some((self.certs.get(i)?, seen)))
             && certs.refetch_for_unknown_signer(seen).await
         {
-            return self.verify_on_pool(xml, how).await?.0.map_err(Unverified::Invalid);
+            checked = self.verify_on_pool(xml, how.clone()).await?.0;
         }
-        verified.map_err(Unverified::Invalid)
+        match checked? {
+            Checked::Cached(hit) => Ok(hit),
+            Checked::Fresh(verified, digest) => {
+                // The replay memory is asked only now, off the blocking pool: with `[cluster]`
+                // it is a round trip to Redis.
+                let claim = self
+                    .once
+                    .claim(&once_use(&verified, digest, &how))
+                    .await
+                    .map_err(|_| Unverified::Unavailable)?;
+                Ok(self.admit(verified, digest, &how, claim)?)
+            }
+        }
     }
 
     /// One verification on the blocking pool, under the queue and CPU permits; on a bad
@@ -327,7 +365,7 @@ impl SamlVerifier {
         self: &Arc<Self>,
         xml: String,
         how: Use,
-    ) -> Result<(Result<Arc<SamlVerified>, InvalidReason>, String, Option<(usize, u64)>), Unverified> {
+    ) -> Result<(Result<Checked, InvalidReason>, String, Option<(usize, u64)>), Unverified> {
         let place = Arc::clone(&self.queue).try_acquire_owned().map_err(|_| {
             self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Unverified::Busy
@@ -338,7 +376,7 @@ impl SamlVerifier {
         tokio::task::spawn_blocking(move || {
             // Read before: a fetch that lands during the verification must count as new.
             let generations: Vec<u64> = this.certs.iter().map(|c| c.generation()).collect();
-            let verified = this.verify(&xml, how);
+            let verified = this.check(&xml, &how);
             let signer = match verified {
                 Err(InvalidReason::BadSignature) => {
                     this.fetched_signer(&xml).and_then(|i| Some((i, *generations.get(i)?)))
@@ -379,38 +417,51 @@ impl SamlVerifier {
         String::from_utf8(bytes).map_err(|_| InvalidReason::Malformed)
     }
 
-    /// Verifies an XML assertion or Response.
+    /// Verifies an XML assertion or Response, deciding replays from this instance's memory
+    /// (the gateway's requests go through [`SamlVerifier::verify_base64_off_worker`], which
+    /// asks the fleet's when clustered).
     pub fn verify(&self, xml: &str, how: Use) -> Result<Arc<SamlVerified>, InvalidReason> {
+        match self.check(xml, &how)? {
+            Checked::Cached(hit) => Ok(hit),
+            Checked::Fresh(verified, digest) => {
+                let claim = self.once.claim_local(&once_use(&verified, digest, &how));
+                self.admit(verified, digest, &how, claim)
+            }
+        }
+    }
+
+    /// Every check but the replay memory's: a bearer document verified before (under the
+    /// certificates still in force) comes from the cache.
+    fn check(&self, xml: &str, how: &Use) -> Result<Checked, InvalidReason> {
         if xml.len() > self.max_bytes {
             return Err(InvalidReason::TooLarge);
         }
         let digest = sha256(xml.as_bytes());
-        if how == Use::Api
+        if *how == Use::Api
             && let Some(hit) = self.by_digest.get(&digest)
             && self.current(&hit)
         {
-            return Ok(hit);
+            return Ok(Checked::Cached(hit));
         }
         if !within_parse_bounds(xml) {
             return Err(InvalidReason::TooLarge);
         }
-        let verified = Arc::new(self.verify_uncached(xml, &how)?);
-        // A bearer document may be presented again; an assertion ID in another document, at the
-        // ACS, or marked one-time, may not.
-        let reusable = how == Use::Api && !verified.one_time_use;
-        // Remembered for the most leeway any configuration may give, not this one's: a reload
-        // that widens it must not find the entry gone while the assertion is acceptable again.
-        let until =
-            mfagate_policy::UnixTime(verified.facts.expires.0.saturating_add(crate::config::MAX_LEEWAY_SECS));
-        // Check and record in one step: two copies verified at once cannot both be the first.
-        let entry = self
-            .seen_ids
-            .entry(verified.assertion_id.clone())
-            .or_insert_with(|| Arc::new(Seen { digest, until }));
-        if !entry.is_fresh() && (!reusable || entry.value().digest != digest) {
+        Ok(Checked::Fresh(Arc::new(self.verify_uncached(xml, how)?), digest))
+    }
+
+    /// A verified document after the replay memory's verdict: refused if replayed, cached if a
+    /// bearer document may come again.
+    fn admit(
+        &self,
+        verified: Arc<SamlVerified>,
+        digest: [u8; 32],
+        how: &Use,
+        claim: Claim,
+    ) -> Result<Arc<SamlVerified>, InvalidReason> {
+        if claim == Claim::Replayed {
             return Err(InvalidReason::Replayed);
         }
-        if reusable && verified.facts.expires > self.clock.unix() {
+        if reusable(&verified, how) && verified.facts.expires > self.clock.unix() {
             self.by_digest.insert(digest, verified.clone());
         }
         Ok(verified)

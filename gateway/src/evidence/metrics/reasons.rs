@@ -3,7 +3,7 @@
 //! list missed (a test keeps it complete). Never a string from the request.
 
 /// Sorted, for a binary search on the request path.
-pub const REASONS: [&str; 93] = [
+pub const REASONS: [&str; 94] = [
     "alg_not_allowed",
     "amr_malformed",
     "amr_missing",
@@ -45,6 +45,7 @@ pub const REASONS: [&str; 93] = [
     "no_route",
     "no_token",
     "nonce_mismatch",
+    "one_time_check_unavailable",
     "other",
     "path_backslash",
     "path_bad_escape",
@@ -100,7 +101,7 @@ pub const REASONS: [&str; 93] = [
 ];
 
 /// Where `other` sits in [`REASONS`].
-const OTHER: usize = 41;
+const OTHER: usize = 42;
 
 /// The index of `code` in [`REASONS`] (`other` for one not listed).
 pub fn index(code: &str) -> usize {

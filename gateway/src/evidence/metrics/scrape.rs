@@ -23,6 +23,9 @@ pub fn render(state: &State) -> String {
     saml_metadata(&mut t, state);
     decision_log(&mut t, state);
     saml_queue(&mut t, state);
+    if let Some(cluster) = &state.cluster {
+        cluster_health(&mut t, cluster);
+    }
     t.family("mfagate_build_info", Kind::Gauge, "Always 1; the labels name the build.");
     t.sample(
         "mfagate_build_info",
@@ -159,5 +162,45 @@ fn saml_queue(t: &mut Text<'_>, state: &State) {
         Kind::Counter,
         "SAML assertions refused unverified because the queue was full (saml_busy).",
         saml.busy_refusals(),
+    );
+}
+
+fn cluster_health(t: &mut Text<'_>, cluster: &crate::cluster::Cluster) {
+    let h = cluster.health();
+    t.single(
+        "mfagate_cluster_redis_up",
+        Kind::Gauge,
+        "1 while the last round trip to Redis succeeded.",
+        u64::from(h.up),
+    );
+    t.single(
+        "mfagate_cluster_redis_round_trips_total",
+        Kind::Counter,
+        "Round trips to Redis.",
+        h.round_trips,
+    );
+    t.single(
+        "mfagate_cluster_redis_failures_total",
+        Kind::Counter,
+        "Round trips to Redis that failed or timed out.",
+        h.failures,
+    );
+    t.single(
+        "mfagate_cluster_one_time_round_trips_total",
+        Kind::Counter,
+        "Round trips to Redis for one-time checks (first sights on this instance).",
+        h.checks,
+    );
+    t.single(
+        "mfagate_cluster_one_time_local_total",
+        Kind::Counter,
+        "One-time checks decided from this instance's memory while Redis was down (on_failure = \"local\").",
+        h.fallbacks,
+    );
+    t.single(
+        "mfagate_cluster_one_time_refused_total",
+        Kind::Counter,
+        "One-time checks refused with 503 while Redis was down (on_failure = \"closed\").",
+        h.refusals,
     );
 }
