@@ -165,7 +165,7 @@ fn the_dockerfile_installs_the_package_the_build_script_makes_as_a_non_root_user
     assert_eq!(instructions(&all, "VOLUME"), ["/var/log/mfagate"]);
 }
 
-/// The manifests in deploy/kubernetes, by kind.
+/// The manifests in deploy/kubernetes, by `Kind/name`.
 fn manifests() -> std::collections::HashMap<String, Value> {
     let dir = repo().join("deploy/kubernetes");
     let kustomization: Value =
@@ -185,7 +185,7 @@ fn manifests() -> std::collections::HashMap<String, Value> {
         .iter()
         .map(|f| {
             let doc: Value = serde_norway::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap();
-            (doc["kind"].as_str().unwrap().to_owned(), doc)
+            (format!("{}/{}", doc["kind"].as_str().unwrap(), doc["metadata"]["name"].as_str().unwrap()), doc)
         })
         .collect()
 }
@@ -197,8 +197,12 @@ fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
 #[test]
 fn the_kubernetes_manifests_parse_and_their_probes_and_ports_match_the_config_they_ship() {
     let m = manifests();
-    let (deployment, service, config_map, secret) =
-        (&m["Deployment"], &m["Service"], &m["ConfigMap"], &m["Secret"]);
+    let (deployment, service, config_map, secret) = (
+        &m["Deployment/mfagate"],
+        &m["Service/mfagate"],
+        &m["ConfigMap/mfagate-config"],
+        &m["Secret/mfagate-secrets"],
+    );
     let pod = &deployment["spec"]["template"]["spec"];
     let containers = pod["containers"].as_sequence().unwrap();
     assert_eq!(containers.len(), 1);
@@ -295,4 +299,36 @@ fn the_kubernetes_manifests_parse_and_their_probes_and_ports_match_the_config_th
     let security = &pod["securityContext"];
     assert_eq!(security["runAsNonRoot"].as_bool(), Some(true));
     assert_eq!(security["runAsUser"].as_u64(), Some(u64::from(image_uid(&dockerfile()))));
+
+    // The replicas share one Redis: the config names its Service and the Secret key Redis takes
+    // its password from; only the gateway's pods may reach it; nothing of it is persisted.
+    let cluster = c.cluster.expect("[cluster] in the shipped config");
+    let (redis, redis_service, policy) =
+        (&m["Deployment/mfagate-redis"], &m["Service/mfagate-redis"], &m["NetworkPolicy/mfagate-redis"]);
+    let redis_port = redis_service["spec"]["ports"][0]["port"].as_u64().unwrap();
+    assert_eq!(
+        cluster.url,
+        format!("redis://{}:{redis_port}/0", str_of(&redis_service["metadata"]["name"], "name"))
+    );
+    let redis_pod = &redis["spec"]["template"]["spec"];
+    for (k, v) in redis_service["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(&redis["spec"]["template"]["metadata"]["labels"][k], v);
+    }
+    let redis_container = &redis_pod["containers"][0];
+    let args: Vec<&str> =
+        redis_container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--save", ""]) && args.windows(2).any(|w| w == ["--appendonly", "no"])
+    );
+    let from = &redis_container["env"][0]["valueFrom"]["secretKeyRef"];
+    assert!(args.windows(2).any(|w| w == ["--requirepass", "$(REDIS_PASSWORD)"]));
+    assert_eq!(redis_container["env"][0]["name"], "REDIS_PASSWORD");
+    assert_eq!(from["name"], secret["metadata"]["name"]);
+    let password_key = str_of(&from["key"], "secretKeyRef.key");
+    assert!(cluster.password.is_some(), "check-config read the password");
+    assert!(keys.contains(&password_key));
+    assert_eq!(at(secret_dir).join(password_key), at("/etc/mfagate/secrets/redis.password"));
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"], redis["spec"]["template"]["metadata"]["labels"]);
+    assert_eq!(policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"], *labels);
+    assert_eq!(redis_pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
 }
