@@ -92,8 +92,25 @@ async fn sample(g: &Gateway, series: &str) -> f64 {
 const FAILED_FLUSHES: &str = "mfagate_cluster_report_flush_total{result=\"failed\"}";
 const PENDING: &str = "mfagate_cluster_report_pending_records";
 
+/// Whole lines in `g`'s decision log (one being written is not counted).
 fn lines(g: &Gateway) -> usize {
-    read_log(&g.log_path()).len()
+    std::fs::read_to_string(g.log_path()).unwrap_or_default().matches('\n').count()
+}
+
+/// Instances `a` and `b`, one record of `a` flushed.
+async fn pair(redis: &RedisServer) -> (Gateway, Gateway) {
+    let a = instance(redis, "a").start().await;
+    let b = instance(redis, "b").beside(&a).start().await;
+    with_mfa(&a, 1).await;
+    until("flushed", || async { totals(&b).await == (1, true) }).await;
+    (a, b)
+}
+
+/// What `/v1/report` answers for `r`, without a scope.
+fn unscoped(r: &Report) -> Value {
+    let mut v = mfagate::evidence::report::to_json(r, &Declared::default());
+    v.as_object_mut().unwrap().remove("scope");
+    v
 }
 
 /// `/v1/report` without its scope, and the scope.
@@ -140,20 +157,37 @@ async fn requests_spread_over_three_instances_appear_in_full_on_each_and_match_t
     assert_eq!(other.open(&format!("{FLEET}/app/z")).await.status, StatusCode::OK, "{:?}", other.trail);
 
     let all = [&a, &b, &c];
+    // Records are written just after their responses, in order: once a last request's record
+    // is in each log, every earlier one is.
+    for g in all {
+        assert_eq!(g.get("/public/last", None).await.status, StatusCode::OK);
+        until("the log holds every record", || async {
+            read_log(&g.log_path()).last().is_some_and(|r| r["path"] == "/public/last")
+        })
+        .await;
+    }
     let logs = from_logs(&all);
     assert_eq!(logs.totals.api_app_user, 5, "2 with MFA, 2 without, 1 SAML");
     assert_eq!((logs.totals.api_app_only, logs.totals.report_only_passes), (1, 1));
     assert!(logs.totals.portal_operations >= 3 && logs.totals.portal_mfa >= 2, "{:?}", logs.totals);
     assert_eq!(logs.non_mfa_users.len(), 1);
     let now = a.clock.now_millis();
-    let declared = Declared::default();
-    let mut expected = mfagate::evidence::report::to_json(&logs, &declared);
-    expected.as_object_mut().unwrap().remove("scope");
+    let expected = unscoped(&logs);
     let records: Vec<usize> = all.iter().map(|g| lines(g)).collect();
     assert!(records.iter().all(|n| *n > 0), "every instance served some: {records:?}");
 
     for g in all {
-        until("this instance answers for the whole fleet", || async { summary(g).await.0 == expected }).await;
+        until("this instance answers for the whole fleet", || async {
+            let (v, scope) = summary(g).await;
+            let contributed: Vec<u64> = scope["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["records"].as_u64())
+                .collect();
+            v == expected && contributed == records.iter().map(|n| *n as u64).collect::<Vec<_>>()
+        })
+        .await;
         // Every shape, the same as the logs give.
         let r = g.admin_get("/v1/partnerRequests").await;
         assert_eq!(r.headers["x-mfagate-report-scope"], "fleet; instances=3");
@@ -202,10 +236,7 @@ async fn requests_spread_over_three_instances_appear_in_full_on_each_and_match_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_each_instance_says_it_answers_alone_and_nothing_waits_lost() {
     let mut redis = RedisServer::start();
-    let a = instance(&redis, "a").start().await;
-    let b = instance(&redis, "b").beside(&a).start().await;
-    with_mfa(&a, 1).await;
-    until("flushed", || async { totals(&b).await == (1, true) }).await;
+    let (a, b) = pair(&redis).await;
     redis.stop();
     with_mfa(&a, 2).await;
     with_mfa(&b, 1).await;
@@ -238,10 +269,7 @@ async fn redis_stopped_each_instance_says_it_answers_alone_and_nothing_waits_los
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_whose_reply_was_lost_is_counted_once() {
     let redis = RedisServer::start();
-    let a = instance(&redis, "a").start().await;
-    let b = instance(&redis, "b").beside(&a).start().await;
-    with_mfa(&a, 1).await;
-    until("flushed", || async { totals(&b).await == (1, true) }).await;
+    let (a, b) = pair(&redis).await;
     // Frozen, Redis still holds the flushes sent meanwhile: it runs them when it wakes, after
     // the instance gave up on their replies and kept the batch to send again.
     redis.freeze();
@@ -257,11 +285,7 @@ async fn a_flush_whose_reply_was_lost_is_counted_once() {
     with_mfa(&a, 1).await;
     until("the next batch arrives", || async { totals(&b).await == (4, true) }).await;
     let logs = from_logs(&[&a, &b]);
-    assert_eq!(summary(&b).await.0, {
-        let mut v = mfagate::evidence::report::to_json(&logs, &Declared::default());
-        v.as_object_mut().unwrap().remove("scope");
-        v
-    });
+    assert_eq!(summary(&b).await.0, unscoped(&logs));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,10 +314,6 @@ async fn a_restarted_instance_does_not_count_its_history_again() {
         .map(|i| (i["instance"].as_str().unwrap().to_owned(), i["records"].as_u64().unwrap()))
         .collect();
     assert_eq!(who, [("a".to_owned(), 3), ("b".to_owned(), 2)]);
-    assert_eq!(summary(&again).await.0, {
-        let files = [a.log_path(), b.log_path()];
-        let mut v = mfagate::evidence::report::to_json(&from_files(&files, now(&b)), &Declared::default());
-        v.as_object_mut().unwrap().remove("scope");
-        v
-    });
+    let files = [a.log_path(), b.log_path()];
+    assert_eq!(summary(&again).await.0, unscoped(&from_files(&files, now(&b))));
 }
