@@ -1,6 +1,7 @@
 //! The report, live: rebuilt from the log files at start, then fed by the decision-log writer
 //! (never by the request path), so the admin endpoints answer in milliseconds. The window is the
-//! last seven whole UTC days, today included.
+//! last seven whole UTC days, today included. The Partner Center shapes are functions of a
+//! `Report`, so the fleet report (`crate::evidence::fleet`) answers with them too.
 
 use crate::evidence::record::DecisionRecord;
 use crate::evidence::report::parse_ts_ms;
@@ -73,21 +74,6 @@ impl Live {
         }
     }
 
-    /// `GET /v1/partnerRequests`: App+User requests, newest first, at most 10,000.
-    pub fn partner_requests(&self, now_ms: u64) -> Value {
-        partner_requests(&lock(&self.report), now_ms)
-    }
-
-    /// `GET /v1/applicationmfaadoptionstatus`: per UTC day and application.
-    pub fn application_adoption(&self, now_ms: u64, names: &dyn Fn(&str) -> String) -> Value {
-        application_adoption(&lock(&self.report), now_ms, names)
-    }
-
-    /// `GET /v1/nonMfaCompliantPartnerPrincipals`: portal users without MFA, most recent first.
-    pub fn non_mfa_principals(&self, now_ms: u64) -> Value {
-        non_mfa_principals(&lock(&self.report), now_ms)
-    }
-
     /// The last seven UTC days as a report of their own (for the page and the CSV downloads).
     pub fn view(&self, now_ms: u64) -> Report {
         let mut r = lock(&self.report).clone();
@@ -136,13 +122,13 @@ pub fn partner_requests(r: &Report, now_ms: u64) -> Value {
 pub fn application_adoption(r: &Report, now_ms: u64, names: &dyn Fn(&str) -> String) -> Value {
     let first = first_day(now_ms);
     let rows: Vec<Value> = r
-            .apps
-            .range((first, String::new())..)
-            .map(|((day, app), (mfa, total))| {
-                json!({"loginDate": day_to_date(*day), "mfaCompliantRequestCount": mfa, "totalRequestCount": total,
-                       "applicationId": app, "applicationName": names(app)})
-            })
-            .collect();
+        .apps
+        .range((first, String::new())..)
+        .map(|((day, app), (mfa, total))| {
+            json!({"loginDate": day_to_date(*day), "mfaCompliantRequestCount": mfa, "totalRequestCount": total,
+                   "applicationId": app, "applicationName": names(app)})
+        })
+        .collect();
     Value::Array(rows)
 }
 
@@ -157,7 +143,7 @@ pub fn non_mfa_principals(r: &Report, now_ms: u64) -> Value {
         .take(MAX_API_ROWS)
         .map(|((oid, tid), u)| {
             json!({"objectId": oid, "tenantId": tid, "upn": u.upn,
-                       "lastNonMfaCompliantRequestDateTime": crate::clock::rfc3339_millis(u.last_ms)})
+                   "lastNonMfaCompliantRequestDateTime": crate::clock::rfc3339_millis(u.last_ms)})
         })
         .collect();
     json!({"totalCount": items.len(), "items": items})
