@@ -15,6 +15,7 @@ mod configure;
 mod connections;
 mod deploy;
 mod dev_tools;
+mod fleet_report;
 mod hostile;
 mod hostile_tokens;
 mod inspect;

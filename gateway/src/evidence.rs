@@ -2,6 +2,7 @@
 //! report page and the metrics.
 
 pub mod decision_log;
+pub mod fleet;
 pub mod live;
 pub mod log_files;
 pub mod metrics;

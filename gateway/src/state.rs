@@ -81,6 +81,8 @@ pub struct State {
     pub once: Arc<crate::verify::once::Once>,
     /// `[cluster]`: the shared store, when configured.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// With `[cluster]`: this instance's side of the fleet report (its flushes).
+    pub fleet: Option<Arc<crate::evidence::fleet::FleetReport>>,
     /// Upstream client.
     pub client: HttpClient,
     /// Decision log.
@@ -113,20 +115,26 @@ impl State {
     pub fn new(config: Config, clock: SharedClock, port: u16) -> Result<(Arc<State>, LogWriter), StartError> {
         let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
-        // Standard output cannot be read back: the live report then starts empty.
-        let live = Arc::new(if config.decision_log.to_stdout() {
-            crate::evidence::live::Live::rebuild(&[], clock.now_millis())
-        } else {
-            crate::evidence::live::Live::rebuild(
-                &crate::evidence::log_files::all_files(&config.decision_log.path),
-                clock.now_millis(),
-            )
-        });
+        let cluster =
+            config.cluster.as_ref().map(|c| crate::cluster::Cluster::connect(c, port)).transpose()?;
+        let fleet =
+            cluster.as_ref().map(|c| crate::evidence::fleet::FleetReport::new(c.clone(), clock.clone()));
+        // Standard output cannot be read back: the live report then starts empty. What is
+        // rebuilt is not sent to the fleet report again: only records written from now on.
+        let live = Arc::new(
+            if config.decision_log.to_stdout() {
+                crate::evidence::live::Live::rebuild(&[], clock.now_millis())
+            } else {
+                crate::evidence::live::Live::rebuild(
+                    &crate::evidence::log_files::all_files(&config.decision_log.path),
+                    clock.now_millis(),
+                )
+            }
+            .feeding(fleet.clone()),
+        );
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;
-        let cluster =
-            config.cluster.as_ref().map(|c| crate::cluster::Cluster::connect(c, port)).transpose()?;
         let once = Arc::new(match &cluster {
             Some(cluster) => crate::verify::once::Once::shared(cluster.clone(), clock.clone()),
             None => crate::verify::once::Once::new(clock.clone()),
@@ -155,6 +163,7 @@ impl State {
             generation: 1,
             once,
             cluster,
+            fleet,
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: Metrics::new(&config.routes),
@@ -209,6 +218,7 @@ impl State {
             generation: self.generation + 1,
             once: self.once.clone(),
             cluster: self.cluster.clone(),
+            fleet: self.fleet.clone(),
             saml,
             routes: RouteTable::new(&config.routes),
             metrics: self.metrics.rebind(&config.routes),

@@ -171,16 +171,12 @@ impl Report {
 
     fn keep_recent(&mut self, e: &Event<'_>, mfa: bool) {
         self.seq += 1;
-        if self.recent.len() == MAX_API_ROWS
-            && self
-                .recent
-                .peek()
-                .is_some_and(|Reverse(oldest)| (oldest.ts_ms, oldest.seq) > (e.ts_ms, self.seq))
-        {
+        // Judged before the row is built: a long log allocates nothing for rows it drops.
+        if !self.has_room(e.ts_ms) {
             return;
         }
         let s = |v: Option<&str>| v.unwrap_or_default().to_owned();
-        self.recent.push(Reverse(ApiRow {
+        self.push_row(ApiRow {
             ts_ms: e.ts_ms,
             seq: self.seq,
             request_id: e.request_id.to_owned(),
@@ -192,9 +188,33 @@ impl Report {
             upn: s(e.upn),
             app_id: s(e.app_id),
             mfa,
-        }));
+        });
+    }
+
+    /// Whether a row at `ts_ms`, numbered `self.seq`, is among the newest [`MAX_API_ROWS`].
+    fn has_room(&self, ts_ms: u64) -> bool {
+        self.recent.len() < MAX_API_ROWS
+            || self
+                .recent
+                .peek()
+                .is_none_or(|Reverse(oldest)| (oldest.ts_ms, oldest.seq) <= (ts_ms, self.seq))
+    }
+
+    fn push_row(&mut self, row: ApiRow) {
+        self.recent.push(Reverse(row));
         if self.recent.len() > MAX_API_ROWS {
             self.recent.pop();
+        }
+    }
+
+    /// Keeps a row of the "All API requests" export read back from elsewhere (the fleet's
+    /// store), as [`Report::add`] keeps one it counts: the newest [`MAX_API_ROWS`], numbered in
+    /// the order given (its `seq` is replaced). The counts are not touched.
+    pub fn keep_row(&mut self, mut row: ApiRow) {
+        self.seq += 1;
+        if self.has_room(row.ts_ms) {
+            row.seq = self.seq;
+            self.push_row(row);
         }
     }
 

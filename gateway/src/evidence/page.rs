@@ -75,6 +75,16 @@ fn chart(r: &Report) -> String {
 
 /// The page for the report `r` (the last seven UTC days).
 pub fn render(r: &Report, declared: &Declared, names: &dyn Fn(&str) -> String) -> String {
+    render_with(r, declared, names, None)
+}
+
+/// The page, saying whose decisions it covers (`scope`: the fleet's, or this instance's and why).
+pub fn render_with(
+    r: &Report,
+    declared: &Declared,
+    names: &dyn Fn(&str) -> String,
+    scope: Option<&str>,
+) -> String {
     let t = &r.totals;
     let requirements = r.requirements(declared);
     let mut html = String::from(
@@ -85,6 +95,9 @@ body{font-family:system-ui,sans-serif;margin:2rem;color:#111;max-width:1100px}h1
 td,th{border-bottom:1px solid #eee;padding:.35rem .75rem;text-align:left;font-size:.9rem}.met{color:#15803d}.not{color:#b91c1c}
 </style></head><body><h1>Security requirements status</h1>"#,
     );
+    if let Some(scope) = scope {
+        let _ = write!(html, r#"<p class="muted" id="scope">{}</p>"#, escape(scope));
+    }
     let _ = write!(
         html,
         r#"<p class="muted">{} to {} (the last seven UTC days, live)</p><div class="cards">

@@ -5,6 +5,7 @@
 //! Both answer GET and HEAD only.
 
 use crate::body::{Body, full};
+use crate::evidence::fleet::Scope;
 use crate::state::State;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use std::net::SocketAddr;
@@ -19,6 +20,10 @@ pub enum Plane {
     Private,
 }
 
+/// Whose decisions a report answer covers, with `[cluster]` (`fleet; instances=3`, or
+/// `instance; reason=redis-unreachable`).
+const SCOPE_HEADER: &str = "x-mfagate-report-scope";
+
 /// The challenge sent with a 401 on the private listener.
 const CHALLENGE: &str = "Bearer realm=\"mfagate-admin\"";
 
@@ -31,7 +36,8 @@ pub async fn handle<B>(
     peer: SocketAddr,
     req: Request<B>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let path = req.uri().path();
+    let path = req.uri().path().to_owned();
+    let path = path.as_str();
     if plane == Plane::Private && !authorized(&state, req.headers()) {
         // Never the header itself: a wrong token may be a real one for something else.
         let why = if req.headers().contains_key(header::AUTHORIZATION) { "wrong token" } else { "no token" };
@@ -46,11 +52,15 @@ pub async fn handle<B>(
         rsp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(rsp);
     }
-    let answer = match plane {
-        Plane::Public => public(&state, path),
-        Plane::Private => private(&state, path),
+    let (answer, scope) = match plane {
+        Plane::Public => (public(&state, path), None),
+        Plane::Private => private(&state, path).await.map_or((None, None), |(a, s)| (Some(a), s)),
     };
-    Ok(respond(answer.unwrap_or_else(not_found)))
+    let mut rsp = respond(answer.unwrap_or_else(not_found));
+    if let Some(scope) = scope.and_then(|s| HeaderValue::from_str(&s.header()).ok()) {
+        rsp.headers_mut().insert(SCOPE_HEADER, scope);
+    }
+    Ok(rsp)
 }
 
 /// Whether the request carries the configured token (when one is configured; a private
@@ -97,31 +107,48 @@ fn public(state: &State, path: &str) -> Option<Answer> {
     })
 }
 
-fn private(state: &State, path: &str) -> Option<Answer> {
+async fn private(state: &State, path: &str) -> Option<(Answer, Option<Scope>)> {
+    use crate::evidence::{live, report};
+    const PATHS: [&str; 5] = [
+        "/",
+        "/v1/report",
+        "/v1/partnerRequests",
+        "/v1/applicationmfaadoptionstatus",
+        "/v1/nonMfaCompliantPartnerPrincipals",
+    ];
+    let export =
+        path.strip_prefix("/exports/").and_then(|n| report::EXPORT_NAMES.iter().position(|e| *e == n));
+    // Anything else is not found, without a round trip to Redis.
+    if export.is_none() && !PATHS.contains(&path) {
+        return None;
+    }
     let now = state.clock.now_millis();
     let names = |id: &str| state.config.report.application_name(id);
-    Some(match path {
-        "/v1/partnerRequests" => json(state.live.partner_requests(now)),
-        "/v1/applicationmfaadoptionstatus" => json(state.live.application_adoption(now, &names)),
-        "/v1/nonMfaCompliantPartnerPrincipals" => json(state.live.non_mfa_principals(now)),
-        "/" => (
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            crate::evidence::page::render(&state.live.view(now), &state.config.report.declared, &names),
-        ),
-        "/v1/report" => {
-            json(crate::evidence::report::to_json(&state.live.view(now), &state.config.report.declared))
+    let declared = &state.config.report.declared;
+    // The fleet's report with `[cluster]`, else this instance's.
+    let (r, scope) = crate::evidence::fleet::view(state, now).await;
+    let answer = match (path, export) {
+        ("/v1/partnerRequests", _) => json(live::partner_requests(&r, now)),
+        ("/v1/applicationmfaadoptionstatus", _) => json(live::application_adoption(&r, now, &names)),
+        ("/v1/nonMfaCompliantPartnerPrincipals", _) => json(live::non_mfa_principals(&r, now)),
+        ("/", _) => {
+            let sentence = scope.as_ref().map(Scope::sentence);
+            let page = crate::evidence::page::render_with(&r, declared, &names, sentence.as_deref());
+            (StatusCode::OK, "text/html; charset=utf-8", page)
         }
-        path => {
-            let name = path.strip_prefix("/exports/")?;
-            let i = crate::evidence::report::EXPORT_NAMES.iter().position(|n| *n == name)?;
-            let body = crate::evidence::report::exports(&state.live.view(now), &names)
-                .into_iter()
-                .nth(i)
-                .unwrap_or_default();
+        ("/v1/report", _) => {
+            let mut v = report::to_json(&r, declared);
+            if let Some(scope) = &scope {
+                v["scope"] = scope.to_json();
+            }
+            json(v)
+        }
+        (_, i) => {
+            let body = report::exports(&r, &names).into_iter().nth(i.unwrap_or(0)).unwrap_or_default();
             (StatusCode::OK, "text/csv; charset=utf-8", body)
         }
-    })
+    };
+    Some((answer, scope))
 }
 
 fn json(v: serde_json::Value) -> Answer {

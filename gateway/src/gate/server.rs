@@ -95,6 +95,9 @@ pub async fn serve_with(
     if let Some(cluster) = &state.cluster {
         background.spawn(cluster.clone().watch());
     }
+    if let (Some(fleet), Some(c)) = (&state.fleet, &state.config.cluster) {
+        background.spawn(fleet.clone().run(c.report_flush));
+    }
     if let Some(admin) = admin {
         tracing::info!(addr = %admin.local_addr()?, "Admin listening");
         background.spawn(admin_loop(admin, current.clone(), Plane::Public, None));
@@ -186,6 +189,10 @@ pub async fn serve_with(
     }
     background.abort_all();
     writer.close().await;
+    // The last records' report counts, written by the close above.
+    if let Some(fleet) = &current.load().fleet {
+        fleet.flush().await;
+    }
     // The generation in service at the end holds the exporter of the spans still queued.
     if let Some(traces) = &current.load().traces {
         traces.shutdown(grace).await;

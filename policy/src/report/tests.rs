@@ -168,3 +168,28 @@ fn insights_use_the_singular_for_one() {
     let portal = &r.requirements(&Declared::default())[1].insight;
     assert_eq!(portal, "2 of 2 portal operations without MFA (2 users)");
 }
+
+#[test]
+fn rows_read_back_are_kept_as_counted_rows_are() {
+    // What one report kept, read back into another in its order (the fleet report's way).
+    let mut counted = Report::new(NOW, 7);
+    for i in 0..12_000u64 {
+        // Equal timestamps in pairs: the order given breaks the tie.
+        counted.add(&event(NOW - 1_000_000 + i / 2 * 10, "api", "app_user", Some(i % 3 == 0)));
+    }
+    let mut read_back = Report::new(NOW, 7);
+    let mut oldest_first = counted.recent_api_requests();
+    oldest_first.reverse();
+    // Rows beyond the cap, older than all kept, are dropped; the counts stay untouched.
+    let older = ApiRow { ts_ms: NOW - 2_000_000, ..oldest_first[0].clone() };
+    read_back.keep_row(older);
+    for row in oldest_first {
+        read_back.keep_row(row);
+    }
+    read_back.keep_row(ApiRow { ts_ms: NOW - 3_000_000, ..counted.recent_api_requests()[0].clone() });
+    let (a, b) = (counted.recent_api_requests(), read_back.recent_api_requests());
+    assert_eq!(b.len(), MAX_API_ROWS);
+    let strip = |rows: &[ApiRow]| rows.iter().map(|r| (r.ts_ms, r.mfa)).collect::<Vec<_>>();
+    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(read_back.totals, DayCounts::default());
+}

@@ -26,6 +26,9 @@ pub fn render(state: &State) -> String {
     if let Some(cluster) = &state.cluster {
         cluster_health(&mut t, cluster);
     }
+    if let Some(fleet) = &state.fleet {
+        fleet_report(&mut t, fleet);
+    }
     t.family("mfagate_build_info", Kind::Gauge, "Always 1; the labels name the build.");
     t.sample(
         "mfagate_build_info",
@@ -202,5 +205,19 @@ fn cluster_health(t: &mut Text<'_>, cluster: &crate::cluster::Cluster) {
         Kind::Counter,
         "One-time checks refused with 503 while Redis was down (on_failure = \"closed\").",
         h.refusals,
+    );
+}
+
+fn fleet_report(t: &mut Text<'_>, fleet: &crate::evidence::fleet::FleetReport) {
+    let (ok, failed) = fleet.flush_results();
+    let family = "mfagate_cluster_report_flush_total";
+    t.family(family, Kind::Counter, "Fleet report flushes to Redis by result (failed ones are sent again).");
+    t.sample(family, &[("result", "ok")], ok);
+    t.sample(family, &[("result", "failed")], failed);
+    t.single(
+        "mfagate_cluster_report_pending_records",
+        Kind::Gauge,
+        "Records whose report counts have not reached Redis yet.",
+        fleet.pending_records(),
     );
 }
