@@ -1,0 +1,66 @@
+//! Review 9: the shared one-time state on Redis ([cluster]), attacked.
+
+use crate::cluster::{fleet, fresh_doc, metric, saml_api, signed, spec};
+use crate::support::redis::RedisServer;
+use crate::support::*;
+use http::StatusCode;
+use std::time::{Duration, Instant};
+
+/// What a first sight costs while Redis is frozen, at most, over a few tries.
+async fn slowest_first_sight(g: &Gateway, from: u32) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for n in from..from + 3 {
+        let started = Instant::now();
+        let r = saml_api(g, &fresh_doc(n)).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    }
+    slowest
+}
+
+/// The README: "A frozen Redis costs a request `timeout_ms`, not a hang". The bound is the
+/// timeout plus the verification's own time (generous for a debug build on a busy machine).
+#[tokio::test]
+async fn a_frozen_redis_costs_a_first_sight_timeout_ms_on_a_live_connection() {
+    let redis = RedisServer::start();
+    let (a, _b) = fleet(&redis, "timeout_ms = 300", |g| g).await;
+    assert_eq!(saml_api(&a, &fresh_doc(0)).await.status, StatusCode::OK);
+    redis.freeze();
+    let slowest = slowest_first_sight(&a, 1).await;
+    redis.thaw();
+    assert!(slowest < Duration::from_millis(300 + 250), "a first sight took {slowest:?}");
+}
+
+/// The same bound when the connection must be made again first (Redis restarted, then silent):
+/// the reconnect's tries must not multiply the bound.
+#[tokio::test]
+async fn a_frozen_redis_costs_a_first_sight_timeout_ms_when_reconnecting() {
+    let mut redis = RedisServer::start();
+    let (a, _b) = fleet(&redis, "timeout_ms = 300", |g| g).await;
+    assert_eq!(saml_api(&a, &fresh_doc(0)).await.status, StatusCode::OK);
+    redis.restart();
+    redis.freeze();
+    let slowest = slowest_first_sight(&a, 1).await;
+    redis.thaw();
+    assert!(slowest < Duration::from_millis(300 + 250), "a first sight took {slowest:?}");
+}
+
+/// `?protocol=resp3` is a URL the client reads and the config takes: the check's script must
+/// still be understood (in RESP3 a Lua `false` is a boolean, not a nil).
+#[tokio::test]
+async fn a_resp3_url_still_shares_one_time_checks() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let resp3 = format!("{url}?protocol=resp3");
+    let a = gateway().cluster(&redis, "").replace(&url, &resp3).start().await;
+    let b = gateway().cluster(&redis, "").replace(&url, &resp3).beside(&a).start().await;
+    let doc = fresh_doc(1);
+    let r = saml_api(&a, &doc).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(saml_api(&b, &doc).await.status, StatusCode::OK);
+    let mut other = spec();
+    other.id = "_fresh-1".into();
+    other.name_id = "admin@contoso.test".into();
+    assert_eq!(saml_api(&b, &signed(&other)).await.json()["error"], "assertion_replayed");
+    assert_eq!(metric(&a, "mfagate_cluster_redis_failures_total").await, 0.0);
+}
