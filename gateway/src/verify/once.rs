@@ -178,16 +178,22 @@ impl Once {
         let script = redis::Script::new(CLAIM);
         let mut invocation = script.key(key);
         invocation.arg(hex(&use_.digest)).arg(ttl_ms);
-        cluster.checking();
-        let mut old: redis::RedisResult<Option<String>> =
-            invocation.invoke_async(&mut cluster.connection()).await;
-        // A connection found broken (Redis restarted since the last use) is made again by the
-        // manager: one more try, so the first check after an outage is not refused for it. A
-        // timeout is not tried again: a silent Redis costs one timeout, not two.
-        if old.as_ref().is_err_and(|e| e.is_connection_dropped() || e.is_connection_refusal()) {
-            cluster.checking();
-            old = invocation.invoke_async(&mut cluster.connection()).await;
-        }
+        // One bound for both tries: a silent Redis costs a first sight `timeout_ms`, not more.
+        let old = cluster
+            .bounded(async {
+                cluster.checking();
+                let mut old: redis::RedisResult<Option<String>> =
+                    invocation.invoke_async(&mut cluster.connection()).await;
+                // A connection found broken (Redis restarted since the last use) is made again by
+                // the manager: one more try, so the first check after an outage is not refused for
+                // it. A timeout is not tried again.
+                if old.as_ref().is_err_and(|e| e.is_connection_dropped() || e.is_connection_refusal()) {
+                    cluster.checking();
+                    old = invocation.invoke_async(&mut cluster.connection()).await;
+                }
+                old
+            })
+            .await;
         // Anything but our own digest under the key (another program's value) never matches.
         Ok(match cluster.record(old)? {
             None => Claim::First,
