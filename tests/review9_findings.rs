@@ -64,3 +64,35 @@ async fn a_resp3_url_still_shares_one_time_checks() {
     assert_eq!(saml_api(&b, &signed(&other)).await.json()["error"], "assertion_replayed");
     assert_eq!(metric(&a, "mfagate_cluster_redis_failures_total").await, 0.0);
 }
+
+/// `rediss://` with `ca_file`: the fleet shares its checks over TLS, the server certificate
+/// verified against the given roots.
+#[tokio::test]
+async fn rediss_with_ca_file_shares_one_time_checks() {
+    let redis = RedisServer::start_tls();
+    let tls = format!("ca_file = \"{}/ca.pem\"", certs().display());
+    let over_tls = |g: Builder| g.replace(&redis.url(), &redis.tls_url());
+    let a = over_tls(gateway().cluster(&redis, &tls)).start().await;
+    let b = over_tls(gateway().cluster(&redis, &tls)).beside(&a).start().await;
+    let doc = fresh_doc(1);
+    let r = saml_api(&a, &doc).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut other = spec();
+    other.id = "_fresh-1".into();
+    other.name_id = "admin@contoso.test".into();
+    assert_eq!(saml_api(&b, &signed(&other)).await.json()["error"], "assertion_replayed");
+    assert_eq!(redis.key_count("test:once:saml:*"), 1);
+}
+
+/// Without `ca_file`, the system's roots: a server certificate they do not trust (the dev CA)
+/// is refused, so one-time checks are refused too (closed), never sent to an unverified peer.
+#[tokio::test]
+async fn rediss_refuses_a_server_certificate_the_roots_do_not_trust() {
+    let redis = RedisServer::start_tls();
+    let a =
+        gateway().cluster(&redis, "timeout_ms = 300").replace(&redis.url(), &redis.tls_url()).start().await;
+    let r = saml_api(&a, &fresh_doc(1)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.json()["error"], "one_time_check_unavailable");
+    assert_eq!(redis.key_count("test:once:*"), 0);
+}
