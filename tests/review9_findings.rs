@@ -96,3 +96,22 @@ async fn rediss_refuses_a_server_certificate_the_roots_do_not_trust() {
     assert_eq!(r.json()["error"], "one_time_check_unavailable");
     assert_eq!(redis.key_count("test:once:*"), 0);
 }
+
+/// A reload cannot move the fleet's key space or drop `[cluster]`: the running connection and
+/// prefix stay (an instance that forgot the fleet would accept what another already had).
+#[tokio::test]
+async fn a_reload_keeps_the_running_cluster() {
+    let redis = RedisServer::start();
+    let a = gateway().cluster(&redis, "").reloadable().start().await;
+    assert!(a.reload(|c| c.replace("key_prefix = \"test:\"", "key_prefix = \"other:\"")).await);
+    assert_eq!(saml_api(&a, &fresh_doc(1)).await.status, StatusCode::OK);
+    assert_eq!((redis.key_count("test:once:*"), redis.key_count("other:*")), (1, 0));
+    let without = a.reload(|c| {
+        let at = c.find("\n[cluster]").unwrap();
+        let end = c[at + 1..].find("\n[").map_or(c.len(), |e| at + 1 + e);
+        format!("{}{}", &c[..at], &c[end..])
+    });
+    assert!(without.await, "a reload without [cluster] is applied, the cluster kept");
+    assert_eq!(saml_api(&a, &fresh_doc(2)).await.status, StatusCode::OK);
+    assert_eq!(redis.key_count("test:once:*"), 2);
+}
