@@ -115,3 +115,41 @@ async fn a_reload_keeps_the_running_cluster() {
     assert_eq!(saml_api(&a, &fresh_doc(2)).await.status, StatusCode::OK);
     assert_eq!(redis.key_count("test:once:*"), 2);
 }
+
+/// A grant's assertion is accepted once in the fleet: used as a grant on one instance, the same
+/// bytes are refused as an API credential on another (an assertion for both audiences).
+#[tokio::test]
+async fn a_grant_used_on_one_instance_is_not_then_an_api_credential_on_another() {
+    use base64::Engine;
+    use mfagate::verify::grant::SAML2_BEARER;
+    let redis = RedisServer::start();
+    let (a, b) = fleet(&redis, "", |g| g).await;
+    let both = "<saml:Audience>urn:federation:MicrosoftOnline</saml:Audience>";
+    let xml = spec().to_xml().replace(
+        &format!("<saml:Audience>{}</saml:Audience>", crate::saml::SP),
+        &format!("<saml:Audience>{}</saml:Audience>{both}", crate::saml::SP),
+    );
+    assert!(xml.contains(both));
+    let doc = crate::saml::signer("saml-idp").sign(&xml).unwrap();
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", SAML2_BEARER)
+        .append_pair("assertion", &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&doc))
+        .append_pair("client_id", "00000000-0000-4000-8000-0000000000aa")
+        .finish();
+    let grant = a
+        .send(
+            http::Request::post(format!("http://{}/oauth2/token", a.addr))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(http_body_util::Full::new(bytes::Bytes::from(form)))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::OK, "{}", grant.body);
+    let r = saml_api(&b, &doc).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("assertion_replayed")),
+        "{}",
+        r.body
+    );
+}
