@@ -157,6 +157,15 @@ impl Once {
         if entry.is_fresh() { Claim::First } else { entry.value().judge(use_) }
     }
 
+    /// Redis's verdict on `use_`, remembered here when it was not a replay.
+    fn confirmed(&self, use_: &Use<'_>, claim: Claim) -> Claim {
+        if claim != Claim::Replayed {
+            let seen = Arc::new(Seen::of(use_));
+            self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+        }
+        claim
+    }
+
     /// Decides for the whole fleet when clustered (one round trip on a first sight here), else
     /// as [`Once::claim_local`].
     pub async fn claim(&self, use_: &Use<'_>) -> Result<Claim, Unavailable> {
@@ -167,13 +176,7 @@ impl Once {
             return Ok(seen.judge(use_));
         }
         match self.claim_shared(cluster, use_).await {
-            Ok(claim) => {
-                if claim != Claim::Replayed {
-                    let seen = Arc::new(Seen::of(use_));
-                    self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
-                }
-                Ok(claim)
-            }
+            Ok(claim) => Ok(self.confirmed(use_, claim)),
             Err(_) => match cluster.on_failure() {
                 OnClusterFailure::Closed => {
                     cluster.refused();
@@ -265,5 +268,18 @@ mod tests {
         assert_eq!(once.claim_local(&grant(3, true)), Claim::Replayed);
         // Kinds do not share values: a state equal to an assertion id is another thing.
         assert_eq!(once.claim_local(&state("_a1")), Claim::First);
+    }
+
+    #[test]
+    fn redis_saying_first_does_not_override_a_use_this_instance_made_meanwhile() {
+        // A concurrent check of the same one-time value fell back to local memory (its round
+        // trip failed before it reached Redis) and accepted it; this one's round trip then
+        // found Redis empty. Accepting it too would use the value twice on one instance.
+        let once = Once::new(crate::clock::ManualClock::at(1_000));
+        assert_eq!(once.claim_local(&state("state-3")), Claim::First);
+        assert_eq!(once.confirmed(&state("state-3"), Claim::First), Claim::Replayed);
+        // Without a use made meanwhile, Redis's verdict stands.
+        assert_eq!(once.confirmed(&state("state-4"), Claim::First), Claim::First);
+        assert_eq!(once.claim_local(&state("state-4")), Claim::Replayed);
     }
 }
