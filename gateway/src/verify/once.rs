@@ -157,13 +157,16 @@ impl Once {
         if entry.is_fresh() { Claim::First } else { entry.value().judge(use_) }
     }
 
-    /// Redis's verdict on `use_`, remembered here when it was not a replay.
+    /// Redis's verdict on `use_`, remembered here when it was not a replay. A use this instance
+    /// recorded meanwhile (a concurrent check that fell back to local memory) decides instead:
+    /// Redis never saw it, and it must not be accepted twice here.
     fn confirmed(&self, use_: &Use<'_>, claim: Claim) -> Claim {
-        if claim != Claim::Replayed {
-            let seen = Arc::new(Seen::of(use_));
-            self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+        if claim == Claim::Replayed {
+            return claim;
         }
-        claim
+        let seen = Arc::new(Seen::of(use_));
+        let entry = self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+        if entry.is_fresh() { claim } else { entry.value().judge(use_) }
     }
 
     /// Decides for the whole fleet when clustered (one round trip on a first sight here), else
