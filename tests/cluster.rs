@@ -10,15 +10,15 @@ use mfagate::dev::saml_idp::AssertionSpec;
 /// The fleet's public name: browsers reach every instance through it.
 const FLEET: &str = "http://gateway.fleet.test";
 
-fn spec() -> AssertionSpec {
+pub fn spec() -> AssertionSpec {
     AssertionSpec::new(crate::saml::IDP, crate::saml::SP, T0)
 }
 
-fn signed(spec: &AssertionSpec) -> String {
+pub fn signed(spec: &AssertionSpec) -> String {
     crate::saml::signer("saml-idp").sign(&spec.to_xml()).unwrap()
 }
 
-async fn saml_api(g: &Gateway, xml: &str) -> Reply {
+pub async fn saml_api(g: &Gateway, xml: &str) -> Reply {
     use base64::Engine;
     let value = format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml));
     g.send(
@@ -40,7 +40,7 @@ pub async fn metric(g: &Gateway, name: &str) -> f64 {
 }
 
 /// Two instances of one configuration on `redis`.
-async fn fleet(redis: &RedisServer, extra: &str, edit: fn(Builder) -> Builder) -> (Gateway, Gateway) {
+pub async fn fleet(redis: &RedisServer, extra: &str, edit: fn(Builder) -> Builder) -> (Gateway, Gateway) {
     let a = edit(gateway().cluster(redis, extra)).start().await;
     let b = edit(gateway().cluster(redis, extra)).beside(&a).start().await;
     (a, b)
@@ -173,7 +173,7 @@ async fn an_oidc_callback_replayed_to_another_instance_is_refused() {
 }
 
 /// Polls (at most 10 s) until `check` holds.
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     for _ in 0..1000 {
         if check().await {
             return;
@@ -183,7 +183,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check
     panic!("never: {what}");
 }
 
-fn fresh_doc(n: u32) -> String {
+pub fn fresh_doc(n: u32) -> String {
     let mut s = spec();
     s.id = format!("_fresh-{n}");
     signed(&s)

@@ -39,6 +39,7 @@ mod review5_findings;
 mod review6_findings;
 mod review7_findings;
 mod review8_findings;
+mod review9_findings;
 mod review_findings;
 mod rollout;
 mod saml;

@@ -28,6 +28,7 @@ pub struct Cluster {
     prefix: String,
     on_failure: OnClusterFailure,
     instance: String,
+    timeout: Duration,
     health: Health,
 }
 
@@ -102,6 +103,7 @@ impl Cluster {
             prefix: config.key_prefix.clone(),
             on_failure: config.on_failure,
             instance,
+            timeout: config.timeout,
             health: Health::default(),
         }))
     }
@@ -124,6 +126,17 @@ impl Cluster {
     /// A handle on the shared connection (cheap: it is multiplexed).
     pub fn connection(&self) -> redis::aio::ConnectionManager {
         self.connection.clone()
+    }
+
+    /// `ask` within `timeout_ms`, all of it: the manager's reconnect tries (each bounded by the
+    /// timeout on its own) must not multiply the bound a silent Redis puts on a request.
+    pub async fn bounded<T>(
+        &self,
+        ask: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        tokio::time::timeout(self.timeout, ask)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
     }
 
     /// Counts a round trip's outcome, and logs when reachability changes.
@@ -206,7 +219,8 @@ impl Cluster {
     pub async fn watch(self: Arc<Self>) {
         loop {
             let mut connection = self.connection();
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut connection).await;
+            let pong: redis::RedisResult<String> =
+                self.bounded(redis::cmd("PING").query_async(&mut connection)).await;
             let up = self.record(pong).is_ok();
             tokio::time::sleep(if up { Duration::from_secs(5) } else { Duration::from_secs(1) }).await;
         }

@@ -9,17 +9,31 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// Also listening with TLS here (`certs/server.pem`), if started so.
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits (at most 10 s) until it answers PING.
     pub fn start() -> RedisServer {
+        RedisServer::start_on(false)
+    }
+
+    /// Also listening for `rediss://` on another port, with `certs/server.pem` (localhost and
+    /// 127.0.0.1, signed by `certs/ca.pem`).
+    pub fn start_tls() -> RedisServer {
+        RedisServer::start_on(true)
+    }
+
+    fn start_on(tls: bool) -> RedisServer {
         // Redis takes no port 0: ask the kernel for a free one, then let it go. Another process
         // could take it between the two; a few tries make that harmless.
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut server = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
+            let tls_port =
+                tls.then(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+            let mut server = RedisServer { child: None, port, tls_port, dir: tempfile::tempdir().unwrap() };
             if server.spawn() {
                 return server;
             }
@@ -28,6 +42,20 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
+        let certs = crate::support::certs().canonicalize().unwrap();
+        let tls: Vec<String> = match self.tls_port {
+            None => vec![],
+            Some(port) => [
+                ("--tls-port", port.to_string()),
+                ("--tls-cert-file", certs.join("server.pem").display().to_string()),
+                ("--tls-key-file", certs.join("server.key").display().to_string()),
+                ("--tls-ca-cert-file", certs.join("ca.pem").display().to_string()),
+                ("--tls-auth-clients", "no".to_owned()),
+            ]
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_owned(), v])
+            .collect(),
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -40,6 +68,7 @@ impl RedisServer {
                 "no",
             ])
             .args(["--dir", &self.dir.path().display().to_string(), "--protected-mode", "no"])
+            .args(tls)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,6 +93,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://localhost:…/0`, when started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        format!("rediss://localhost:{}/0", self.tls_port.expect("started with start_tls"))
     }
 
     /// One command, its first reply line (`+PONG`, `:3`, `$5` …), or `None` if unreachable.

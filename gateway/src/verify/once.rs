@@ -76,6 +76,9 @@ pub struct Unavailable;
 
 struct Seen {
     digest: [u8; 32],
+    /// Whether it was a reusable (bearer) use: only then may the same document come again. A
+    /// grant or a one-time assertion is not taken again as a bearer credential afterwards.
+    reusable: bool,
     until: UnixTime,
 }
 
@@ -86,8 +89,22 @@ impl Expires for Seen {
 }
 
 impl Seen {
+    fn of(use_: &Use<'_>) -> Seen {
+        Seen { digest: use_.digest, reusable: use_.reusable, until: use_.until }
+    }
+
+    /// What Redis holds for `use_`: the digest of a reusable document, marked for a one-time use
+    /// so that no reusable use of the same document matches it.
+    fn stored(use_: &Use<'_>) -> String {
+        if use_.reusable { hex(&use_.digest) } else { format!("once:{}", hex(&use_.digest)) }
+    }
+
     fn judge(&self, use_: &Use<'_>) -> Claim {
-        if use_.reusable && self.digest == use_.digest { Claim::Again } else { Claim::Replayed }
+        if use_.reusable && self.reusable && self.digest == use_.digest {
+            Claim::Again
+        } else {
+            Claim::Replayed
+        }
     }
 }
 
@@ -135,9 +152,21 @@ impl Once {
 
     /// Decides from this instance's memory alone, recording a first use.
     pub fn claim_local(&self, use_: &Use<'_>) -> Claim {
-        let seen = Arc::new(Seen { digest: use_.digest, until: use_.until });
+        let seen = Arc::new(Seen::of(use_));
         let entry = self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
         if entry.is_fresh() { Claim::First } else { entry.value().judge(use_) }
+    }
+
+    /// Redis's verdict on `use_`, remembered here when it was not a replay. A use this instance
+    /// recorded meanwhile (a concurrent check that fell back to local memory) decides instead:
+    /// Redis never saw it, and it must not be accepted twice here.
+    fn confirmed(&self, use_: &Use<'_>, claim: Claim) -> Claim {
+        if claim == Claim::Replayed {
+            return claim;
+        }
+        let seen = Arc::new(Seen::of(use_));
+        let entry = self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
+        if entry.is_fresh() { claim } else { entry.value().judge(use_) }
     }
 
     /// Decides for the whole fleet when clustered (one round trip on a first sight here), else
@@ -150,13 +179,7 @@ impl Once {
             return Ok(seen.judge(use_));
         }
         match self.claim_shared(cluster, use_).await {
-            Ok(claim) => {
-                if claim != Claim::Replayed {
-                    let seen = Arc::new(Seen { digest: use_.digest, until: use_.until });
-                    self.local.entry(Self::local_key(use_)).or_insert_with(|| seen);
-                }
-                Ok(claim)
-            }
+            Ok(claim) => Ok(self.confirmed(use_, claim)),
             Err(_) => match cluster.on_failure() {
                 OnClusterFailure::Closed => {
                     cluster.refused();
@@ -177,21 +200,27 @@ impl Once {
         let ttl_ms = use_.until.0.saturating_mul(1000).saturating_sub(now_ms).max(MIN_TTL_MS);
         let script = redis::Script::new(CLAIM);
         let mut invocation = script.key(key);
-        invocation.arg(hex(&use_.digest)).arg(ttl_ms);
-        cluster.checking();
-        let mut old: redis::RedisResult<Option<String>> =
-            invocation.invoke_async(&mut cluster.connection()).await;
-        // A connection found broken (Redis restarted since the last use) is made again by the
-        // manager: one more try, so the first check after an outage is not refused for it. A
-        // timeout is not tried again: a silent Redis costs one timeout, not two.
-        if old.as_ref().is_err_and(|e| e.is_connection_dropped() || e.is_connection_refusal()) {
-            cluster.checking();
-            old = invocation.invoke_async(&mut cluster.connection()).await;
-        }
+        invocation.arg(Seen::stored(use_)).arg(ttl_ms);
+        // One bound for both tries: a silent Redis costs a first sight `timeout_ms`, not more.
+        let old = cluster
+            .bounded(async {
+                cluster.checking();
+                let mut old: redis::RedisResult<Option<String>> =
+                    invocation.invoke_async(&mut cluster.connection()).await;
+                // A connection found broken (Redis restarted since the last use) is made again by
+                // the manager: one more try, so the first check after an outage is not refused for
+                // it. A timeout is not tried again.
+                if old.as_ref().is_err_and(|e| e.is_connection_dropped() || e.is_connection_refusal()) {
+                    cluster.checking();
+                    old = invocation.invoke_async(&mut cluster.connection()).await;
+                }
+                old
+            })
+            .await;
         // Anything but our own digest under the key (another program's value) never matches.
         Ok(match cluster.record(old)? {
             None => Claim::First,
-            Some(old) if use_.reusable && old == hex(&use_.digest) => Claim::Again,
+            Some(old) if use_.reusable && old == Seen::stored(use_) => Claim::Again,
             Some(_) => Claim::Replayed,
         })
     }
@@ -236,7 +265,24 @@ mod tests {
         assert_eq!(once.claim_local(&doc(1, true)), Claim::Again);
         assert_eq!(once.claim_local(&doc(2, true)), Claim::Replayed);
         assert_eq!(once.claim_local(&doc(1, false)), Claim::Replayed);
+        // Used once (a grant), the same document is not then a bearer credential.
+        let grant = |digest: u8, reusable| Use { value: "_g1", ..doc(digest, reusable) };
+        assert_eq!(once.claim_local(&grant(3, false)), Claim::First);
+        assert_eq!(once.claim_local(&grant(3, true)), Claim::Replayed);
         // Kinds do not share values: a state equal to an assertion id is another thing.
         assert_eq!(once.claim_local(&state("_a1")), Claim::First);
+    }
+
+    #[test]
+    fn redis_saying_first_does_not_override_a_use_this_instance_made_meanwhile() {
+        // A concurrent check of the same one-time value fell back to local memory (its round
+        // trip failed before it reached Redis) and accepted it; this one's round trip then
+        // found Redis empty. Accepting it too would use the value twice on one instance.
+        let once = Once::new(crate::clock::ManualClock::at(1_000));
+        assert_eq!(once.claim_local(&state("state-3")), Claim::First);
+        assert_eq!(once.confirmed(&state("state-3"), Claim::First), Claim::Replayed);
+        // Without a use made meanwhile, Redis's verdict stands.
+        assert_eq!(once.confirmed(&state("state-4"), Claim::First), Claim::First);
+        assert_eq!(once.claim_local(&state("state-4")), Claim::Replayed);
     }
 }
