@@ -156,10 +156,9 @@ async fn a_grant_used_on_one_instance_is_not_then_an_api_credential_on_another()
 
 /// A 503 `one_time_check_unavailable` says "send it again shortly" (`Retry-After`). When the
 /// check timed out after it was sent, Redis still runs it once it answers again, and the grant
-/// the client sends again is then refused as a replay of itself. Not fixed (see the report):
-/// releasing the key safely needs a value unique to each attempt.
+/// the client sends again is then refused as a replay of itself. Fixed: each attempt stores a
+/// value of its own, and a refused one-time attempt takes its key back once Redis answers.
 #[tokio::test]
-#[ignore = "review 9 finding, not fixed: a timed-out check still uses the value up"]
 async fn a_grant_refused_with_503_while_redis_is_slow_can_be_sent_again() {
     use base64::Engine;
     use mfagate::verify::grant::SAML2_BEARER;
@@ -183,16 +182,23 @@ async fn a_grant_refused_with_503_while_redis_is_slow_can_be_sent_again() {
     let refused = a.send(post()).await;
     redis.thaw();
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
-    let again = a.send(post()).await;
-    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    eventually("the retry is accepted once the key is taken back", || async {
+        a.send(post()).await.status == StatusCode::OK
+    })
+    .await;
+    // Accepted once: a further copy is a replay.
+    let r = a.send(post()).await;
+    assert_eq!(
+        (r.status, r.json()["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("assertion_replayed"))
+    );
 }
 
 /// A Redis that answers PING but refuses every check (out of memory under `noeviction`, the
 /// shipped manifest's policy; or a read-only replica after a failover): /readyz and
 /// `mfagate_cluster_redis_up` go back to "reachable" at the next PING while every first sight
-/// is still refused. Not fixed (see the report): health is the last round trip's, whatever it was.
+/// is still refused. Fixed: the health probe is a write, refused as the checks are.
 #[tokio::test]
-#[ignore = "review 9 finding, not fixed: /readyz says reachable while every check is refused"]
 async fn readyz_does_not_say_reachable_while_redis_refuses_every_check() {
     let redis = RedisServer::start();
     let a = gateway().cluster(&redis, "").start().await;
@@ -203,11 +209,26 @@ async fn readyz_does_not_say_reachable_while_redis_refuses_every_check() {
         (r.status, r.json()["error"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("one_time_check_unavailable"))
     );
-    eventually("the PING ran", || async { metric(&a, "mfagate_cluster_redis_up").await == 1.0 }).await;
+    // Two probes later (they run every second while Redis looks down), readiness still says so.
+    let trips = metric(&a, "mfagate_cluster_redis_round_trips_total").await;
+    eventually("two probes ran", || async {
+        metric(&a, "mfagate_cluster_redis_round_trips_total").await >= trips + 2.0
+    })
+    .await;
     let ready = a.admin_get("/readyz").await.body;
     let r = saml_api(&a, &fresh_doc(2)).await;
     assert!(
         !(ready.contains("redis: reachable") && r.status == StatusCode::SERVICE_UNAVAILABLE),
         "/readyz said {ready:?} while a first sight was refused"
     );
+    assert_eq!(metric(&a, "mfagate_cluster_redis_up").await, 0.0);
+    // Memory again: reachable, and first sights are shared again.
+    assert_eq!(redis.command(&["CONFIG", "SET", "maxmemory", "0"]).as_deref(), Some("+OK"));
+    let doc = fresh_doc(3);
+    eventually("first sights accepted again", || async { saml_api(&a, &doc).await.status == StatusCode::OK })
+        .await;
+    eventually("and shown reachable", || async {
+        a.admin_get("/readyz").await.body.contains("redis: reachable")
+    })
+    .await;
 }

@@ -214,14 +214,18 @@ impl Cluster {
         format!("redis: {state}")
     }
 
-    /// Pings Redis for as long as the gateway runs: every second while it is down (so recovery
+    /// Probes Redis for as long as the gateway runs: every second while it is down (so recovery
     /// shows without waiting for a request), every five while it is up.
     pub async fn watch(self: Arc<Self>) {
+        let key = self.key(&format!("health:{}", self.instance));
         loop {
             let mut connection = self.connection();
-            let pong: redis::RedisResult<String> =
-                self.bounded(redis::cmd("PING").query_async(&mut connection)).await;
-            let up = self.record(pong).is_ok();
+            // A write, not a PING: a Redis out of memory (`noeviction`) or a read-only replica
+            // answers PING but refuses every one-time check, and must not be shown as reachable.
+            let mut probe = redis::cmd("SET");
+            probe.arg(&key).arg("1").arg("PX").arg(30_000);
+            let written: redis::RedisResult<String> = self.bounded(probe.query_async(&mut connection)).await;
+            let up = self.record(written).is_ok();
             tokio::time::sleep(if up { Duration::from_secs(5) } else { Duration::from_secs(1) }).await;
         }
     }

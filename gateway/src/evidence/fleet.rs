@@ -216,7 +216,8 @@ impl FleetReport {
             invocation.arg(&sealed.batch).arg(KEEP_MS).arg(self.cluster.instance()).arg(cutoff);
             invocation
         };
-        let applied: redis::RedisResult<i64> = invocation.invoke_async(&mut self.cluster.connection()).await;
+        let applied: redis::RedisResult<i64> =
+            self.cluster.bounded(invocation.invoke_async(&mut self.cluster.connection())).await;
         match self.cluster.record(applied) {
             Ok(applied) => {
                 if applied == 0 {

@@ -112,8 +112,21 @@ impl Seen {
 pub struct Once {
     local: moka::sync::Cache<String, Arc<Seen>>,
     shared: Option<Arc<Cluster>>,
+    /// Refused attempts waiting to take their key back (see [`Once::release_later`]).
+    releases: Arc<tokio::sync::Semaphore>,
     clock: SharedClock,
 }
+
+/// A shared check that failed: its key, and the value it may have stored all the same.
+struct Attempt {
+    key: String,
+    value: String,
+}
+
+/// Refused one-time checks whose keys are taken back at once, at most.
+const MAX_RELEASES: usize = 10_000;
+/// Tries to take one back, half a second apart.
+const RELEASE_TRIES: usize = 120;
 
 impl std::fmt::Debug for Once {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +141,10 @@ const CLAIM: &str = "local old = redis.call('GET', KEYS[1]) \
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
     return false";
 
+/// Takes back a key only if it still holds this attempt's value.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end \
+    return 0";
+
 impl Once {
     /// A memory of this instance only.
     pub fn new(clock: SharedClock) -> Once {
@@ -137,6 +154,7 @@ impl Once {
                 .expire_after(UntilExpiry(clock.clone()))
                 .build(),
             shared: None,
+            releases: Arc::new(tokio::sync::Semaphore::new(MAX_RELEASES)),
             clock,
         }
     }
@@ -180,9 +198,17 @@ impl Once {
         }
         match self.claim_shared(cluster, use_).await {
             Ok(claim) => Ok(self.confirmed(use_, claim)),
-            Err(_) => match cluster.on_failure() {
+            Err(attempt) => match cluster.on_failure() {
                 OnClusterFailure::Closed => {
                     cluster.refused();
+                    // The check may have reached Redis before the answer was lost: a one-time
+                    // value refused here was accepted nowhere, so its key is taken back once
+                    // Redis answers, and the client's retry (the 503 asks for one) is not a
+                    // replay of itself. A bearer document's entry stays: another instance may
+                    // have accepted the same document against it meanwhile.
+                    if !use_.reusable {
+                        self.release_later(cluster, attempt);
+                    }
                     Err(Unavailable)
                 }
                 OnClusterFailure::Local => {
@@ -193,14 +219,18 @@ impl Once {
         }
     }
 
-    async fn claim_shared(&self, cluster: &Cluster, use_: &Use<'_>) -> Result<Claim, crate::cluster::Down> {
+    /// Redis's verdict, or on failure the attempt (its key and the value it may have stored).
+    async fn claim_shared(&self, cluster: &Cluster, use_: &Use<'_>) -> Result<Claim, Attempt> {
         // Hashed: a key of bounded length whatever the value, and no value in Redis's keyspace.
         let key = cluster.key(&format!("once:{}:{}", use_.kind.tag(), hex(&sha256(use_.value.as_bytes()))));
         let now_ms = self.clock.now_millis();
         let ttl_ms = use_.until.0.saturating_mul(1000).saturating_sub(now_ms).max(MIN_TTL_MS);
+        let stored = Seen::stored(use_);
+        // Unique to this attempt, so that only its own write is ever taken back.
+        let value = format!("{stored}|{}", crate::ids::request_id());
         let script = redis::Script::new(CLAIM);
-        let mut invocation = script.key(key);
-        invocation.arg(Seen::stored(use_)).arg(ttl_ms);
+        let mut invocation = script.key(&key);
+        invocation.arg(&value).arg(ttl_ms);
         // One bound for both tries: a silent Redis costs a first sight `timeout_ms`, not more.
         let old = cluster
             .bounded(async {
@@ -218,11 +248,36 @@ impl Once {
             })
             .await;
         // Anything but our own digest under the key (another program's value) never matches.
-        Ok(match cluster.record(old)? {
+        let old = cluster.record(old).map_err(|_| Attempt { key, value })?;
+        Ok(match old {
             None => Claim::First,
-            Some(old) if use_.reusable && old == Seen::stored(use_) => Claim::Again,
+            Some(old) if use_.reusable && old.split_once('|').map_or(old.as_str(), |(s, _)| s) == stored => {
+                Claim::Again
+            }
             Some(_) => Claim::Replayed,
         })
+    }
+
+    /// Deletes `attempt`'s key if it still holds the attempt's own value, as soon as Redis
+    /// answers (tried every half second for a minute; past [`MAX_RELEASES`] waiting at once, or
+    /// after that minute, the value stays used until it expires: refused, never accepted twice).
+    fn release_later(&self, cluster: &Arc<Cluster>, attempt: Attempt) {
+        let Ok(permit) = self.releases.clone().try_acquire_owned() else { return };
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let script = redis::Script::new(RELEASE);
+            for _ in 0..RELEASE_TRIES {
+                let mut invocation = script.key(&attempt.key);
+                invocation.arg(&attempt.value);
+                let done: redis::RedisResult<i64> =
+                    cluster.bounded(invocation.invoke_async(&mut cluster.connection())).await;
+                if cluster.record(done).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            drop(permit);
+        });
     }
 }
 

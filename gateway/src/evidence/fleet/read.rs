@@ -167,7 +167,8 @@ async fn read(cluster: &Cluster, now_ms: u64) -> Result<(Report, Vec<Contributor
     pipe.cmd("XREVRANGE").arg(cluster.key(RECENT)).arg("+").arg("-").arg("COUNT").arg(MAX_API_ROWS);
     pipe.cmd("HGETALL").arg(cluster.key(NEWEST));
     pipe.cmd("HGETALL").arg(cluster.key(RECORDS));
-    let answer: redis::RedisResult<Vec<redis::Value>> = pipe.query_async(&mut cluster.connection()).await;
+    let answer: redis::RedisResult<Vec<redis::Value>> =
+        cluster.bounded(pipe.query_async(&mut cluster.connection())).await;
     let values = cluster.record(answer).map_err(|_| "Redis unreachable")?;
     let garbled = "the report data in Redis is unreadable";
     let mut values = values.into_iter();
