@@ -270,3 +270,58 @@ async fn a_silent_redis_costs_a_first_sight_the_timeout_not_a_hang() {
     })
     .await;
 }
+
+/// The real binary, twice, on one Redis: an assertion id used on one process is a replay on the
+/// other, and each says on /readyz that Redis is reachable.
+#[tokio::test]
+async fn two_gateway_processes_share_one_time_facts() {
+    let redis = RedisServer::start();
+    let with_cluster = |text: String| {
+        text.replacen("[decision_log]", "[admin]\naddr = \"127.0.0.1:0\"\n\n[decision_log]", 1)
+            + &format!("\n[cluster]\nredis = \"{}\"\nkey_prefix = \"bin:\"\n", redis.url())
+    };
+    let (one, two) = (crate::binary::fixture(with_cluster).await, crate::binary::fixture(with_cluster).await);
+    let (mut a, mut b) = (crate::binary::start(&one.config, &[]), crate::binary::start(&two.config, &[]));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let first = AssertionSpec::new(crate::saml::IDP, crate::saml::SP, now);
+    let mut other = first.clone();
+    other.name_id = "admin@contoso.test".into();
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let send = |addr: &str, xml: &str| {
+        use base64::Engine;
+        let req = http::Request::get(format!("http://{addr}/v1/x"))
+            .header(
+                "authorization",
+                format!("SAML {}", base64::engine::general_purpose::STANDARD.encode(xml)),
+            )
+            .body(http_body_util::Full::<bytes::Bytes>::default())
+            .unwrap();
+        client.request(req)
+    };
+    assert_eq!(send(&a.addr, &signed(&first)).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(send(&b.addr, &signed(&other)).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(redis.key_count("bin:once:saml:*"), 1);
+    for running in [&a, &b] {
+        let ready = readyz_text(&client, running.admin.as_deref().unwrap()).await;
+        assert!(ready.contains("redis: reachable"), "{ready}");
+    }
+    for running in [&mut a, &mut b] {
+        running.child.kill().unwrap();
+        running.child.wait().unwrap();
+    }
+}
+
+async fn readyz_text(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    admin: &str,
+) -> String {
+    use http_body_util::BodyExt;
+    let rsp = client
+        .request(http::Request::get(format!("http://{admin}/readyz")).body(Default::default()).unwrap());
+    let body = rsp.await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
