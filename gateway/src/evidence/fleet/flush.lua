@@ -6,6 +6,13 @@
 -- 4 users last seen before this (ms) are forgotten.
 local b = cjson.decode(ARGV[1])
 local keep = ARGV[2]
+-- Another program's key here would fail a write half way, and a script is not rolled back: the
+-- batch number stored, the resent batch would be skipped as counted. Refuse before any write.
+local types = {'string', 'zset', 'hash', 'stream', 'hash', 'hash'}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k).ok
+  if t ~= 'none' and t ~= (types[i] or 'hash') then return redis.error_reply('WRONGTYPE report key') end
+end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 -- A batch sent again after a lost reply: already counted.
 if tonumber(b.seq) <= last then return 0 end
