@@ -128,3 +128,22 @@ async fn a_client_chosen_request_id_is_not_a_formula_in_the_csv_export() {
         assert!(!cell.starts_with(['=', '+', '-', '@']), "a spreadsheet formula in the export: {csv}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_counts_read_back_from_redis_that_overflow_do_not_wrap_or_panic() {
+    // Counts come back from Redis as text; two days of `u64::MAX` (any writer to the store, or a
+    // store restored from another deployment) overflowed the window's totals: a panic in a
+    // debug build, a small wrapped number in a release one.
+    let redis = RedisServer::start();
+    let a = instance(&redis, "a").start().await;
+    let today = a.clock.now_millis() / 86_400_000;
+    for day in [today - 1, today] {
+        let key = format!("test:report:day:{day}");
+        assert_eq!(redis.command(&["HSET", &key, "api_app_user", &u64::MAX.to_string()]).unwrap(), ":1");
+    }
+    let reply = a.admin_get("/v1/report").await;
+    assert_eq!(reply.status, http::StatusCode::OK);
+    let v = reply.json();
+    let total = v["api"]["app_user_requests"].as_u64().unwrap();
+    assert!(total == u64::MAX || v["scope"]["fleet"] == false, "wrapped: {v}");
+}
