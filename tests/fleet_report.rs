@@ -19,7 +19,7 @@ const FLEET: &str = "http://gateway.fleet.test";
 const DAY_MS: u64 = 86_400_000;
 
 /// One instance named `name`, flushing every 50 ms, with a SAML-signed-in portal at `/app/`.
-fn instance(redis: &RedisServer, name: &str) -> Builder {
+pub fn instance(redis: &RedisServer, name: &str) -> Builder {
     gateway()
         .cluster(redis, &format!("report_flush_ms = 50\ntimeout_ms = 300\ninstance = \"{name}\""))
         .saml_sign_in()
@@ -29,7 +29,7 @@ fn instance(redis: &RedisServer, name: &str) -> Builder {
 }
 
 /// Polls (at most 10 s) until `check` holds.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+pub async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
     for _ in 0..1000 {
         if check().await {
             return;
@@ -59,7 +59,7 @@ async fn saml_api(g: &Gateway, id: &str) -> Reply {
 }
 
 /// `n` App+User requests with MFA to `g`, a second apart.
-async fn with_mfa(g: &Gateway, n: usize) {
+pub async fn with_mfa(g: &Gateway, n: usize) {
     let token = g.token(|_| {});
     for _ in 0..n {
         tick(g);
@@ -69,7 +69,7 @@ async fn with_mfa(g: &Gateway, n: usize) {
 
 /// The report over the instances' decision logs, as `mfagate report --log` computes it, for the
 /// window the live page shows (the last seven UTC days, today included).
-fn from_logs(gateways: &[&Gateway]) -> Report {
+pub fn from_logs(gateways: &[&Gateway]) -> Report {
     let files: Vec<_> = gateways.iter().map(|g| g.log_path()).collect();
     from_files(&files, gateways[0].clock.now_millis())
 }
@@ -84,13 +84,13 @@ fn from_files(files: &[std::path::PathBuf], now: u64) -> Report {
 }
 
 /// A sample's value on `g`'s /metrics, by its name and labels as written (0 when absent).
-async fn sample(g: &Gateway, series: &str) -> f64 {
+pub async fn sample(g: &Gateway, series: &str) -> f64 {
     let body = g.admin_get("/metrics").await.body;
     body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
 }
 
-const FAILED_FLUSHES: &str = "mfagate_cluster_report_flush_total{result=\"failed\"}";
-const PENDING: &str = "mfagate_cluster_report_pending_records";
+pub const FAILED_FLUSHES: &str = "mfagate_cluster_report_flush_total{result=\"failed\"}";
+pub const PENDING: &str = "mfagate_cluster_report_pending_records";
 
 /// Whole lines in `g`'s decision log (one being written is not counted).
 fn lines(g: &Gateway) -> usize {
@@ -114,7 +114,7 @@ fn unscoped(r: &Report) -> Value {
 }
 
 /// `/v1/report` without its scope, and the scope.
-async fn summary(g: &Gateway) -> (Value, Value) {
+pub async fn summary(g: &Gateway) -> (Value, Value) {
     let mut v = g.admin_get("/v1/report").await.json();
     let scope = v.as_object_mut().and_then(|o| o.remove("scope")).unwrap_or(Value::Null);
     (v, scope)

@@ -32,6 +32,7 @@ mod proxy;
 mod reload;
 mod report;
 mod request_ids;
+mod review10_findings;
 mod review2_findings;
 mod review3_findings;
 mod review4_findings;

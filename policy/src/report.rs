@@ -220,13 +220,14 @@ impl Report {
 
     /// Totals over whole UTC days from `first_day` on (the live view, updated as records arrive).
     pub fn totals_since(&self, first_day: u64) -> DayCounts {
+        // Saturating: the days may be read back from a shared store, not counted here.
         self.daily.range(first_day..).fold(DayCounts::default(), |mut t, (_, c)| {
-            t.portal_operations += c.portal_operations;
-            t.portal_mfa += c.portal_mfa;
-            t.api_app_user += c.api_app_user;
-            t.api_mfa += c.api_mfa;
-            t.api_app_only += c.api_app_only;
-            t.report_only_passes += c.report_only_passes;
+            t.portal_operations = t.portal_operations.saturating_add(c.portal_operations);
+            t.portal_mfa = t.portal_mfa.saturating_add(c.portal_mfa);
+            t.api_app_user = t.api_app_user.saturating_add(c.api_app_user);
+            t.api_mfa = t.api_mfa.saturating_add(c.api_mfa);
+            t.api_app_only = t.api_app_only.saturating_add(c.api_app_only);
+            t.report_only_passes = t.report_only_passes.saturating_add(c.report_only_passes);
             t
         })
     }

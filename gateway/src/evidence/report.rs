@@ -429,11 +429,11 @@ pub fn to_csv(r: &Report) -> String {
 
 fn csv(fields: &[&str]) -> String {
     let cell = |f: &&str| {
-        if f.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", f.replace('"', "\"\""))
-        } else {
-            (*f).to_owned()
-        }
+        // A cell a spreadsheet would run as a formula (a client's MS-RequestId can be one) is
+        // kept as text, behind a quote mark (OWASP's CSV injection rule).
+        let f =
+            if f.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{f}") } else { (*f).to_owned() };
+        if f.contains([',', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f }
     };
     let cells: Vec<String> = fields.iter().map(cell).collect();
     cells.join(",") + "\r\n"

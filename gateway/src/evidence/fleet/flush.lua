@@ -6,6 +6,13 @@
 -- 4 users last seen before this (ms) are forgotten.
 local b = cjson.decode(ARGV[1])
 local keep = ARGV[2]
+-- Another program's key here would fail a write half way, and a script is not rolled back: the
+-- batch number stored, the resent batch would be skipped as counted. Refuse before any write.
+local types = {'string', 'zset', 'hash', 'stream', 'hash', 'hash'}
+for i, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k).ok
+  if t ~= 'none' and t ~= (types[i] or 'hash') then return redis.error_reply('WRONGTYPE report key') end
+end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 -- A batch sent again after a lost reply: already counted.
 if tonumber(b.seq) <= last then return 0 end
@@ -35,8 +42,18 @@ for _, m in ipairs(old) do redis.call('HDEL', KEYS[3], m) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[2], keep)
 redis.call('PEXPIRE', KEYS[3], keep)
+-- A row holds a UPN, an object id and an address: none is kept past the window plus a day
+-- (the stream's own expiry is renewed by every flush). Rows start with their time (ms).
+local cutoff = tonumber(ARGV[4])
+local function ts(r) return tonumber(string.match(r or '', '^%[(%d+)') or '') end
 for _, r in ipairs(b.rows) do
-  redis.call('XADD', KEYS[4], 'MAXLEN', '10000', '*', 'r', r)
+  if (ts(r) or cutoff) >= cutoff then redis.call('XADD', KEYS[4], 'MAXLEN', '10000', '*', 'r', r) end
+end
+for _ = 1, 1000 do
+  local head = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', 1)[1]
+  local t = head and ts(head[2][2])
+  if not t or t >= cutoff then break end
+  redis.call('XDEL', KEYS[4], head[1])
 end
 redis.call('PEXPIRE', KEYS[4], keep)
 local newest = redis.call('HGET', KEYS[5], ARGV[3])
