@@ -248,9 +248,15 @@ impl Once {
             })
             .await;
         // Anything but our own digest under the key (another program's value) never matches.
-        let old = cluster.record(old).map_err(|_| Attempt { key, value })?;
+        let old = match cluster.record(old) {
+            Ok(old) => old,
+            Err(_) => return Err(Attempt { key, value }),
+        };
         Ok(match old {
+            // Our own value: the first try ran before its connection dropped, and the retry
+            // found what it had written.
             None => Claim::First,
+            Some(old) if old == value => Claim::First,
             Some(old) if use_.reusable && old.split_once('|').map_or(old.as_str(), |(s, _)| s) == stored => {
                 Claim::Again
             }

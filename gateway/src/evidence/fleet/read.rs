@@ -84,8 +84,9 @@ pub struct Contributor {
 /// Whose decisions a report answer covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// The whole fleet, as Redis holds it.
-    Fleet(Vec<Contributor>),
+    /// The whole fleet, as Redis holds it, and how many of this instance's records are not
+    /// in it yet (flushes failing while Redis still answers reads: a read-only replica).
+    Fleet(Vec<Contributor>, u64),
     /// This instance's own view, and why.
     Instance(&'static str),
 }
@@ -95,7 +96,8 @@ impl Scope {
     /// `instance; reason=redis-unreachable`.
     pub fn header(&self) -> String {
         match self {
-            Scope::Fleet(who) => format!("fleet; instances={}", who.len()),
+            Scope::Fleet(who, 0) => format!("fleet; instances={}", who.len()),
+            Scope::Fleet(who, unsent) => format!("fleet; instances={}; unsent={unsent}", who.len()),
             Scope::Instance(why) => format!("instance; reason={}", why.replace(' ', "-").to_lowercase()),
         }
     }
@@ -103,7 +105,7 @@ impl Scope {
     /// One sentence for the page.
     pub fn sentence(&self) -> String {
         match self {
-            Scope::Fleet(who) => {
+            Scope::Fleet(who, unsent) => {
                 let each: Vec<String> = who
                     .iter()
                     .map(|c| {
@@ -115,8 +117,15 @@ impl Scope {
                         )
                     })
                     .collect();
+                let missing = match unsent {
+                    0 => String::new(),
+                    n => format!(
+                        ". Not counted yet: {} of this instance that Redis has not taken",
+                        mfagate_policy::report::count(*n, "record", "records")
+                    ),
+                };
                 format!(
-                    "Fleet-wide: {}: {}",
+                    "Fleet-wide: {}: {}{missing}",
                     mfagate_policy::report::count(who.len() as u64, "instance", "instances"),
                     each.join("; ")
                 )
@@ -128,8 +137,9 @@ impl Scope {
     /// The `scope` member of `/v1/report`.
     pub fn to_json(&self) -> Value {
         match self {
-            Scope::Fleet(who) => json!({
+            Scope::Fleet(who, unsent) => json!({
                 "fleet": true,
+                "unsent_records": unsent,
                 "instances": who.iter().map(|c| json!({
                     "instance": c.instance,
                     "newest_record": crate::clock::rfc3339_millis(c.newest_ms),
@@ -146,7 +156,10 @@ impl Scope {
 pub async fn view(state: &State, now_ms: u64) -> (Report, Option<Scope>) {
     let Some(cluster) = &state.cluster else { return (state.live.view(now_ms), None) };
     match read(cluster, now_ms).await {
-        Ok((report, who)) => (report, Some(Scope::Fleet(who))),
+        Ok((report, who)) => {
+            let unsent = state.fleet.as_ref().map_or(0, |f| f.pending_records());
+            (report, Some(Scope::Fleet(who, unsent)))
+        }
         Err(why) => (state.live.view(now_ms), Some(Scope::Instance(why))),
     }
 }
