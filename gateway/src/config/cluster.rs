@@ -30,8 +30,10 @@ fn default_prefix() -> String {
 fn default_timeout() -> u64 {
     500
 }
+// Short batches: a flush is one script that Redis runs alone, and one-time checks wait behind
+// it (a 1 s batch at 6,000 App+User requests a second made their p99 75 ms; 200 ms, 27 ms).
 fn default_flush() -> u64 {
-    1000
+    250
 }
 
 /// What a one-time check does while Redis cannot be reached.
