@@ -30,15 +30,6 @@ pub async fn saml_api(g: &Gateway, xml: &str) -> Reply {
     .await
 }
 
-/// A metric's value on `g`'s /metrics (0 when absent).
-pub async fn metric(g: &Gateway, name: &str) -> f64 {
-    let body = g.admin_get("/metrics").await.body;
-    body.lines()
-        .find(|l| l.split([' ', '{']).next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Two instances of one configuration on `redis`.
 pub async fn fleet(redis: &RedisServer, extra: &str, edit: fn(Builder) -> Builder) -> (Gateway, Gateway) {
     let a = edit(gateway().cluster(redis, extra)).start().await;
@@ -55,10 +46,10 @@ async fn an_assertion_id_is_one_fact_for_the_whole_fleet() {
     assert_eq!(saml_api(&a, &doc).await.status, StatusCode::OK);
     // The same document on another instance: bearer reuse behind a load balancer.
     assert_eq!(saml_api(&b, &doc).await.status, StatusCode::OK);
-    let checks = metric(&b, "mfagate_cluster_one_time_round_trips_total").await;
+    let checks = sample(&b, "mfagate_cluster_one_time_round_trips_total").await;
     assert_eq!(saml_api(&b, &doc).await.status, StatusCode::OK);
     assert_eq!(
-        metric(&b, "mfagate_cluster_one_time_round_trips_total").await,
+        sample(&b, "mfagate_cluster_one_time_round_trips_total").await,
         checks,
         "a cached document needs no round trip"
     );
@@ -172,17 +163,6 @@ async fn an_oidc_callback_replayed_to_another_instance_is_refused() {
     assert_eq!(a.idp.code_exchanges(), 1, "one state, one call to the token endpoint, fleet-wide");
 }
 
-/// Polls (at most 10 s) until `check` holds.
-pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
-}
-
 pub fn fresh_doc(n: u32) -> String {
     let mut s = spec();
     s.id = format!("_fresh-{n}");
@@ -207,8 +187,8 @@ async fn closed_refuses_one_time_checks_while_redis_is_down_and_recovers_without
     let ready = a.admin_get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
     assert!(ready.body.contains("redis: unreachable: one-time checks refused"), "{}", ready.body);
-    assert_eq!(metric(&a, "mfagate_cluster_redis_up").await, 0.0);
-    assert!(metric(&a, "mfagate_cluster_one_time_refused_total").await >= 1.0);
+    assert_eq!(sample(&a, "mfagate_cluster_redis_up").await, 0.0);
+    assert!(sample(&a, "mfagate_cluster_one_time_refused_total").await >= 1.0);
     redis.restart();
     let doc = fresh_doc(2);
     eventually("a first sight is accepted again", || async {
@@ -236,7 +216,7 @@ async fn local_keeps_serving_from_memory_while_redis_is_down() {
     other.name_id = "admin@contoso.test".into();
     let r = saml_api(&a, &signed(&other)).await;
     assert_eq!(r.json()["error"], "assertion_replayed");
-    assert!(metric(&a, "mfagate_cluster_one_time_local_total").await >= 1.0);
+    assert!(sample(&a, "mfagate_cluster_one_time_local_total").await >= 1.0);
     assert!(a.admin_get("/readyz").await.body.contains("one-time checks from local memory"));
     redis.restart();
     let doc = fresh_doc(2);

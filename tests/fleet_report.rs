@@ -3,7 +3,6 @@
 //! the whole fleet, the same as `mfagate report` over the three decision logs. Redis down: each
 //! falls back to its own view and says so; back: what waited arrives, counted once.
 
-use crate::cluster::metric;
 use crate::support::browser::Browser;
 use crate::support::redis::RedisServer;
 use crate::support::*;
@@ -26,17 +25,6 @@ pub fn instance(redis: &RedisServer, name: &str) -> Builder {
         .public_base(FLEET)
         .append(crate::portal::SESSION)
         .append(crate::portal::SAML_ROUTE)
-}
-
-/// Polls (at most 10 s) until `check` holds.
-pub async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..1000 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never: {what}");
 }
 
 fn now(g: &Gateway) -> u64 {
@@ -83,12 +71,6 @@ fn from_files(files: &[std::path::PathBuf], now: u64) -> Report {
     r
 }
 
-/// A sample's value on `g`'s /metrics, by its name and labels as written (0 when absent).
-pub async fn sample(g: &Gateway, series: &str) -> f64 {
-    let body = g.admin_get("/metrics").await.body;
-    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
-}
-
 pub const FAILED_FLUSHES: &str = "mfagate_cluster_report_flush_total{result=\"failed\"}";
 pub const PENDING: &str = "mfagate_cluster_report_pending_records";
 
@@ -102,7 +84,7 @@ async fn pair(redis: &RedisServer) -> (Gateway, Gateway) {
     let a = instance(redis, "a").start().await;
     let b = instance(redis, "b").beside(&a).start().await;
     with_mfa(&a, 1).await;
-    until("flushed", || async { totals(&b).await == (1, true) }).await;
+    eventually("flushed", || async { totals(&b).await == (1, true) }).await;
     (a, b)
 }
 
@@ -161,7 +143,7 @@ async fn requests_spread_over_three_instances_appear_in_full_on_each_and_match_t
     // is in each log, every earlier one is.
     for g in all {
         assert_eq!(g.get("/public/last", None).await.status, StatusCode::OK);
-        until("the log holds every record", || async {
+        eventually("the log holds every record", || async {
             read_log(&g.log_path()).last().is_some_and(|r| r["path"] == "/public/last")
         })
         .await;
@@ -177,7 +159,7 @@ async fn requests_spread_over_three_instances_appear_in_full_on_each_and_match_t
     assert!(records.iter().all(|n| *n > 0), "every instance served some: {records:?}");
 
     for g in all {
-        until("this instance answers for the whole fleet", || async {
+        eventually("this instance answers for the whole fleet", || async {
             let (v, scope) = summary(g).await;
             let contributed: Vec<u64> = scope["instances"]
                 .as_array()
@@ -225,8 +207,8 @@ async fn requests_spread_over_three_instances_appear_in_full_on_each_and_match_t
     // What each instance saw alone is less than the fleet's whole.
     let alone = mfagate::evidence::report::build(&[c.log_path()], now + 1, 7).unwrap().0;
     assert!(alone.totals.api_app_user < logs.totals.api_app_user);
-    assert_eq!(metric(&a, PENDING).await, 0.0);
-    assert!(metric(&a, "mfagate_cluster_report_flush_total").await >= 1.0);
+    assert_eq!(sample(&a, PENDING).await, 0.0);
+    assert!(sample(&a, "mfagate_cluster_report_flush_total{result=\"ok\"}").await >= 1.0);
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     for family in ["mfagate_cluster_report_flush_total", "mfagate_cluster_report_pending_records"] {
         assert!(readme.contains(&format!("| `{family}` |")), "{family} is not in the README's metrics table");
@@ -240,7 +222,7 @@ async fn redis_stopped_each_instance_says_it_answers_alone_and_nothing_waits_los
     redis.stop();
     with_mfa(&a, 2).await;
     with_mfa(&b, 1).await;
-    until("written", || async { lines(&a) == 3 && lines(&b) == 1 }).await;
+    eventually("written", || async { lines(&a) == 3 && lines(&b) == 1 }).await;
     let r = a.admin_get("/v1/report").await;
     assert_eq!(r.headers["x-mfagate-report-scope"], "instance; reason=redis-unreachable");
     assert_eq!(r.json()["scope"], json!({"fleet": false, "reason": "Redis unreachable"}));
@@ -250,15 +232,15 @@ async fn redis_stopped_each_instance_says_it_answers_alone_and_nothing_waits_los
     let shape = b.admin_get("/v1/partnerRequests").await;
     assert_eq!(shape.headers["x-mfagate-report-scope"], "instance; reason=redis-unreachable");
     assert_eq!(shape.json()["totalCount"], 1);
-    until("the waiting records are counted", || async {
-        metric(&a, PENDING).await == 2.0 && sample(&a, FAILED_FLUSHES).await >= 1.0
+    eventually("the waiting records are counted", || async {
+        sample(&a, PENDING).await == 2.0 && sample(&a, FAILED_FLUSHES).await >= 1.0
     })
     .await;
     // Back, empty (no persistence): what waited arrives, and only that.
     redis.restart();
-    until("the waiting counts arrive", || async { totals(&b).await == (3, true) }).await;
-    until("nothing left waiting", || async {
-        metric(&a, PENDING).await == 0.0 && metric(&b, PENDING).await == 0.0
+    eventually("the waiting counts arrive", || async { totals(&b).await == (3, true) }).await;
+    eventually("nothing left waiting", || async {
+        sample(&a, PENDING).await == 0.0 && sample(&b, PENDING).await == 0.0
     })
     .await;
     let (v, scope) = summary(&a).await;
@@ -274,16 +256,16 @@ async fn a_flush_whose_reply_was_lost_is_counted_once() {
     // the instance gave up on their replies and kept the batch to send again.
     redis.freeze();
     with_mfa(&a, 2).await;
-    until("a flush timed out", || async {
-        sample(&a, FAILED_FLUSHES).await >= 1.0 && metric(&a, PENDING).await == 2.0
+    eventually("a flush timed out", || async {
+        sample(&a, FAILED_FLUSHES).await >= 1.0 && sample(&a, PENDING).await == 2.0
     })
     .await;
     redis.thaw();
-    until("the batch arrives", || async { totals(&b).await == (3, true) }).await;
-    until("confirmed", || async { metric(&a, PENDING).await == 0.0 }).await;
+    eventually("the batch arrives", || async { totals(&b).await == (3, true) }).await;
+    eventually("confirmed", || async { sample(&a, PENDING).await == 0.0 }).await;
     // More flushes go by (new records): the old batch is never added again.
     with_mfa(&a, 1).await;
-    until("the next batch arrives", || async { totals(&b).await == (4, true) }).await;
+    eventually("the next batch arrives", || async { totals(&b).await == (4, true) }).await;
     let logs = from_logs(&[&a, &b]);
     assert_eq!(summary(&b).await.0, unscoped(&logs));
 }
@@ -295,16 +277,16 @@ async fn a_restarted_instance_does_not_count_its_history_again() {
     let b = instance(&redis, "b").beside(&a).start().await;
     with_mfa(&a, 2).await;
     with_mfa(&b, 1).await;
-    until("flushed", || async { totals(&b).await == (3, true) }).await;
+    eventually("flushed", || async { totals(&b).await == (3, true) }).await;
     a.stop().await;
     let log = format!("path = \"{}\"", a.log_path().display());
     let again =
         instance(&redis, "a").replace("path = \"{dir}/decisions.jsonl\"", &log).beside(&b).start().await;
     // Its own view is rebuilt from its log; the fleet's is not fed it a second time.
     with_mfa(&again, 1).await;
-    until("the new record arrives", || async { totals(&b).await == (4, true) }).await;
+    eventually("the new record arrives", || async { totals(&b).await == (4, true) }).await;
     with_mfa(&b, 1).await;
-    until("and the next one", || async { totals(&b).await == (5, true) }).await;
+    eventually("and the next one", || async { totals(&b).await == (5, true) }).await;
     let (v, scope) = summary(&again).await;
     assert_eq!(v["api"]["app_user_requests"], 5);
     let who: Vec<(String, u64)> = scope["instances"]

@@ -1,8 +1,9 @@
 //! Review 10: the fleet-wide report on Redis (what it stores, how long, what a failed flush
 //! leaves behind, the 10,000 newest rows).
 
-use crate::fleet_report::{FAILED_FLUSHES, PENDING, from_logs, instance, sample, summary, until, with_mfa};
+use crate::fleet_report::{FAILED_FLUSHES, PENDING, from_logs, instance, summary, with_mfa};
 use crate::support::redis::RedisServer;
+use crate::support::{eventually, sample};
 use mfagate::clock::Clock;
 use serde_json::Value;
 use std::time::Duration;
@@ -23,10 +24,10 @@ async fn api_rows_with_personal_data_do_not_outlive_the_window_plus_a_day_in_red
     let redis = RedisServer::start();
     let a = instance(&redis, "a").start().await;
     with_mfa(&a, 1).await;
-    until("the first row in Redis", || async { stream_len(&redis) == 1 }).await;
+    eventually("the first row in Redis", || async { stream_len(&redis) == 1 }).await;
     a.clock.advance(10 * DAY);
     with_mfa(&a, 1).await;
-    until("the second request counted", || async {
+    eventually("the second request counted", || async {
         let (v, _) = summary(&a).await;
         v["api"]["app_user_requests"] == 1 && sample(&a, PENDING).await == 0.0
     })
@@ -44,9 +45,9 @@ async fn a_flush_that_fails_half_way_is_not_then_dropped_as_already_counted() {
     assert_eq!(redis.command(&["SET", RECENT, "another program's value"]).unwrap(), "+OK");
     let a = instance(&redis, "a").start().await;
     with_mfa(&a, 1).await;
-    until("a failed flush", || async { sample(&a, FAILED_FLUSHES).await >= 1.0 }).await;
+    eventually("a failed flush", || async { sample(&a, FAILED_FLUSHES).await >= 1.0 }).await;
     assert_eq!(redis.command(&["DEL", RECENT]).unwrap(), ":1");
-    until("nothing pending", || async { sample(&a, PENDING).await == 0.0 }).await;
+    eventually("nothing pending", || async { sample(&a, PENDING).await == 0.0 }).await;
     let (v, scope) = summary(&a).await;
     assert_eq!(scope["fleet"], true);
     let logs = from_logs(&[&a]);
@@ -74,7 +75,7 @@ async fn a_late_batch_of_older_rows_does_not_push_newer_rows_out_of_the_10000() 
     assert_eq!(redis.command(&["EVAL", forge, "1", RECENT, &newer.to_string()]).unwrap(), ":1");
     // `a`'s request is older than every one of them, and arrives after them.
     with_mfa(&a, 1).await;
-    until("a's row flushed", || async { sample(&a, PENDING).await == 0.0 }).await;
+    eventually("a's row flushed", || async { sample(&a, PENDING).await == 0.0 }).await;
     a.clock.advance(Duration::from_secs(3_600));
     let rows = a.admin_get("/v1/partnerRequests").await.json();
     let items = rows["items"].as_array().unwrap();
@@ -92,11 +93,13 @@ async fn a_fleet_answer_does_not_hide_that_this_instances_records_cannot_be_writ
     let redis = RedisServer::start();
     let a = instance(&redis, "a").start().await;
     with_mfa(&a, 1).await;
-    until("flushed", || async { sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true })
-        .await;
+    eventually("flushed", || async {
+        sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true
+    })
+    .await;
     assert_eq!(redis.command(&["REPLICAOF", "127.0.0.1", "1"]).unwrap(), "+OK");
     with_mfa(&a, 1).await;
-    until("a failed flush", || async { sample(&a, FAILED_FLUSHES).await >= 1.0 }).await;
+    eventually("a failed flush", || async { sample(&a, FAILED_FLUSHES).await >= 1.0 }).await;
     let (v, scope) = summary(&a).await;
     let logs = from_logs(&[&a]);
     assert_eq!(logs.totals.api_app_user, 2);
@@ -123,8 +126,10 @@ async fn a_client_chosen_request_id_is_not_a_formula_in_the_csv_export() {
     let req =
         a.request("/v1/x", Some(&token)).header("ms-requestid", formula).body(Default::default()).unwrap();
     assert_eq!(a.send(req).await.status, http::StatusCode::OK);
-    until("flushed", || async { sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true })
-        .await;
+    eventually("flushed", || async {
+        sample(&a, PENDING).await == 0.0 && summary(&a).await.1["fleet"] == true
+    })
+    .await;
     let csv = a.admin_get("/exports/all_api_requests.csv").await.body;
     assert!(csv.contains("HYPERLINK"), "{csv}");
     for cell in csv.lines().flat_map(|l| l.split(',')) {

@@ -1,6 +1,6 @@
 //! Review 9: the shared one-time state on Redis ([cluster]), attacked.
 
-use crate::cluster::{eventually, fleet, fresh_doc, metric, saml_api, signed, spec};
+use crate::cluster::{fleet, fresh_doc, saml_api, signed, spec};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 use http::StatusCode;
@@ -62,7 +62,7 @@ async fn a_resp3_url_still_shares_one_time_checks() {
     other.id = "_fresh-1".into();
     other.name_id = "admin@contoso.test".into();
     assert_eq!(saml_api(&b, &signed(&other)).await.json()["error"], "assertion_replayed");
-    assert_eq!(metric(&a, "mfagate_cluster_redis_failures_total").await, 0.0);
+    assert_eq!(sample(&a, "mfagate_cluster_redis_failures_total").await, 0.0);
 }
 
 /// `rediss://` with `ca_file`: the fleet shares its checks over TLS, the server certificate
@@ -210,9 +210,9 @@ async fn readyz_does_not_say_reachable_while_redis_refuses_every_check() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("one_time_check_unavailable"))
     );
     // Two probes later (they run every second while Redis looks down), readiness still says so.
-    let trips = metric(&a, "mfagate_cluster_redis_round_trips_total").await;
+    let trips = sample(&a, "mfagate_cluster_redis_round_trips_total").await;
     eventually("two probes ran", || async {
-        metric(&a, "mfagate_cluster_redis_round_trips_total").await >= trips + 2.0
+        sample(&a, "mfagate_cluster_redis_round_trips_total").await >= trips + 2.0
     })
     .await;
     let ready = a.admin_get("/readyz").await.body;
@@ -221,7 +221,7 @@ async fn readyz_does_not_say_reachable_while_redis_refuses_every_check() {
         !(ready.contains("redis: reachable") && r.status == StatusCode::SERVICE_UNAVAILABLE),
         "/readyz said {ready:?} while a first sight was refused"
     );
-    assert_eq!(metric(&a, "mfagate_cluster_redis_up").await, 0.0);
+    assert_eq!(sample(&a, "mfagate_cluster_redis_up").await, 0.0);
     // Memory again: reachable, and first sights are shared again.
     assert_eq!(redis.command(&["CONFIG", "SET", "maxmemory", "0"]).as_deref(), Some("+OK"));
     let doc = fresh_doc(3);

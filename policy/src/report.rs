@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 /// The "All API requests" export holds at most this many rows, newest first.
 pub const MAX_API_ROWS: usize = 10_000;
-const DAY_MS: u64 = 86_400_000;
+/// One UTC day, in milliseconds.
+pub const DAY_MS: u64 = 86_400_000;
 
 /// The fields of one decision record the report needs.
 #[derive(Debug, Clone, Default)]

@@ -598,3 +598,21 @@ pub async fn join_all<F: std::future::Future + Unpin>(futures: Vec<F>) -> Vec<F:
     .await;
     results.into_iter().map(|r| r.expect("every future finished")).collect()
 }
+
+/// Polls (at most 10 s) until `check` holds: for what happens off the request (a flush, a
+/// reconnect), never to wait for time.
+pub async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    for _ in 0..1000 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+/// One series' value on `g`'s /metrics, labels included in `series` (0 when absent).
+pub async fn sample(g: &Gateway, series: &str) -> f64 {
+    let body = g.admin_get("/metrics").await.body;
+    body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const DAY_MS: u64 = 86_400_000;
+use mfagate_policy::report::DAY_MS;
 /// How long the shared keys live after their last write: the window plus a day.
 const KEEP_MS: u64 = 8 * DAY_MS;
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-const DAY_MS: u64 = 86_400_000;
+use mfagate_policy::report::DAY_MS;
 /// Days kept in memory: the window plus one for the UTC edge.
 const KEEP_DAYS: u64 = 8;
 

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-const DAY_MS: u64 = 86_400_000;
+use mfagate_policy::report::DAY_MS;
 
 /// The active file and its rotation state (or standard output, which never rotates).
 pub struct RotatingFile {

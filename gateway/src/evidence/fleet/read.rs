@@ -9,7 +9,7 @@ use mfagate_policy::report::{ApiRow, DayCounts, MAX_API_ROWS, NonMfaUser, Report
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-const DAY_MS: u64 = 86_400_000;
+use mfagate_policy::report::DAY_MS;
 
 /// Portal users without MFA: a sorted set of `["oid","tid"]` by their last such time (ms).
 pub(super) const USERS: &str = "report:users";
