@@ -131,11 +131,33 @@ impl<T> Drop for Tasks<T> {
 }
 
 /// Reloads on every trigger until the channel closes or the task is aborted (at shutdown).
-pub async fn run(current: Arc<Current>, mut keys: KeyTasks, reloading: Reloading) {
-    let Reloading { path, watch, triggers: (sender, mut triggers) } = reloading;
-    let mut files = watched(&path, &current.load().config);
-    let mut watcher = if watch { watch::start(&files, sender.clone()) } else { None };
-    let mut last = contents(&files);
+/// The watch is set up and the files read before this returns, not when the task first runs:
+/// a change made once the gateway reports ready is never missed.
+pub fn run(
+    current: Arc<Current>,
+    keys: KeyTasks,
+    reloading: Reloading,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let Reloading { path, watch, triggers: (sender, triggers) } = reloading;
+    let files = watched(&path, &current.load().config);
+    let watcher = if watch { watch::start(&files, sender.clone()) } else { None };
+    let last = contents(&files);
+    serve_triggers(current, keys, Watching { path, watch, sender, triggers, files, watcher, last })
+}
+
+/// The reload task's state: the watch, the watched files and what they held at the last reload.
+struct Watching {
+    path: PathBuf,
+    watch: bool,
+    sender: mpsc::Sender<Trigger>,
+    triggers: mpsc::Receiver<Trigger>,
+    files: Vec<PathBuf>,
+    watcher: Option<notify::RecommendedWatcher>,
+    last: Vec<Option<Vec<u8>>>,
+}
+
+async fn serve_triggers(current: Arc<Current>, mut keys: KeyTasks, w: Watching) {
+    let Watching { path, watch, sender, mut triggers, mut files, mut watcher, mut last } = w;
     while let Some(mut trigger) = triggers.recv().await {
         if trigger == Trigger::File {
             let until = tokio::time::Instant::now() + MOST;
