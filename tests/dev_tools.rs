@@ -105,6 +105,32 @@ async fn token_mint_prints_one_token_the_gateway_decides_as_its_flags_say() {
     assert_eq!((out.status.code(), out.stdout.len()), (Some(3), 0));
 }
 
+/// `token mint --count N`: N distinct tokens (a load run's pool), each one a first sight for the
+/// gateway and each accepted.
+#[tokio::test]
+async fn token_mint_count_prints_distinct_tokens_each_accepted() {
+    let g = gateway().start().await;
+    to_wall_clock(&g);
+    let iss = format!("{}/{{tenantid}}/", g.idp.base_url());
+    let out = mfagate()
+        .args(["token", "mint", "--certs"])
+        .arg(certs())
+        .args(["--iss", &iss, "--count", "5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let tokens: Vec<&str> = stdout.lines().collect();
+    assert_eq!(tokens.len(), 5, "{stdout}");
+    let distinct: std::collections::HashSet<&&str> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 5, "each token is its own");
+    for token in &tokens {
+        assert_eq!(g.get("/v1/x", Some(token)).await.status, StatusCode::OK);
+    }
+    let out = mfagate().args(["token", "mint", "--count", "0"]).output().unwrap();
+    assert_eq!((out.status.code(), out.stdout.len()), (Some(3), 0), "a count of 0 is a usage error");
+}
+
 /// `POST /rotate` on the dev IdP, with the gateway's key cache between: the new kid is picked
 /// up, the old one keeps verifying until its removal, and is refused once the gateway refetches
 /// after it. Both clocks are the harness's ManualClock.

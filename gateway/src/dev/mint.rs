@@ -53,6 +53,10 @@ pub struct MintArgs {
     /// Folder of development keys (DEVELOPMENT ONLY).
     #[arg(long, default_value = "certs")]
     pub certs: PathBuf,
+    /// Print this many tokens, one per line, each with its own `uti` (a load run's pool of new
+    /// tokens); signed on every core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub count: u32,
 }
 
 /// Why no token was minted: a bad flag or an unusable key, both the caller's to fix.
@@ -76,6 +80,46 @@ pub enum MintError {
 
 /// Mints the token `args` describe, issued at `now` (Unix seconds).
 pub fn mint(args: &MintArgs, now: u64) -> Result<String, MintError> {
+    let (key, claims) = prepare(args, now)?;
+    Ok(key.sign(&claims)?)
+}
+
+/// Mints `args.count` tokens that differ only in `uti` (Entra's unique token id), signed on
+/// every core, in order.
+pub fn mint_many(args: &MintArgs, now: u64) -> Result<Vec<String>, MintError> {
+    let (key, claims) = prepare(args, now)?;
+    let count = args.count as usize;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(count);
+    let per = count.div_ceil(threads);
+    let parts: Vec<Result<Vec<String>, DevKeyError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (key, claims) = (&key, &claims);
+                scope.spawn(move || {
+                    let mut claims = claims.clone();
+                    (t * per..((t + 1) * per).min(count))
+                        .map(|i| {
+                            claims["uti"] = serde_json::json!(format!("mint-{now}-{i}"));
+                            key.sign(&claims)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(DevKeyError("a signing thread failed".into()))))
+            .collect()
+    });
+    let mut tokens = Vec::with_capacity(count);
+    for part in parts {
+        tokens.extend(part?);
+    }
+    Ok(tokens)
+}
+
+/// The signing key and the claims `args` describe.
+fn prepare(args: &MintArgs, now: u64) -> Result<(DevKey, serde_json::Value), MintError> {
     let given = |name: &str| -> Option<String> {
         match name {
             "kind" => Some(args.kind.clone()),
@@ -97,7 +141,7 @@ pub fn mint(args: &MintArgs, now: u64) -> Result<String, MintError> {
         .map_err(|source| MintError::Read { path: path.display().to_string(), source })?;
     let key = DevKey::from_pem(kid, &pem)?;
     let issuer = args.iss.as_deref().unwrap_or(req.entra_issuer());
-    Ok(key.sign(&req.claims(issuer, now))?)
+    Ok((key, req.claims(issuer, now)))
 }
 
 /// Runs a `token` command: the token on stdout; a token that cannot be made is a usage error
@@ -105,7 +149,13 @@ pub fn mint(args: &MintArgs, now: u64) -> Result<String, MintError> {
 pub fn main(command: TokenCommand) -> Result<(), crate::cli::CliError> {
     use crate::clock::Clock;
     let TokenCommand::Mint(args) = command;
-    let token = mint(&args, crate::clock::SystemClock.unix().0)
+    let now = crate::clock::SystemClock.unix().0;
+    let tokens = if args.count == 1 { mint(&args, now).map(|t| vec![t]) } else { mint_many(&args, now) }
         .map_err(|e| crate::cli::CliError::Usage(e.to_string()))?;
-    crate::cli::print(&format!("{token}\n")).map_err(crate::cli::CliError::Output)
+    let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
+    for token in tokens {
+        out.push_str(&token);
+        out.push('\n');
+    }
+    crate::cli::print(&out).map_err(crate::cli::CliError::Output)
 }
