@@ -131,6 +131,43 @@ async fn token_mint_count_prints_distinct_tokens_each_accepted() {
     assert_eq!((out.status.code(), out.stdout.len()), (Some(3), 0), "a count of 0 is a usage error");
 }
 
+/// `token saml --count N`: N distinct signed bearer assertions; with MFA each passes, without
+/// MFA each is refused as MFA required.
+#[tokio::test]
+async fn token_saml_prints_assertions_the_gateway_decides_as_their_flags_say() {
+    let mut g = gateway().start().await;
+    to_wall_clock(&g);
+    let saml = |args: &[&str]| {
+        let out = mfagate()
+            .args(["token", "saml", "--certs"])
+            .arg(certs())
+            .args(["--issuer", "https://idp.contoso.test/adfs/services/trust"])
+            .args(["--audience", "https://gateway.contoso.test/saml"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let request = |g: &Gateway, assertion: &str| {
+        http::Request::get(format!("http://{}/v1/x", g.addr))
+            .header("authorization", format!("SAML {assertion}"))
+            .body(Default::default())
+            .unwrap()
+    };
+    let pool = saml(&["--count", "3"]);
+    assert_eq!(pool.iter().collect::<std::collections::HashSet<_>>().len(), 3, "{pool:?}");
+    for (version, mfa, status) in [("2.0", "true", 200), ("1.1", "true", 200), ("2.0", "false", 401)] {
+        let one = saml(&["--version", version, "--mfa", mfa]);
+        assert_eq!(one.len(), 1);
+        let r = g.send(request(&g, &one[0])).await;
+        assert_eq!(r.status.as_u16(), status, "{version} mfa={mfa}: {}", r.body);
+    }
+    for assertion in &pool {
+        assert_eq!(g.send(request(&g, assertion)).await.status, StatusCode::OK);
+    }
+}
+
 /// `POST /rotate` on the dev IdP, with the gateway's key cache between: the new kid is picked
 /// up, the old one keeps verifying until its removal, and is refused once the gateway refetches
 /// after it. Both clocks are the harness's ManualClock.

@@ -48,7 +48,8 @@ enum Command {
         #[arg(long, default_value = "certs")]
         certs: PathBuf,
     },
-    /// Development tokens (DEVELOPMENT ONLY): `token mint` prints one shaped as Entra issues it.
+    /// Development tokens (DEVELOPMENT ONLY): `token mint` prints one shaped as Entra issues it,
+    /// `token saml` a signed SAML bearer assertion.
     Token {
         #[command(subcommand)]
         command: mfagate::dev::mint::TokenCommand,
@@ -144,7 +145,7 @@ fn other(command: Command) -> (&'static str, Result<(), CliError>) {
                 })
             }),
         ),
-        Command::Token { command } => ("token mint", mfagate::dev::mint::main(command)),
+        Command::Token { command } => ("token", mfagate::dev::mint::main(command)),
         Command::DevIdp(args) => (
             "dev-idp",
             runtime(async move {

@@ -1,6 +1,7 @@
 //! `mfagate token mint`: a token shaped as Entra issues it (see [`TokenRequest::claims`]), signed
 //! with a development key or the one given, for curl and scripts: one line on standard output and
-//! nothing else. DEVELOPMENT ONLY: the default key is public.
+//! nothing else; `mfagate token saml` the same for SAML bearer assertions. DEVELOPMENT ONLY: the
+//! default keys are public.
 
 use crate::dev::idp::{DEV_AUDIENCE, DEV_TENANT, DevKey, DevKeyError, TokenRequest};
 use std::path::PathBuf;
@@ -10,6 +11,62 @@ use std::path::PathBuf;
 pub enum TokenCommand {
     /// Print a token signed with a development key (DEVELOPMENT ONLY): one line on stdout.
     Mint(MintArgs),
+    /// Print a signed SAML bearer assertion, base64, for `Authorization: SAML` (DEVELOPMENT
+    /// ONLY): the development SAML IdP's `/assertion`, without the IdP.
+    Saml(SamlArgs),
+}
+
+/// `mfagate token saml`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct SamlArgs {
+    /// The SP's entity id (`Audience`).
+    #[arg(long)]
+    pub audience: String,
+    /// The IdP's entity id (`Issuer`).
+    #[arg(long, default_value = "http://127.0.0.1:8083/saml")]
+    pub issuer: String,
+    /// 2.0, or 1.1 (AD FS to WS-Federation relying parties).
+    #[arg(long, default_value = "2.0", value_parser = ["2.0", "1.1"])]
+    pub version: String,
+    /// Whether the assertion says MFA.
+    #[arg(long, default_value = "true", value_parser = ["true", "false"])]
+    pub mfa: String,
+    /// Where it says how the user signed in (as `/assertion`'s `location`).
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Minutes until `NotOnOrAfter`.
+    #[arg(long, default_value_t = 5)]
+    pub minutes: u64,
+    /// Folder of development keys: saml-idp.key and saml-idp.pem (DEVELOPMENT ONLY).
+    #[arg(long, default_value = "certs")]
+    pub certs: PathBuf,
+    /// Print this many assertions, one per line, each with its own ID.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub count: u32,
+}
+
+/// Signs `args.count` assertions issued at `now`.
+pub fn saml(args: &SamlArgs, now: u64) -> Result<Vec<String>, MintError> {
+    let read = |name: &str| {
+        let path = args.certs.join(name);
+        std::fs::read(&path).map_err(|source| MintError::Read { path: path.display().to_string(), source })
+    };
+    let signer =
+        crate::dev::saml_idp::DevSamlSigner::from_pem(&read("saml-idp.key")?, &read("saml-idp.pem")?)
+            .map_err(|e| MintError::Flags(e.to_string()))?;
+    let get = |name: &str| match name {
+        "audience" => Some(args.audience.clone()),
+        "version" => Some(args.version.clone()),
+        "mfa" => Some(args.mfa.clone()),
+        "location" => args.location.clone(),
+        "minutes" => Some(args.minutes.to_string()),
+        _ => None,
+    };
+    (0..args.count)
+        .map(|_| {
+            crate::dev::saml_idp::sign_bearer(&signer, &args.issuer, now, &get).map_err(MintError::Flags)
+        })
+        .collect()
 }
 
 /// `mfagate token mint`'s flags.
@@ -148,10 +205,13 @@ fn prepare(args: &MintArgs, now: u64) -> Result<(DevKey, serde_json::Value), Min
 /// (exit 3), a closed pipe a quiet exit.
 pub fn main(command: TokenCommand) -> Result<(), crate::cli::CliError> {
     use crate::clock::Clock;
-    let TokenCommand::Mint(args) = command;
     let now = crate::clock::SystemClock.unix().0;
-    let tokens = if args.count == 1 { mint(&args, now).map(|t| vec![t]) } else { mint_many(&args, now) }
-        .map_err(|e| crate::cli::CliError::Usage(e.to_string()))?;
+    let tokens = match command {
+        TokenCommand::Mint(args) if args.count == 1 => mint(&args, now).map(|t| vec![t]),
+        TokenCommand::Mint(args) => mint_many(&args, now),
+        TokenCommand::Saml(args) => saml(&args, now),
+    }
+    .map_err(|e| crate::cli::CliError::Usage(e.to_string()))?;
     let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
     for token in tokens {
         out.push_str(&token);

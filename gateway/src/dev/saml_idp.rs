@@ -487,10 +487,21 @@ fn location_named(name: &str) -> Result<SamlLocation, String> {
 
 /// A signed bearer assertion for `Authorization: SAML`, base64.
 fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    sign_bearer(&inner.signer, &inner.entity_id, inner.clock.unix().0, get)
+}
+
+/// A bearer assertion from `issuer`, issued at `now`, described by the `/assertion` parameters
+/// `get` gives (`audience`, `minutes`, `version`, `mfa`, `location`), signed by `signer`, base64.
+pub fn sign_bearer(
+    signer: &DevSamlSigner,
+    issuer: &str,
+    now: u64,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     use base64::Engine;
     let audience = get("audience").ok_or("audience is required")?;
     let minutes: u64 = get("minutes").map_or(Ok(5), |m| m.parse()).map_err(|_| "minutes: a number")?;
-    let mut spec = AssertionSpec::new(&inner.entity_id, &audience, inner.clock.unix().0);
+    let mut spec = AssertionSpec::new(issuer, &audience, now);
     spec.not_on_or_after = spec.issued + minutes.clamp(1, 24 * 60) * 60;
     let saml11 = match get("version").as_deref() {
         None | Some("2.0") => false,
@@ -504,11 +515,7 @@ fn bearer_assertion(inner: &IdpInner, get: &dyn Fn(&str) -> Option<String>) -> R
         None => SamlLocation::AuthnContext,
     };
     let spec = spec.with_mfa_in(location, mfa, saml11)?;
-    let signed = if saml11 {
-        inner.signer.sign_saml11(&spec.to_saml11_xml())
-    } else {
-        inner.signer.sign(&spec.to_xml())
-    };
+    let signed = if saml11 { signer.sign_saml11(&spec.to_saml11_xml()) } else { signer.sign(&spec.to_xml()) };
     signed
         .map(|xml| base64::engine::general_purpose::STANDARD.encode(xml))
         .map_err(|_| "signing failed".into())
