@@ -135,7 +135,7 @@ async fn token_mint_count_prints_distinct_tokens_each_accepted() {
 /// MFA each is refused as MFA required.
 #[tokio::test]
 async fn token_saml_prints_assertions_the_gateway_decides_as_their_flags_say() {
-    let mut g = gateway().start().await;
+    let g = gateway().start().await;
     to_wall_clock(&g);
     let saml = |args: &[&str]| {
         let out = mfagate()
