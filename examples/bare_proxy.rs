@@ -1,5 +1,5 @@
 //! The floor under mfagate's numbers: a plain reverse proxy on the same stack (tokio, hyper 1,
-//! hyper-util's pooled client) with no authentication, logging or header work. `benches/load.sh`
+//! hyper-util's pooled client) with no authentication, logging or header work. `benches/load/run.sh`
 //! runs it beside nginx and mfagate, so the table separates what the stack costs from what
 //! mfagate adds. Usage: `bare_proxy LISTEN UPSTREAM` (e.g. `127.0.0.1:18095 127.0.0.1:18081`).
 

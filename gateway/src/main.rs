@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 // mimalloc: the request path allocates small, short-lived strings and header maps, where glibc's
-// allocator cost about a sixth of each request's instructions (callgrind, benches/load.toml).
+// allocator cost about a sixth of each request's instructions (callgrind, benches/load/mfagate.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
