@@ -279,3 +279,34 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(closed.is_ok(), "connection still open");
     assert_eq!(g.echo.hits(), 0);
 }
+
+/// Ten client connections each in the middle of a request open ten upstream connections; once
+/// they are answered, `[outbound] idle_per_host` bounds how many stay open for reuse (without
+/// the bound, every one would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_bounded_per_host() {
+    for (setting, kept) in [("idle_per_host = 2", 2), ("", 10)] {
+        let g = gateway().append(&format!("\n[outbound]\n{setting}\n")).start().await;
+        let token = g.token(|_| {});
+        let mut clients = Vec::new();
+        for _ in 0..10 {
+            let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+            let req = format!("GET /v1/wait HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            clients.push(s);
+        }
+        eventually("every request reached the upstream", || async { g.echo.hits() == 10 }).await;
+        assert_eq!(g.echo.open_connections(), 10);
+        g.echo.release(10);
+        for s in &mut clients {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        }
+        eventually(&format!("{kept} idle upstream connections ({setting:?})"), || async {
+            g.echo.open_connections() == kept
+        })
+        .await;
+        drop(clients);
+    }
+}

@@ -288,6 +288,24 @@ pub struct Outbound {
     pub ca_file: Option<PathBuf>,
     /// Time allowed to connect to an upstream or key server.
     pub connect_timeout: Duration,
+    /// Idle connections kept for reuse.
+    pub idle: IdlePool,
+}
+
+/// `[outbound] idle_per_host` and `idle_timeout_secs`: the idle connections kept per upstream
+/// (scheme, host and port) and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePool {
+    /// At most this many idle connections per host.
+    pub per_host: usize,
+    /// An idle connection is closed after this long.
+    pub timeout: Duration,
+}
+
+impl Default for IdlePool {
+    fn default() -> Self {
+        IdlePool { per_host: 256, timeout: Duration::from_secs(90) }
+    }
 }
 
 /// One trusted token issuer.

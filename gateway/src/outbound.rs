@@ -39,8 +39,22 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Builds the client: system roots, plus `ca_file` if given.
+/// Builds the client: system roots, plus `ca_file` if given; the default idle pool.
 pub fn client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<HttpClient, TlsSetupError> {
+    let pool = crate::config::IdlePool::default();
+    build(ca_file, connect_timeout, pool)
+}
+
+/// Builds the client `[outbound]` describes.
+pub fn client_for(outbound: &crate::config::Outbound) -> Result<HttpClient, TlsSetupError> {
+    build(outbound.ca_file.as_deref(), outbound.connect_timeout, outbound.idle)
+}
+
+fn build(
+    ca_file: Option<&Path>,
+    connect_timeout: Duration,
+    pool: crate::config::IdlePool,
+) -> Result<HttpClient, TlsSetupError> {
     install_crypto_provider();
     let mut roots = RootCertStore::empty();
     // A missing or partly unreadable system store is not fatal: the extra CA may be all we need.
@@ -68,7 +82,10 @@ pub fn client(ca_file: Option<&Path>, connect_timeout: Duration) -> Result<HttpC
     Ok(Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Bounded, so thousands of client connections that each made one request do not each
+        // keep an idle upstream connection (and its buffers) open.
+        .pool_max_idle_per_host(pool.per_host)
+        .pool_idle_timeout(pool.timeout)
         .build(connector))
 }
 

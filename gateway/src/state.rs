@@ -113,7 +113,7 @@ impl State {
     /// Builds the state; key fetching starts when the returned tasks are spawned. `port` is the
     /// listener's, naming this instance in a cluster by default.
     pub fn new(config: Config, clock: SharedClock, port: u16) -> Result<(Arc<State>, LogWriter), StartError> {
-        let client = outbound::client(config.outbound.ca_file.as_deref(), config.outbound.connect_timeout)?;
+        let client = outbound::client_for(&config.outbound)?;
         let verifier = Verifier::for_issuers(&config.issuers, &client, TOKEN_CACHE_CAPACITY, clock.clone());
         let cluster =
             config.cluster.as_ref().map(|c| crate::cluster::Cluster::connect(c, port)).transpose()?;

@@ -328,11 +328,18 @@ struct RawOutbound {
     ca_file: Option<PathBuf>,
     #[serde(default = "default_connect")]
     connect_timeout_secs: u64,
+    idle_per_host: Option<usize>,
+    idle_timeout_secs: Option<u64>,
 }
 
 impl Default for RawOutbound {
     fn default() -> Self {
-        RawOutbound { ca_file: None, connect_timeout_secs: default_connect() }
+        RawOutbound {
+            ca_file: None,
+            connect_timeout_secs: default_connect(),
+            idle_per_host: None,
+            idle_timeout_secs: None,
+        }
     }
 }
 
@@ -600,9 +607,18 @@ impl RawConfig {
         if let Some(file) = &ca_file {
             super::files::ca_file(&mut p, file);
         }
+        let idle = super::IdlePool::default();
+        let idle = super::IdlePool {
+            per_host: self.outbound.idle_per_host.unwrap_or(idle.per_host),
+            timeout: self.outbound.idle_timeout_secs.map_or(idle.timeout, Duration::from_secs),
+        };
+        if idle.per_host > 100_000 {
+            p.add("outbound.idle_per_host", "at most 100000 (0 keeps no idle connection)");
+        }
         let outbound = Outbound {
             ca_file,
             connect_timeout: Duration::from_secs(self.outbound.connect_timeout_secs.max(1)),
+            idle,
         };
         let issuers: Vec<IssuerConfig> =
             self.issuers.into_iter().enumerate().map(|(i, raw)| issuer(&mut p, i, raw, base)).collect();

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 pub struct Echo {
     addr: SocketAddr,
     hits: Arc<AtomicU64>,
+    open: Arc<AtomicU64>,
     gate: Arc<Semaphore>,
 }
 
@@ -29,24 +30,27 @@ impl Echo {
     pub fn start(listener: TcpListener) -> std::io::Result<Echo> {
         let addr = listener.local_addr()?;
         let hits = Arc::new(AtomicU64::new(0));
+        let open = Arc::new(AtomicU64::new(0));
         let gate = Arc::new(Semaphore::new(0));
-        let (counter, waiting) = (hits.clone(), gate.clone());
+        let (counter, waiting, connections) = (hits.clone(), gate.clone(), open.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (counter, waiting) = (counter.clone(), waiting.clone());
+                let (counter, waiting, connections) = (counter.clone(), waiting.clone(), connections.clone());
+                connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| respond(counter.clone(), waiting.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
                         .await;
+                    connections.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Ok(Echo { addr, hits, gate })
+        Ok(Echo { addr, hits, open, gate })
     }
 
     /// The address.
@@ -67,6 +71,11 @@ impl Echo {
     /// Requests received so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.open.load(Ordering::SeqCst)
     }
 }
 

@@ -78,7 +78,10 @@ pub fn keep_running(running: &Config, next: &mut Config) -> Vec<&'static str> {
         now.on_failure = on_failure;
     }
     let (was, now) = (&running.outbound, &mut next.outbound);
-    if keep("outbound", was.ca_file != now.ca_file || was.connect_timeout != now.connect_timeout) {
+    if keep(
+        "outbound",
+        was.ca_file != now.ca_file || was.connect_timeout != now.connect_timeout || was.idle != now.idle,
+    ) {
         *now = was.clone();
     }
     // The Redis connection and the fleet's key space are shared by every generation.
