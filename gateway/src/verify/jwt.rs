@@ -5,6 +5,8 @@
 //! under their SHA-256 until `exp`; the policy checks `exp`/`nbf` against `now` every time.
 
 pub mod compact;
+#[cfg(test)]
+mod decode_tests;
 pub mod header;
 #[cfg(test)]
 mod tests;
