@@ -5,6 +5,7 @@
 use crate::clock::SharedClock;
 use crate::config::{IssuerConfig, KeySource};
 use crate::outbound::{FetchError, HttpClient, get_small};
+use crate::verify::jwt::signature::ParsedKey;
 use crate::verify::refresh::Early;
 use http::Uri;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
@@ -19,8 +20,10 @@ const MAX_DOCUMENT: usize = 1024 * 1024;
 
 /// A verification key from a JWKS.
 pub struct VerifyKey {
-    /// The key.
-    pub key: DecodingKey,
+    /// Its family: tokens must use an algorithm of it.
+    family: AlgorithmFamily,
+    /// The key, parsed once for each algorithm it may check.
+    parsed: ParsedKey,
     /// The `alg` the JWK declares, if any: tokens must then use exactly it.
     pub alg: Option<Algorithm>,
     /// Its `kid` (`#n`, its place in the set, when the JWK has none).
@@ -34,7 +37,13 @@ pub struct VerifyKey {
 impl VerifyKey {
     /// Whether a token signed with `alg` may be checked with this key.
     pub fn accepts(&self, alg: Algorithm) -> bool {
-        self.key.family() == alg.family() && self.alg.is_none_or(|a| a == alg)
+        self.family == alg.family() && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// Whether `signature` is this key's signature of `message` under `alg` (refused unless
+    /// [`VerifyKey::accepts`] it).
+    pub fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.accepts(alg) && self.parsed.verifies(alg, message, signature)
     }
 }
 
@@ -426,9 +435,15 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
             continue;
         }
         let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        // Parsed here, once, rather than on every verify; a key that parses for none of its
+        // algorithms could never verify a token, and goes like one `from_jwk` refuses.
+        let Some(parsed) = ParsedKey::new(&key, alg) else {
+            continue;
+        };
         let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
         let thumbprint = jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).ok();
-        out.insert(kid.clone(), Arc::new(VerifyKey { key, alg, kid, thumbprint, material }));
+        let family = key.family();
+        out.insert(kid.clone(), Arc::new(VerifyKey { family, parsed, alg, kid, thumbprint, material }));
     }
     if out.is_empty() {
         return Err(KeyFetchError::Garbage("JWKS has no usable signing key"));
@@ -450,6 +465,16 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert!(keys["e"].accepts(Algorithm::ES256));
         assert!(!keys["e"].accepts(Algorithm::RS256));
+        // A point off the curve is dropped at load like a JWK jsonwebtoken cannot read; a key
+        // pinned to another family's algorithm stays, and checks nothing.
+        let off_curve = ec.replace("\"e\"", "\"off\"").replace("I5a0", "I5a1");
+        let pinned = ec.replace("\"e\"", "\"p\"").replace("{\"kty\"", "{\"alg\":\"RS256\",\"kty\"");
+        let keys = parse_jwks(format!(r#"{{"keys":[{off_curve},{pinned},{ec}]}}"#).as_bytes()).unwrap();
+        let mut kids: Vec<&str> = keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        assert_eq!(kids, ["e", "p"]);
+        assert!(!keys["p"].accepts(Algorithm::ES256) && !keys["p"].accepts(Algorithm::RS256));
+        assert!(parse_jwks(format!(r#"{{"keys":[{off_curve}]}}"#).as_bytes()).is_err());
     }
 
     #[tokio::test]

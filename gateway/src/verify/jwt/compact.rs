@@ -12,28 +12,33 @@ use std::cell::Cell;
 pub const MAX_DEPTH: usize = 32;
 
 /// A token split into its decoded, checked parts.
-pub struct Compact {
+pub struct Compact<'t> {
     /// The header's JSON bytes.
     pub header: Vec<u8>,
     /// The payload's JSON bytes.
     pub payload: Vec<u8>,
+    /// What the signature covers: the header and payload segments as sent, with the dot between.
+    pub signing_input: &'t str,
+    /// The signature's bytes.
+    pub signature: Vec<u8>,
 }
 
 /// Splits and decodes `token`; both JSON parts are checked with [`check_json`], the signature
-/// segment is checked to be base64url (its bytes are the signature verifier's business).
-pub fn split(token: &str) -> Result<Compact, InvalidReason> {
+/// segment is decoded as strictly (its bytes are the signature verifier's business).
+pub fn split(token: &str) -> Result<Compact<'_>, InvalidReason> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(InvalidReason::Malformed);
     };
+    let signing_input = &token[..header.len() + 1 + payload.len()];
     let header = decode(header)?;
     let payload = decode(payload)?;
-    decode(signature)?;
+    let signature = decode(signature)?;
     check_json(&header)?;
     check_json(&payload)?;
-    Ok(Compact { header, payload })
+    Ok(Compact { header, payload, signing_input, signature })
 }
 
 /// base64url without padding, canonical trailing bits: no `=`, `+`, `/`, whitespace or other bytes.
