@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         idp.sign_with_key(kid, &claims).unwrap()
     };
 
-    let cached = verifier(&rt, &idp, clock.clone(), 10_000);
+    let cached = verifier(&rt, &idp, clock.clone(), 1 << 20);
     let token = mint("dev-rsa-a", 0);
     rt.block_on(cached.verify(&token, &counters));
     c.bench_function("jwt_verify/hit_rs256", |b| {

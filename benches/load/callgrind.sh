@@ -41,18 +41,18 @@ token=$("$bin" token mint --certs certs --iss "http://127.0.0.1:8082/{tenantid}/
 # url answers, sends the requests, and prints instructions per request.
 measure() {
   local name=$1 url=$2 auth=$3; shift 3
-  TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind --collect-atstart=no \
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
     --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.log" &
   local pid=$!; pids+=($pid)
   for _ in $(seq 600); do curl -s -o /dev/null -H "Authorization: $auth" "$url" && break; sleep 0.1; done
   # Warm: keys fetched, the token verified and cached, pools filled.
   python3 benches/load/requests.py "$url" "$auth" 200 "$conns"
-  callgrind_control -i on "$pid" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
   python3 benches/load/requests.py "$url" "$auth" "$requests" "$conns"
-  callgrind_control -i off "$pid" >/dev/null
-  kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+  callgrind_control -i off "$pid" >/dev/null 2>&1
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true   # async jobs ignore SIGINT
   local total
-  total=$(callgrind_annotate "$work/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+  total=$(callgrind_annotate "$work/$name.out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n++ {gsub(",", "", $1); print $1}')
   printf '%-28s %12d instructions per request\n' "$name" $((total / requests))
 }
 echo "$requests requests on $conns keep-alive connections, one worker thread each, under callgrind"
@@ -60,4 +60,4 @@ measure bare http://127.0.0.1:18095/v1/x "" "$target_dir/release/examples/bare_p
 measure mfagate http://127.0.0.1:18090/v1/x "Bearer $token" "$bin" run --no-watch-config --config benches/load/mfagate.toml
 echo
 echo "mfagate, top functions by inclusive instructions (of all counted):"
-callgrind_annotate --inclusive=yes "$work/mfagate.out" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n '3,40p' | cut -c1-160
+callgrind_annotate --inclusive=yes "$work/mfagate.out" 2>/dev/null > "$work/annotate.txt"; sed -n '/^Ir/,$p' "$work/annotate.txt" | sed -n '3,40p' | cut -c1-160

@@ -14,8 +14,9 @@ use crate::verify::jwt::{CacheCounters, Verifier};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
-/// Verified-token cache size (entries).
-const TOKEN_CACHE_CAPACITY: u64 = 100_000;
+/// Verified-token cache size: bytes of tokens plus about 512 bytes each (64 MiB: some 40,000
+/// tokens of 1 KB).
+const TOKEN_CACHE_CAPACITY: u64 = 64 << 20;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]

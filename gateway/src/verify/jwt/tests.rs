@@ -14,6 +14,8 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     verifier: Verifier,
     good: String,
+    /// Another user's token, also accepted.
+    other: String,
 }
 
 /// A verifier over a running dev IdP's keys, and a token it accepts.
@@ -21,7 +23,7 @@ fn fixture() -> Fixture {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let clock = ManualClock::at(T0);
     let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs");
-    let (verifier, good) = rt.block_on(async {
+    let (verifier, good, other) = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let idp = DevIdp::start(listener, load_dev_keys(&certs).unwrap(), clock.clone()).unwrap();
         let toml = format!(
@@ -33,13 +35,14 @@ fn fixture() -> Fixture {
         );
         let config = crate::Config::from_toml(&toml, Path::new(".")).unwrap();
         let client = crate::outbound::client(None, std::time::Duration::from_secs(5)).unwrap();
-        let verifier = Verifier::for_issuers(&config.issuers, &client, 0, clock.clone());
+        let verifier = Verifier::for_issuers(&config.issuers, &client, 1 << 20, clock.clone());
         for keys in verifier.keys() {
             keys.refresh_now().await.unwrap();
         }
-        (verifier, idp.mint(&TokenRequest::default()).unwrap())
+        let other = TokenRequest::from_params(|n| (n == "upn").then(|| "other@contoso.test".to_owned())).unwrap();
+        (verifier, idp.mint(&TokenRequest::default()).unwrap(), idp.mint(&other).unwrap())
     });
-    Fixture { rt, verifier, good }
+    Fixture { rt, verifier, good, other }
 }
 
 impl Fixture {
@@ -116,4 +119,25 @@ fn random_input_never_verifies() {
                 move |t| *t != good
             }),
     );
+}
+
+/// Every token in one cache slot (as if every hash collided): a forged token never gets the
+/// cached token's verdict, and another user's token gets its own.
+#[test]
+fn a_cache_collision_is_a_miss_never_another_tokens_verdict() {
+    let mut f = fixture();
+    f.verifier.one_slot = true;
+    let upn = |token: &str| match f.rt.block_on(f.verifier.verify(token, &CacheCounters::default())) {
+        Verification::Verified(v) => Some(v.identity.upn.clone()),
+        _ => None,
+    };
+    let counters = CacheCounters::default();
+    assert!(matches!(f.rt.block_on(f.verifier.verify(&f.good, &counters)), Verification::Verified(_)));
+    assert!(matches!(f.rt.block_on(f.verifier.verify(&f.good, &counters)), Verification::Verified(_)));
+    assert_eq!(counters.hits.load(std::sync::atomic::Ordering::Relaxed), 1, "the second sight is a hit");
+    let (input, signature) = f.good.rsplit_once('.').unwrap();
+    let forged = format!("{input}x.{signature}");
+    assert_eq!(upn(&forged), None, "same slot, other bytes: verified afresh, and refused");
+    assert_eq!(upn(&f.other), Some(Some("other@contoso.test".to_owned())), "its own verdict");
+    assert_eq!(upn(&f.good), Some(Some("adele@contoso.test".to_owned())));
 }
