@@ -219,6 +219,56 @@ impl Report {
         }
     }
 
+    /// Adds `later`, a report over the same window of the records that followed this one's, as
+    /// if its records had been added here after these: the counts sum, a user's last non-MFA
+    /// operation is the later one (on a tie, the one read last, as [`Report::add`] keeps it), and
+    /// the kept rows are the newest of both, `later`'s numbered after this report's. Reading a
+    /// log in parallel pieces and merging them in order gives exactly the one-pass report.
+    pub fn merge(&mut self, later: Report) {
+        let add = |a: &mut DayCounts, b: &DayCounts| {
+            a.portal_operations += b.portal_operations;
+            a.portal_mfa += b.portal_mfa;
+            a.api_app_user += b.api_app_user;
+            a.api_mfa += b.api_mfa;
+            a.api_app_only += b.api_app_only;
+            a.report_only_passes += b.report_only_passes;
+        };
+        add(&mut self.totals, &later.totals);
+        for (day, c) in &later.daily {
+            add(self.daily.entry(*day).or_default(), c);
+        }
+        for (key, (mfa, total)) in later.apps {
+            let app = self.apps.entry(key).or_default();
+            app.0 += mfa;
+            app.1 += total;
+        }
+        for (key, user) in later.non_mfa_users {
+            match self.non_mfa_users.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut kept) => {
+                    if user.last_ms >= kept.get().last_ms {
+                        kept.insert(user);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(user);
+                }
+            }
+        }
+        let offset = self.seq;
+        for Reverse(mut row) in later.recent {
+            row.seq += offset;
+            if self.recent.len() < MAX_API_ROWS
+                || self
+                    .recent
+                    .peek()
+                    .is_some_and(|Reverse(oldest)| (oldest.ts_ms, oldest.seq) < (row.ts_ms, row.seq))
+            {
+                self.push_row(row);
+            }
+        }
+        self.seq += later.seq;
+    }
+
     /// Totals over whole UTC days from `first_day` on (the live view, updated as records arrive).
     pub fn totals_since(&self, first_day: u64) -> DayCounts {
         // Saturating: the days may be read back from a shared store, not counted here.
