@@ -115,6 +115,8 @@ pub struct Report {
     pub non_mfa_users: HashMap<(String, String), NonMfaUser>,
     recent: BinaryHeap<Reverse<ApiRow>>,
     seq: u64,
+    /// Rows older than this are not kept: a report this one merges into keeps enough newer.
+    row_floor_ms: u64,
 }
 
 impl Report {
@@ -194,6 +196,9 @@ impl Report {
 
     /// Whether a row at `ts_ms`, numbered `self.seq`, is among the newest [`MAX_API_ROWS`].
     fn has_room(&self, ts_ms: u64) -> bool {
+        if ts_ms < self.row_floor_ms {
+            return false;
+        }
         self.recent.len() < MAX_API_ROWS
             || self
                 .recent
@@ -217,6 +222,20 @@ impl Report {
             row.seq = self.seq;
             self.push_row(row);
         }
+    }
+
+    /// The time below which a row cannot be among the kept ones any more (0 until
+    /// [`MAX_API_ROWS`] are kept): a report that will be merged into this one need not keep
+    /// rows older than it ([`Report::keep_rows_from`]).
+    pub fn row_floor(&self) -> u64 {
+        if self.recent.len() < MAX_API_ROWS { 0 } else { self.recent.peek().map_or(0, |Reverse(r)| r.ts_ms) }
+    }
+
+    /// Keeps no row older than `ts_ms` (a piece of a log whose merged report already keeps
+    /// [`MAX_API_ROWS`] newer rows): its rows would be dropped at the merge, so they are not
+    /// built. The counts are not touched.
+    pub fn keep_rows_from(&mut self, ts_ms: u64) {
+        self.row_floor_ms = ts_ms;
     }
 
     /// Adds `later`, a report over the same window of the records that followed this one's, as
