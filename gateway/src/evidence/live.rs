@@ -32,7 +32,7 @@ impl Live {
         let mut report = Report::new(u64::MAX, 0);
         report.start_ms = (now_ms / DAY_MS).saturating_sub(KEEP_DAYS - 1) * DAY_MS;
         report.end_ms = u64::MAX;
-        match crate::evidence::report::fill(&mut report, files) {
+        match crate::evidence::report::fill(&mut report, files, Default::default()) {
             Ok(warnings) => {
                 for w in warnings.first.iter().take(5) {
                     tracing::warn!(warning = %w, "Decision log line skipped while rebuilding the report");

@@ -1,15 +1,14 @@
 //! `mfagate report`: the Security requirements status report from decision logs, streamed (one
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
-use crate::evidence::log_files::{Opened, open_for_reading};
-use mfagate_policy::report::{
-    DayCounts, Declared, Event, Report, Requirement, count, day_to_date, percent, score,
-};
+mod read;
+use mfagate_policy::report::{DayCounts, Declared, Report, Requirement, count, day_to_date, percent, score};
+pub use read::Options;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A report that could not be made.
@@ -94,7 +93,7 @@ impl Warnings {
 }
 
 /// The longest decision record accepted (records are a few hundred bytes).
-const MAX_LINE: u64 = 1024 * 1024;
+const MAX_LINE: usize = 1024 * 1024;
 
 /// Milliseconds since the epoch from RFC 3339; the log's own `YYYY-MM-DDTHH:MM:SS.mmmZ` is parsed
 /// without allocation, anything else through the `time` crate.
@@ -161,124 +160,31 @@ fn files(paths: &[PathBuf], warnings: &mut Warnings) -> Result<Vec<PathBuf>, Rep
 
 /// Builds the report over the `days` before `now_ms` from every record in `paths`. Returns the
 /// report and warnings (torn or unreadable lines are skipped, never fatal).
-pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Warnings), ReportError> {
+pub fn build(
+    paths: &[PathBuf],
+    now_ms: u64,
+    days: u64,
+    options: Options,
+) -> Result<(Report, Warnings), ReportError> {
     let mut report = Report::new(now_ms, days);
-    let warnings = fill(&mut report, paths)?;
+    let warnings = fill(&mut report, paths, options)?;
     Ok((report, warnings))
 }
 
 /// Adds every record in `paths` to `report`; returns warnings for what was skipped: a file that
 /// is not a decision log (one warning for the file), and torn, over-long or unreadable lines of
-/// one that is. Only a file that cannot be opened or read is an error.
-pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Warnings, ReportError> {
+/// one that is. Only a file that cannot be opened or read is an error. The result does not
+/// depend on `options` (threads, block size): only the time taken does.
+pub fn fill(report: &mut Report, paths: &[PathBuf], options: Options) -> Result<Warnings, ReportError> {
     let mut warnings = Warnings::default();
-    for file in files(paths, &mut warnings)? {
-        let opened =
-            open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
-        if let Some(format) = opened.unsupported {
-            warnings.push(format!(
-                "{}: skipped: compressed with {format}, which mfagate does not read (decompress it, or rotate with gzip)",
-                file.display()
-            ));
-            continue;
-        }
-        read_records(report, opened, &file, &mut warnings)?;
-    }
+    let files = files(paths, &mut warnings)?;
+    read::fill(report, &files, &mut warnings, options)?;
     Ok(warnings)
 }
 
 /// Why a file is not taken as a decision log, judged on its first line that is not blank.
 fn not_a_log(file: &Path, why: &str) -> String {
     format!("{}: skipped: not a decision log ({why})", file.display())
-}
-
-fn read_records(
-    report: &mut Report,
-    opened: Opened,
-    file: &Path,
-    warnings: &mut Warnings,
-) -> Result<(), ReportError> {
-    let mut reader = opened.reader;
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    // Until a first record is read, a bad line means the file is something else (a binary, an
-    // archive, another program's log): one warning for the file, not one per line.
-    let mut is_log = false;
-    loop {
-        line.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-            Ok(n) => n,
-            Err(e) if opened.gzip => {
-                warnings.push(format!(
-                    "{}:{}: damaged gzip data, the rest skipped: {e}",
-                    file.display(),
-                    number + 1
-                ));
-                return Ok(());
-            }
-            Err(source) => return Err(ReportError::Read { path: file.to_owned(), source }),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if n as u64 == MAX_LINE && !line.ends_with(b"\n") {
-            if !is_log {
-                warnings.push(not_a_log(file, "no line break in its first megabyte"));
-                return Ok(());
-            }
-            // No record is this long: skip the rest of the line.
-            let _ = reader.skip_until(b'\n');
-            warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&line) else {
-            if !is_log {
-                warnings.push(not_a_log(file, "not UTF-8 text"));
-                return Ok(());
-            }
-            warnings.push(format!("{}:{number}: line not UTF-8, skipped", file.display()));
-            continue;
-        };
-        let text = text.trim_end();
-        if text.is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
-        let Some((ts_ms, l)) = parsed else {
-            let torn = !line.ends_with(b"\n");
-            // A file holding one record being written is still a log.
-            let being_written = torn && text.starts_with("{\"ts\":");
-            if !is_log && !being_written {
-                warnings.push(not_a_log(file, "its first line is not a decision record"));
-                return Ok(());
-            }
-            warnings.push(format!(
-                "{}:{number}: {} skipped",
-                file.display(),
-                if torn { "torn last line" } else { "unreadable line" }
-            ));
-            continue;
-        };
-        is_log = true;
-        report.add(&Event {
-            ts_ms,
-            channel: &l.channel,
-            principal: &l.principal,
-            mfa: l.mfa,
-            enforced: l.enforced,
-            decision: &l.decision,
-            route: l.route.as_deref(),
-            request_id: &l.request_id,
-            correlation_id: l.correlation_id.as_deref(),
-            operation: &l.operation,
-            source_ip: &l.source_ip,
-            object_id: l.object_id.as_deref(),
-            tenant_id: l.tenant_id.as_deref(),
-            upn: l.upn.as_deref(),
-            app_id: l.app_id.as_deref(),
-        });
-    }
 }
 
 fn status(q: &Requirement) -> &'static str {
@@ -513,6 +419,14 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
 mod tests {
     use std::io::Write;
 
+    fn build_default(
+        paths: &[std::path::PathBuf],
+        now: u64,
+        days: u64,
+    ) -> Result<(super::Report, super::Warnings), super::ReportError> {
+        super::build(paths, now, days, super::Options::default())
+    }
+
     const GOOD: &str =
         r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
     const NOW: u64 = 1_767_225_600_001;
@@ -532,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
         std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
-        let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
+        let (r, warnings) = build_default(&[f, "/dev/full".into()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
         assert_eq!(warnings.first.len(), 2, "{warnings:?}");
         assert!(warnings.first[0].contains("/dev/full: skipped: not a file or folder"), "{warnings:?}");
@@ -546,13 +460,13 @@ mod tests {
         std::fs::write(dir.path().join("d.jsonl.2.gz"), gzip(&[&format!("{GOOD}\n"), &format!("{GOOD}\n")]))
             .unwrap();
         std::fs::write(dir.path().join("d.jsonl.3"), gzip(&[&format!("{GOOD}\n")])).unwrap();
-        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(r.totals.api_app_user, 3);
         // Large enough to cross the decoder's buffers.
         let many = format!("{GOOD}\n").repeat(20_000);
         std::fs::write(dir.path().join("d.jsonl.4.gz"), gzip(&[&many])).unwrap();
-        let (r, _) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, _) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 20_003);
     }
 
@@ -562,7 +476,7 @@ mod tests {
         let mut bytes = gzip(&[&format!("{GOOD}\n").repeat(1000)]);
         bytes.truncate(bytes.len() - 8); // the CRC and length trailer
         std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
-        let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (_, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(warnings.first.len(), 1, "{warnings:?}");
         assert!(
             warnings.first[0].contains("cut.gz") && warnings.first[0].contains("damaged gzip"),
@@ -584,7 +498,7 @@ mod tests {
         write("no-breaks.dat", "y".repeat(2 * 1024 * 1024).as_bytes());
         write("notes.txt.gz", &gzip(&[&"plain text\n".repeat(50)]));
         write("empty.log", b"");
-        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 1);
         let expect = [
             ("binary.bin", "not UTF-8"),
@@ -617,7 +531,7 @@ mod tests {
             .concat(),
         )
         .unwrap();
-        let (r, warnings) = super::build(std::slice::from_ref(&f), NOW, 7).unwrap();
+        let (r, warnings) = build_default(std::slice::from_ref(&f), NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
         assert_eq!(warnings.first.len(), 3, "{warnings:?}");
         assert!(warnings.first[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
@@ -625,7 +539,7 @@ mod tests {
         assert!(warnings.first[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
         // A file holding only a record being written is a log with a torn line.
         std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
-        let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
+        let (_, warnings) = build_default(&[f], NOW, 7).unwrap();
         assert!(warnings.first[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
     }
 
@@ -636,7 +550,7 @@ mod tests {
         let portal = r#"{"ts":"2025-12-29T10:00:00.000Z","channel":"portal","route":"r","principal":"user","mfa":false,"object_id":"o","tenant_id":"t"}"#;
         std::fs::write(&f, format!("{portal}\n{}\n", GOOD.replace("2026-01-01T00", "2025-12-31T10")))
             .unwrap();
-        let (r, _) = super::build(&[f], NOW - 1, 7).unwrap();
+        let (r, _) = build_default(&[f], NOW - 1, 7).unwrap();
         let declared =
             mfagate_policy::report::Declared { security_contact: Some(true), ..Default::default() };
         let text = super::to_text(&r, &declared);
