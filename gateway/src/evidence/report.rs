@@ -1,12 +1,11 @@
 //! `mfagate report`: the Security requirements status report from decision logs, streamed (one
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
+mod line;
 mod read;
 use mfagate_policy::report::{DayCounts, Declared, Report, Requirement, count, day_to_date, percent, score};
 pub use read::Options;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,39 +29,6 @@ pub enum ReportError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow, default)]
-    channel: Cow<'a, str>,
-    #[serde(borrow, default)]
-    principal: Cow<'a, str>,
-    mfa: Option<bool>,
-    #[serde(default)]
-    enforced: bool,
-    #[serde(borrow, default)]
-    decision: Cow<'a, str>,
-    #[serde(borrow)]
-    route: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    request_id: Cow<'a, str>,
-    #[serde(borrow)]
-    correlation_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    operation: Cow<'a, str>,
-    #[serde(borrow, default)]
-    source_ip: Cow<'a, str>,
-    #[serde(borrow)]
-    object_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tenant_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    upn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    app_id: Option<Cow<'a, str>>,
 }
 
 /// Warnings kept with their text; the rest are only counted.

@@ -3,7 +3,7 @@
 //! as it streams), the others parse blocks into partial reports, and this thread merges them in
 //! the blocks' order ([`Report::merge`]). Memory: a bounded number of blocks in flight.
 
-use super::{KEPT_WARNINGS, Line, MAX_LINE, ReportError, Warnings, not_a_log, parse_ts_ms};
+use super::{KEPT_WARNINGS, MAX_LINE, ReportError, Warnings, not_a_log, parse_ts_ms};
 use crate::evidence::log_files::open_for_reading;
 use mfagate_policy::report::{Event, Report};
 use std::collections::BTreeMap;
@@ -268,7 +268,7 @@ fn parse(piece: Piece, template: &Report, floor: u64) -> Outcome {
         if text.is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
+        let parsed = super::line::parse(text).and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
         let Some((ts_ms, l)) = parsed else {
             let torn = !ended;
             // A file holding one record being written is still a log.
