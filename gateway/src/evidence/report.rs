@@ -4,7 +4,7 @@
 mod line;
 mod read;
 use mfagate_policy::report::{DayCounts, Declared, Report, Requirement, count, day_to_date, percent, score};
-pub use read::Options;
+pub use read::{LogFile, Options};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -143,8 +143,16 @@ pub fn build(
 /// depend on `options` (threads, block size): only the time taken does.
 pub fn fill(report: &mut Report, paths: &[PathBuf], options: Options) -> Result<Warnings, ReportError> {
     let mut warnings = Warnings::default();
-    let files = files(paths, &mut warnings)?;
+    let files: Vec<LogFile> =
+        files(paths, &mut warnings)?.into_iter().map(|path| LogFile { path, snapshot: None }).collect();
     read::fill(report, &files, &mut warnings, options)?;
+    Ok(warnings)
+}
+
+/// [`fill`] from files as they were when `files` was taken (the live view's rebuild).
+pub fn fill_files(report: &mut Report, files: &[LogFile], options: Options) -> Result<Warnings, ReportError> {
+    let mut warnings = Warnings::default();
+    read::fill(report, files, &mut warnings, options)?;
     Ok(warnings)
 }
 

@@ -4,7 +4,7 @@
 //! the blocks' order ([`Report::merge`]). Memory: a bounded number of blocks in flight.
 
 use super::{KEPT_WARNINGS, MAX_LINE, ReportError, Warnings, not_a_log, parse_ts_ms};
-use crate::evidence::log_files::open_for_reading;
+use crate::evidence::log_files::{open_for_reading, open_reader};
 use mfagate_policy::report::{Event, Report};
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -25,6 +25,15 @@ impl Default for Options {
     fn default() -> Options {
         Options { threads: std::thread::available_parallelism().map_or(1, |n| n.get()), block: 1 << 20 }
     }
+}
+
+/// A log file to read: by name, or its first bytes through a handle opened earlier (the live
+/// view's rebuild: what was written before the writer took over, whatever is renamed since).
+pub struct LogFile {
+    /// Its name, for warnings (and to open it when there is no handle).
+    pub path: PathBuf,
+    /// A handle and how many of its bytes to read.
+    pub snapshot: Option<(std::fs::File, u64)>,
 }
 
 /// One piece of a file, in its order.
@@ -73,7 +82,7 @@ enum Outcome {
 /// Adds every record of `files` (in order) to `report`, as one pass over them would.
 pub fn fill(
     report: &mut Report,
-    files: &[PathBuf],
+    files: &[LogFile],
     warnings: &mut Warnings,
     options: Options,
 ) -> Result<(), ReportError> {
@@ -143,13 +152,17 @@ pub fn fill(
 /// Reads `files` in order into pieces for `each`, which returns whether to go on. A file the
 /// merger found not to be a log (`stopped`) is not read further.
 fn read_all(
-    files: &[PathBuf],
+    files: &[LogFile],
     block: usize,
     stopped: &AtomicUsize,
     each: &mut dyn FnMut(usize, Piece) -> Result<bool, ReportError>,
 ) -> Result<(), ReportError> {
-    for (i, path) in files.iter().enumerate() {
-        let opened = match open_for_reading(path) {
+    for (i, file) in files.iter().enumerate() {
+        let opened = match &file.snapshot {
+            Some((handle, len)) => open_reader(std::io::Read::take(handle, *len)),
+            None => open_for_reading(&file.path),
+        };
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => {
                 each(i, Piece::Failed(e))?;
@@ -303,7 +316,7 @@ fn parse(piece: Piece, template: &Report, floor: u64) -> Outcome {
 /// one warning for the file).
 struct Merger<'a> {
     report: &'a mut Report,
-    files: &'a [PathBuf],
+    files: &'a [LogFile],
     warnings: &'a mut Warnings,
     file: usize,
     is_log: bool,
@@ -321,7 +334,7 @@ impl Merger<'_> {
             return Ok(true);
         }
         let files = self.files;
-        let path: &Path = &files[file];
+        let path: &Path = &files[file].path;
         let (display, number) = (path.display(), self.lines + 1);
         match outcome {
             Outcome::Parsed(p) => {
