@@ -49,6 +49,20 @@ pub(super) fn parse(text: &str) -> Option<Line<'_>> {
     }
 }
 
+/// The bytes that end a plain string: its quote, or what makes it not plain (an escape, or a
+/// control character, which JSON refuses raw). A table: one load per byte.
+static STRING_END: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Scanner<'a> {
     b: &'a [u8],
     text: &'a str,
@@ -207,7 +221,7 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = self.b[start..].iter().position(|&c| STRING_END[usize::from(c)])?;
         self.i = start + len;
         self.eat(b'"')?;
         // Cut at ASCII quotes of valid UTF-8: on character boundaries.
