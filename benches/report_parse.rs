@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mfagate::evidence::report::{Options, build};
+use mfagate::evidence::report::{Options, build_with};
 use std::hint::black_box;
 
 const RECORDS: u64 = 10_000;
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     let paths = [path];
     group.bench_function("report_one_thread", |b| {
         b.iter(|| {
-            let (r, w) = build(&paths, NOW, 7, Options { threads: 1, ..Options::default() }).unwrap();
+            let (r, w) = build_with(&paths, NOW, 7, Options { threads: 1, ..Options::default() }).unwrap();
             assert!(w.is_empty() && r.totals.api_app_user > 0);
             black_box(r)
         })

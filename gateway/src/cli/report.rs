@@ -64,8 +64,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     if let Some(n) = args.threads {
         options.threads = usize::from(n);
     }
-    let (r, warnings) =
-        report::build(&args.logs, now_ms, args.days, options).map_err(|e| CliError::Failed(e.to_string()))?;
+    let (r, warnings) = report::build_with(&args.logs, now_ms, args.days, options)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     for w in &warnings.first {
         super::warn(&format!("warning: {w}\n"));
     }

@@ -126,7 +126,12 @@ fn files(paths: &[PathBuf], warnings: &mut Warnings) -> Result<Vec<PathBuf>, Rep
 
 /// Builds the report over the `days` before `now_ms` from every record in `paths`. Returns the
 /// report and warnings (torn or unreadable lines are skipped, never fatal).
-pub fn build(
+pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Warnings), ReportError> {
+    build_with(paths, now_ms, days, Options::default())
+}
+
+/// [`build`] with `options` (threads, block size), which change only the time it takes.
+pub fn build_with(
     paths: &[PathBuf],
     now_ms: u64,
     days: u64,
@@ -393,14 +398,6 @@ pub fn write_exports(r: &Report, dir: &Path, app_names: &dyn Fn(&str) -> String)
 mod tests {
     use std::io::Write;
 
-    fn build_default(
-        paths: &[std::path::PathBuf],
-        now: u64,
-        days: u64,
-    ) -> Result<(super::Report, super::Warnings), super::ReportError> {
-        super::build(paths, now, days, super::Options::default())
-    }
-
     const GOOD: &str =
         r#"{"ts":"2026-01-01T00:00:00.000Z","channel":"api","principal":"app_user","mfa":true}"#;
     const NOW: u64 = 1_767_225_600_001;
@@ -420,7 +417,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("d.jsonl");
         std::fs::write(&f, format!("{GOOD}\n{}\n{GOOD}\n", "x".repeat(3 * 1024 * 1024))).unwrap();
-        let (r, warnings) = build_default(&[f, "/dev/full".into()], NOW, 7).unwrap();
+        let (r, warnings) = super::build(&[f, "/dev/full".into()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
         assert_eq!(warnings.first.len(), 2, "{warnings:?}");
         assert!(warnings.first[0].contains("/dev/full: skipped: not a file or folder"), "{warnings:?}");
@@ -434,13 +431,13 @@ mod tests {
         std::fs::write(dir.path().join("d.jsonl.2.gz"), gzip(&[&format!("{GOOD}\n"), &format!("{GOOD}\n")]))
             .unwrap();
         std::fs::write(dir.path().join("d.jsonl.3"), gzip(&[&format!("{GOOD}\n")])).unwrap();
-        let (r, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(r.totals.api_app_user, 3);
         // Large enough to cross the decoder's buffers.
         let many = format!("{GOOD}\n").repeat(20_000);
         std::fs::write(dir.path().join("d.jsonl.4.gz"), gzip(&[&many])).unwrap();
-        let (r, _) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, _) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 20_003);
     }
 
@@ -450,7 +447,7 @@ mod tests {
         let mut bytes = gzip(&[&format!("{GOOD}\n").repeat(1000)]);
         bytes.truncate(bytes.len() - 8); // the CRC and length trailer
         std::fs::write(dir.path().join("cut.gz"), &bytes).unwrap();
-        let (_, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (_, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(warnings.first.len(), 1, "{warnings:?}");
         assert!(
             warnings.first[0].contains("cut.gz") && warnings.first[0].contains("damaged gzip"),
@@ -472,7 +469,7 @@ mod tests {
         write("no-breaks.dat", "y".repeat(2 * 1024 * 1024).as_bytes());
         write("notes.txt.gz", &gzip(&[&"plain text\n".repeat(50)]));
         write("empty.log", b"");
-        let (r, warnings) = build_default(&[dir.path().to_owned()], NOW, 7).unwrap();
+        let (r, warnings) = super::build(&[dir.path().to_owned()], NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 1);
         let expect = [
             ("binary.bin", "not UTF-8"),
@@ -505,7 +502,7 @@ mod tests {
             .concat(),
         )
         .unwrap();
-        let (r, warnings) = build_default(std::slice::from_ref(&f), NOW, 7).unwrap();
+        let (r, warnings) = super::build(std::slice::from_ref(&f), NOW, 7).unwrap();
         assert_eq!(r.totals.api_app_user, 2);
         assert_eq!(warnings.first.len(), 3, "{warnings:?}");
         assert!(warnings.first[0].ends_with("d.jsonl:2: line not UTF-8, skipped"), "{warnings:?}");
@@ -513,7 +510,7 @@ mod tests {
         assert!(warnings.first[2].ends_with("d.jsonl:5: torn last line skipped"), "{warnings:?}");
         // A file holding only a record being written is a log with a torn line.
         std::fs::write(&f, b"{\"ts\":\"2026-01-01T00:0").unwrap();
-        let (_, warnings) = build_default(&[f], NOW, 7).unwrap();
+        let (_, warnings) = super::build(&[f], NOW, 7).unwrap();
         assert!(warnings.first[0].ends_with("d.jsonl:1: torn last line skipped"), "{warnings:?}");
     }
 
@@ -524,7 +521,7 @@ mod tests {
         let portal = r#"{"ts":"2025-12-29T10:00:00.000Z","channel":"portal","route":"r","principal":"user","mfa":false,"object_id":"o","tenant_id":"t"}"#;
         std::fs::write(&f, format!("{portal}\n{}\n", GOOD.replace("2026-01-01T00", "2025-12-31T10")))
             .unwrap();
-        let (r, _) = build_default(&[f], NOW - 1, 7).unwrap();
+        let (r, _) = super::build(&[f], NOW - 1, 7).unwrap();
         let declared =
             mfagate_policy::report::Declared { security_contact: Some(true), ..Default::default() };
         let text = super::to_text(&r, &declared);

@@ -75,7 +75,7 @@ struct Parsed {
 }
 
 enum Outcome {
-    Parsed(Parsed),
+    Parsed(Box<Parsed>),
     Other(Piece),
 }
 
@@ -308,7 +308,7 @@ fn parse(piece: Piece, template: &Report, floor: u64) -> Outcome {
             app_id: l.app_id.as_deref(),
         });
     }
-    Outcome::Parsed(p)
+    Outcome::Parsed(Box::new(p))
 }
 
 /// Merges outcomes in order, keeping the one-pass reader's state per file: its line numbers,
@@ -411,7 +411,7 @@ mod tests {
             25 + i % 7,
             i % 24,
             i % 3,
-            i % 13 != 0,
+            !i.is_multiple_of(13),
             i % 5,
             i % 3
         )
@@ -454,7 +454,7 @@ mod tests {
         write("d.jsonl", &d);
         let paths = [dir.path().to_owned()];
         let one = Options { threads: 1, block: 1 << 20 };
-        let (whole, warned) = super::super::build(&paths, NOW, 7, one).unwrap();
+        let (whole, warned) = super::super::build_with(&paths, NOW, 7, one).unwrap();
         assert_eq!(whole.totals.api_app_user, 24_600 / 2 + 1, "{:?}", whole.totals);
         assert!(whole.recent_api_requests().len() == mfagate_policy::report::MAX_API_ROWS);
         assert!(
@@ -464,7 +464,7 @@ mod tests {
         assert!(warned.first.iter().any(|w| w.contains("b.jsonl:1005: over-long line")), "{warned:?}");
         assert!(warned.first.iter().any(|w| w.contains("d.jsonl:602: torn last line")), "{warned:?}");
         for (threads, block) in [(1, 7), (3, 1), (2, 97), (3, 4096), (2, 70_001), (4, 1 << 20)] {
-            let (r, w) = super::super::build(&paths, NOW, 7, Options { threads, block }).unwrap();
+            let (r, w) = super::super::build_with(&paths, NOW, 7, Options { threads, block }).unwrap();
             let at = format!("{threads} threads, {block}-byte blocks");
             assert_eq!(r.totals, whole.totals, "{at}");
             assert_eq!(r.daily, whole.daily, "{at}");
