@@ -49,6 +49,11 @@ impl Snapshot {
         let mut files = Vec::new();
         let mut bytes = 0;
         for path in paths {
+            // Only regular files: opening a FIFO blocks until someone writes to it.
+            if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+                tracing::warn!(file = %path.display(), "Not a regular file: not read to rebuild the report");
+                continue;
+            }
             match std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
                 Ok((len, file)) => {
                     bytes += len;
