@@ -122,17 +122,12 @@ impl State {
             cluster.as_ref().map(|c| crate::evidence::fleet::FleetReport::new(c.clone(), clock.clone()));
         // Standard output cannot be read back: the live report then starts empty. What is
         // rebuilt is not sent to the fleet report again: only records written from now on.
-        let live = Arc::new(
-            if config.decision_log.to_stdout() {
-                crate::evidence::live::Live::rebuild(&[], clock.now_millis())
-            } else {
-                crate::evidence::live::Live::rebuild(
-                    &crate::evidence::log_files::all_files(&config.decision_log.path),
-                    clock.now_millis(),
-                )
-            }
-            .feeding(fleet.clone()),
-        );
+        // Taken before the writer appends: what it writes is counted as written, never read back.
+        let live = Arc::new(crate::evidence::live::Live::new(clock.now_millis()).feeding(fleet.clone()));
+        if !config.decision_log.to_stdout() {
+            let files = crate::evidence::log_files::all_files(&config.decision_log.path);
+            live.rebuild_in_background(crate::evidence::live::Snapshot::take(&files));
+        }
         let (log, writer) = DecisionLog::open(&config.decision_log, live.clone()).map_err(|source| {
             StartError::DecisionLog { path: config.decision_log.path.display().to_string(), source }
         })?;

@@ -115,6 +115,8 @@ pub struct Report {
     pub non_mfa_users: HashMap<(String, String), NonMfaUser>,
     recent: BinaryHeap<Reverse<ApiRow>>,
     seq: u64,
+    /// Rows older than this are not kept: a report this one merges into keeps enough newer.
+    row_floor_ms: u64,
 }
 
 impl Report {
@@ -194,6 +196,9 @@ impl Report {
 
     /// Whether a row at `ts_ms`, numbered `self.seq`, is among the newest [`MAX_API_ROWS`].
     fn has_room(&self, ts_ms: u64) -> bool {
+        if ts_ms < self.row_floor_ms {
+            return false;
+        }
         self.recent.len() < MAX_API_ROWS
             || self
                 .recent
@@ -217,6 +222,70 @@ impl Report {
             row.seq = self.seq;
             self.push_row(row);
         }
+    }
+
+    /// The time below which a row cannot be among the kept ones any more (0 until
+    /// [`MAX_API_ROWS`] are kept): a report that will be merged into this one need not keep
+    /// rows older than it ([`Report::keep_rows_from`]).
+    pub fn row_floor(&self) -> u64 {
+        if self.recent.len() < MAX_API_ROWS { 0 } else { self.recent.peek().map_or(0, |Reverse(r)| r.ts_ms) }
+    }
+
+    /// Keeps no row older than `ts_ms` (a piece of a log whose merged report already keeps
+    /// [`MAX_API_ROWS`] newer rows): its rows would be dropped at the merge, so they are not
+    /// built. The counts are not touched.
+    pub fn keep_rows_from(&mut self, ts_ms: u64) {
+        self.row_floor_ms = ts_ms;
+    }
+
+    /// Adds `later`, a report over the same window of the records that followed this one's, as
+    /// if its records had been added here after these: the counts sum, a user's last non-MFA
+    /// operation is the later one (on a tie, the one read last, as [`Report::add`] keeps it), and
+    /// the kept rows are the newest of both, `later`'s numbered after this report's. Reading a
+    /// log in parallel pieces and merging them in order gives exactly the one-pass report.
+    pub fn merge(&mut self, later: Report) {
+        let add = |a: &mut DayCounts, b: &DayCounts| {
+            a.portal_operations += b.portal_operations;
+            a.portal_mfa += b.portal_mfa;
+            a.api_app_user += b.api_app_user;
+            a.api_mfa += b.api_mfa;
+            a.api_app_only += b.api_app_only;
+            a.report_only_passes += b.report_only_passes;
+        };
+        add(&mut self.totals, &later.totals);
+        for (day, c) in &later.daily {
+            add(self.daily.entry(*day).or_default(), c);
+        }
+        for (key, (mfa, total)) in later.apps {
+            let app = self.apps.entry(key).or_default();
+            app.0 += mfa;
+            app.1 += total;
+        }
+        for (key, user) in later.non_mfa_users {
+            match self.non_mfa_users.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut kept) => {
+                    if user.last_ms >= kept.get().last_ms {
+                        kept.insert(user);
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(user);
+                }
+            }
+        }
+        let offset = self.seq;
+        for Reverse(mut row) in later.recent {
+            row.seq += offset;
+            if self.recent.len() < MAX_API_ROWS
+                || self
+                    .recent
+                    .peek()
+                    .is_some_and(|Reverse(oldest)| (oldest.ts_ms, oldest.seq) < (row.ts_ms, row.seq))
+            {
+                self.push_row(row);
+            }
+        }
+        self.seq += later.seq;
     }
 
     /// Totals over whole UTC days from `first_day` on (the live view, updated as records arrive).

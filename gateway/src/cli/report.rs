@@ -27,6 +27,9 @@ pub struct ReportArgs {
     /// Also write Partner Center's three CSV exports into this folder.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Threads parsing the logs (default: one per core). The result does not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// A gateway config whose [report] section declares what mfagate cannot observe.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -57,8 +60,12 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
         }
         None => Default::default(),
     };
-    let (r, warnings) =
-        report::build(&args.logs, now_ms, args.days).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut options = report::Options::default();
+    if let Some(n) = args.threads {
+        options.threads = usize::from(n);
+    }
+    let (r, warnings) = report::build_with(&args.logs, now_ms, args.days, options)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     for w in &warnings.first {
         super::warn(&format!("warning: {w}\n"));
     }

@@ -59,9 +59,9 @@ pub fn all_files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// A decision-log file opened for reading.
-pub struct Opened {
+pub struct Opened<'a> {
     /// Its bytes, decompressed when it was gzip.
-    pub reader: Box<dyn BufRead>,
+    pub reader: Box<dyn BufRead + 'a>,
     /// Decompressed from gzip: a read error is then damage in the file (truncated, bad CRC).
     pub gzip: bool,
     /// The compression when it is one mfagate does not read.
@@ -70,9 +70,14 @@ pub struct Opened {
 
 /// Opens a log file for reading. Its first bytes decide whether it is gzip (one or several
 /// members, as logrotate and `cat a.gz b.gz` write), decoded as it streams; its name does not.
-pub fn open_for_reading(path: &Path) -> std::io::Result<Opened> {
+pub fn open_for_reading(path: &Path) -> std::io::Result<Opened<'static>> {
+    open_reader(File::open(path)?)
+}
+
+/// [`open_for_reading`] on bytes already opened (a file's first bytes, through a handle).
+pub fn open_reader<'a>(bytes: impl std::io::Read + 'a) -> std::io::Result<Opened<'a>> {
     const BUFFER: usize = 256 * 1024;
-    let mut file = BufReader::with_capacity(BUFFER, File::open(path)?);
+    let mut file = BufReader::with_capacity(BUFFER, bytes);
     let head = file.fill_buf()?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     let unsupported = [

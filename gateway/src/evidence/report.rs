@@ -1,15 +1,13 @@
 //! `mfagate report`: the Security requirements status report from decision logs, streamed (one
 //! pass, memory bounded by users, applications and days), with Partner Center's CSV exports.
 
-use crate::evidence::log_files::{Opened, open_for_reading};
-use mfagate_policy::report::{
-    DayCounts, Declared, Event, Report, Requirement, count, day_to_date, percent, score,
-};
-use serde::Deserialize;
+mod line;
+mod read;
+use mfagate_policy::report::{DayCounts, Declared, Report, Requirement, count, day_to_date, percent, score};
+pub use read::{LogFile, Options};
 use serde_json::{Value, json};
-use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A report that could not be made.
@@ -31,39 +29,6 @@ pub enum ReportError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow, default)]
-    channel: Cow<'a, str>,
-    #[serde(borrow, default)]
-    principal: Cow<'a, str>,
-    mfa: Option<bool>,
-    #[serde(default)]
-    enforced: bool,
-    #[serde(borrow, default)]
-    decision: Cow<'a, str>,
-    #[serde(borrow)]
-    route: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    request_id: Cow<'a, str>,
-    #[serde(borrow)]
-    correlation_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    operation: Cow<'a, str>,
-    #[serde(borrow, default)]
-    source_ip: Cow<'a, str>,
-    #[serde(borrow)]
-    object_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tenant_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    upn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    app_id: Option<Cow<'a, str>>,
 }
 
 /// Warnings kept with their text; the rest are only counted.
@@ -94,7 +59,7 @@ impl Warnings {
 }
 
 /// The longest decision record accepted (records are a few hundred bytes).
-const MAX_LINE: u64 = 1024 * 1024;
+const MAX_LINE: usize = 1024 * 1024;
 
 /// Milliseconds since the epoch from RFC 3339; the log's own `YYYY-MM-DDTHH:MM:SS.mmmZ` is parsed
 /// without allocation, anything else through the `time` crate.
@@ -162,123 +127,43 @@ fn files(paths: &[PathBuf], warnings: &mut Warnings) -> Result<Vec<PathBuf>, Rep
 /// Builds the report over the `days` before `now_ms` from every record in `paths`. Returns the
 /// report and warnings (torn or unreadable lines are skipped, never fatal).
 pub fn build(paths: &[PathBuf], now_ms: u64, days: u64) -> Result<(Report, Warnings), ReportError> {
+    build_with(paths, now_ms, days, Options::default())
+}
+
+/// [`build`] with `options` (threads, block size), which change only the time it takes.
+pub fn build_with(
+    paths: &[PathBuf],
+    now_ms: u64,
+    days: u64,
+    options: Options,
+) -> Result<(Report, Warnings), ReportError> {
     let mut report = Report::new(now_ms, days);
-    let warnings = fill(&mut report, paths)?;
+    let warnings = fill(&mut report, paths, options)?;
     Ok((report, warnings))
 }
 
 /// Adds every record in `paths` to `report`; returns warnings for what was skipped: a file that
 /// is not a decision log (one warning for the file), and torn, over-long or unreadable lines of
-/// one that is. Only a file that cannot be opened or read is an error.
-pub fn fill(report: &mut Report, paths: &[PathBuf]) -> Result<Warnings, ReportError> {
+/// one that is. Only a file that cannot be opened or read is an error. The result does not
+/// depend on `options` (threads, block size): only the time taken does.
+pub fn fill(report: &mut Report, paths: &[PathBuf], options: Options) -> Result<Warnings, ReportError> {
     let mut warnings = Warnings::default();
-    for file in files(paths, &mut warnings)? {
-        let opened =
-            open_for_reading(&file).map_err(|source| ReportError::Read { path: file.clone(), source })?;
-        if let Some(format) = opened.unsupported {
-            warnings.push(format!(
-                "{}: skipped: compressed with {format}, which mfagate does not read (decompress it, or rotate with gzip)",
-                file.display()
-            ));
-            continue;
-        }
-        read_records(report, opened, &file, &mut warnings)?;
-    }
+    let files: Vec<LogFile> =
+        files(paths, &mut warnings)?.into_iter().map(|path| LogFile { path, snapshot: None }).collect();
+    read::fill(report, &files, &mut warnings, options)?;
+    Ok(warnings)
+}
+
+/// [`fill`] from files as they were when `files` was taken (the live view's rebuild).
+pub fn fill_files(report: &mut Report, files: &[LogFile], options: Options) -> Result<Warnings, ReportError> {
+    let mut warnings = Warnings::default();
+    read::fill(report, files, &mut warnings, options)?;
     Ok(warnings)
 }
 
 /// Why a file is not taken as a decision log, judged on its first line that is not blank.
 fn not_a_log(file: &Path, why: &str) -> String {
     format!("{}: skipped: not a decision log ({why})", file.display())
-}
-
-fn read_records(
-    report: &mut Report,
-    opened: Opened,
-    file: &Path,
-    warnings: &mut Warnings,
-) -> Result<(), ReportError> {
-    let mut reader = opened.reader;
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    // Until a first record is read, a bad line means the file is something else (a binary, an
-    // archive, another program's log): one warning for the file, not one per line.
-    let mut is_log = false;
-    loop {
-        line.clear();
-        let n = match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
-            Ok(n) => n,
-            Err(e) if opened.gzip => {
-                warnings.push(format!(
-                    "{}:{}: damaged gzip data, the rest skipped: {e}",
-                    file.display(),
-                    number + 1
-                ));
-                return Ok(());
-            }
-            Err(source) => return Err(ReportError::Read { path: file.to_owned(), source }),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if n as u64 == MAX_LINE && !line.ends_with(b"\n") {
-            if !is_log {
-                warnings.push(not_a_log(file, "no line break in its first megabyte"));
-                return Ok(());
-            }
-            // No record is this long: skip the rest of the line.
-            let _ = reader.skip_until(b'\n');
-            warnings.push(format!("{}:{number}: over-long line skipped", file.display()));
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&line) else {
-            if !is_log {
-                warnings.push(not_a_log(file, "not UTF-8 text"));
-                return Ok(());
-            }
-            warnings.push(format!("{}:{number}: line not UTF-8, skipped", file.display()));
-            continue;
-        };
-        let text = text.trim_end();
-        if text.is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<Line<'_>>(text).ok().and_then(|l| Some((parse_ts_ms(&l.ts)?, l)));
-        let Some((ts_ms, l)) = parsed else {
-            let torn = !line.ends_with(b"\n");
-            // A file holding one record being written is still a log.
-            let being_written = torn && text.starts_with("{\"ts\":");
-            if !is_log && !being_written {
-                warnings.push(not_a_log(file, "its first line is not a decision record"));
-                return Ok(());
-            }
-            warnings.push(format!(
-                "{}:{number}: {} skipped",
-                file.display(),
-                if torn { "torn last line" } else { "unreadable line" }
-            ));
-            continue;
-        };
-        is_log = true;
-        report.add(&Event {
-            ts_ms,
-            channel: &l.channel,
-            principal: &l.principal,
-            mfa: l.mfa,
-            enforced: l.enforced,
-            decision: &l.decision,
-            route: l.route.as_deref(),
-            request_id: &l.request_id,
-            correlation_id: l.correlation_id.as_deref(),
-            operation: &l.operation,
-            source_ip: &l.source_ip,
-            object_id: l.object_id.as_deref(),
-            tenant_id: l.tenant_id.as_deref(),
-            upn: l.upn.as_deref(),
-            app_id: l.app_id.as_deref(),
-        });
-    }
 }
 
 fn status(q: &Requirement) -> &'static str {

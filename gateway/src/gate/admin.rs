@@ -127,6 +127,11 @@ async fn private(state: &State, path: &str) -> Option<(Answer, Option<Scope>)> {
     let declared = &state.config.report.declared;
     // The fleet's report with `[cluster]`, else this instance's.
     let (r, scope) = crate::evidence::fleet::view(state, now).await;
+    // This instance's view lacks the logs still being read at start: said, not shown short.
+    if !matches!(scope, Some(Scope::Fleet(..))) && state.live.rebuilding() {
+        let why = "the report is being rebuilt from the decision log files: try again shortly\n";
+        return Some(((StatusCode::SERVICE_UNAVAILABLE, "text/plain", why.to_owned()), scope));
+    }
     let answer = match (path, export) {
         ("/v1/partnerRequests", _) => json(live::partner_requests(&r, now)),
         ("/v1/applicationmfaadoptionstatus", _) => json(live::application_adoption(&r, now, &names)),

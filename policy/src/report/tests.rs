@@ -193,3 +193,52 @@ fn rows_read_back_are_kept_as_counted_rows_are() {
     assert_eq!(strip(&a), strip(&b));
     assert_eq!(read_back.totals, DayCounts::default());
 }
+
+#[test]
+fn merging_pieces_in_order_is_the_one_pass_report() {
+    // 30,000 records (more rows than kept, equal timestamps, a user seen without MFA in several
+    // pieces with ties), cut into pieces of every size from 1 to 7,001 and merged in order.
+    let events: Vec<Event<'static>> = (0..30_000u64)
+        .map(|i| {
+            let ts = NOW - 1_000_000 + (i * 7919) % 20_000 * 10;
+            let (channel, principal, mfa) = match i % 5 {
+                0 => ("portal", "user", Some(i % 3 == 0)),
+                1 => ("api", "app_only", None),
+                _ => ("api", "app_user", Some(i % 4 != 0)),
+            };
+            let upn: &'static str = ["a@c.test", "b@c.test", "c@c.test"][(i % 3) as usize];
+            let app_id = Some(["app-a", "app-b"][(i % 2) as usize]);
+            let object_id = Some(["o1", "o2"][(i / 5 % 2) as usize]);
+            Event {
+                upn: Some(upn),
+                app_id,
+                object_id,
+                enforced: i % 11 != 0,
+                ..event(ts, channel, principal, mfa)
+            }
+        })
+        .collect();
+    let mut whole = Report::new(NOW, 7);
+    for e in &events {
+        whole.add(e);
+    }
+    for piece in [1, 2, 999, 7_001, 30_000] {
+        let mut merged = Report::new(NOW, 7);
+        for chunk in events.chunks(piece) {
+            let mut part = Report::new(NOW, 7);
+            // As the parallel reader does: rows older than the merged report's floor are not kept.
+            part.keep_rows_from(merged.row_floor());
+            for e in chunk {
+                part.add(e);
+            }
+            merged.merge(part);
+        }
+        assert_eq!(merged.totals, whole.totals, "{piece}");
+        assert_eq!(merged.daily, whole.daily, "{piece}");
+        assert_eq!(merged.apps, whole.apps, "{piece}");
+        assert_eq!(merged.non_mfa_users, whole.non_mfa_users, "{piece}");
+        assert_eq!(merged.recent_api_requests(), whole.recent_api_requests(), "{piece}");
+        assert_eq!(merged.seq, whole.seq, "{piece}");
+        assert!(merged.row_floor() > 0, "the floor was in use");
+    }
+}
