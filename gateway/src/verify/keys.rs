@@ -425,19 +425,18 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
         let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
             continue;
         };
-        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        let Some((alg, parse_for)) = signing_pin(&jwk) else {
             continue;
-        }
+        };
         let Ok(key) = DecodingKey::from_jwk(&jwk) else {
             continue;
         };
         if key.family() == AlgorithmFamily::Hmac {
             continue;
         }
-        let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
         // Parsed here, once, rather than on every verify; a key that parses for none of its
         // algorithms could never verify a token, and goes like one `from_jwk` refuses.
-        let Some(parsed) = ParsedKey::new(&key, alg) else {
+        let Some(parsed) = ParsedKey::new(&key, parse_for) else {
             continue;
         };
         let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
@@ -449,6 +448,42 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyKey>>, KeyFetchEr
         return Err(KeyFetchError::Garbage("JWKS has no usable signing key"));
     }
     Ok(out)
+}
+
+/// The algorithm a JWK declares (if any) and the one its key is parsed for (its `alg`, else its
+/// curve's; none: every one of its family), or `None` when the JWK is no signature key: `use`
+/// other than `sig`, `key_ops` without `verify`, an `alg` that names no signature algorithm
+/// (`RSA-OAEP`, or one jsonwebtoken does not know: either left the key unpinned), or a `crv` that
+/// is no signature curve. The curve binds EC and OKP keys: a P-256 point published as P-384 is
+/// read for ES384 only, fails, and is left out.
+fn signing_pin(jwk: &Jwk) -> Option<(Option<Algorithm>, Option<Algorithm>)> {
+    use jsonwebtoken::jwk::{AlgorithmParameters as P, EllipticCurve as C, KeyOperations};
+    if jwk.common.public_key_use.as_ref().is_some_and(|u| *u != PublicKeyUse::Signature) {
+        return None;
+    }
+    if jwk.common.key_operations.as_ref().is_some_and(|ops| !ops.contains(&KeyOperations::Verify)) {
+        return None;
+    }
+    let declared = match jwk.common.key_algorithm {
+        None => None,
+        Some(a) => Some(Algorithm::try_from(a).ok()?),
+    };
+    let curve = match &jwk.algorithm {
+        P::EllipticCurve(p) => Some(match p.curve {
+            C::P256 => Algorithm::ES256,
+            C::P384 => Algorithm::ES384,
+            _ => return None,
+        }),
+        P::OctetKeyPair(p) => Some(match p.curve {
+            C::Ed25519 => Algorithm::EdDSA,
+            _ => return None,
+        }),
+        _ => None,
+    };
+    match (declared, curve) {
+        (Some(a), Some(c)) if a.family() == c.family() && a != c => None,
+        (declared, curve) => Some((declared, declared.or(curve))),
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ fn fixture() -> Fixture {
     ]);
     let mut jwks: Vec<Value> = keys.values().map(|k| serde_json::to_value(&k.jwk).unwrap()).collect();
     jwks.push(json!({"kty": "RSA", "kid": "small", "n": SMALL_N, "e": "AQAB"}));
+    jwks.extend(not_for_signatures(&keys));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("keys.json");
     std::fs::write(&file, json!({ "keys": jwks }).to_string()).unwrap();
@@ -312,4 +313,73 @@ fn checks_run_in_the_order_jsonwebtoken_ran_them() {
         c["aud"] = json!("api://x");
         assert_eq!(f.verify(&sign(header.clone(), c)), Err(why), "{member}: {value}");
     }
+}
+
+/// review11: JWKs that publish a key for something other than these signatures (or for another
+/// curve), each with a `kid` of its own. They once loaded unpinned: `alg` was read by its `Debug`
+/// name (`RSA_OAEP`), which no signature algorithm has, and `key_ops`, an unknown `use` and `crv`
+/// were not looked at. Also an RSA key with `e = 1`, whose signatures anyone can make.
+fn not_for_signatures(keys: &HashMap<&'static str, Key>) -> Vec<Value> {
+    let with = |kid: &str, signer: &str, members: Value| {
+        let mut jwk = serde_json::to_value(&keys[signer].jwk).unwrap();
+        jwk.as_object_mut().unwrap().extend(members.as_object().unwrap().clone());
+        jwk["kid"] = json!(kid);
+        jwk
+    };
+    vec![
+        with("rsa-oaep", "rsa", json!({"alg": "RSA-OAEP"})),
+        with("rsa-1-5", "rsa", json!({"alg": "RSA1_5"})),
+        with("rsa-unknown-alg", "rsa", json!({"alg": "RS1"})),
+        with("rsa-encrypt-ops", "rsa", json!({"key_ops": ["encrypt", "wrapKey"]})),
+        with("rsa-odd-use", "rsa", json!({"use": "ENC"})),
+        with("rsa-verify", "rsa", json!({"use": "sig", "key_ops": ["verify"]})),
+        with("p256-as-p384", "p256", json!({"crv": "P-384"})),
+        with("p256-as-p384-es256", "p256", json!({"crv": "P-384", "alg": "ES256"})),
+        json!({"kty": "RSA", "kid": "rsa-e1", "n": B64.encode([0xff; 256]), "e": "AQ"}),
+    ]
+}
+
+#[test]
+fn review11_a_jwk_for_encryption_another_algorithm_or_another_curve_checks_no_signature() {
+    let f = fixture();
+    let c = claims();
+    let mut outcomes = Vec::new();
+    for kid in ["rsa-oaep", "rsa-1-5", "rsa-unknown-alg", "rsa-encrypt-ops", "rsa-odd-use"] {
+        for alg in [Algorithm::RS256, Algorithm::PS256] {
+            let token = f.token_as(&format!("{alg:?}"), kid, &c, "rsa", alg);
+            outcomes.push((kid, alg, f.verify(&token)));
+        }
+    }
+    for kid in ["p256-as-p384", "p256-as-p384-es256"] {
+        outcomes.push((
+            kid,
+            Algorithm::ES256,
+            f.verify(&f.token_as("ES256", kid, &c, "p256", Algorithm::ES256)),
+        ));
+    }
+    let accepted: Vec<_> = outcomes.iter().filter(|(_, _, o)| *o != Err(InvalidReason::UnknownKey)).collect();
+    assert!(accepted.is_empty(), "{accepted:?}");
+    // The control: the same key, said to verify signatures, does.
+    assert_eq!(f.verify(&f.token_as("RS256", "rsa-verify", &c, "rsa", Algorithm::RS256)), Ok(()));
+}
+
+#[test]
+fn review11_an_rsa_key_with_exponent_one_verifies_nothing() {
+    // With e = 1 the signature is its own PKCS#1 v1.5 encoding: anyone can write it.
+    let f = fixture();
+    let header = B64.encode(json!({"alg": "RS256", "kid": "rsa-e1"}).to_string());
+    let input = format!("{header}.{}", B64.encode(claims().to_string()));
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes());
+    let prefix = [
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+        0x04, 0x20,
+    ];
+    let mut em = vec![0x00, 0x01];
+    em.resize(256 - 1 - prefix.len() - 32, 0xff);
+    em.push(0x00);
+    em.extend_from_slice(&prefix);
+    em.extend_from_slice(digest.as_ref());
+    assert_eq!(em.len(), 256);
+    let token = format!("{input}.{}", B64.encode(&em));
+    assert!(f.verify(&token).is_err());
 }
