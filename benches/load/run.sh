@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}; conns=${2:-64}; rounds=${3:-3}
-workers=${WORKERS:-1}; pool=${POOL:-30000}; saml_pool=${SAML_POOL:-8000}; held=${CONNS_HELD:-10000}
+workers=${WORKERS:-1}; pool=${POOL:-30000}; saml_pool=${SAML_POOL:-8000}
 new_secs=${NEW_SECS:-2}
 target_dir=${CARGO_TARGET_DIR:-target}
 here=benches/load
@@ -37,6 +37,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# mfagate keeps two descriptors per client connection plus 256 (README, max_connections): hold
+# as many as this machine's open-files limit lets it take, at most 10,000.
+fits=$(( ($(ulimit -n) - 256) / 2 - 64 ))
+held=${CONNS_HELD:-$(( fits < 10000 ? fits : 10000 ))}
 
 wait_for() { # url [what]
   for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
