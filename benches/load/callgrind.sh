@@ -12,16 +12,7 @@ target_dir=${CARGO_TARGET_DIR:-target}
 need=()
 command -v valgrind >/dev/null || need+=(valgrind)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-if ((${#need[@]})); then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-cargo build --release -q -p mfagate --bin mfagate --example bare_proxy
-bin=$target_dir/release/mfagate
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source benches/load/setup.sh
 
 cat > "$work/upstream.conf" <<NGINX
 worker_processes 1;

@@ -26,16 +26,7 @@ command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-cargo build --release -q -p mfagate --bin mfagate --example bare_proxy
-bin=$target_dir/release/mfagate
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source benches/load/setup.sh
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # mfagate keeps two descriptors per client connection plus 256 (README, max_connections): hold
 # as many as this machine's open-files limit lets it take, at most 10,000.
