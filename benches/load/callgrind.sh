@@ -14,15 +14,7 @@ command -v valgrind >/dev/null || need+=(valgrind)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 source benches/load/setup.sh
 
-cat > "$work/upstream.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/upstream.pid;
-error_log $work/upstream.error.log warn;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } } }
-NGINX
-/usr/sbin/nginx -p "$work" -c "$work/upstream.conf" & pids+=($!)
+nginx_conf upstream 'server { listen 127.0.0.1:18081; location / { return 200 "ok\n"; } }'
 "$bin" dev-idp --certs certs >/dev/null 2>"$work/dev-idp.log" & pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8082/keys && break; sleep 0.1; done
 mkdir -p target/load && rm -f target/load/decisions*.jsonl

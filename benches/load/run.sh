@@ -46,23 +46,6 @@ rss_kib() { # pid...: resident memory of the processes and their children, KiB
 }
 
 # The upstream, and nginx as the peer proxy: two processes, as for every other proxy.
-nginx_conf() { # name server-block
-  cat > "$work/$1.conf" <<NGINX
-worker_processes $workers;
-daemon off;
-pid $work/$1.pid;
-error_log $work/$1.error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 9000; }
-http {
-  access_log off;
-  upstream up { server 127.0.0.1:18081; keepalive 64; }
-  $2
-}
-NGINX
-  /usr/sbin/nginx -p "$work" -c "$work/$1.conf" & pids+=($!)
-  eval "pid_$1=$!"
-}
 nginx_conf upstream 'server { listen 127.0.0.1:18081 backlog=4096; location / { return 200 "ok\n"; } }'
 nginx_conf proxy 'server { listen 127.0.0.1:18080 backlog=4096; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } }'
 
@@ -149,6 +132,8 @@ declare -A spec=(
 )
 order=(upstream nginx haproxy bare reused new-token saml saml-new)
 declare -A results
+# wrk's latencies in milliseconds, whatever unit it printed.
+ms_awk='function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }'
 one() { # name round -> "rps p50_ms p99_ms errors"
   local url auth prefix pid args out
   IFS='|' read -r url auth prefix pid <<<"${spec[$1]}"
@@ -160,8 +145,7 @@ one() { # name round -> "rps p50_ms p99_ms errors"
   else
     out=$(wrk "${args[@]}" -d"${secs}s" "$url")
   fi
-  awk -v rss="$(rss_kib "$pid")" '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+  awk -v rss="$(rss_kib "$pid")" "$ms_awk"'
     /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /Non-2xx/ { err += $NF } /Socket errors/ { for (i = 4; i <= NF; i += 2) err += $i }
     END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, err, rss }' <<<"$out"
@@ -196,7 +180,7 @@ half=$(( $(rate reused) / 2 ))
 delay=$(( conns * 1000 / (half > 0 ? half : 1) ))
 paced() { # url auth
   DELAY_MS=$delay AUTH="$2" wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$here/paced.lua" "$1" \
-    | awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    | awk "$ms_awk"'
            /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
            END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
 }
