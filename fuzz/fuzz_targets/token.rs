@@ -69,7 +69,7 @@ upstream = "http://127.0.0.1:1"
                 keys.refresh_now().await.expect("issuer keys");
                 issuers.push((cfg.clone(), keys));
             }
-            (idp, Verifier::new(issuers, 1000, clock.clone()))
+            (idp, Verifier::new(issuers, 1 << 20, clock.clone()))
         });
         let counters = CacheCounters::default();
         let verify = |name: &str, token: &str| {
